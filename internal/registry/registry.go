@@ -1,0 +1,258 @@
+// Package registry holds the functions and process types that children can
+// run by name. Every process of one binary builds the same registry during
+// package initialisation, which is what lets a re-executed child find the
+// code its parent names. The registry is frozen when multiproc.Main runs;
+// later registrations fail, because a child could not have made them.
+package registry
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+
+	"github.com/multiproc-go/multiproc/internal/errs"
+	"github.com/multiproc-go/multiproc/internal/wire"
+)
+
+// PanicError is a panic recovered in a registered function.
+type PanicError struct {
+	Value any
+	Stack string
+}
+
+func (p *PanicError) Error() string { return fmt.Sprint(p.Value) }
+
+// Unwrap lets errors.Is see through a panic whose value is an error.
+func (p *PanicError) Unwrap() error {
+	if err, ok := p.Value.(error); ok {
+		return err
+	}
+	return nil
+}
+
+// Entry is one registered function, with its typed codecs erased behind
+// closures over encoded bytes.
+type Entry struct {
+	Name   string
+	In     reflect.Type
+	Out    reflect.Type
+	InCodec, OutCodec string
+	// Call decodes one argument, runs the function and appends the encoded
+	// result to dst. A returned error is the function's (a *PanicError for
+	// a panic) or a decoding/encoding failure.
+	Call func(ctx context.Context, arg, dst []byte) ([]byte, error)
+	// CallChunk decodes a slice of arguments and runs the function on each
+	// in order, appending the encoded slice of results to dst. It stops at
+	// the first failure: n is the number of results encoded and err that
+	// item's error.
+	CallChunk func(ctx context.Context, args, dst []byte) (out []byte, n int, err error)
+}
+
+// Runner is the process-subclass form: a struct whose exported fields travel
+// to the child and whose Run method runs there.
+type Runner interface {
+	Run(ctx context.Context) error
+}
+
+// Type is a registered Runner type.
+type Type struct {
+	Name string
+	Type reflect.Type // the struct type (not the pointer)
+	// Run decodes the struct, runs it, and appends the struct's encoding
+	// after Run to dst, so the parent can see what Run left in its fields.
+	Run func(ctx context.Context, state, dst []byte) ([]byte, error)
+	// Encode encodes a *T given as a Runner.
+	Encode func(dst []byte, r Runner) ([]byte, error)
+	// Decode decodes state into the *T given as a Runner.
+	Decode func(state []byte, r Runner) error
+}
+
+var (
+	frozen atomic.Bool
+	mu     sync.RWMutex
+	funcs  = map[string]*Entry{}
+	types  = map[string]*Type{}
+	byType = map[reflect.Type]*Type{}
+)
+
+// Freeze ends registration. multiproc.Main calls it.
+func Freeze() { frozen.Store(true) }
+
+// Frozen reports whether Freeze was called.
+func Frozen() bool { return frozen.Load() }
+
+func checkName(name string) error {
+	if name == "" {
+		return fmt.Errorf("%w: empty name", errs.ErrDuplicate)
+	}
+	if frozen.Load() {
+		return fmt.Errorf("%w: %q registered after Main; register in a package-level var so every process registers it during initialisation", errs.ErrLateRegistration, name)
+	}
+	if _, ok := funcs[name]; ok {
+		return fmt.Errorf("%w: function name %q is already registered", errs.ErrDuplicate, name)
+	}
+	if _, ok := types[name]; ok {
+		return fmt.Errorf("%w: name %q is already registered as a process type", errs.ErrDuplicate, name)
+	}
+	return nil
+}
+
+// Add registers fn under name.
+func Add[In, Out any](name string, fn func(context.Context, In) (Out, error)) (*Entry, error) {
+	if fn == nil {
+		return nil, fmt.Errorf("multiproc: Register(%q) with a nil function", name)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if err := checkName(name); err != nil {
+		return nil, err
+	}
+	in, out := wire.For[In](), wire.For[Out]()
+	e := &Entry{
+		Name: name, In: reflect.TypeFor[In](), Out: reflect.TypeFor[Out](),
+		InCodec: in.Name(), OutCodec: out.Name(),
+	}
+	e.Call = func(ctx context.Context, arg, dst []byte) (res []byte, err error) {
+		x, err := in.Decode(arg)
+		if err != nil {
+			return dst, fmt.Errorf("multiproc: %q: decoding argument: %w", name, err)
+		}
+		defer func() {
+			if r := recover(); r != nil {
+				res, err = dst, &PanicError{Value: r, Stack: string(debug.Stack())}
+			}
+		}()
+		y, err := fn(ctx, x)
+		if err != nil {
+			return dst, err
+		}
+		res, err = out.Append(dst, y)
+		if err != nil {
+			return dst, fmt.Errorf("multiproc: %q: encoding result: %w", name, err)
+		}
+		return res, nil
+	}
+	e.CallChunk = func(ctx context.Context, args, dst []byte) (res []byte, n int, err error) {
+		xs, err := in.DecodeSlice(nil, args)
+		if err != nil {
+			return dst, 0, fmt.Errorf("multiproc: %q: decoding arguments: %w", name, err)
+		}
+		ys := make([]Out, 0, len(xs))
+		defer func() {
+			if r := recover(); r != nil {
+				err = &PanicError{Value: r, Stack: string(debug.Stack())}
+			}
+			if err != nil {
+				ys = ys[:n]
+			}
+			var eerr error
+			res, eerr = out.AppendSlice(dst, ys)
+			if eerr != nil {
+				res, n = dst, 0
+				if err == nil {
+					err = fmt.Errorf("multiproc: %q: encoding results: %w", name, eerr)
+				}
+			}
+		}()
+		for i := range xs {
+			y, ferr := fn(ctx, xs[i])
+			if ferr != nil {
+				return dst, i, ferr
+			}
+			ys = append(ys, y)
+			n = i + 1
+		}
+		return dst, n, nil
+	}
+	funcs[name] = e
+	return e, nil
+}
+
+// AddType registers the Runner type T (used through *T) under name.
+func AddType[T any, PT interface {
+	*T
+	Runner
+}](name string) error {
+	mu.Lock()
+	defer mu.Unlock()
+	if err := checkName(name); err != nil {
+		return err
+	}
+	rt := reflect.TypeFor[T]()
+	if prev, ok := byType[rt]; ok {
+		return fmt.Errorf("%w: type %v is already registered as %q", errs.ErrDuplicate, rt, prev.Name)
+	}
+	c := wire.For[T]()
+	t := &Type{Name: name, Type: rt}
+	t.Encode = func(dst []byte, r Runner) ([]byte, error) { return c.Append(dst, *r.(PT)) }
+	t.Decode = func(state []byte, r Runner) error {
+		v, err := c.Decode(state)
+		if err != nil {
+			return err
+		}
+		*r.(PT) = v
+		return nil
+	}
+	t.Run = func(ctx context.Context, state, dst []byte) (res []byte, err error) {
+		v, err := c.Decode(state)
+		if err != nil {
+			return dst, fmt.Errorf("multiproc: %q: decoding process state: %w", name, err)
+		}
+		defer func() {
+			if r := recover(); r != nil {
+				res, err = dst, &PanicError{Value: r, Stack: string(debug.Stack())}
+			}
+		}()
+		if err := PT(&v).Run(ctx); err != nil {
+			return dst, err
+		}
+		res, err = c.Append(dst, v)
+		if err != nil {
+			return dst, fmt.Errorf("multiproc: %q: encoding process state after Run: %w", name, err)
+		}
+		return res, nil
+	}
+	types[name] = t
+	byType[rt] = t
+	return nil
+}
+
+// Lookup finds a registered function.
+func Lookup(name string) (*Entry, error) {
+	mu.RLock()
+	e, ok := funcs[name]
+	mu.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("%w: %q is not registered in this process (register it in a package-level var, the same in every process of the program)", errs.ErrNotRegistered, name)
+	}
+	return e, nil
+}
+
+// LookupType finds a registered Runner type by name.
+func LookupType(name string) (*Type, error) {
+	mu.RLock()
+	t, ok := types[name]
+	mu.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("%w: process type %q is not registered in this process", errs.ErrNotRegistered, name)
+	}
+	return t, nil
+}
+
+// TypeOf finds the registration of r's dynamic type (a *T).
+func TypeOf(r Runner) (*Type, error) {
+	rt := reflect.TypeOf(r)
+	if rt == nil || rt.Kind() != reflect.Pointer {
+		return nil, fmt.Errorf("%w: process type %T: pass a pointer to a registered struct type", errs.ErrNotRegistered, r)
+	}
+	mu.RLock()
+	t, ok := byType[rt.Elem()]
+	mu.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("%w: process type %v is not registered (call multiproc.RegisterProcess in a package-level var)", errs.ErrNotRegistered, rt.Elem())
+	}
+	return t, nil
+}

@@ -1,0 +1,166 @@
+package wire
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// HeaderSize is the size of a frame header: a 4-byte little-endian payload
+// length followed by a 1-byte kind.
+const HeaderSize = 5
+
+// DefaultMaxFrame is the largest payload a [Reader] accepts unless told
+// otherwise. It bounds the memory a corrupt header can make a peer allocate.
+const DefaultMaxFrame = 256 << 20
+
+// ErrFrameTooLarge is returned when a frame header announces a payload larger
+// than the reader's limit, or a writer is asked to frame one.
+var ErrFrameTooLarge = errors.New("wire: frame too large")
+
+// ErrCorrupt is returned (wrapped) when bytes do not form a valid frame or value.
+var ErrCorrupt = errors.New("wire: corrupt data")
+
+// AppendFrame appends a frame of the given kind carrying payload to dst.
+func AppendFrame(dst []byte, kind byte, payload []byte) []byte {
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(payload)))
+	dst = append(dst, kind)
+	return append(dst, payload...)
+}
+
+// BeginFrame appends a frame header with a zero length to dst and returns the
+// extended slice and the header's offset. The caller appends the payload
+// directly to the slice and then calls [EndFrame], which avoids building the
+// payload in a second buffer.
+func BeginFrame(dst []byte, kind byte) ([]byte, int) {
+	off := len(dst)
+	dst = append(dst, 0, 0, 0, 0, kind)
+	return dst, off
+}
+
+// EndFrame patches the length of the frame begun at off. It fails if the
+// payload exceeds max (no limit when max <= 0).
+func EndFrame(buf []byte, off int, max int) error {
+	n := len(buf) - off - HeaderSize
+	if n < 0 {
+		return fmt.Errorf("%w: frame offset %d beyond buffer", ErrCorrupt, off)
+	}
+	if (max > 0 && n > max) || uint64(n) > 0xFFFFFFFF {
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n, max)
+	}
+	binary.LittleEndian.PutUint32(buf[off:], uint32(n))
+	return nil
+}
+
+// ParseFrame parses one frame at the start of buf. It returns the kind, the
+// payload (aliasing buf) and the total number of bytes consumed. If buf holds
+// only part of a frame it returns n == 0 and a nil error; a header that
+// announces more than max bytes is an error.
+func ParseFrame(buf []byte, max int) (kind byte, payload []byte, n int, err error) {
+	if len(buf) < HeaderSize {
+		return 0, nil, 0, nil
+	}
+	size := binary.LittleEndian.Uint32(buf)
+	if max > 0 && uint64(size) > uint64(max) {
+		return 0, nil, 0, fmt.Errorf("%w: header announces %d bytes, limit %d", ErrFrameTooLarge, size, max)
+	}
+	total := HeaderSize + int(size)
+	if len(buf) < total {
+		return 0, nil, 0, nil
+	}
+	return buf[4], buf[HeaderSize:total:total], total, nil
+}
+
+// Reader reads frames from a stream. It reads in large blocks so that many
+// small frames cost one system call, and it never allocates more than the
+// frame limit allows. A Reader is not safe for concurrent use.
+type Reader struct {
+	r    io.Reader
+	max  int
+	buf  []byte
+	r0   int // start of unread data in buf
+	w0   int // end of unread data in buf
+	last int // size of the frame returned by the previous Next, released on the next call
+}
+
+// NewReader returns a Reader on r that rejects frames larger than max bytes
+// (DefaultMaxFrame when max <= 0).
+func NewReader(r io.Reader, max int) *Reader {
+	if max <= 0 {
+		max = DefaultMaxFrame
+	}
+	return &Reader{r: r, max: max, buf: make([]byte, 64<<10)}
+}
+
+// Buffered reports how many bytes are already read from the stream but not
+// yet returned as frames. A caller uses it to decide whether more work is
+// immediately available before flushing its own output.
+func (r *Reader) Buffered() int { return r.w0 - r.r0 }
+
+// BufferedFrame reports whether a whole frame is already buffered, so that
+// the next call to Next will not block.
+func (r *Reader) BufferedFrame() bool {
+	_, _, n, err := ParseFrame(r.buf[r.r0:r.w0], r.max)
+	return n > 0 || err != nil
+}
+
+// Next returns the next frame. The payload aliases the Reader's buffer and is
+// valid only until the next call to Next. At a clean end of stream it returns
+// io.EOF; a stream that ends inside a frame returns io.ErrUnexpectedEOF.
+func (r *Reader) Next() (kind byte, payload []byte, err error) {
+	r.r0 += r.last
+	r.last = 0
+	for {
+		kind, payload, n, err := ParseFrame(r.buf[r.r0:r.w0], r.max)
+		if err != nil {
+			return 0, nil, err
+		}
+		if n > 0 {
+			r.last = n
+			return kind, payload, nil
+		}
+		if err := r.fill(); err != nil {
+			if errors.Is(err, io.EOF) && r.w0 > r.r0 {
+				return 0, nil, io.ErrUnexpectedEOF
+			}
+			return 0, nil, err
+		}
+	}
+}
+
+// fill reads more bytes, first making room: unread bytes move to the front,
+// and the buffer grows only as far as the frame being read needs.
+func (r *Reader) fill() error {
+	if r.r0 > 0 {
+		copy(r.buf, r.buf[r.r0:r.w0])
+		r.w0 -= r.r0
+		r.r0 = 0
+	}
+	if r.w0 == len(r.buf) {
+		need := len(r.buf) * 2
+		if r.w0 >= HeaderSize {
+			want := HeaderSize + int(binary.LittleEndian.Uint32(r.buf))
+			if want > need {
+				need = want
+			}
+		}
+		nb := make([]byte, need)
+		copy(nb, r.buf[:r.w0])
+		r.buf = nb
+	} else if len(r.buf) > 1<<20 && r.w0 < 64<<10 {
+		// Give back a buffer grown for one huge frame once it is consumed.
+		nb := make([]byte, 64<<10)
+		copy(nb, r.buf[:r.w0])
+		r.buf = nb
+	}
+	n, err := r.r.Read(r.buf[r.w0:])
+	r.w0 += n
+	if n > 0 {
+		return nil
+	}
+	if err == nil {
+		err = io.ErrNoProgress
+	}
+	return err
+}

@@ -1,0 +1,295 @@
+package wire
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/gob"
+	"fmt"
+	"reflect"
+	"unsafe"
+)
+
+// Value encodes and decodes values of one Go type. Encoding appends to a
+// caller-owned buffer so that many values share one allocation. Decoding
+// always fills fresh values: gob leaves fields that were zero on the wire
+// untouched, so decoding into a reused value would leak old data.
+//
+// Implementations are safe for concurrent use.
+type Value[T any] interface {
+	// Append appends the encoding of v to dst.
+	Append(dst []byte, v T) ([]byte, error)
+	// AppendSlice appends the encoding of vs (one payload for all).
+	AppendSlice(dst []byte, vs []T) ([]byte, error)
+	// Decode decodes one value encoded by Append.
+	Decode(src []byte) (T, error)
+	// DecodeSlice decodes values encoded by AppendSlice, appending to dst.
+	DecodeSlice(dst []T, src []byte) ([]T, error)
+	// Name names the codec ("raw", "string", "bytes" or "gob").
+	Name() string
+}
+
+// For returns the codec for T. Pointer-free types (numbers, bools, arrays
+// and structs of them) are copied as raw memory; string and []byte are
+// length-prefixed; every other type uses self-contained gob encodings.
+//
+// The raw copy is sound only between processes running the same binary on
+// the same architecture, which the boot handshake guarantees.
+func For[T any]() Value[T] {
+	t := reflect.TypeFor[T]()
+	switch {
+	case t.Kind() == reflect.String:
+		return stringCodec[T]{}
+	case t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Uint8 && t.Elem() == reflect.TypeFor[byte]():
+		return bytesCodec[T]{}
+	case pointerFree(t):
+		return rawCodec[T]{size: int(t.Size())}
+	default:
+		return gobCodec[T]{}
+	}
+}
+
+// pointerFree reports whether values of t contain no pointers, so that their
+// memory image means the same thing in another process of the same binary.
+func pointerFree(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
+		reflect.Float32, reflect.Float64, reflect.Complex64, reflect.Complex128:
+		return true
+	case reflect.Array:
+		return pointerFree(t.Elem())
+	case reflect.Struct:
+		for i := range t.NumField() {
+			if !pointerFree(t.Field(i).Type) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+type rawCodec[T any] struct{ size int }
+
+func (c rawCodec[T]) Name() string { return "raw" }
+
+func (c rawCodec[T]) Append(dst []byte, v T) ([]byte, error) {
+	if c.size == 0 {
+		return dst, nil
+	}
+	return append(dst, unsafe.Slice((*byte)(unsafe.Pointer(&v)), c.size)...), nil
+}
+
+func (c rawCodec[T]) AppendSlice(dst []byte, vs []T) ([]byte, error) {
+	dst = binary.AppendUvarint(dst, uint64(len(vs)))
+	if c.size == 0 || len(vs) == 0 {
+		return dst, nil
+	}
+	return append(dst, unsafe.Slice((*byte)(unsafe.Pointer(&vs[0])), c.size*len(vs))...), nil
+}
+
+func (c rawCodec[T]) Decode(src []byte) (T, error) {
+	var v T
+	if len(src) != c.size {
+		return v, fmt.Errorf("%w: %d bytes for a %d-byte %s", ErrCorrupt, len(src), c.size, reflect.TypeFor[T]())
+	}
+	if c.size > 0 {
+		copy(unsafe.Slice((*byte)(unsafe.Pointer(&v)), c.size), src)
+	}
+	return v, nil
+}
+
+func (c rawCodec[T]) DecodeSlice(dst []T, src []byte) ([]T, error) {
+	n, k := binary.Uvarint(src)
+	if k <= 0 {
+		return dst, fmt.Errorf("%w: bad slice length", ErrCorrupt)
+	}
+	src = src[k:]
+	if c.size == 0 {
+		if n > 1<<31 || len(src) != 0 {
+			return dst, fmt.Errorf("%w: bad zero-size slice", ErrCorrupt)
+		}
+		return append(dst, make([]T, n)...), nil
+	}
+	if n > uint64(len(src)) || uint64(len(src)) != n*uint64(c.size) {
+		return dst, fmt.Errorf("%w: %d bytes for %d values of %d bytes", ErrCorrupt, len(src), n, c.size)
+	}
+	start := len(dst)
+	dst = append(dst, make([]T, n)...)
+	if n > 0 {
+		copy(unsafe.Slice((*byte)(unsafe.Pointer(&dst[start])), len(src)), src)
+	}
+	return dst, nil
+}
+
+type stringCodec[T any] struct{}
+
+func (stringCodec[T]) Name() string { return "string" }
+
+func (stringCodec[T]) Append(dst []byte, v T) ([]byte, error) {
+	return append(dst, *(*string)(unsafe.Pointer(&v))...), nil
+}
+
+func (stringCodec[T]) AppendSlice(dst []byte, vs []T) ([]byte, error) {
+	dst = binary.AppendUvarint(dst, uint64(len(vs)))
+	for i := range vs {
+		dst = AppendString(dst, *(*string)(unsafe.Pointer(&vs[i])))
+	}
+	return dst, nil
+}
+
+func (stringCodec[T]) Decode(src []byte) (T, error) {
+	var v T
+	*(*string)(unsafe.Pointer(&v)) = string(src)
+	return v, nil
+}
+
+func (stringCodec[T]) DecodeSlice(dst []T, src []byte) ([]T, error) {
+	d := NewBuf(src)
+	n := d.Uvarint()
+	if n > uint64(len(src)) { // each string costs at least one byte
+		return dst, fmt.Errorf("%w: %d strings in %d bytes", ErrCorrupt, n, len(src))
+	}
+	for range n {
+		b := d.Bytes()
+		var v T
+		*(*string)(unsafe.Pointer(&v)) = string(b)
+		dst = append(dst, v)
+	}
+	if d.Err() != nil {
+		return dst, d.Err()
+	}
+	if len(d.Rest()) != 0 {
+		return dst, fmt.Errorf("%w: %d trailing bytes", ErrCorrupt, len(d.Rest()))
+	}
+	return dst, nil
+}
+
+type bytesCodec[T any] struct{}
+
+func (bytesCodec[T]) Name() string { return "bytes" }
+
+func (bytesCodec[T]) Append(dst []byte, v T) ([]byte, error) {
+	return append(dst, *(*[]byte)(unsafe.Pointer(&v))...), nil
+}
+
+func (bytesCodec[T]) AppendSlice(dst []byte, vs []T) ([]byte, error) {
+	dst = binary.AppendUvarint(dst, uint64(len(vs)))
+	for i := range vs {
+		dst = AppendBytes(dst, *(*[]byte)(unsafe.Pointer(&vs[i])))
+	}
+	return dst, nil
+}
+
+func (bytesCodec[T]) Decode(src []byte) (T, error) {
+	var v T
+	*(*[]byte)(unsafe.Pointer(&v)) = bytes.Clone(src)
+	return v, nil
+}
+
+func (bytesCodec[T]) DecodeSlice(dst []T, src []byte) ([]T, error) {
+	d := NewBuf(src)
+	n := d.Uvarint()
+	if n > uint64(len(src)) {
+		return dst, fmt.Errorf("%w: %d byte strings in %d bytes", ErrCorrupt, n, len(src))
+	}
+	for range n {
+		b := d.Bytes()
+		var v T
+		*(*[]byte)(unsafe.Pointer(&v)) = bytes.Clone(b)
+		dst = append(dst, v)
+	}
+	if d.Err() != nil {
+		return dst, d.Err()
+	}
+	if len(d.Rest()) != 0 {
+		return dst, fmt.Errorf("%w: %d trailing bytes", ErrCorrupt, len(d.Rest()))
+	}
+	return dst, nil
+}
+
+// gobCodec encodes each value (or slice) as a self-contained gob stream.
+type gobCodec[T any] struct{}
+
+func (gobCodec[T]) Name() string { return "gob" }
+
+// appendWriter lets a gob.Encoder append to a caller's buffer.
+type appendWriter struct{ b []byte }
+
+func (w *appendWriter) Write(p []byte) (int, error) { w.b = append(w.b, p...); return len(p), nil }
+
+func (gobCodec[T]) Append(dst []byte, v T) ([]byte, error) {
+	w := &appendWriter{b: dst}
+	n := len(dst)
+	if err := gob.NewEncoder(w).Encode(&v); err != nil {
+		return dst[:n], &EncodeError{Type: reflect.TypeFor[T]().String(), Err: err}
+	}
+	return w.b, nil
+}
+
+func (gobCodec[T]) AppendSlice(dst []byte, vs []T) ([]byte, error) {
+	w := &appendWriter{b: dst}
+	n := len(dst)
+	if err := gob.NewEncoder(w).Encode(&vs); err != nil {
+		return dst[:n], &EncodeError{Type: reflect.TypeFor[T]().String(), Err: err}
+	}
+	return w.b, nil
+}
+
+func (gobCodec[T]) Decode(src []byte) (T, error) {
+	var v T
+	if err := safeGobDecode(src, &v); err != nil {
+		return v, &DecodeError{Type: reflect.TypeFor[T]().String(), Err: err}
+	}
+	return v, nil
+}
+
+func (gobCodec[T]) DecodeSlice(dst []T, src []byte) ([]T, error) {
+	var vs []T
+	if err := safeGobDecode(src, &vs); err != nil {
+		return dst, &DecodeError{Type: "[]" + reflect.TypeFor[T]().String(), Err: err}
+	}
+	return append(dst, vs...), nil
+}
+
+// safeGobDecode decodes one gob value from src. gob has had panics on
+// hostile input; a peer's bad bytes must never crash this process.
+func safeGobDecode(src []byte, v any) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: gob panicked: %v", ErrCorrupt, r)
+		}
+	}()
+	r := bytes.NewReader(src)
+	if err := gob.NewDecoder(r).Decode(v); err != nil {
+		return err
+	}
+	if r.Len() != 0 {
+		return fmt.Errorf("%w: %d trailing bytes after gob value", ErrCorrupt, r.Len())
+	}
+	return nil
+}
+
+// EncodeError reports a value that cannot be encoded, naming its type.
+type EncodeError struct {
+	Type string
+	Err  error
+}
+
+func (e *EncodeError) Error() string {
+	return fmt.Sprintf("wire: cannot encode value of type %s: %v", e.Type, e.Err)
+}
+
+func (e *EncodeError) Unwrap() error { return e.Err }
+
+// DecodeError reports bytes that do not decode as the expected type.
+type DecodeError struct {
+	Type string
+	Err  error
+}
+
+func (e *DecodeError) Error() string {
+	return fmt.Sprintf("wire: cannot decode value of type %s: %v", e.Type, e.Err)
+}
+
+func (e *DecodeError) Unwrap() error { return e.Err }

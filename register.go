@@ -1,0 +1,104 @@
+package multiproc
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/multiproc-go/multiproc/internal/registry"
+	"github.com/multiproc-go/multiproc/internal/wire"
+)
+
+// Func is a handle to a registered function that takes In and returns Out.
+// Everything that runs work in other processes takes a Func, so argument and
+// result types are checked by the compiler. The zero Func is not registered;
+// using it fails with [ErrNotRegistered]. A Func is a small value, safe to
+// copy and to use from many goroutines.
+type Func[In, Out any] struct {
+	e   *registry.Entry
+	in  wire.Value[In]
+	out wire.Value[Out]
+}
+
+// Name returns the name the function was registered under.
+func (f Func[In, Out]) Name() string {
+	if f.e == nil {
+		return ""
+	}
+	return f.e.Name
+}
+
+func (f Func[In, Out]) check() error {
+	if f.e == nil {
+		return fmt.Errorf("%w: zero Func (obtain one from Register in a package-level var)", ErrNotRegistered)
+	}
+	return nil
+}
+
+// Register registers fn under name so that child processes can run it, and
+// returns its handle. Call it in a package-level var declaration, so every
+// process of the program (the parent and each re-executed child) registers
+// the same functions during initialisation:
+//
+//	var square = multiproc.Register("square", func(_ context.Context, x int) (int, error) {
+//		return x * x, nil
+//	})
+//
+// Register panics, with an error wrapping [ErrDuplicate] or
+// [ErrLateRegistration] that names the function, if the name is taken or if
+// Main already ran. fn must not depend on state set up by main: a child runs
+// it with only what package initialisation built, plus its argument.
+//
+// Arguments and results travel by value. Pointer-free types (numbers,
+// arrays and structs of them), strings and byte slices use a fast binary
+// form; other types use encoding/gob, so only exported fields travel and
+// interface values need gob.Register.
+func Register[In, Out any](name string, fn func(context.Context, In) (Out, error)) Func[In, Out] {
+	e, err := registry.Add(name, fn)
+	if err != nil {
+		panic(err)
+	}
+	return Func[In, Out]{e: e, in: wire.For[In](), out: wire.For[Out]()}
+}
+
+// Plain adapts a function with no context and no error for [Register].
+func Plain[In, Out any](fn func(In) Out) func(context.Context, In) (Out, error) {
+	return func(_ context.Context, x In) (Out, error) { return fn(x), nil }
+}
+
+// NoContext adapts a function that takes no context for [Register].
+func NoContext[In, Out any](fn func(In) (Out, error)) func(context.Context, In) (Out, error) {
+	return func(_ context.Context, x In) (Out, error) { return fn(x) }
+}
+
+// NoResult adapts a function that returns only an error (Python's target
+// that returns None) for [Register]; its result type is struct{}.
+func NoResult[In any](fn func(context.Context, In) error) func(context.Context, In) (struct{}, error) {
+	return func(ctx context.Context, x In) (struct{}, error) { return struct{}{}, fn(ctx, x) }
+}
+
+// Runner is the process-subclass form, Go's version of Python's
+// `class P(Process): def run(self)`: a struct type whose exported fields
+// travel to the child and whose Run method runs there. Register the type
+// with [RegisterProcess] and start it with [NewProcessOf].
+type Runner = registry.Runner
+
+// ProcessType is the handle of a registered [Runner] type.
+type ProcessType[T any] struct{ name string }
+
+// Name returns the name the type was registered under.
+func (t ProcessType[T]) Name() string { return t.name }
+
+// RegisterProcess registers the Runner type T (whose Run method has a
+// pointer receiver) under name. Like [Register], call it in a package-level
+// var and it panics on a duplicate or late registration:
+//
+//	var _ = multiproc.RegisterProcess[MyProcess]("my-process")
+func RegisterProcess[T any, PT interface {
+	*T
+	Runner
+}](name string) ProcessType[T] {
+	if err := registry.AddType[T, PT](name); err != nil {
+		panic(err)
+	}
+	return ProcessType[T]{name: name}
+}
