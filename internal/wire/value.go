@@ -6,6 +6,7 @@ import (
 	"encoding/gob"
 	"fmt"
 	"reflect"
+	"slices"
 	"unsafe"
 )
 
@@ -115,7 +116,7 @@ func (c rawCodec[T]) DecodeSlice(dst []T, src []byte) ([]T, error) {
 		return dst, fmt.Errorf("%w: %d bytes for %d values of %d bytes", ErrCorrupt, len(src), n, c.size)
 	}
 	start := len(dst)
-	dst = append(dst, make([]T, n)...)
+	dst = slices.Grow(dst, int(n))[:start+int(n)]
 	if n > 0 {
 		copy(unsafe.Slice((*byte)(unsafe.Pointer(&dst[start])), len(src)), src)
 	}

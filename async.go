@@ -1,0 +1,180 @@
+package multiproc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+)
+
+// ErrNotReady is returned by AsyncResult.Successful before the result is ready.
+var ErrNotReady = errors.New("multiproc: result not ready")
+
+// promise is the one-shot outcome shared by AsyncResult and Future.
+type promise[T any] struct {
+	done chan struct{}
+	mu   sync.Mutex
+	set  bool
+	val  T
+	err  error
+	cbs  []func()
+	run  func(func()) // how callbacks run (the pool's callback goroutine)
+}
+
+func newPromise[T any](run func(func())) *promise[T] {
+	return &promise[T]{done: make(chan struct{}), run: run}
+}
+
+// settle records the outcome once; it reports whether this call did.
+func (p *promise[T]) settle(v T, err error) bool {
+	p.mu.Lock()
+	if p.set {
+		p.mu.Unlock()
+		return false
+	}
+	p.set, p.val, p.err = true, v, err
+	cbs := p.cbs
+	p.cbs = nil
+	close(p.done)
+	p.mu.Unlock()
+	for _, cb := range cbs {
+		p.run(cb)
+	}
+	return true
+}
+
+// then runs cb once the outcome is known (now, if it is).
+func (p *promise[T]) then(cb func()) {
+	p.mu.Lock()
+	if !p.set {
+		p.cbs = append(p.cbs, cb)
+		p.mu.Unlock()
+		return
+	}
+	p.mu.Unlock()
+	p.run(cb)
+}
+
+func (p *promise[T]) wait(ctx context.Context) error {
+	select {
+	case <-p.done:
+		return nil
+	default:
+	}
+	select {
+	case <-p.done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("multiproc: waiting for a result: %w", ctx.Err())
+	}
+}
+
+func (p *promise[T]) get(ctx context.Context) (T, error) {
+	if err := p.wait(ctx); err != nil {
+		var zero T
+		return zero, err
+	}
+	return p.val, p.err
+}
+
+func (p *promise[T]) ready() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// AsyncResult is the pending result of ApplyAsync or MapAsync, Python's
+// AsyncResult. Its methods are safe for concurrent use.
+type AsyncResult[T any] struct{ p *promise[T] }
+
+// Get waits for the result and returns it, or the task's error. If ctx ends
+// first it returns an error wrapping ctx.Err() and the task goes on (cancel
+// the context given to ApplyAsync to stop the task itself).
+func (r *AsyncResult[T]) Get(ctx context.Context) (T, error) { return r.p.get(ctx) }
+
+// Wait waits until the result is ready, or ctx ends (the error wraps ctx.Err()).
+func (r *AsyncResult[T]) Wait(ctx context.Context) error { return r.p.wait(ctx) }
+
+// Ready reports whether the call has completed.
+func (r *AsyncResult[T]) Ready() bool { return r.p.ready() }
+
+// Successful reports whether the call completed without error; before it
+// completed it returns ErrNotReady.
+func (r *AsyncResult[T]) Successful() (bool, error) {
+	if !r.p.ready() {
+		return false, ErrNotReady
+	}
+	return r.p.err == nil, nil
+}
+
+// OnResult registers fn to run with the result if the call succeeds
+// (Python's callback). Callbacks of one pool run one at a time, in the
+// order results arrive, on a goroutine of the pool's (so they need no
+// locking among themselves); they must not block for long. Close and
+// Terminate wait for pending callbacks. It returns r, to chain.
+func (r *AsyncResult[T]) OnResult(fn func(T)) *AsyncResult[T] {
+	r.p.then(func() {
+		if r.p.err == nil {
+			fn(r.p.val)
+		}
+	})
+	return r
+}
+
+// OnError registers fn to run with the error if the call fails (Python's
+// error_callback), under the same rules as OnResult.
+func (r *AsyncResult[T]) OnError(fn func(error)) *AsyncResult[T] {
+	r.p.then(func() {
+		if r.p.err != nil {
+			fn(r.p.err)
+		}
+	})
+	return r
+}
+
+func (r *AsyncResult[T]) doneChan() <-chan struct{} { return r.p.done }
+func (r *AsyncResult[T]) failed() bool              { return r.p.ready() && r.p.err != nil }
+
+// callbacks runs a pool's callbacks one at a time, in order, on a goroutine
+// that exists only while there are callbacks to run.
+type callbacks struct {
+	mu      sync.Mutex
+	q       []func()
+	running bool
+	wg      sync.WaitGroup
+}
+
+func (c *callbacks) post(f func()) {
+	c.mu.Lock()
+	c.q = append(c.q, f)
+	if !c.running {
+		c.running = true
+		c.wg.Add(1)
+		go c.loop()
+	}
+	c.mu.Unlock()
+}
+
+func (c *callbacks) loop() {
+	defer c.wg.Done()
+	for {
+		c.mu.Lock()
+		if len(c.q) == 0 {
+			c.running = false
+			c.q = nil
+			c.mu.Unlock()
+			return
+		}
+		f := c.q[0]
+		c.q[0] = nil
+		c.q = c.q[1:]
+		c.mu.Unlock()
+		f()
+	}
+}
+
+// wait waits until every posted callback has run.
+func (c *callbacks) wait() { c.wg.Wait() }

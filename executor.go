@@ -1,0 +1,270 @@
+package multiproc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"reflect"
+	"sync"
+
+	"github.com/multiproc-go/multiproc/internal/core"
+)
+
+// Executor is Python's concurrent.futures.ProcessPoolExecutor: submit work,
+// get [Future]s. It runs on the same worker core as [Pool] (so the same
+// guarantees hold: a dead worker fails only its task and is replaced, where
+// Python's executor breaks for good) and accepts the same options. Submit
+// with [Submit]; Python's executor.map is [Imap] (lazy, bounded prefetch).
+type Executor struct {
+	e        *engine
+	shutOnce sync.Once
+	shutErr  error
+	shutDone chan struct{}
+	mu       sync.Mutex
+	futures  map[*core.Task]func() // queued or running futures, to cancel on shutdown
+}
+
+func (x *Executor) engine() *engine { return x.e }
+
+// NewExecutor starts an executor with n worker processes (0 means
+// [CPUCount]); see [NewPool] for the start-up contract.
+func NewExecutor(ctx context.Context, n int, opts ...PoolOption) (*Executor, error) {
+	e, err := newEngine(ctx, n, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &Executor{e: e, shutDone: make(chan struct{}), futures: map[*core.Task]func(){}}, nil
+}
+
+// Shutdown stops the executor from taking work, like Python's shutdown. With
+// cancelFutures, futures that have not started running are cancelled. With
+// wait, it returns once all running work has finished and the workers have
+// exited; without, the shutdown goes on in the background and a later
+// Shutdown(true, ...) waits for it. Submit after Shutdown fails with
+// [ErrPoolClosed]. It is safe to call more than once.
+func (x *Executor) Shutdown(wait, cancelFutures bool) error {
+	if cancelFutures {
+		x.mu.Lock()
+		var cancels []func()
+		for t, c := range x.futures {
+			if !x.e.core.Running(t) {
+				cancels = append(cancels, c)
+			}
+		}
+		x.mu.Unlock()
+		for _, c := range cancels {
+			c()
+		}
+	}
+	x.shutOnce.Do(func() {
+		go func() {
+			x.shutErr = x.e.close()
+			close(x.shutDone)
+		}()
+	})
+	if wait {
+		<-x.shutDone
+		return x.shutErr
+	}
+	return nil
+}
+
+// Close is Shutdown(true, false), so an Executor can be deferred like a Pool.
+func (x *Executor) Close() error { return x.Shutdown(true, false) }
+
+// Stats returns a snapshot of the executor's counters.
+func (x *Executor) Stats() Stats { return x.e.core.Stats() }
+
+// Future is the pending result of [Submit]: Python's concurrent.futures.Future.
+// Its methods are safe for concurrent use.
+type Future[T any] struct {
+	p         *promise[T]
+	t         *core.Task
+	core      *core.Pool
+	cancelled bool // set before settle when Cancel won
+}
+
+// Submit schedules f(arg) on w and returns its Future: Python's
+// executor.submit. It never blocks on the work; an argument that cannot be
+// encoded, an unregistered function or a closed executor make the future
+// fail at once. Cancelling ctx cancels the task, like [Future.Cancel].
+func Submit[In, Out any](ctx context.Context, w Workers, f Func[In, Out], arg In, opts ...CallOption) *Future[Out] {
+	e := w.engine()
+	fu := &Future[Out]{p: newPromise[Out](e.cb.post), core: e.core}
+	x, _ := w.(*Executor)
+	t, err := newTask(ctx, f, arg, callOptions(opts), func(v Out, err error) {
+		if x != nil {
+			x.mu.Lock()
+			delete(x.futures, fu.t)
+			x.mu.Unlock()
+		}
+		fu.p.settle(v, err)
+	})
+	if err != nil {
+		var zero Out
+		fu.p.settle(zero, err)
+		return fu
+	}
+	fu.t = t
+	if x != nil {
+		x.mu.Lock()
+		x.futures[t] = func() { fu.Cancel() }
+		x.mu.Unlock()
+	}
+	if err := e.core.Submit(t); err != nil {
+		if x != nil {
+			x.mu.Lock()
+			delete(x.futures, t)
+			x.mu.Unlock()
+		}
+		var zero Out
+		fu.p.settle(zero, err)
+	}
+	return fu
+}
+
+// Result waits for the outcome and returns it. A cancelled future returns an
+// error matching context.Canceled. If ctx ends first it returns an error
+// wrapping ctx.Err() and the task goes on.
+func (f *Future[T]) Result(ctx context.Context) (T, error) { return f.p.get(ctx) }
+
+// Exception waits for the outcome and returns only its error (nil on
+// success), like Python's Future.exception.
+func (f *Future[T]) Exception(ctx context.Context) error {
+	if err := f.p.wait(ctx); err != nil {
+		return err
+	}
+	return f.p.err
+}
+
+// Done reports whether the future has an outcome (result, error or cancelled).
+func (f *Future[T]) Done() bool { return f.p.ready() }
+
+// Running reports whether a worker is running the task now.
+func (f *Future[T]) Running() bool { return f.t != nil && f.core.Running(f.t) }
+
+// Cancel cancels the task unless it already finished, and reports whether
+// it did. Unlike Python's, it also stops a running task: its context in the
+// worker is cancelled, and the worker is killed if it has not stopped
+// within the pool's grace period. The future then fails with an error
+// matching context.Canceled.
+func (f *Future[T]) Cancel() bool {
+	if f.t == nil || f.p.ready() {
+		return false
+	}
+	return f.core.Cancel(f.t, fmt.Errorf("multiproc: future of %q cancelled: %w", f.t.Fn.Name, context.Canceled))
+}
+
+// Cancelled reports whether the future was cancelled (by Cancel, its
+// context, or a Shutdown that cancelled futures).
+func (f *Future[T]) Cancelled() bool {
+	return f.p.ready() && errors.Is(f.p.err, context.Canceled)
+}
+
+// AddDoneCallback arranges for fn to run with the future once it is done
+// (at once if it is), on the pool's callback goroutine: callbacks run one
+// at a time, in completion order.
+func (f *Future[T]) AddDoneCallback(fn func(*Future[T])) { f.p.then(func() { fn(f) }) }
+
+func (f *Future[T]) doneChan() <-chan struct{} { return f.p.done }
+func (f *Future[T]) failed() bool              { return f.p.ready() && f.p.err != nil }
+
+// Awaitable is a pending outcome that [AsCompleted] and [Wait] can watch:
+// a *Future[T] or an *AsyncResult[T] of any T.
+type Awaitable interface {
+	doneChan() <-chan struct{}
+	failed() bool
+}
+
+// AsCompleted yields the given futures as they complete, in completion
+// order: Python's as_completed. If ctx ends first it yields (zero, err)
+// with err wrapping ctx.Err() and stops.
+func AsCompleted[F Awaitable](ctx context.Context, fs ...F) iter.Seq2[F, error] {
+	return func(yield func(F, error) bool) {
+		left := make([]F, len(fs))
+		copy(left, fs)
+		for len(left) > 0 {
+			i, err := waitAny(ctx, left)
+			if err != nil {
+				var zero F
+				yield(zero, fmt.Errorf("multiproc: as completed: %w", err))
+				return
+			}
+			f := left[i]
+			left = append(left[:i], left[i+1:]...)
+			if !yield(f, nil) {
+				return
+			}
+		}
+	}
+}
+
+// waitAny returns the index of a done entry, waiting for one.
+func waitAny[F Awaitable](ctx context.Context, fs []F) (int, error) {
+	for i, f := range fs {
+		select {
+		case <-f.doneChan():
+			return i, nil
+		default:
+		}
+	}
+	cases := make([]reflect.SelectCase, 0, len(fs)+1)
+	cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())})
+	for _, f := range fs {
+		cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(f.doneChan())})
+	}
+	i, _, _ := reflect.Select(cases)
+	if i == 0 {
+		return -1, ctx.Err()
+	}
+	return i - 1, nil
+}
+
+// WaitCondition says when [Wait] returns.
+type WaitCondition int
+
+const (
+	// AllCompleted: when every future is done.
+	AllCompleted WaitCondition = iota
+	// FirstCompleted: when any future is done.
+	FirstCompleted
+	// FirstException: when any future fails, or all are done.
+	FirstException
+)
+
+// Wait waits for the futures under the condition and returns them split in
+// done and not done: Python's concurrent.futures.wait. If ctx ends first it
+// returns the split at that moment and an error wrapping ctx.Err().
+func Wait[F Awaitable](ctx context.Context, fs []F, cond WaitCondition) (done, notDone []F, err error) {
+	split := func() {
+		done, notDone = done[:0], notDone[:0]
+		for _, f := range fs {
+			select {
+			case <-f.doneChan():
+				done = append(done, f)
+			default:
+				notDone = append(notDone, f)
+			}
+		}
+	}
+	for {
+		split()
+		switch {
+		case len(notDone) == 0:
+			return done, notDone, nil
+		case cond == FirstCompleted && len(done) > 0:
+			return done, notDone, nil
+		case cond == FirstException:
+			for _, f := range done {
+				if f.failed() {
+					return done, notDone, nil
+				}
+			}
+		}
+		if _, werr := waitAny(ctx, notDone); werr != nil {
+			split()
+			return done, notDone, fmt.Errorf("multiproc: wait: %w", werr)
+		}
+	}
+}

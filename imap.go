@@ -1,0 +1,183 @@
+package multiproc
+
+import (
+	"context"
+	"fmt"
+	"iter"
+	"sync"
+
+	"github.com/multiproc-go/multiproc/internal/core"
+)
+
+// Imap runs f on each item of seq and yields the results in order as they
+// become available: Python's imap, lazily. The input is read only as far as
+// the bounded prefetch ([Prefetch], default 64 chunks per worker) allows, so
+// seq may be endless. On the first error it yields (zero, err) and stops.
+// Stopping the loop early cancels the work in flight. Chunks default to 1
+// item; pass [Chunksize] for small items. Use slices.Values to pass a slice.
+func Imap[In, Out any](ctx context.Context, w Workers, f Func[In, Out], seq iter.Seq[In], opts ...CallOption) iter.Seq2[Out, error] {
+	return imap(ctx, w.engine(), f, seq, callOptions(opts), true)
+}
+
+// ImapUnordered is Imap yielding results in completion order: Python's
+// imap_unordered.
+func ImapUnordered[In, Out any](ctx context.Context, w Workers, f Func[In, Out], seq iter.Seq[In], opts ...CallOption) iter.Seq2[Out, error] {
+	return imap(ctx, w.engine(), f, seq, callOptions(opts), false)
+}
+
+// slot is one chunk of an imap call.
+type slot[Out any] struct {
+	vals []Out
+	err  error
+	done bool
+}
+
+func imap[In, Out any](ctx context.Context, e *engine, f Func[In, Out], seq iter.Seq[In], cfg callConfig, ordered bool) iter.Seq2[Out, error] {
+	return func(yield func(Out, error) bool) {
+		var zero Out
+		if err := f.check(); err != nil {
+			yield(zero, err)
+			return
+		}
+		cs := max(cfg.chunksize, 1)
+		prefetch := cfg.prefetch
+		if prefetch <= 0 {
+			prefetch = 64 * e.size
+		}
+		ictx, cancel := context.WithCancel(ctx)
+		defer cancel()
+
+		var (
+			mu       sync.Mutex
+			inflight []*slot[Out] // ordered: in submission order; unordered: completed, not yet yielded
+			notify   = make(chan struct{}, 1)
+			pending  int // submitted, not yet yielded
+			stopped  bool
+		)
+		submit := func(chunk []In) error {
+			s := &slot[Out]{}
+			payload, err := f.in.AppendSlice(nil, chunk)
+			if err != nil {
+				return fmt.Errorf("multiproc: item of %q: %w", f.e.Name, err)
+			}
+			t := &core.Task{Fn: f.e, Chunk: true, Payload: payload, Items: len(chunk), Ctx: ictx, Timeout: cfg.timeout,
+				Done: func(res core.Result) {
+					var vals []Out
+					var err error
+					if res.Data != nil {
+						vals, err = f.out.DecodeSlice(nil, res.Data)
+					}
+					if res.Err != nil {
+						err = res.Err
+					}
+					mu.Lock()
+					s.vals, s.err, s.done = vals, err, true
+					if !ordered {
+						inflight = append(inflight, s)
+					}
+					mu.Unlock()
+					select {
+					case notify <- struct{}{}:
+					default:
+					}
+				}}
+			mu.Lock()
+			if ordered {
+				inflight = append(inflight, s)
+			}
+			pending++
+			mu.Unlock()
+			if err := e.core.Submit(t); err != nil {
+				mu.Lock()
+				s.err, s.done = err, true
+				if !ordered {
+					inflight = append(inflight, s)
+				}
+				mu.Unlock()
+			}
+			return nil
+		}
+		// drain yields every finished chunk that may be yielded now; with
+		// block set it first waits for one. It returns false when iteration
+		// must end.
+		drain := func(block bool) bool {
+			for {
+				mu.Lock()
+				var ready []*slot[Out]
+				if ordered {
+					for len(inflight) > 0 && inflight[0].done {
+						ready = append(ready, inflight[0])
+						inflight = inflight[1:]
+					}
+				} else {
+					ready, inflight = inflight, nil
+				}
+				pending -= len(ready)
+				mu.Unlock()
+				for _, s := range ready {
+					for _, v := range s.vals {
+						if !yield(v, nil) {
+							stopped = true
+							return false
+						}
+					}
+					if s.err != nil {
+						yield(zero, s.err)
+						stopped = true
+						return false
+					}
+				}
+				if len(ready) > 0 || !block {
+					return true
+				}
+				select {
+				case <-notify:
+				case <-ctx.Done():
+					yield(zero, fmt.Errorf("multiproc: imap of %q: %w", f.e.Name, ctx.Err()))
+					stopped = true
+					return false
+				}
+			}
+		}
+		chunk := make([]In, 0, cs)
+		for x := range seq {
+			chunk = append(chunk, x)
+			if len(chunk) < cs {
+				continue
+			}
+			if err := submit(chunk); err != nil {
+				yield(zero, err)
+				return
+			}
+			chunk = chunk[:0]
+			if !drain(false) {
+				return
+			}
+			for pendingNow(&mu, &pending) >= prefetch {
+				if !drain(true) {
+					return
+				}
+			}
+		}
+		if stopped {
+			return
+		}
+		if len(chunk) > 0 {
+			if err := submit(chunk); err != nil {
+				yield(zero, err)
+				return
+			}
+		}
+		for pendingNow(&mu, &pending) > 0 {
+			if !drain(true) {
+				return
+			}
+		}
+	}
+}
+
+func pendingNow(mu *sync.Mutex, n *int) int {
+	mu.Lock()
+	defer mu.Unlock()
+	return *n
+}

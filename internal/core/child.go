@@ -1,0 +1,291 @@
+package core
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/multiproc-go/multiproc/internal/boot"
+	"github.com/multiproc-go/multiproc/internal/errs"
+	"github.com/multiproc-go/multiproc/internal/registry"
+	"github.com/multiproc-go/multiproc/internal/shmword"
+	"github.com/multiproc-go/multiproc/internal/wire"
+)
+
+func init() { boot.Handle("worker", serveWorker) }
+
+// maxWindow bounds the tasks a pool hands one worker ahead; the worker's
+// queue is larger, so its reader never blocks and cancels always get through.
+const maxWindow = 512
+
+type childTask struct {
+	ord       uint64
+	fn        *registry.Entry
+	flags     byte
+	payload   []byte
+	cancelled bool
+}
+
+// worker is the child side of a pool worker.
+type childWorker struct {
+	s     *boot.Session
+	words *shmword.Words
+	tasks chan childTask
+
+	mu            sync.Mutex
+	running       uint64             // ordinal being run, 0 when idle
+	cancelRunning context.CancelFunc // cancels the running task's context
+	cancelled     map[uint64]bool    // ordinals cancelled before they ran
+
+	scratch []byte // result frame under construction (execute's goroutine only)
+
+	outMu    sync.Mutex
+	out      []byte
+	outSince time.Time // when the oldest unflushed result was added
+	timer    *time.Timer
+}
+
+// flushDelay bounds how long a finished result may wait in the worker's
+// buffer while the worker runs further tasks.
+const flushDelay = 200 * time.Microsecond
+
+func serveWorker(s *boot.Session) int {
+	d := wire.NewBuf(s.Start.Payload)
+	initName, initArg := d.String(), d.Bytes()
+	if d.Err() != nil {
+		fmt.Fprintf(os.Stderr, "multiproc: worker %d: bad start payload: %v\n", os.Getpid(), d.Err())
+		return 2
+	}
+	wf := os.NewFile(wordsFD, "multiproc-words")
+	words, err := shmword.Open(wf)
+	wf.Close()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "multiproc: worker %d: %v\n", os.Getpid(), err)
+		return 2
+	}
+	w := &childWorker{s: s, words: words, tasks: make(chan childTask, 2*maxWindow), cancelled: map[uint64]bool{}}
+	if initName != "" {
+		if err := runInit(initName, initArg); err != nil {
+			buf, off := wire.BeginFrame(nil, kindInit)
+			buf = append(buf, statusError)
+			buf = appendFailure(buf, initName, err)
+			if wire.EndFrame(buf, off, 0) == nil {
+				s.Conn.Write(buf)
+			}
+			return 1
+		}
+	}
+	if _, err := s.Conn.Write(wire.AppendFrame(nil, kindInit, []byte{statusOK})); err != nil {
+		return boot.ExitParentDied
+	}
+	go w.read()
+	w.execute()
+	return 0
+}
+
+func runInit(name string, arg []byte) error {
+	e, err := registry.Lookup(name)
+	if err != nil {
+		return err
+	}
+	_, err = e.Call(context.Background(), arg, nil)
+	return err
+}
+
+// read parses frames from the pool. It runs beside execute so that a cancel
+// reaches a task while it runs. End of stream means the parent is gone.
+func (w *childWorker) read() {
+	fns := map[uint64]*registry.Entry{}
+	var ord uint64
+	for {
+		kind, payload, err := w.s.Reader.Next()
+		if err != nil {
+			os.Exit(boot.ExitParentDied)
+		}
+		switch kind {
+		case kindTask:
+			ord++
+			t, err := parseTask(fns, payload)
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "multiproc: worker %d: %v\n", os.Getpid(), err)
+				os.Exit(2)
+			}
+			t.ord = ord
+			w.tasks <- t
+		case kindCancel:
+			o, n := binary.Uvarint(payload)
+			if n <= 0 {
+				os.Exit(2)
+			}
+			w.mu.Lock()
+			if o == w.running && w.cancelRunning != nil {
+				w.cancelRunning()
+			} else if o > w.running {
+				w.cancelled[o] = true
+			}
+			w.mu.Unlock()
+		case kindExit:
+			close(w.tasks)
+			return
+		default:
+			fmt.Fprintf(os.Stderr, "multiproc: worker %d: unexpected frame kind %#x\n", os.Getpid(), kind)
+			os.Exit(2)
+		}
+	}
+}
+
+func parseTask(fns map[uint64]*registry.Entry, payload []byte) (childTask, error) {
+	d := wire.NewBuf(payload)
+	ref := d.Uvarint()
+	flags := d.Byte()
+	var t childTask
+	if flags&flagDefine != 0 {
+		name := d.String()
+		e, err := registry.Lookup(name)
+		if err != nil {
+			// Answer the task with the lookup error rather than dying: the
+			// parent registered something this child did not.
+			t.fn = &registry.Entry{Name: name, Call: func(context.Context, []byte, []byte) ([]byte, error) { return nil, err },
+				CallChunk: func(context.Context, []byte, []byte) ([]byte, int, error) { return nil, 0, err }}
+		} else {
+			t.fn = e
+		}
+		fns[ref] = t.fn
+	} else {
+		t.fn = fns[ref]
+	}
+	if d.Err() != nil || t.fn == nil {
+		return t, fmt.Errorf("corrupt task frame (ref %d): %v", ref, d.Err())
+	}
+	t.flags = flags
+	t.payload = append([]byte(nil), d.Rest()...)
+	return t, nil
+}
+
+func (w *childWorker) execute() {
+	for t := range w.tasks {
+		w.run(t)
+		if len(w.tasks) == 0 {
+			w.flush()
+		}
+	}
+	w.flush()
+}
+
+func (w *childWorker) run(t childTask) {
+	w.mu.Lock()
+	cancelled := t.flags&flagCancelled != 0 || w.cancelled[t.ord]
+	delete(w.cancelled, t.ord)
+	ctx, cancel := context.Background(), context.CancelFunc(nil)
+	if !cancelled {
+		ctx, cancel = context.WithCancel(ctx)
+		w.running, w.cancelRunning = t.ord, cancel
+	}
+	w.mu.Unlock()
+
+	// The frame is built in a scratch buffer owned by this goroutine, then
+	// copied to the output buffer, which the flush timer may be writing out.
+	// Layout: ordinal, status, fixed 8-byte duration, data.
+	frame, _ := wire.BeginFrame(w.scratch[:0], kindResult)
+	frame = binary.AppendUvarint(frame, t.ord)
+	if cancelled {
+		frame = append(frame, statusCancelled)
+		frame = binary.LittleEndian.AppendUint64(frame, 0)
+		w.scratch = w.appendResult(frame)
+		return
+	}
+	statusAt := len(frame)
+	frame = append(frame, statusOK)
+	frame = binary.LittleEndian.AppendUint64(frame, 0)
+	dataAt := len(frame)
+	w.words.Store(wordStarted, t.ord)
+	start := time.Now()
+	var (
+		n   int
+		err error
+	)
+	if t.flags&flagChunk != 0 {
+		frame, n, err = t.fn.CallChunk(ctx, t.payload, frame)
+	} else {
+		frame, err = t.fn.Call(ctx, t.payload, frame)
+	}
+	dur := time.Since(start)
+	w.words.Store(wordCompleted, t.ord)
+	cancel()
+	w.mu.Lock()
+	w.running, w.cancelRunning = 0, nil
+	w.mu.Unlock()
+
+	if err != nil {
+		if t.flags&flagChunk != 0 {
+			// CallChunk appended the n results before the failure.
+			res := append([]byte(nil), frame[dataAt:]...)
+			frame = binary.AppendUvarint(frame[:dataAt], uint64(n))
+			frame = wire.AppendBytes(frame, res)
+			frame[statusAt] = statusPartial
+		} else {
+			frame = frame[:dataAt]
+			frame[statusAt] = statusError
+		}
+		frame = appendFailure(frame, t.fn.Name, err)
+	}
+	binary.LittleEndian.PutUint64(frame[statusAt+1:], uint64(dur))
+	w.scratch = w.appendResult(frame)
+}
+
+// appendResult adds a result frame (header included) to the output buffer
+// and makes sure it is flushed soon even if the next task runs long. It
+// returns frame's buffer for reuse.
+func (w *childWorker) appendResult(frame []byte) []byte {
+	if err := wire.EndFrame(frame, 0, 0); err != nil {
+		fmt.Fprintf(os.Stderr, "multiproc: worker %d: result too large: %v\n", os.Getpid(), err)
+		os.Exit(2)
+	}
+	w.outMu.Lock()
+	defer w.outMu.Unlock()
+	off := len(w.out)
+	w.out = append(w.out, frame...)
+	if off == 0 {
+		w.outSince = time.Now()
+	}
+	if len(w.out) >= 256<<10 || time.Since(w.outSince) >= flushDelay {
+		w.flushLocked()
+	} else if w.timer == nil {
+		w.timer = time.AfterFunc(flushDelay, w.flush)
+	} else if off == 0 {
+		w.timer.Reset(flushDelay)
+	}
+	if cap(frame) > 1<<20 {
+		return nil // do not pin a huge scratch buffer
+	}
+	return frame[:0]
+}
+
+func (w *childWorker) flush() {
+	w.outMu.Lock()
+	defer w.outMu.Unlock()
+	w.flushLocked()
+}
+
+func (w *childWorker) flushLocked() {
+	if len(w.out) == 0 {
+		return
+	}
+	if _, err := w.s.Conn.Write(w.out); err != nil {
+		os.Exit(boot.ExitParentDied)
+	}
+	w.out = w.out[:0]
+}
+
+// appendFailure appends the envelope of a function's failure.
+func appendFailure(dst []byte, fn string, err error) []byte {
+	var pe *registry.PanicError
+	if errors.As(err, &pe) {
+		return errs.AppendError(dst, fn, os.Getpid(), pe, true, pe.Stack)
+	}
+	return errs.AppendError(dst, fn, os.Getpid(), err, false, "")
+}

@@ -1,0 +1,520 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/multiproc-go/multiproc/internal/errs"
+	"github.com/multiproc-go/multiproc/internal/registry"
+)
+
+// Config configures a Pool. Zero fields take the documented defaults.
+type Config struct {
+	Workers int // number of workers; must be positive
+	// Init, if set, runs once in each worker before it takes tasks, with
+	// InitArg as its encoded argument. A failure fails New, or counts as a
+	// failed start for a replacement worker.
+	Init    *registry.Entry
+	InitArg []byte
+	// MaxTasksPerChild retires a worker after that many tasks (chunks count
+	// as one task, as in Python); 0 means never.
+	MaxTasksPerChild int
+	// MaxMemory retires a worker whose resident memory exceeds it (bytes,
+	// read from /proc; Linux only); 0 means no limit.
+	MaxMemory uint64
+	// MaxAge retires a worker older than this; 0 means no limit.
+	MaxAge time.Duration
+	// TaskTimeout is the default per-task time limit; 0 means none.
+	TaskTimeout time.Duration
+	// Grace is how long a worker has to stop after SIGTERM (timeout) or a
+	// cancellation before it is killed. Default 2s.
+	Grace time.Duration
+	// Retries is how many times a task whose worker died or timed out is
+	// run again; RetryOn (default: ErrWorkerDied or ErrTimeout) selects
+	// which failures are retried. Errors the function itself returns are
+	// never retried.
+	Retries int
+	RetryOn func(error) bool
+	// MaxRestarts unplanned worker deaths within RestartWindow are taken
+	// without delay; beyond that, restarts back off exponentially (to 5s).
+	// Defaults: 2×Workers+2 within 10s.
+	MaxRestarts   int
+	RestartWindow time.Duration
+	// Name prefixes worker names ("PoolWorker" by default).
+	Name string
+}
+
+// maxSpawnFailures consecutive failed worker starts, with no live worker
+// left, break the pool: queued work fails with the cause instead of waiting
+// for workers that cannot start.
+const maxSpawnFailures = 3
+
+// Pool runs tasks on worker processes. All methods are safe for concurrent
+// use.
+type Pool struct {
+	cfg Config
+
+	mu         sync.Mutex
+	queue      deque
+	workers    []*worker
+	spawning   int
+	pending    int // submitted, not finished
+	closing    bool
+	terminated bool
+	broken     error
+	done       chan struct{}
+	doneClosed bool
+
+	avgNs       float64 // moving average of task run time, 0 until known
+	deaths      []time.Time
+	backoff     time.Duration
+	nextSpawn   time.Time
+	spawnTimer  *time.Timer
+	spawnFails  int
+	wakeScratch []*worker
+
+	stats counters
+
+	wg sync.WaitGroup // reader, writer and spawner goroutines
+}
+
+type counters struct {
+	done, failed, died, timedOut, cancelled, retried, restarts, recycled int64
+	items                                                                int64
+}
+
+var workerSeq atomic.Int64
+
+// New starts a pool and its workers (concurrently) and waits until every
+// worker has run its initializer. If any worker cannot start, the others are
+// stopped and the error is returned.
+func New(ctx context.Context, cfg Config) (*Pool, error) {
+	if cfg.Workers <= 0 {
+		panic(fmt.Sprintf("multiproc: pool size %d; must be positive", cfg.Workers))
+	}
+	if cfg.Grace <= 0 {
+		cfg.Grace = 2 * time.Second
+	}
+	if cfg.RestartWindow <= 0 {
+		cfg.RestartWindow = 10 * time.Second
+	}
+	if cfg.MaxRestarts <= 0 {
+		cfg.MaxRestarts = 2*cfg.Workers + 2
+	}
+	if cfg.Name == "" {
+		cfg.Name = "PoolWorker"
+	}
+	if cfg.RetryOn == nil {
+		cfg.RetryOn = func(err error) bool {
+			return errors.Is(err, errs.ErrWorkerDied) || errors.Is(err, errs.ErrTimeout)
+		}
+	}
+	p := &Pool{cfg: cfg, done: make(chan struct{})}
+	type started struct {
+		w   *worker
+		err error
+	}
+	ch := make(chan started, cfg.Workers)
+	for range cfg.Workers {
+		go func() {
+			w, err := p.spawn(ctx)
+			ch <- started{w, err}
+		}()
+	}
+	var firstErr error
+	var ws []*worker
+	for range cfg.Workers {
+		s := <-ch
+		if s.err != nil {
+			if firstErr == nil {
+				firstErr = s.err
+			}
+			continue
+		}
+		ws = append(ws, s.w)
+	}
+	if firstErr != nil {
+		for _, w := range ws {
+			w.abandon()
+		}
+		return nil, firstErr
+	}
+	p.mu.Lock()
+	for _, w := range ws {
+		p.addLocked(w)
+	}
+	p.mu.Unlock()
+	return p, nil
+}
+
+// Submit queues tasks, in order. It fails without calling any Done if the
+// pool is closed or broken.
+func (p *Pool) Submit(ts ...*Task) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closing {
+		return errs.ErrPoolClosed
+	}
+	if p.broken != nil {
+		return p.broken
+	}
+	for _, t := range ts {
+		p.pending++
+		p.queue.pushBack(t)
+		if t.Ctx != nil && t.Ctx.Done() != nil {
+			ctx := t.Ctx
+			t.stop = context.AfterFunc(ctx, func() {
+				p.Cancel(t, fmt.Errorf("multiproc: task %q cancelled: %w", t.Fn.Name, ctx.Err()))
+			})
+		}
+	}
+	p.dispatchLocked()
+	return nil
+}
+
+// Cancel answers t with err (which should wrap context.Canceled or the
+// context's error) and stops it wherever it is: a queued task is dropped, a
+// running one has its context cancelled in the worker, and the worker is
+// killed if the task has not stopped within the grace period. It reports
+// whether t was still unfinished.
+func (p *Pool) Cancel(t *Task, err error) bool {
+	p.mu.Lock()
+	if t.finished.Load() {
+		p.mu.Unlock()
+		return false
+	}
+	t.cancelled = true
+	p.stats.cancelled++
+	if w := t.w; w != nil && !w.dead {
+		idx := w.indexLocked(t)
+		if idx >= 0 && idx < len(w.assigned)-w.unsent && !t.cancelSent {
+			// Already written to the worker: tell it. A task not yet
+			// written goes out flagged as cancelled instead.
+			t.cancelSent = true
+			w.cancels = append(w.cancels, w.done+uint64(idx)+1)
+			w.wakeWriter()
+		}
+		if idx == 0 {
+			p.armHeadLocked(w)
+		}
+	}
+	p.mu.Unlock()
+	t.finish(p, Result{Err: err})
+	return true
+}
+
+// Running reports whether t is the task its worker runs now.
+func (p *Pool) Running(t *Task) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return !t.finished.Load() && t.w != nil && len(t.w.assigned) > 0 && t.w.assigned[0] == t && t.w.unsent < len(t.w.assigned)
+}
+
+func (p *Pool) taskDone() {
+	p.mu.Lock()
+	p.pending--
+	p.maybeDoneLocked()
+	p.mu.Unlock()
+}
+
+// window is how many tasks one worker may hold: about a millisecond of
+// work, plus one so a worker never idles for a round trip between tasks.
+func (p *Pool) windowLocked() int {
+	if p.avgNs <= 0 {
+		return 1
+	}
+	n := 1 + int(float64(time.Millisecond)/p.avgNs)
+	return min(n, maxWindow)
+}
+
+// dispatchLocked hands queued tasks to the least loaded workers.
+func (p *Pool) dispatchLocked() {
+	wake := p.wakeScratch[:0]
+	window := p.windowLocked()
+	for p.queue.len() > 0 {
+		t := p.queue.front()
+		if t.finished.Load() {
+			p.queue.popFront()
+			continue
+		}
+		var best *worker
+		for _, w := range p.workers {
+			if w.dead || w.retiring || len(w.assigned) >= window {
+				continue
+			}
+			if p.cfg.MaxAge > 0 && time.Since(w.started) > p.cfg.MaxAge {
+				p.retireLocked(w, "age")
+				continue
+			}
+			if best == nil || len(w.assigned) < len(best.assigned) {
+				best = w
+			}
+		}
+		if best == nil {
+			break
+		}
+		p.queue.popFront()
+		t.w = best
+		best.assigned = append(best.assigned, t)
+		best.unsent++
+		best.given++
+		if len(best.assigned) == 1 {
+			p.armHeadLocked(best)
+		}
+		if p.cfg.MaxTasksPerChild > 0 && best.given >= p.cfg.MaxTasksPerChild {
+			p.retireLocked(best, "max tasks")
+		}
+		if !best.needWake {
+			best.needWake = true
+			wake = append(wake, best)
+		}
+	}
+	for _, w := range wake {
+		w.needWake = false
+		w.wakeWriter()
+	}
+	clear(wake)
+	p.wakeScratch = wake[:0]
+}
+
+// retireLocked stops giving w tasks; it exits once it has answered those
+// it holds, and a replacement starts now.
+func (p *Pool) retireLocked(w *worker, why string) {
+	if w.retiring || w.dead {
+		return
+	}
+	w.retiring = true
+	if why != "close" {
+		p.stats.recycled++
+	}
+	if len(w.assigned) == 0 {
+		w.requestExit()
+	}
+	p.ensureWorkersLocked()
+}
+
+// ensureWorkersLocked starts workers until the pool has its size, unless
+// restarts must back off.
+func (p *Pool) ensureWorkersLocked() {
+	if p.terminated || p.broken != nil || (p.closing && p.pending == 0) {
+		return
+	}
+	live := p.spawning
+	for _, w := range p.workers {
+		if !w.dead && !w.retiring {
+			live++
+		}
+	}
+	for ; live < p.cfg.Workers; live++ {
+		if wait := time.Until(p.nextSpawn); wait > 0 {
+			if p.spawnTimer == nil {
+				p.spawnTimer = time.AfterFunc(wait, func() {
+					p.mu.Lock()
+					p.spawnTimer = nil
+					p.ensureWorkersLocked()
+					p.mu.Unlock()
+				})
+			}
+			return
+		}
+		p.spawning++
+		p.stats.restarts++
+		p.wg.Add(1)
+		go p.respawn()
+	}
+}
+
+func (p *Pool) respawn() {
+	defer p.wg.Done()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	w, err := p.spawn(ctx)
+	cancel()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.spawning--
+	if err != nil {
+		p.spawnFails++
+		p.noteFailureLocked()
+		live := 0
+		for _, w := range p.workers {
+			if !w.dead {
+				live++
+			}
+		}
+		if live == 0 && p.spawnFails >= maxSpawnFailures {
+			p.breakLocked(err)
+			return
+		}
+		p.ensureWorkersLocked()
+		p.maybeDoneLocked()
+		return
+	}
+	p.spawnFails = 0
+	if p.terminated || (p.closing && p.pending == 0) {
+		w.abandon()
+		p.maybeDoneLocked()
+		return
+	}
+	p.addLocked(w)
+}
+
+// noteFailureLocked records an unplanned worker death or failed start and
+// computes the restart back-off, after Erlang/OTP's restart intensity.
+func (p *Pool) noteFailureLocked() {
+	now := time.Now()
+	cut := 0
+	for cut < len(p.deaths) && now.Sub(p.deaths[cut]) > p.cfg.RestartWindow {
+		cut++
+	}
+	p.deaths = append(p.deaths[cut:], now)
+	if len(p.deaths) > p.cfg.MaxRestarts {
+		p.backoff = min(max(2*p.backoff, 50*time.Millisecond), 5*time.Second)
+		p.nextSpawn = now.Add(p.backoff)
+	} else {
+		p.backoff = 0
+	}
+}
+
+// breakLocked fails all queued work: no worker can be started.
+func (p *Pool) breakLocked(cause error) {
+	p.broken = fmt.Errorf("%w: workers cannot start: %w", errs.ErrPoolBroken, cause)
+	var ts []*Task
+	for p.queue.len() > 0 {
+		ts = append(ts, p.queue.popFront())
+	}
+	err := p.broken
+	go func() {
+		for _, t := range ts {
+			t.finish(p, Result{Err: err})
+		}
+	}()
+}
+
+func (p *Pool) maybeDoneLocked() {
+	if !p.closing {
+		return
+	}
+	if p.pending == 0 || p.broken != nil && p.queue.len() == 0 && p.pending == 0 {
+		for _, w := range p.workers {
+			if !w.retiring {
+				p.retireLocked(w, "close")
+			}
+		}
+	}
+	if p.pending == 0 && len(p.workers) == 0 && p.spawning == 0 && !p.doneClosed {
+		p.doneClosed = true
+		if p.spawnTimer != nil {
+			p.spawnTimer.Stop()
+			p.spawnTimer = nil
+		}
+		close(p.done)
+	}
+}
+
+// Close stops accepting tasks, lets queued and running tasks finish, then
+// stops the workers and waits for them to exit.
+func (p *Pool) Close() error {
+	p.mu.Lock()
+	p.closing = true
+	p.maybeDoneLocked()
+	p.mu.Unlock()
+	<-p.done
+	p.wg.Wait()
+	return nil
+}
+
+// Terminate fails every unfinished task with ErrPoolClosed, kills the
+// workers (and their process groups) and waits for them to exit.
+func (p *Pool) Terminate() error {
+	p.mu.Lock()
+	p.closing, p.terminated = true, true
+	var ts []*Task
+	for p.queue.len() > 0 {
+		ts = append(ts, p.queue.popFront())
+	}
+	for _, w := range p.workers {
+		ts = append(ts, w.assigned...)
+		w.killLocked()
+	}
+	p.mu.Unlock()
+	for _, t := range ts {
+		t.finish(p, Result{Err: fmt.Errorf("%w: terminated", errs.ErrPoolClosed)})
+	}
+	p.mu.Lock()
+	p.maybeDoneLocked()
+	p.mu.Unlock()
+	<-p.done
+	p.wg.Wait()
+	return nil
+}
+
+// Join waits until a Close or Terminate has finished. It fails if neither
+// was called, like Python's Pool.join.
+func (p *Pool) Join(ctx context.Context) error {
+	p.mu.Lock()
+	closing := p.closing
+	p.mu.Unlock()
+	if !closing {
+		return errors.New("multiproc: Join on a running pool: call Close or Terminate first")
+	}
+	select {
+	case <-p.done:
+		p.wg.Wait()
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("multiproc: pool join: %w", ctx.Err())
+	}
+}
+
+// Closed reports whether Close or Terminate was called.
+func (p *Pool) Closed() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.closing
+}
+
+// Size returns the configured number of workers.
+func (p *Pool) Size() int { return p.cfg.Workers }
+
+// deque is a FIFO of tasks that can also take tasks back at the front.
+type deque struct {
+	buf  []*Task
+	head int
+}
+
+func (d *deque) len() int         { return len(d.buf) - d.head }
+func (d *deque) front() *Task     { return d.buf[d.head] }
+func (d *deque) pushBack(t *Task) { d.buf = append(d.buf, t) }
+func (d *deque) popFront() *Task {
+	t := d.buf[d.head]
+	d.buf[d.head] = nil
+	d.head++
+	if d.head == len(d.buf) {
+		d.buf, d.head = d.buf[:0], 0
+	} else if d.head > 1024 && d.head > len(d.buf)/2 {
+		n := copy(d.buf, d.buf[d.head:])
+		clear(d.buf[n:])
+		d.buf, d.head = d.buf[:n], 0
+	}
+	return t
+}
+
+// pushFront puts ts back at the front, keeping their order.
+func (d *deque) pushFront(ts []*Task) {
+	if len(ts) == 0 {
+		return
+	}
+	if d.head >= len(ts) {
+		d.head -= len(ts)
+		copy(d.buf[d.head:], ts)
+		return
+	}
+	nb := make([]*Task, 0, len(ts)+d.len()+16)
+	nb = append(nb, ts...)
+	nb = append(nb, d.buf[d.head:]...)
+	d.buf, d.head = nb, 0
+}

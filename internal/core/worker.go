@@ -1,0 +1,506 @@
+package core
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/multiproc-go/multiproc/internal/boot"
+	"github.com/multiproc-go/multiproc/internal/errs"
+	"github.com/multiproc-go/multiproc/internal/registry"
+	"github.com/multiproc-go/multiproc/internal/shmword"
+	"github.com/multiproc-go/multiproc/internal/wire"
+)
+
+// worker is the parent's side of one worker process.
+type worker struct {
+	p       *Pool
+	name    string
+	child   *boot.Child
+	pid     int
+	words   *shmword.Words
+	started time.Time
+	wake    chan struct{} // cap 1: the writer has something to send
+	quit    chan struct{} // closed when the worker is dead
+
+	// Protected by p.mu.
+	assigned    []*Task  // in the order sent; assigned[0] is (or will be) running
+	unsent      int      // the last unsent tasks of assigned are not yet written
+	done        uint64   // results received: ordinal of assigned[0] is done+1
+	given       int      // tasks ever assigned
+	cancels     []uint64 // ordinals to cancel, for the writer
+	exitPending bool     // the writer must send EXIT
+	exitSent    bool
+	retiring    bool
+	dead        bool
+	needWake    bool
+	headGen     uint64
+	headTimer   *time.Timer
+	signalled   bool // SIGTERM was sent for a timeout
+	busy        time.Duration
+	tasks       int64
+	rss         uint64
+	rssChecked  time.Time
+
+	fnRefs map[*registry.Entry]uint64 // writer goroutine only
+}
+
+// spawn starts one worker and waits until its initializer ran.
+func (p *Pool) spawn(ctx context.Context) (*worker, error) {
+	words, f, err := shmword.New()
+	if err != nil {
+		return nil, err
+	}
+	initName := ""
+	if p.cfg.Init != nil {
+		initName = p.cfg.Init.Name
+	}
+	name := fmt.Sprintf("%s-%d", p.cfg.Name, workerSeq.Add(1))
+	c, err := boot.Spawn(ctx, boot.Config{
+		Role: "worker", Name: name, NewGroup: true,
+		Payload: appendStartPayload(nil, initName, p.cfg.InitArg),
+		Files:   []*os.File{f},
+	})
+	f.Close()
+	if err != nil {
+		words.Close()
+		return nil, err
+	}
+	w := &worker{
+		p: p, name: name, child: c, pid: c.Pid(), words: words, started: time.Now(),
+		wake: make(chan struct{}, 1), quit: make(chan struct{}), fnRefs: map[*registry.Entry]uint64{},
+	}
+	if err := w.awaitInit(ctx, initName); err != nil {
+		w.abandon()
+		return nil, err
+	}
+	return w, nil
+}
+
+func (w *worker) awaitInit(ctx context.Context, initName string) error {
+	stop := context.AfterFunc(ctx, func() { w.child.Conn.SetReadDeadline(time.Now()) })
+	defer stop()
+	kind, payload, err := w.child.Reader.Next()
+	w.child.Conn.SetReadDeadline(time.Time{})
+	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("multiproc: starting worker: %w", ctx.Err())
+		}
+		return fmt.Errorf("%w: worker %d exited during start-up (%v)", errs.ErrHandshake, w.pid, err)
+	}
+	if kind != kindInit || len(payload) == 0 {
+		return fmt.Errorf("%w: worker %d sent frame kind %#x at start-up", errs.ErrHandshake, w.pid, kind)
+	}
+	if payload[0] == statusOK {
+		return nil
+	}
+	re, err := errs.DecodeError(payload[1:])
+	if err != nil {
+		return fmt.Errorf("%w: worker %d: %w", errs.ErrHandshake, w.pid, err)
+	}
+	return fmt.Errorf("multiproc: worker initializer %q failed: %w", initName, re)
+}
+
+// abandon kills and reaps a worker that never joined the pool.
+func (w *worker) abandon() {
+	syscall.Kill(-w.pid, syscall.SIGKILL)
+	w.child.Conn.Close()
+	w.child.Cmd.Wait()
+	w.words.Close()
+}
+
+// addLocked makes a started worker part of the pool.
+func (p *Pool) addLocked(w *worker) {
+	p.workers = append(p.workers, w)
+	p.wg.Add(2)
+	go w.readLoop()
+	go w.writeLoop()
+	p.dispatchLocked()
+}
+
+func (w *worker) wakeWriter() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (w *worker) requestExit() {
+	if !w.exitSent && !w.exitPending {
+		w.exitPending = true
+		w.wakeWriter()
+	}
+}
+
+func (w *worker) indexLocked(t *Task) int {
+	for i, x := range w.assigned {
+		if x == t {
+			return i
+		}
+	}
+	return -1
+}
+
+// killLocked kills the worker's process group. The pid cannot have been
+// reused: a worker is reaped only after it is marked dead, under p.mu.
+func (w *worker) killLocked() {
+	if !w.dead {
+		syscall.Kill(-w.pid, syscall.SIGKILL)
+	}
+}
+
+// armHeadLocked (re)arms the time limit of the task w runs now: its
+// timeout, or the grace period of a cancelled task.
+func (p *Pool) armHeadLocked(w *worker) {
+	w.headGen++
+	if w.headTimer != nil {
+		w.headTimer.Stop()
+		w.headTimer = nil
+	}
+	if len(w.assigned) == 0 || w.dead {
+		return
+	}
+	t := w.assigned[0]
+	limit := t.Timeout
+	if limit <= 0 {
+		limit = p.cfg.TaskTimeout
+	}
+	if t.cancelled {
+		limit = p.cfg.Grace
+	}
+	if limit <= 0 {
+		return
+	}
+	gen := w.headGen
+	w.headTimer = time.AfterFunc(limit, func() { p.headExpired(w, t, gen) })
+}
+
+func (p *Pool) headExpired(w *worker, t *Task, gen uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if w.headGen != gen || w.dead {
+		return
+	}
+	if t.cancelled || t.timedOut {
+		// Grace is over: it did not stop when asked.
+		w.killLocked()
+		return
+	}
+	t.timedOut = true
+	p.stats.timedOut++
+	syscall.Kill(-w.pid, syscall.SIGTERM)
+	w.headTimer = time.AfterFunc(p.cfg.Grace, func() { p.headExpired(w, t, gen) })
+}
+
+// writeLoop sends what the pool assigned to w, batching everything that is
+// ready into one write.
+func (w *worker) writeLoop() {
+	p := w.p
+	defer p.wg.Done()
+	var (
+		buf     []byte
+		batch   []*Task
+		flags   []byte
+		cancels []uint64
+	)
+	for {
+		select {
+		case <-w.wake:
+		case <-w.quit:
+			return
+		}
+		p.mu.Lock()
+		batch = append(batch[:0], w.assigned[len(w.assigned)-w.unsent:]...)
+		flags = flags[:0]
+		for _, t := range batch {
+			var f byte
+			if t.cancelled {
+				f |= flagCancelled
+			}
+			if t.Chunk {
+				f |= flagChunk
+			}
+			flags = append(flags, f)
+		}
+		w.unsent = 0
+		cancels = append(cancels[:0], w.cancels...)
+		w.cancels = w.cancels[:0]
+		exit := w.exitPending && len(w.assigned) == 0
+		if exit {
+			w.exitPending, w.exitSent = false, true
+		}
+		p.mu.Unlock()
+
+		buf = buf[:0]
+		for i, t := range batch {
+			buf = w.appendTask(buf, t, flags[i])
+		}
+		for _, o := range cancels {
+			buf = appendCancel(buf, o)
+		}
+		if exit {
+			buf = wire.AppendFrame(buf, kindExit, nil)
+		}
+		clear(batch)
+		if len(buf) == 0 {
+			continue
+		}
+		if _, err := w.child.Conn.Write(buf); err != nil {
+			// The reader sees the death and settles the tasks.
+			p.mu.Lock()
+			w.killLocked()
+			p.mu.Unlock()
+			return
+		}
+		if cap(buf) > 4<<20 {
+			buf = nil
+		}
+	}
+}
+
+func (w *worker) appendTask(buf []byte, t *Task, flags byte) []byte {
+	ref, known := w.fnRefs[t.Fn]
+	if !known {
+		ref = uint64(len(w.fnRefs) + 1)
+		w.fnRefs[t.Fn] = ref
+		flags |= flagDefine
+	}
+	buf, off := wire.BeginFrame(buf, kindTask)
+	buf = binary.AppendUvarint(buf, ref)
+	buf = append(buf, flags)
+	if !known {
+		buf = wire.AppendString(buf, t.Fn.Name)
+	}
+	if flags&flagCancelled == 0 {
+		buf = append(buf, t.Payload...)
+	}
+	if err := wire.EndFrame(buf, off, wire.DefaultMaxFrame); err != nil {
+		// Too large to send: answer it here and send a cancelled stub so
+		// ordinals stay aligned.
+		buf = buf[:off]
+		go t.finish(w.p, Result{Err: fmt.Errorf("multiproc: task %q: argument of %d bytes: %w", t.Fn.Name, len(t.Payload), err)})
+		return w.appendTask(buf, t, flags|flagCancelled)
+	}
+	return buf
+}
+
+// readLoop receives results until the worker's socket closes.
+func (w *worker) readLoop() {
+	p := w.p
+	defer p.wg.Done()
+	for {
+		kind, payload, err := w.child.Reader.Next()
+		if err != nil {
+			p.workerExited(w)
+			return
+		}
+		if kind != kindResult {
+			p.protocolError(w, fmt.Sprintf("unexpected frame kind %#x", kind))
+			continue
+		}
+		d := wire.NewBuf(payload)
+		ord := d.Uvarint()
+		status := d.Byte()
+		dur := time.Duration(d.Uint64())
+		data := d.Rest()
+		if d.Err() != nil {
+			p.protocolError(w, d.Err().Error())
+			continue
+		}
+		p.mu.Lock()
+		if len(w.assigned) == 0 || ord != w.done+1 {
+			p.mu.Unlock()
+			p.protocolError(w, fmt.Sprintf("result for task %d, expected %d", ord, w.done+1))
+			continue
+		}
+		t := w.assigned[0]
+		w.assigned[0] = nil
+		w.assigned = w.assigned[1:]
+		w.done++
+		w.busy += dur
+		w.tasks++
+		if status != statusCancelled {
+			const alpha = 0.05
+			if p.avgNs == 0 {
+				p.avgNs = float64(dur) + 1
+			} else {
+				p.avgNs += alpha * (float64(dur) + 1 - p.avgNs)
+			}
+		}
+		switch status {
+		case statusOK:
+			p.stats.done++
+			p.stats.items += int64(t.Items)
+		case statusError, statusPartial:
+			p.stats.failed++
+		}
+		p.armHeadLocked(w)
+		p.checkRecycleLocked(w)
+		if w.retiring && len(w.assigned) == 0 {
+			w.requestExit()
+		}
+		p.dispatchLocked()
+		p.mu.Unlock()
+		t.finish(p, decodeResult(w, status, data))
+	}
+}
+
+func decodeResult(w *worker, status byte, data []byte) Result {
+	switch status {
+	case statusOK:
+		return Result{Data: data}
+	case statusCancelled:
+		return Result{Err: fmt.Errorf("multiproc: cancelled")}
+	case statusError:
+		re, err := errs.DecodeError(data)
+		if err != nil {
+			return Result{Err: fmt.Errorf("multiproc: worker %d sent a bad error envelope: %w", w.pid, err)}
+		}
+		return Result{Err: re}
+	case statusPartial:
+		d := wire.NewBuf(data)
+		n := d.Uvarint()
+		res := d.Bytes()
+		if d.Err() != nil {
+			return Result{Err: fmt.Errorf("multiproc: worker %d sent a bad partial result: %w", w.pid, d.Err())}
+		}
+		re, err := errs.DecodeError(d.Rest())
+		if err != nil {
+			return Result{Err: fmt.Errorf("multiproc: worker %d sent a bad error envelope: %w", w.pid, err)}
+		}
+		return Result{Data: res, N: int(n), Err: re, Partial: true}
+	}
+	return Result{Err: fmt.Errorf("multiproc: worker %d sent unknown status %d", w.pid, status)}
+}
+
+// stderr receives the pool's rare diagnostics.
+var stderr io.Writer = os.Stderr
+
+// protocolError kills a worker that broke the protocol; its death settles
+// its tasks like any other.
+func (p *Pool) protocolError(w *worker, what string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !w.dead {
+		fmt.Fprintf(stderr, "multiproc: worker %d broke the protocol (%s); killing it\n", w.pid, what)
+		w.killLocked()
+	}
+}
+
+// checkRecycleLocked retires w if it is too old or too big.
+func (p *Pool) checkRecycleLocked(w *worker) {
+	if w.retiring {
+		return
+	}
+	if p.cfg.MaxAge > 0 && time.Since(w.started) > p.cfg.MaxAge {
+		p.retireLocked(w, "age")
+		return
+	}
+	if p.cfg.MaxMemory > 0 && time.Since(w.rssChecked) > 20*time.Millisecond {
+		w.rssChecked = time.Now()
+		if rss, err := residentBytes(w.pid); err == nil {
+			w.rss = rss
+			if rss > p.cfg.MaxMemory {
+				p.retireLocked(w, "memory")
+			}
+		}
+	}
+}
+
+// workerExited settles everything w held once its socket closed: reap it,
+// work out from its shared counters which task it was running, fail or
+// retry that one, fail the ones it finished without reporting, and queue
+// again the ones it never started.
+func (p *Pool) workerExited(w *worker) {
+	w.child.Conn.Close()
+	p.mu.Lock()
+	w.dead = true
+	w.headGen++
+	if w.headTimer != nil {
+		w.headTimer.Stop()
+	}
+	close(w.quit)
+	p.mu.Unlock()
+
+	w.child.Cmd.Wait()
+	code, sig := boot.ExitStatus(w.child.Cmd.ProcessState)
+	started, completed := w.words.Load(wordStarted), w.words.Load(wordCompleted)
+	w.words.Close()
+
+	type failure struct {
+		t   *Task
+		err error
+	}
+	var fails []failure
+	p.mu.Lock()
+	for i, x := range p.workers {
+		if x == w {
+			p.workers = append(p.workers[:i], p.workers[i+1:]...)
+			break
+		}
+	}
+	planned := w.retiring && len(w.assigned) == 0 && code == 0
+	var requeue []*Task
+	for i, t := range w.assigned {
+		ord := w.done + uint64(i) + 1
+		if t.finished.Load() {
+			continue
+		}
+		died := &errs.ExitError{Pid: w.pid, Code: code, Signal: sig, Worker: true}
+		switch {
+		case ord <= completed:
+			died.Reason = fmt.Sprintf("it ran task %q but died before reporting the result", t.Fn.Name)
+			p.stats.died++
+			fails = append(fails, failure{t, died})
+		case ord == started:
+			var err error = died
+			if t.timedOut {
+				err = fmt.Errorf("%w: %q ran longer than its limit; worker %d was stopped (%v)", errs.ErrTimeout, t.Fn.Name, w.pid, died)
+			} else {
+				died.Reason = fmt.Sprintf("while running task %q", t.Fn.Name)
+				p.stats.died++
+			}
+			if t.attempts < p.cfg.Retries && p.cfg.RetryOn(err) && !p.terminated {
+				t.attempts++
+				t.timedOut = false
+				t.w = nil
+				t.cancelSent = false
+				p.stats.retried++
+				requeue = append(requeue, t)
+				continue
+			}
+			fails = append(fails, failure{t, err})
+		default:
+			t.w = nil
+			t.cancelSent = false
+			requeue = append(requeue, t)
+		}
+	}
+	w.assigned = nil
+	if p.terminated {
+		for _, t := range requeue {
+			fails = append(fails, failure{t, fmt.Errorf("%w: terminated", errs.ErrPoolClosed)})
+		}
+		requeue = nil
+	}
+	p.queue.pushFront(requeue)
+	if !planned && !w.retiring {
+		p.noteFailureLocked()
+	}
+	p.ensureWorkersLocked()
+	if p.broken != nil && len(p.workers) == 0 {
+		for p.queue.len() > 0 {
+			fails = append(fails, failure{p.queue.popFront(), p.broken})
+		}
+	}
+	p.dispatchLocked()
+	p.maybeDoneLocked()
+	p.mu.Unlock()
+	for _, f := range fails {
+		f.t.finish(p, Result{Err: f.err})
+	}
+}

@@ -1,0 +1,261 @@
+package multiproc
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+
+	"github.com/multiproc-go/multiproc/internal/core"
+)
+
+// Workers is what runs tasks: a [*Pool] or an [*Executor]. Every function
+// that runs work (Map, Imap, Apply, Submit...) takes one; the two types
+// differ only in how they are shut down and which Python API they mirror.
+type Workers interface {
+	engine() *engine
+}
+
+// engine is the worker core shared by Pool and Executor.
+type engine struct {
+	core     *core.Pool
+	cb       callbacks
+	progress progressConfig
+	size     int
+}
+
+func newEngine(ctx context.Context, n int, opts []PoolOption) (*engine, error) {
+	if ctx == nil {
+		panic("multiproc: nil context")
+	}
+	if n < 0 {
+		panic(fmt.Sprintf("multiproc: pool size %d; must be positive (or 0 for CPUCount)", n))
+	}
+	if n == 0 {
+		n = defaultPoolSize()
+	}
+	var cfg poolConfig
+	for _, o := range opts {
+		if err := o(&cfg); err != nil {
+			return nil, err
+		}
+	}
+	cfg.core.Workers = n
+	c, err := core.New(ctx, cfg.core)
+	if err != nil {
+		return nil, err
+	}
+	return &engine{core: c, size: n, progress: newProgressConfig(cfg)}, nil
+}
+
+func (e *engine) close() error {
+	err := e.core.Close()
+	e.cb.wait()
+	return err
+}
+
+func (e *engine) terminate() error {
+	err := e.core.Terminate()
+	e.cb.wait()
+	return err
+}
+
+// Pool is a pool of worker processes: Python's multiprocessing.Pool. Work
+// goes in through the package-level functions [Map], [Imap],
+// [ImapUnordered], [Starmap], [Apply], [ApplyAsync], [MapAsync] (and
+// [Submit]), which take the pool as an argument because Go methods cannot
+// have type parameters.
+//
+// Unlike Python's, a Pool survives its workers: a worker that dies (crash,
+// os.Exit, OOM kill, a signal) fails only the task it was running, with an
+// error matching [ErrWorkerDied], and is replaced; tasks can have time
+// limits and be cancelled through their context; workers can be recycled
+// by task count, memory or age.
+//
+// A Pool is safe for concurrent use. Close it when done (defer p.Close()).
+type Pool struct{ e *engine }
+
+func (p *Pool) engine() *engine { return p.e }
+
+// NewPool starts a pool of n worker processes (0 means [CPUCount]), all at
+// once, and returns when every worker is ready (has run its
+// [Initializer]). If a worker cannot start, NewPool stops the others and
+// returns the error. ctx bounds the start-up only.
+func NewPool(ctx context.Context, n int, opts ...PoolOption) (*Pool, error) {
+	e, err := newEngine(ctx, n, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &Pool{e: e}, nil
+}
+
+// Size returns the number of workers the pool keeps.
+func (p *Pool) Size() int { return p.e.size }
+
+// Close stops the pool from taking work, waits for queued and running tasks
+// and their callbacks to finish, then stops the workers and waits for them
+// to exit: Python's close() followed by join(). It is safe to call more
+// than once and after Terminate.
+func (p *Pool) Close() error { return p.e.close() }
+
+// Terminate stops the pool at once: unfinished tasks fail with
+// [ErrPoolClosed], workers (and anything they started) are killed, and it
+// returns once they are reaped.
+func (p *Pool) Terminate() error { return p.e.terminate() }
+
+// Join waits, like Python's join(), until a Close or Terminate running in
+// another goroutine has finished; it fails if neither was called. If ctx
+// ends first it returns an error wrapping ctx.Err().
+func (p *Pool) Join(ctx context.Context) error {
+	if err := p.e.core.Join(ctx); err != nil {
+		return err
+	}
+	p.e.cb.wait()
+	return nil
+}
+
+// Stats is a snapshot of a pool's counters: tasks done, failed (errors the
+// functions returned), died with their worker, timed out, cancelled,
+// retried; workers restarted and recycled; and per worker its pid, tasks,
+// busy time, age and resident memory.
+type Stats = core.Stats
+
+// WorkerStats describes one worker in [Stats].
+type WorkerStats = core.WorkerStats
+
+// Stats returns a snapshot of the pool's counters.
+func (p *Pool) Stats() Stats { return p.e.core.Stats() }
+
+// Apply runs f(arg) on a worker and waits for the result: Python's apply.
+// It is ApplyAsync followed by Get.
+func Apply[In, Out any](ctx context.Context, w Workers, f Func[In, Out], arg In, opts ...CallOption) (Out, error) {
+	return ApplyAsync(ctx, w, f, arg, opts...).Get(ctx)
+}
+
+// ApplyAsync submits f(arg) and returns at once: Python's apply_async. The
+// argument is encoded before it returns; an argument that cannot be
+// encoded, a closed pool or an unregistered function make the result fail
+// at once. Cancelling ctx cancels the task (queued: dropped; running: its
+// context in the worker is cancelled, and the worker is killed if it does
+// not stop within the grace period).
+func ApplyAsync[In, Out any](ctx context.Context, w Workers, f Func[In, Out], arg In, opts ...CallOption) *AsyncResult[Out] {
+	e := w.engine()
+	r := &AsyncResult[Out]{p: newPromise[Out](e.cb.post)}
+	t, err := newTask(ctx, f, arg, callOptions(opts), func(v Out, err error) { r.p.settle(v, err) })
+	if err == nil {
+		err = e.core.Submit(t)
+	}
+	if err != nil {
+		var zero Out
+		r.p.settle(zero, err)
+	}
+	return r
+}
+
+// newTask encodes one call of f as a core task whose outcome goes to done.
+func newTask[In, Out any](ctx context.Context, f Func[In, Out], arg In, cfg callConfig, done func(Out, error)) (*core.Task, error) {
+	if err := f.check(); err != nil {
+		return nil, err
+	}
+	payload, err := f.in.Append(nil, arg)
+	if err != nil {
+		return nil, fmt.Errorf("multiproc: argument of %q: %w", f.e.Name, err)
+	}
+	return &core.Task{
+		Fn: f.e, Payload: payload, Items: 1, Ctx: ctx, Timeout: cfg.timeout,
+		Done: func(res core.Result) {
+			if res.Err != nil {
+				var zero Out
+				done(zero, res.Err)
+				return
+			}
+			done(f.out.Decode(res.Data))
+		},
+	}, nil
+}
+
+// Map runs f on every item, in chunks, and returns the results in order:
+// Python's Pool.map. It fails with the first error any item returned, and
+// then cancels the work still queued. It is MapAsync followed by Get.
+func Map[In, Out any](ctx context.Context, w Workers, f Func[In, Out], items []In, opts ...CallOption) ([]Out, error) {
+	return MapAsync(ctx, w, f, items, opts...).Get(ctx)
+}
+
+// Starmap is Map over argument tuples, Python's starmap: register a
+// two-argument function with [Register2] and pass [Args2] values.
+func Starmap[A, B, Out any](ctx context.Context, w Workers, f Func[Args2[A, B], Out], args []Args2[A, B], opts ...CallOption) ([]Out, error) {
+	return Map(ctx, w, f, args, opts...)
+}
+
+// MapAsync is the asynchronous Map: Python's map_async. Items are encoded
+// before it returns (an unencodable item fails the result at once).
+func MapAsync[In, Out any](ctx context.Context, w Workers, f Func[In, Out], items []In, opts ...CallOption) *AsyncResult[[]Out] {
+	e := w.engine()
+	r := &AsyncResult[[]Out]{p: newPromise[[]Out](e.cb.post)}
+	if err := f.check(); err != nil {
+		r.p.settle(nil, err)
+		return r
+	}
+	cfg := callOptions(opts)
+	n := len(items)
+	if n == 0 {
+		r.p.settle([]Out{}, nil)
+		return r
+	}
+	cs := cfg.chunksize
+	if cs <= 0 {
+		// Python's default: about four chunks per worker.
+		cs = (n + 4*e.size - 1) / (4 * e.size)
+	}
+	out := make([]Out, n)
+	mctx, cancel := context.WithCancel(ctx)
+	bar := e.progress.start(f.e.Name, n)
+	nchunks := (n + cs - 1) / cs
+	var remaining atomic.Int64
+	remaining.Store(int64(nchunks))
+	fail := func(err error) {
+		if r.p.settle(nil, err) {
+			cancel()
+			bar.abort()
+		}
+	}
+	tasks := make([]*core.Task, 0, nchunks)
+	for lo := 0; lo < n; lo += cs {
+		hi := min(lo+cs, n)
+		payload, err := f.in.AppendSlice(nil, items[lo:hi])
+		if err != nil {
+			cancel()
+			bar.abort()
+			r.p.settle(nil, fmt.Errorf("multiproc: items %d..%d of %q: %w", lo, hi-1, f.e.Name, err))
+			return r
+		}
+		tasks = append(tasks, &core.Task{
+			Fn: f.e, Chunk: true, Payload: payload, Items: hi - lo, Ctx: mctx, Timeout: cfg.timeout,
+			Done: func(res core.Result) {
+				if res.Err != nil {
+					fail(res.Err)
+					return
+				}
+				got, err := f.out.DecodeSlice(out[lo:lo], res.Data)
+				if err == nil && len(got) != hi-lo {
+					err = fmt.Errorf("multiproc: %q: chunk of %d items returned %d results", f.e.Name, hi-lo, len(got))
+				}
+				if err != nil {
+					fail(err)
+					return
+				}
+				bar.add(hi - lo)
+				if remaining.Add(-1) == 0 {
+					cancel()
+					bar.done()
+					r.p.settle(out, nil)
+				}
+			},
+		})
+	}
+	if err := e.core.Submit(tasks...); err != nil {
+		cancel()
+		bar.abort()
+		r.p.settle(nil, err)
+	}
+	return r
+}
