@@ -34,7 +34,7 @@ func (c progressConfig) start(name string, total int) *bar {
 	if c.w == nil {
 		return nil
 	}
-	p := mpb.New(mpb.WithOutput(c.w), mpb.WithWidth(40))
+	p := mpb.New(mpb.WithOutput(c.w), mpb.WithWidth(40), mpb.WithAutoRefresh())
 	b := p.AddBar(int64(total),
 		mpb.PrependDecorators(decor.Name(name+" "), decor.CountersNoUnit("%d/%d")),
 		mpb.AppendDecorators(decor.Percentage(), decor.Name(" "), decor.EwmaETA(decor.ET_STYLE_GO, 30)),

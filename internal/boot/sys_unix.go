@@ -73,12 +73,7 @@ type spawnReq struct {
 func startCmd(cmd *exec.Cmd) error {
 	spawnOnce.Do(func() {
 		spawnCh = make(chan spawnReq)
-		go func() {
-			runtime.LockOSThread() // never unlocked: the thread must not exit
-			for req := range spawnCh {
-				req.done <- req.cmd.Start()
-			}
-		}()
+		go spawner()
 	})
 	req := spawnReq{cmd: cmd, done: make(chan error, 1)}
 	spawnCh <- req
@@ -95,4 +90,13 @@ func ExitStatus(ps *os.ProcessState) (code int, sig syscall.Signal) {
 		return -int(ws.Signal()), ws.Signal()
 	}
 	return ps.ExitCode(), 0
+}
+
+// spawner is the one goroutine that starts children. It lives as long as
+// the process (leak checkers know its name).
+func spawner() {
+	runtime.LockOSThread() // never unlocked: the thread must not exit
+	for req := range spawnCh {
+		req.done <- req.cmd.Start()
+	}
 }

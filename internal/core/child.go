@@ -44,8 +44,8 @@ type childWorker struct {
 	scratch []byte // result frame under construction (execute's goroutine only)
 
 	outMu    sync.Mutex
-	out      []byte
-	outSince time.Time // when the oldest unflushed result was added
+	outLen   int       // bytes of unsent result frames in the shared area
+	outSince time.Time // when the oldest unsent result was added
 	timer    *time.Timer
 }
 
@@ -237,9 +237,10 @@ func (w *childWorker) run(t childTask) {
 	w.scratch = w.appendResult(frame)
 }
 
-// appendResult adds a result frame (header included) to the output buffer
-// and makes sure it is flushed soon even if the next task runs long. It
-// returns frame's buffer for reuse.
+// appendResult adds a result frame (header included) to the output area
+// and makes sure it is flushed soon even if the next task runs long. The
+// area is shared with the parent, so a result that is finished but not yet
+// sent survives this process's death. It returns frame's buffer for reuse.
 func (w *childWorker) appendResult(frame []byte) []byte {
 	if err := wire.EndFrame(frame, 0, 0); err != nil {
 		fmt.Fprintf(os.Stderr, "multiproc: worker %d: result too large: %v\n", os.Getpid(), err)
@@ -247,18 +248,36 @@ func (w *childWorker) appendResult(frame []byte) []byte {
 	}
 	w.outMu.Lock()
 	defer w.outMu.Unlock()
-	off := len(w.out)
-	w.out = append(w.out, frame...)
-	if off == 0 {
+	area := w.words.Area()
+	if w.outLen+len(frame) > len(area) {
+		w.flushLocked()
+		if len(frame) > len(area) {
+			// Too big for the area: send it now, before the next task can
+			// start, so it cannot be lost either.
+			w.write(frame)
+			return reuse(frame)
+		}
+	}
+	first := w.outLen == 0
+	copy(area[w.outLen:], frame)
+	w.outLen += len(frame)
+	// The length is published after the bytes: the parent trusts only what
+	// the length covers.
+	w.words.Store(wordOutLen, uint64(w.outLen))
+	if first {
 		w.outSince = time.Now()
 	}
-	if len(w.out) >= 256<<10 || time.Since(w.outSince) >= flushDelay {
+	if w.outLen >= len(area)/2 || time.Since(w.outSince) >= flushDelay {
 		w.flushLocked()
 	} else if w.timer == nil {
 		w.timer = time.AfterFunc(flushDelay, w.flush)
-	} else if off == 0 {
+	} else if first {
 		w.timer.Reset(flushDelay)
 	}
+	return reuse(frame)
+}
+
+func reuse(frame []byte) []byte {
 	if cap(frame) > 1<<20 {
 		return nil // do not pin a huge scratch buffer
 	}
@@ -272,13 +291,18 @@ func (w *childWorker) flush() {
 }
 
 func (w *childWorker) flushLocked() {
-	if len(w.out) == 0 {
+	if w.outLen == 0 {
 		return
 	}
-	if _, err := w.s.Conn.Write(w.out); err != nil {
+	w.write(w.words.Area()[:w.outLen])
+	w.outLen = 0
+	w.words.Store(wordOutLen, 0)
+}
+
+func (w *childWorker) write(b []byte) {
+	if _, err := w.s.Conn.Write(b); err != nil {
 		os.Exit(boot.ExitParentDied)
 	}
-	w.out = w.out[:0]
 }
 
 // appendFailure appends the envelope of a function's failure.

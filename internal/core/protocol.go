@@ -34,6 +34,7 @@ const (
 const (
 	wordStarted   = 0 // ordinal of the last task started
 	wordCompleted = 1 // ordinal of the last task completed
+	wordOutLen    = 2 // bytes of unsent result frames in the shared area
 )
 
 // ctrlFiles: the shared words page is the first extra file, fd 4.

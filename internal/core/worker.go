@@ -214,6 +214,10 @@ func (w *worker) writeLoop() {
 			return
 		}
 		p.mu.Lock()
+		if w.dead {
+			p.mu.Unlock()
+			return
+		}
 		batch = append(batch[:0], w.assigned[len(w.assigned)-w.unsent:]...)
 		flags = flags[:0]
 		for _, t := range batch {
@@ -302,50 +306,90 @@ func (w *worker) readLoop() {
 			p.protocolError(w, fmt.Sprintf("unexpected frame kind %#x", kind))
 			continue
 		}
-		d := wire.NewBuf(payload)
-		ord := d.Uvarint()
-		status := d.Byte()
-		dur := time.Duration(d.Uint64())
-		data := d.Rest()
-		if d.Err() != nil {
-			p.protocolError(w, d.Err().Error())
-			continue
+		t, r, ok := p.acceptResult(w, payload)
+		if ok {
+			t.finish(p, r)
 		}
-		p.mu.Lock()
-		if len(w.assigned) == 0 || ord != w.done+1 {
-			p.mu.Unlock()
-			p.protocolError(w, fmt.Sprintf("result for task %d, expected %d", ord, w.done+1))
-			continue
-		}
-		t := w.assigned[0]
-		w.assigned[0] = nil
-		w.assigned = w.assigned[1:]
-		w.done++
-		w.busy += dur
-		w.tasks++
-		if status != statusCancelled {
-			const alpha = 0.05
-			if p.avgNs == 0 {
-				p.avgNs = float64(dur) + 1
-			} else {
-				p.avgNs += alpha * (float64(dur) + 1 - p.avgNs)
-			}
-		}
-		switch status {
-		case statusOK:
-			p.stats.done++
-			p.stats.items += int64(t.Items)
-		case statusError, statusPartial:
-			p.stats.failed++
-		}
-		p.armHeadLocked(w)
-		p.checkRecycleLocked(w)
-		if w.retiring && len(w.assigned) == 0 {
-			w.requestExit()
-		}
-		p.dispatchLocked()
+	}
+}
+
+// acceptResult matches a result frame with the task it answers and updates
+// the pool. ok is false (and the worker is being killed) if the frame is
+// bad. r.Data aliases payload.
+func (p *Pool) acceptResult(w *worker, payload []byte) (t *Task, r Result, ok bool) {
+	d := wire.NewBuf(payload)
+	ord := d.Uvarint()
+	status := d.Byte()
+	dur := time.Duration(d.Uint64())
+	data := d.Rest()
+	if d.Err() != nil {
+		p.protocolError(w, d.Err().Error())
+		return nil, r, false
+	}
+	p.mu.Lock()
+	if len(w.assigned) == 0 || ord != w.done+1 {
 		p.mu.Unlock()
-		t.finish(p, decodeResult(w, status, data))
+		p.protocolError(w, fmt.Sprintf("result for task %d, expected %d", ord, w.done+1))
+		return nil, r, false
+	}
+	t = w.assigned[0]
+	w.assigned[0] = nil
+	w.assigned = w.assigned[1:]
+	w.done++
+	w.busy += dur
+	w.tasks++
+	if status != statusCancelled {
+		const alpha = 0.05
+		if p.avgNs == 0 {
+			p.avgNs = float64(dur) + 1
+		} else {
+			p.avgNs += alpha * (float64(dur) + 1 - p.avgNs)
+		}
+	}
+	switch status {
+	case statusOK:
+		p.stats.done++
+		p.stats.items += int64(t.Items)
+	case statusError, statusPartial:
+		p.stats.failed++
+	}
+	p.armHeadLocked(w)
+	p.checkRecycleLocked(w)
+	if w.retiring && len(w.assigned) == 0 {
+		w.requestExit()
+	}
+	p.dispatchLocked()
+	p.mu.Unlock()
+	return t, decodeResult(w, status, data), true
+}
+
+// recoverResults delivers the results a dead worker finished but had not
+// sent: they are still in the area it shared with us.
+func (p *Pool) recoverResults(w *worker) {
+	n := w.words.Load(wordOutLen)
+	area := w.words.Area()
+	if n == 0 || n > uint64(len(area)) {
+		return
+	}
+	buf := append([]byte(nil), area[:n]...)
+	for len(buf) > 0 {
+		kind, payload, size, err := wire.ParseFrame(buf, len(area))
+		if err != nil || size == 0 || kind != kindResult {
+			return
+		}
+		buf = buf[size:]
+		ord, k := binary.Uvarint(payload)
+		p.mu.Lock()
+		seen := k > 0 && ord <= w.done
+		p.mu.Unlock()
+		if seen {
+			continue // sent before it died, already delivered
+		}
+		t, r, ok := p.acceptResult(w, payload)
+		if !ok {
+			return
+		}
+		t.finish(p, r)
 	}
 }
 
@@ -429,6 +473,7 @@ func (p *Pool) workerExited(w *worker) {
 	w.child.Cmd.Wait()
 	code, sig := boot.ExitStatus(w.child.Cmd.ProcessState)
 	started, completed := w.words.Load(wordStarted), w.words.Load(wordCompleted)
+	p.recoverResults(w)
 	w.words.Close()
 
 	type failure struct {
@@ -480,7 +525,7 @@ func (p *Pool) workerExited(w *worker) {
 			requeue = append(requeue, t)
 		}
 	}
-	w.assigned = nil
+	w.assigned, w.unsent = nil, 0
 	if p.terminated {
 		for _, t := range requeue {
 			fails = append(fails, failure{t, fmt.Errorf("%w: terminated", errs.ErrPoolClosed)})

@@ -1,8 +1,10 @@
-// Package shmword shares a few 64-bit counters between a parent and one
-// child through a mapped page. A pool worker publishes in it how many tasks
-// it has started and completed, with plain atomic stores and no system call,
-// so that when it dies the parent knows exactly which task it was running,
-// even though results are sent in batches.
+// Package shmword shares memory between a parent and one child: a page of
+// 64-bit counters followed by a byte area. A pool worker publishes in the
+// counters how many tasks it has started and completed, and keeps its
+// not-yet-sent results in the byte area, with plain stores and no system
+// call; when it dies, the parent still reads both, so it knows exactly
+// which task was running and loses no finished result, even though results
+// are sent in batches.
 package shmword
 
 import (
@@ -12,10 +14,12 @@ import (
 	"unsafe"
 )
 
-// Size is the mapped size; it holds Count words.
+// Count words come first, in one page; AreaSize bytes follow.
 const (
-	Size  = 4096
-	Count = Size / 8
+	pageSize = 4096
+	Count    = pageSize / 8
+	AreaSize = 256 << 10
+	Size     = pageSize + AreaSize
 )
 
 // Words is a mapped page of counters.
@@ -60,6 +64,10 @@ func (w *Words) Load(i int) uint64 { return atomic.LoadUint64(w.word(i)) }
 
 // Store writes word i.
 func (w *Words) Store(i int, v uint64) { atomic.StoreUint64(w.word(i), v) }
+
+// Area returns the shared byte area. Writes by one side become visible to
+// the other after a Store that the other side Loads (release/acquire).
+func (w *Words) Area() []byte { return w.mem[pageSize:Size:Size] }
 
 // Close unmaps the page.
 func (w *Words) Close() error {

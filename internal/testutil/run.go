@@ -32,6 +32,11 @@ import (
 // Call Run from TestMain after multiproc.Main, so that a re-executed worker
 // never gets here. Run is not safe to call twice or concurrently.
 func Run(m *testing.M, opts ...Option) {
+	// A race-enabled child sleeps a second at exit by default, so that
+	// reports can be printed; every worker a test stops would cost that.
+	if os.Getenv("GORACE") == "" {
+		os.Setenv("GORACE", "atexit_sleep_ms=0")
+	}
 	os.Exit(run(m, os.Stderr, opts...))
 }
 
@@ -95,11 +100,16 @@ func check(b *baseline, o *options) *report {
 	return r
 }
 
+// spawnerFunc is multiproc's child-starting goroutine: one per process that
+// started a child, alive until the process exits, by design (the parent-death
+// signal follows the thread that forked, so that thread must never exit).
+const spawnerFunc = "github.com/multiproc-go/multiproc/internal/boot.spawner"
+
 // collect looks once at everything check cares about.
 func collect(b *baseline, o *options) *report {
 	r := new(report)
 	sysCollect(b.sys, o, r)
-	gopts := append([]goleak.Option{b.goroutines}, o.goleak...)
+	gopts := append([]goleak.Option{b.goroutines, goleak.IgnoreTopFunction(spawnerFunc)}, o.goleak...)
 	// goleak.Find retries by itself for up to about half a second before it
 	// reports; that is a floor on one round of a failing check, not a cost on
 	// a passing one.
