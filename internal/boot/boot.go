@@ -99,6 +99,10 @@ type Config struct {
 	NewGroup bool
 	// Files are passed to the child as fds 4, 5, ...
 	Files []*os.File
+	// SocketBuffer, if positive, asks for socket buffers of that many bytes
+	// on both ends of the control socket (capped by the system's limit), so
+	// large messages move in fewer wake-ups.
+	SocketBuffer int
 }
 
 // Child is a started child process seen from the parent.
@@ -137,6 +141,10 @@ func Spawn(ctx context.Context, cfg Config) (*Child, error) {
 	parentEnd, childEnd, err := socketPair()
 	if err != nil {
 		return nil, fmt.Errorf("multiproc: control socket: %w", err)
+	}
+	if cfg.SocketBuffer > 0 {
+		setSocketBuffers(parentEnd, cfg.SocketBuffer)
+		setSocketBuffers(childEnd, cfg.SocketBuffer)
 	}
 	defer childEnd.Close()
 	conn, err := fileConn(parentEnd)

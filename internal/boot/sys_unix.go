@@ -100,3 +100,11 @@ func spawner() {
 		req.done <- req.cmd.Start()
 	}
 }
+
+// setSocketBuffers sizes both buffers of a socket; it is best effort (the
+// kernel caps the size at its configured maximum).
+func setSocketBuffers(f *os.File, n int) {
+	fd := int(f.Fd())
+	syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_SNDBUF, n)
+	syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_RCVBUF, n)
+}

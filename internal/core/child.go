@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
+	"runtime/pprof"
 	"sync"
 	"time"
 
@@ -56,6 +58,7 @@ const flushDelay = 200 * time.Microsecond
 func serveWorker(s *boot.Session) int {
 	d := wire.NewBuf(s.Start.Payload)
 	initName, initArg := d.String(), d.Bytes()
+	procs := int(d.Uvarint())
 	if d.Err() != nil {
 		fmt.Fprintf(os.Stderr, "multiproc: worker %d: bad start payload: %v\n", os.Getpid(), d.Err())
 		return 2
@@ -67,6 +70,10 @@ func serveWorker(s *boot.Session) int {
 		fmt.Fprintf(os.Stderr, "multiproc: worker %d: %v\n", os.Getpid(), err)
 		return 2
 	}
+	// One worker is one CPU's worth of work: with a single P, hand-offs
+	// between its goroutines stay on one thread instead of waking another
+	// CPU, which halves a small task's round trip on a virtual machine.
+	runtime.GOMAXPROCS(procs)
 	w := &childWorker{s: s, words: words, tasks: make(chan childTask, 2*maxWindow), cancelled: map[uint64]bool{}}
 	if initName != "" {
 		if err := runInit(initName, initArg); err != nil {
@@ -81,6 +88,11 @@ func serveWorker(s *boot.Session) int {
 	}
 	if _, err := s.Conn.Write(wire.AppendFrame(nil, kindInit, []byte{statusOK})); err != nil {
 		return boot.ExitParentDied
+	}
+	if d := os.Getenv("MP_WPROF"); d != "" {
+		f, _ := os.Create(fmt.Sprintf("%s/w-%d.prof", d, os.Getpid()))
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
 	}
 	go w.read()
 	w.execute()
@@ -162,13 +174,32 @@ func parseTask(fns map[uint64]*registry.Entry, payload []byte) (childTask, error
 		return t, fmt.Errorf("corrupt task frame (ref %d): %v", ref, d.Err())
 	}
 	t.flags = flags
-	t.payload = append([]byte(nil), d.Rest()...)
+	t.payload = append(getPayload(), d.Rest()...)
 	return t, nil
+}
+
+// payloads recycles task argument buffers: the reader fills one per task,
+// the executor returns it after the run.
+var payloads sync.Pool
+
+func getPayload() []byte {
+	if b, ok := payloads.Get().(*[]byte); ok {
+		return (*b)[:0]
+	}
+	return nil
+}
+
+func putPayload(b []byte) {
+	if cap(b) == 0 || cap(b) > 16<<20 {
+		return
+	}
+	payloads.Put(&b)
 }
 
 func (w *childWorker) execute() {
 	for t := range w.tasks {
 		w.run(t)
+		putPayload(t.payload)
 		if len(w.tasks) == 0 {
 			w.flush()
 		}

@@ -46,6 +46,8 @@ type Config struct {
 	RestartWindow time.Duration
 	// Name prefixes worker names ("PoolWorker" by default).
 	Name string
+	// MaxProcs is each worker's GOMAXPROCS (default 1).
+	MaxProcs int
 }
 
 // maxSpawnFailures consecutive failed worker starts, with no live worker
@@ -108,6 +110,9 @@ func New(ctx context.Context, cfg Config) (*Pool, error) {
 	if cfg.Name == "" {
 		cfg.Name = "PoolWorker"
 	}
+	if cfg.MaxProcs <= 0 {
+		cfg.MaxProcs = 1
+	}
 	if cfg.RetryOn == nil {
 		cfg.RetryOn = func(err error) bool {
 			return errors.Is(err, errs.ErrWorkerDied) || errors.Is(err, errs.ErrTimeout)
@@ -155,11 +160,12 @@ func New(ctx context.Context, cfg Config) (*Pool, error) {
 // pool is closed or broken.
 func (p *Pool) Submit(ts ...*Task) error {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	if p.closing {
+		p.mu.Unlock()
 		return errs.ErrPoolClosed
 	}
 	if p.broken != nil {
+		p.mu.Unlock()
 		return p.broken
 	}
 	for _, t := range ts {
@@ -172,7 +178,14 @@ func (p *Pool) Submit(ts ...*Task) error {
 			})
 		}
 	}
-	p.dispatchLocked()
+	kick := p.dispatchKickLocked()
+	// Copy: another dispatch may reuse the slice once p.mu is released.
+	var few [4]*worker
+	ws := append(few[:0], kick...)
+	p.mu.Unlock()
+	for _, w := range ws {
+		w.kick()
+	}
 	return nil
 }
 
@@ -231,8 +244,18 @@ func (p *Pool) windowLocked() int {
 	return min(n, maxWindow)
 }
 
-// dispatchLocked hands queued tasks to the least loaded workers.
+// dispatchLocked hands queued tasks to the least loaded workers and wakes
+// their writers.
 func (p *Pool) dispatchLocked() {
+	for _, w := range p.dispatchKickLocked() {
+		w.wakeWriter()
+	}
+}
+
+// dispatchKickLocked hands queued tasks to the least loaded workers and
+// returns the workers with frames to send; the caller must kick each of
+// them after unlocking p.mu. The slice is valid until the next dispatch.
+func (p *Pool) dispatchKickLocked() []*worker {
 	wake := p.wakeScratch[:0]
 	window := p.windowLocked()
 	for p.queue.len() > 0 {
@@ -275,10 +298,9 @@ func (p *Pool) dispatchLocked() {
 	}
 	for _, w := range wake {
 		w.needWake = false
-		w.wakeWriter()
 	}
-	clear(wake)
 	p.wakeScratch = wake[:0]
+	return wake
 }
 
 // retireLocked stops giving w tasks; it exits once it has answered those

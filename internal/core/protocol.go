@@ -40,9 +40,10 @@ const (
 // ctrlFiles: the shared words page is the first extra file, fd 4.
 const wordsFD = 4
 
-func appendStartPayload(dst []byte, initName string, initArg []byte) []byte {
+func appendStartPayload(dst []byte, initName string, initArg []byte, procs int) []byte {
 	dst = wire.AppendString(dst, initName)
-	return wire.AppendBytes(dst, initArg)
+	dst = wire.AppendBytes(dst, initArg)
+	return binary.AppendUvarint(dst, uint64(procs))
 }
 
 func appendCancel(dst []byte, ord uint64) []byte {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 	"syscall"
 	"time"
 
@@ -46,7 +47,13 @@ type worker struct {
 	rss         uint64
 	rssChecked  time.Time
 
-	fnRefs map[*registry.Entry]uint64 // writer goroutine only
+	// Held while frames are built and written, so they go out in order.
+	writeMu  sync.Mutex
+	fnRefs   map[*registry.Entry]uint64
+	wbuf     []byte
+	wbatch   []*Task
+	wflags   []byte
+	wcancels []uint64
 }
 
 // spawn starts one worker and waits until its initializer ran.
@@ -62,8 +69,10 @@ func (p *Pool) spawn(ctx context.Context) (*worker, error) {
 	name := fmt.Sprintf("%s-%d", p.cfg.Name, workerSeq.Add(1))
 	c, err := boot.Spawn(ctx, boot.Config{
 		Role: "worker", Name: name, NewGroup: true,
-		Payload: appendStartPayload(nil, initName, p.cfg.InitArg),
+		Payload: appendStartPayload(nil, initName, p.cfg.InitArg, p.cfg.MaxProcs),
 		Files:   []*os.File{f},
+		// Chunks of a map are often a megabyte or more.
+		SocketBuffer: 2 << 20,
 	})
 	f.Close()
 	if err != nil {
@@ -196,74 +205,97 @@ func (p *Pool) headExpired(w *worker, t *Task, gen uint64) {
 	w.headTimer = time.AfterFunc(p.cfg.Grace, func() { p.headExpired(w, t, gen) })
 }
 
-// writeLoop sends what the pool assigned to w, batching everything that is
-// ready into one write.
+// writeLoop sends what the pool assigned to w when woken. Callers that can
+// afford to write themselves do so through kick, sparing a goroutine
+// hand-off on the latency path.
 func (w *worker) writeLoop() {
-	p := w.p
-	defer p.wg.Done()
-	var (
-		buf     []byte
-		batch   []*Task
-		flags   []byte
-		cancels []uint64
-	)
+	defer w.p.wg.Done()
 	for {
 		select {
 		case <-w.wake:
 		case <-w.quit:
 			return
 		}
-		p.mu.Lock()
-		if w.dead {
-			p.mu.Unlock()
+		w.writeMu.Lock()
+		ok := w.sendLocked()
+		w.writeMu.Unlock()
+		if !ok {
 			return
-		}
-		batch = append(batch[:0], w.assigned[len(w.assigned)-w.unsent:]...)
-		flags = flags[:0]
-		for _, t := range batch {
-			var f byte
-			if t.cancelled {
-				f |= flagCancelled
-			}
-			if t.Chunk {
-				f |= flagChunk
-			}
-			flags = append(flags, f)
-		}
-		w.unsent = 0
-		cancels = append(cancels[:0], w.cancels...)
-		w.cancels = w.cancels[:0]
-		exit := w.exitPending && len(w.assigned) == 0
-		if exit {
-			w.exitPending, w.exitSent = false, true
-		}
-		p.mu.Unlock()
-
-		buf = buf[:0]
-		for i, t := range batch {
-			buf = w.appendTask(buf, t, flags[i])
-		}
-		for _, o := range cancels {
-			buf = appendCancel(buf, o)
-		}
-		if exit {
-			buf = wire.AppendFrame(buf, kindExit, nil)
-		}
-		clear(batch)
-		if len(buf) == 0 {
-			continue
-		}
-		if _, err := w.child.Conn.Write(buf); err != nil {
-			// The reader sees the death and settles the tasks.
-			p.mu.Lock()
-			w.killLocked()
-			p.mu.Unlock()
-			return
-		}
-		if cap(buf) > 4<<20 {
-			buf = nil
 		}
 	}
+}
+
+// kick sends w's pending frames from the calling goroutine, unless another
+// goroutine is writing to w, in which case the writer goroutine is woken to
+// send them after it.
+func (w *worker) kick() {
+	if !w.writeMu.TryLock() {
+		w.wakeWriter()
+		return
+	}
+	w.sendLocked()
+	w.writeMu.Unlock()
+}
+
+// sendLocked writes everything assigned to w and not yet sent, plus pending
+// cancels and the exit request, in one write. w.writeMu must be held: it
+// keeps frames in assignment order. It reports false once w is gone.
+func (w *worker) sendLocked() bool {
+	p := w.p
+	p.mu.Lock()
+	if w.dead {
+		p.mu.Unlock()
+		return false
+	}
+	batch := append(w.wbatch[:0], w.assigned[len(w.assigned)-w.unsent:]...)
+	flags := w.wflags[:0]
+	for _, t := range batch {
+		var f byte
+		if t.cancelled {
+			f |= flagCancelled
+		}
+		if t.Chunk {
+			f |= flagChunk
+		}
+		flags = append(flags, f)
+	}
+	w.unsent = 0
+	cancels := append(w.wcancels[:0], w.cancels...)
+	w.cancels = w.cancels[:0]
+	exit := w.exitPending && len(w.assigned) == 0
+	if exit {
+		w.exitPending, w.exitSent = false, true
+	}
+	p.mu.Unlock()
+
+	buf := w.wbuf[:0]
+	for i, t := range batch {
+		buf = w.appendTask(buf, t, flags[i])
+	}
+	for _, o := range cancels {
+		buf = appendCancel(buf, o)
+	}
+	if exit {
+		buf = wire.AppendFrame(buf, kindExit, nil)
+	}
+	clear(batch)
+	w.wbatch, w.wflags, w.wcancels = batch[:0], flags[:0], cancels[:0]
+	if cap(buf) <= 4<<20 {
+		w.wbuf = buf[:0]
+	} else {
+		w.wbuf = nil
+	}
+	if len(buf) == 0 {
+		return true
+	}
+	if _, err := w.child.Conn.Write(buf); err != nil {
+		// The reader sees the death and settles the tasks.
+		p.mu.Lock()
+		w.killLocked()
+		p.mu.Unlock()
+		return false
+	}
+	return true
 }
 
 func (w *worker) appendTask(buf []byte, t *Task, flags byte) []byte {
@@ -358,8 +390,12 @@ func (p *Pool) acceptResult(w *worker, payload []byte) (t *Task, r Result, ok bo
 	if w.retiring && len(w.assigned) == 0 {
 		w.requestExit()
 	}
-	p.dispatchLocked()
+	var few [4]*worker
+	kick := append(few[:0], p.dispatchKickLocked()...)
 	p.mu.Unlock()
+	for _, k := range kick {
+		k.kick()
+	}
 	return t, decodeResult(w, status, data), true
 }
 

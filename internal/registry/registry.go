@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"reflect"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -36,9 +37,9 @@ func (p *PanicError) Unwrap() error {
 // Entry is one registered function, with its typed codecs erased behind
 // closures over encoded bytes.
 type Entry struct {
-	Name   string
-	In     reflect.Type
-	Out    reflect.Type
+	Name              string
+	In                reflect.Type
+	Out               reflect.Type
 	InCodec, OutCodec string
 	// Call decodes one argument, runs the function and appends the encoded
 	// result to dst. A returned error is the function's (a *PanicError for
@@ -135,21 +136,37 @@ func Add[In, Out any](name string, fn func(context.Context, In) (Out, error)) (*
 		}
 		return res, nil
 	}
+	// Chunks run one after another in a worker; reusing the argument and
+	// result slices saves two allocations (and their zeroing) per chunk.
+	type scratch struct {
+		xs []In
+		ys []Out
+	}
+	var pool sync.Pool
 	e.CallChunk = func(ctx context.Context, args, dst []byte) (res []byte, n int, err error) {
-		xs, err := in.DecodeSlice(nil, args)
+		sc, _ := pool.Get().(*scratch)
+		if sc == nil {
+			sc = new(scratch)
+		}
+		defer func() {
+			clear(sc.xs) // drop references held by pointerful types
+			clear(sc.ys)
+			sc.xs, sc.ys = sc.xs[:0], sc.ys[:0]
+			pool.Put(sc)
+		}()
+		xs, err := in.DecodeSlice(sc.xs[:0], args)
+		sc.xs = xs
 		if err != nil {
 			return dst, 0, fmt.Errorf("multiproc: %q: decoding arguments: %w", name, err)
 		}
-		ys := make([]Out, 0, len(xs))
+		ys := slices.Grow(sc.ys[:0], len(xs))
 		defer func() {
 			if r := recover(); r != nil {
 				err = &PanicError{Value: r, Stack: string(debug.Stack())}
 			}
-			if err != nil {
-				ys = ys[:n]
-			}
+			sc.ys = ys
 			var eerr error
-			res, eerr = out.AppendSlice(dst, ys)
+			res, eerr = out.AppendSlice(dst, ys[:n])
 			if eerr != nil {
 				res, n = dst, 0
 				if err == nil {

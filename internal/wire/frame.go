@@ -148,8 +148,9 @@ func (r *Reader) fill() error {
 		nb := make([]byte, need)
 		copy(nb, r.buf[:r.w0])
 		r.buf = nb
-	} else if len(r.buf) > 1<<20 && r.w0 < 64<<10 {
-		// Give back a buffer grown for one huge frame once it is consumed.
+	} else if len(r.buf) > 4<<20 && r.w0 < 64<<10 {
+		// Give back a buffer grown for a huge frame once it is consumed;
+		// keep one sized for ordinary map chunks.
 		nb := make([]byte, 64<<10)
 		copy(nb, r.buf[:r.w0])
 		r.buf = nb
