@@ -58,6 +58,7 @@ func (x *Executor) Shutdown(wait, cancelFutures bool) error {
 		}
 	}
 	x.shutOnce.Do(func() {
+		x.e.core.StartClose() // Submit fails from now on, not from whenever the goroutine runs
 		go func() {
 			x.shutErr = x.e.close()
 			close(x.shutDone)

@@ -440,13 +440,20 @@ func (p *Pool) maybeDoneLocked() {
 // Close stops accepting tasks, lets queued and running tasks finish, then
 // stops the workers and waits for them to exit.
 func (p *Pool) Close() error {
+	p.StartClose()
+	<-p.done
+	p.wg.Wait()
+	return nil
+}
+
+// StartClose stops accepting tasks and lets the pool wind down once its work
+// is done, without waiting: Submit fails with ErrPoolClosed from its return
+// on. Close or Join waits for the end.
+func (p *Pool) StartClose() {
 	p.mu.Lock()
 	p.closing = true
 	p.maybeDoneLocked()
 	p.mu.Unlock()
-	<-p.done
-	p.wg.Wait()
-	return nil
 }
 
 // Terminate fails every unfinished task with ErrPoolClosed, kills the
