@@ -35,11 +35,20 @@ func (p *promise[T]) settle(v T, err error) bool {
 	p.set, p.val, p.err = true, v, err
 	cbs := p.cbs
 	p.cbs = nil
-	close(p.done)
-	p.mu.Unlock()
-	for _, cb := range cbs {
-		p.run(cb)
+	if len(cbs) == 0 {
+		close(p.done)
+		p.mu.Unlock()
+		return true
 	}
+	p.mu.Unlock()
+	// As in Python, callbacks registered before the outcome run before it
+	// is ready: a Get that returns sees their effects.
+	p.run(func() {
+		for _, cb := range cbs {
+			cb()
+		}
+		close(p.done)
+	})
 	return true
 }
 
@@ -113,8 +122,10 @@ func (r *AsyncResult[T]) Successful() (bool, error) {
 // OnResult registers fn to run with the result if the call succeeds
 // (Python's callback). Callbacks of one pool run one at a time, in the
 // order results arrive, on a goroutine of the pool's (so they need no
-// locking among themselves); they must not block for long. Close and
-// Terminate wait for pending callbacks. It returns r, to chain.
+// locking among themselves); they must not block for long. A callback
+// registered before the result arrives runs before Get, Wait and Ready see
+// the result, as in Python; one registered later runs soon after. Close
+// and Terminate wait for pending callbacks. It returns r, to chain.
 func (r *AsyncResult[T]) OnResult(fn func(T)) *AsyncResult[T] {
 	r.p.then(func() {
 		if r.p.err == nil {
