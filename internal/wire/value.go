@@ -123,82 +123,72 @@ func (c rawCodec[T]) DecodeSlice(dst []T, src []byte) ([]T, error) {
 	return dst, nil
 }
 
+// stringCodec and bytesCodec length-prefix each value; they differ only in
+// how a value's bytes are read and made.
 type stringCodec[T any] struct{}
 
 func (stringCodec[T]) Name() string { return "string" }
 
+func strBytes[T any](v *T) []byte {
+	return unsafe.Slice(unsafe.StringData(*(*string)(unsafe.Pointer(v))), len(*(*string)(unsafe.Pointer(v))))
+}
+
+func strMake[T any](b []byte) (v T) { *(*string)(unsafe.Pointer(&v)) = string(b); return v }
+
 func (stringCodec[T]) Append(dst []byte, v T) ([]byte, error) {
-	return append(dst, *(*string)(unsafe.Pointer(&v))...), nil
+	return append(dst, strBytes(&v)...), nil
 }
 
 func (stringCodec[T]) AppendSlice(dst []byte, vs []T) ([]byte, error) {
-	dst = binary.AppendUvarint(dst, uint64(len(vs)))
-	for i := range vs {
-		dst = AppendString(dst, *(*string)(unsafe.Pointer(&vs[i])))
-	}
-	return dst, nil
+	return appendPrefixed(dst, vs, strBytes[T]), nil
 }
 
-func (stringCodec[T]) Decode(src []byte) (T, error) {
-	var v T
-	*(*string)(unsafe.Pointer(&v)) = string(src)
-	return v, nil
-}
+func (stringCodec[T]) Decode(src []byte) (T, error) { return strMake[T](src), nil }
 
 func (stringCodec[T]) DecodeSlice(dst []T, src []byte) ([]T, error) {
-	d := NewBuf(src)
-	n := d.Uvarint()
-	if n > uint64(len(src)) { // each string costs at least one byte
-		return dst, fmt.Errorf("%w: %d strings in %d bytes", ErrCorrupt, n, len(src))
-	}
-	for range n {
-		b := d.Bytes()
-		var v T
-		*(*string)(unsafe.Pointer(&v)) = string(b)
-		dst = append(dst, v)
-	}
-	if d.Err() != nil {
-		return dst, d.Err()
-	}
-	if len(d.Rest()) != 0 {
-		return dst, fmt.Errorf("%w: %d trailing bytes", ErrCorrupt, len(d.Rest()))
-	}
-	return dst, nil
+	return decodePrefixed(dst, src, strMake[T])
 }
 
 type bytesCodec[T any] struct{}
 
 func (bytesCodec[T]) Name() string { return "bytes" }
 
-func (bytesCodec[T]) Append(dst []byte, v T) ([]byte, error) {
-	return append(dst, *(*[]byte)(unsafe.Pointer(&v))...), nil
-}
+func bytesOf[T any](v *T) []byte { return *(*[]byte)(unsafe.Pointer(v)) }
+
+func bytesMake[T any](b []byte) (v T) { *(*[]byte)(unsafe.Pointer(&v)) = bytes.Clone(b); return v }
+
+func (bytesCodec[T]) Append(dst []byte, v T) ([]byte, error) { return append(dst, bytesOf(&v)...), nil }
 
 func (bytesCodec[T]) AppendSlice(dst []byte, vs []T) ([]byte, error) {
-	dst = binary.AppendUvarint(dst, uint64(len(vs)))
-	for i := range vs {
-		dst = AppendBytes(dst, *(*[]byte)(unsafe.Pointer(&vs[i])))
-	}
-	return dst, nil
+	return appendPrefixed(dst, vs, bytesOf[T]), nil
 }
 
-func (bytesCodec[T]) Decode(src []byte) (T, error) {
-	var v T
-	*(*[]byte)(unsafe.Pointer(&v)) = bytes.Clone(src)
-	return v, nil
-}
+func (bytesCodec[T]) Decode(src []byte) (T, error) { return bytesMake[T](src), nil }
 
 func (bytesCodec[T]) DecodeSlice(dst []T, src []byte) ([]T, error) {
+	return decodePrefixed(dst, src, bytesMake[T])
+}
+
+func appendPrefixed[T any](dst []byte, vs []T, get func(*T) []byte) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(vs)))
+	for i := range vs {
+		dst = AppendBytes(dst, get(&vs[i]))
+	}
+	return dst
+}
+
+func decodePrefixed[T any](dst []T, src []byte, mk func([]byte) T) ([]T, error) {
 	d := NewBuf(src)
 	n := d.Uvarint()
-	if n > uint64(len(src)) {
-		return dst, fmt.Errorf("%w: %d byte strings in %d bytes", ErrCorrupt, n, len(src))
+	if n > uint64(len(src)) { // each value costs at least one byte
+		return dst, fmt.Errorf("%w: %d values in %d bytes", ErrCorrupt, n, len(src))
 	}
 	for range n {
 		b := d.Bytes()
-		var v T
-		*(*[]byte)(unsafe.Pointer(&v)) = bytes.Clone(b)
-		dst = append(dst, v)
+		if d.Err() != nil {
+			return dst, d.Err()
+		}
+		dst = append(dst, mk(b))
 	}
 	if d.Err() != nil {
 		return dst, d.Err()
