@@ -19,7 +19,7 @@ func TestMain(m *testing.M) {
 	multiproc.Main()
 	// The library starts every child from one locked OS thread that lives as long as the
 	// process (see internal/boot): that goroutine is the library's design, not a leak.
-	testutil.Run(m, testutil.IgnoreGoroutine("github.com/multiproc-go/multiproc/internal/boot.startCmd.func1.1"))
+	testutil.Run(m)
 }
 
 // TestSmoke runs every registered row through the real code path (flags, re-exec of
@@ -50,8 +50,8 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("row %s: go = %v, want a positive value", row.Name, r.Go)
 		case r.Python != nil:
 			t.Errorf("row %s: python = %v with -no-python, want null", row.Name, *r.Python)
-		case (row.Limit != "") != (r.Limit != nil):
-			t.Errorf("row %s: limit = %v, want a value exactly when the row has a limit (%q)", row.Name, r.Limit, row.Limit)
+		case (row.Limit != "" || row.LimitFunc != nil) != (r.Limit != nil):
+			t.Errorf("row %s: limit = %v, want a value exactly when the row has a limit (%q, or a LimitFunc)", row.Name, r.Limit, row.Limit)
 		case row.Limit != "" && *r.Limit != *got[row.Limit].Go:
 			t.Errorf("row %s: limit = %v, want the go value of %s, %v", row.Name, *r.Limit, row.Limit, *got[row.Limit].Go)
 		}

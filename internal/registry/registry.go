@@ -205,12 +205,30 @@ func AddType[T any, PT interface {
 	c := wire.For[T]()
 	t := &Type{Name: name, Type: rt}
 	t.Encode = func(dst []byte, r Runner) ([]byte, error) { return c.Append(dst, *r.(PT)) }
+	// Decode copies back only the exported fields: those are what travels
+	// (the raw codec carries unexported ones too, gob does not), and the
+	// parent's unexported state (a mutex, a logger) must survive Join.
+	var exported []int
+	if rt.Kind() == reflect.Struct {
+		for i := range rt.NumField() {
+			if rt.Field(i).IsExported() {
+				exported = append(exported, i)
+			}
+		}
+	}
 	t.Decode = func(state []byte, r Runner) error {
 		v, err := c.Decode(state)
 		if err != nil {
 			return err
 		}
-		*r.(PT) = v
+		if rt.Kind() != reflect.Struct {
+			*r.(PT) = v
+			return nil
+		}
+		dst, src := reflect.ValueOf(r).Elem(), reflect.ValueOf(&v).Elem()
+		for _, i := range exported {
+			dst.Field(i).Set(src.Field(i))
+		}
 		return nil
 	}
 	t.Run = func(ctx context.Context, state, dst []byte) (res []byte, err error) {

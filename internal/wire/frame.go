@@ -96,12 +96,13 @@ func NewReader(r io.Reader, max int) *Reader {
 // Buffered reports how many bytes are already read from the stream but not
 // yet returned as frames. A caller uses it to decide whether more work is
 // immediately available before flushing its own output.
-func (r *Reader) Buffered() int { return r.w0 - r.r0 }
+func (r *Reader) Buffered() int { return r.w0 - r.r0 - r.last }
 
 // BufferedFrame reports whether a whole frame is already buffered, so that
 // the next call to Next will not block.
 func (r *Reader) BufferedFrame() bool {
-	_, _, n, err := ParseFrame(r.buf[r.r0:r.w0], r.max)
+	// The frame returned last is still in the buffer until the next call.
+	_, _, n, err := ParseFrame(r.buf[r.r0+r.last:r.w0], r.max)
 	return n > 0 || err != nil
 }
 

@@ -1,0 +1,40 @@
+package main
+
+import (
+	"regexp"
+	"testing"
+
+	"github.com/multiproc-go/multiproc"
+	"github.com/multiproc-go/multiproc/examples/internal/extest"
+	"github.com/multiproc-go/multiproc/internal/testutil"
+)
+
+func TestMain(m *testing.M) {
+	multiproc.Main()
+	testutil.Run(m)
+}
+
+func TestDaemonExample(t *testing.T) {
+	stdout := runQuietly(t)
+	const want = `Starting: non-daemon
+Exiting : non-daemon
+daemon: daemon=true exit code -15, joined: multiproc: process PID was killed by signal 15 (terminated)
+non-daemon: daemon=false exit code 0, joined: <nil>
+`
+	if got := pidRE.ReplaceAllString(stdout, "process PID "); got != want {
+		t.Errorf("stdout:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+var pidRE = regexp.MustCompile(`process [0-9]+ `)
+
+// runQuietly builds and runs the example and returns its stdout; the
+// example must exit with status 0 and write nothing to stderr.
+func runQuietly(t *testing.T) string {
+	t.Helper()
+	r := extest.Exec(t, extest.Build(t))
+	if r.Err != nil || r.Stderr != "" {
+		t.Fatalf("example: %v\nstdout:\n%s\nstderr:\n%s", r.Err, r.Stdout, r.Stderr)
+	}
+	return r.Stdout
+}
