@@ -1,0 +1,87 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/multiproc-go/multiproc/internal/errs"
+	"github.com/multiproc-go/multiproc/internal/wire"
+)
+
+var errOdd = errors.New("odd")
+
+func half(_ context.Context, x int) (int, error) {
+	if x%2 == 1 {
+		return 0, errOdd
+	}
+	if x < 0 {
+		panic("negative")
+	}
+	return x / 2, nil
+}
+
+func TestAddLookupAndDuplicates(t *testing.T) {
+	e, err := Add("registry.half", half)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := Lookup("registry.half"); err != nil || got != e {
+		t.Fatalf("Lookup: %v, %v", got, err)
+	}
+	if _, err := Add("registry.half", half); !errors.Is(err, errs.ErrDuplicate) {
+		t.Fatalf("duplicate: got %v, want ErrDuplicate", err)
+	}
+	if _, err := Lookup("registry.nope"); !errors.Is(err, errs.ErrNotRegistered) {
+		t.Fatalf("unknown: got %v, want ErrNotRegistered", err)
+	}
+}
+
+// TestCallChunk checks the chunk contract the worker relies on: results
+// before the first failure are encoded, n counts them, and a panic is
+// reported as a *PanicError at its item.
+func TestCallChunk(t *testing.T) {
+	e, err := Add("registry.half2", half)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := wire.For[int]()
+	for _, tc := range []struct {
+		name    string
+		in      []int
+		wantN   int
+		wantErr func(error) bool
+	}{
+		{"all ok", []int{2, 4, 6}, 3, func(err error) bool { return err == nil }},
+		{"error at 2", []int{2, 4, 5, 8}, 2, func(err error) bool { return errors.Is(err, errOdd) }},
+		{"panic at 1", []int{2, -2, 4}, 1, func(err error) bool { var pe *PanicError; return errors.As(err, &pe) && pe.Stack != "" }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args, _ := c.AppendSlice(nil, tc.in)
+			out, n, err := e.CallChunk(context.Background(), args, []byte("prefix"))
+			if n != tc.wantN || !tc.wantErr(err) {
+				t.Fatalf("n=%d err=%v, want n=%d", n, err, tc.wantN)
+			}
+			if string(out[:6]) != "prefix" {
+				t.Fatalf("CallChunk did not append to dst: %q", out[:6])
+			}
+			got, derr := c.DecodeSlice(nil, out[6:])
+			if derr != nil || len(got) != n {
+				t.Fatalf("decoded %v, %v; want %d results", got, derr, n)
+			}
+			for i, v := range got {
+				if v != tc.in[i]/2 {
+					t.Fatalf("result %d = %d, want %d", i, v, tc.in[i]/2)
+				}
+			}
+		})
+	}
+}
+
+func TestFrozen(t *testing.T) {
+	Freeze()
+	defer frozen.Store(false)
+	if _, err := Add("registry.late", half); !errors.Is(err, errs.ErrLateRegistration) {
+		t.Fatalf("got %v, want ErrLateRegistration", err)
+	}
+}
