@@ -21,8 +21,6 @@ type Executor struct {
 	shutOnce sync.Once
 	shutErr  error
 	shutDone chan struct{}
-	mu       sync.Mutex
-	futures  map[*core.Task]func() // queued or running futures, to cancel on shutdown
 }
 
 func (x *Executor) engine() *engine { return x.e }
@@ -34,7 +32,7 @@ func NewExecutor(ctx context.Context, n int, opts ...PoolOption) (*Executor, err
 	if err != nil {
 		return nil, err
 	}
-	return &Executor{e: e, shutDone: make(chan struct{}), futures: map[*core.Task]func(){}}, nil
+	return &Executor{e: e, shutDone: make(chan struct{})}, nil
 }
 
 // Shutdown stops the executor from taking work, like Python's shutdown. With
@@ -45,17 +43,7 @@ func NewExecutor(ctx context.Context, n int, opts ...PoolOption) (*Executor, err
 // [ErrPoolClosed]. It is safe to call more than once.
 func (x *Executor) Shutdown(wait, cancelFutures bool) error {
 	if cancelFutures {
-		x.mu.Lock()
-		var cancels []func()
-		for t, c := range x.futures {
-			if !x.e.core.Running(t) {
-				cancels = append(cancels, c)
-			}
-		}
-		x.mu.Unlock()
-		for _, c := range cancels {
-			c()
-		}
+		x.e.core.CancelPending(fmt.Errorf("multiproc: executor shut down: %w", context.Canceled))
 	}
 	x.shutOnce.Do(func() {
 		x.e.core.StartClose() // Submit fails from now on, not from whenever the goroutine runs
@@ -93,32 +81,12 @@ type Future[T any] struct {
 func Submit[In, Out any](ctx context.Context, w Workers, f Func[In, Out], arg In, opts ...CallOption) *Future[Out] {
 	e := w.engine()
 	fu := &Future[Out]{p: newPromise[Out](e.cb.post), core: e.core}
-	x, _ := w.(*Executor)
-	t, err := newTask(ctx, f, arg, callOptions(opts), func(v Out, err error) {
-		if x != nil {
-			x.mu.Lock()
-			delete(x.futures, fu.t)
-			x.mu.Unlock()
-		}
-		fu.p.settle(v, err)
-	})
+	t, err := newTask(ctx, f, arg, callOptions(opts), func(v Out, err error) { fu.p.settle(v, err) })
+	if err == nil {
+		fu.t = t
+		err = e.core.Submit(t)
+	}
 	if err != nil {
-		var zero Out
-		fu.p.settle(zero, err)
-		return fu
-	}
-	fu.t = t
-	if x != nil {
-		x.mu.Lock()
-		x.futures[t] = func() { fu.Cancel() }
-		x.mu.Unlock()
-	}
-	if err := e.core.Submit(t); err != nil {
-		if x != nil {
-			x.mu.Lock()
-			delete(x.futures, t)
-			x.mu.Unlock()
-		}
 		var zero Out
 		fu.p.settle(zero, err)
 	}

@@ -203,8 +203,7 @@ func MapAsync[In, Out any](ctx context.Context, w Workers, f Func[In, Out], item
 	}
 	cs := cfg.chunksize
 	if cs <= 0 {
-		// Python's default: about four chunks per worker.
-		cs = (n + 4*e.size - 1) / (4 * e.size)
+		cs = defaultChunksize(n, e.size)
 	}
 	out := make([]Out, n)
 	mctx, cancel := context.WithCancel(ctx)
@@ -218,7 +217,10 @@ func MapAsync[In, Out any](ctx context.Context, w Workers, f Func[In, Out], item
 			bar.abort()
 		}
 	}
-	tasks := make([]*core.Task, 0, nchunks)
+	// Chunks are encoded and submitted a few at a time, so the first ones
+	// run while the rest are encoded.
+	const group = 8
+	tasks := make([]*core.Task, 0, min(nchunks, group))
 	for lo := 0; lo < n; lo += cs {
 		hi := min(lo+cs, n)
 		payload, err := f.in.AppendSlice(nil, items[lo:hi])
@@ -226,7 +228,7 @@ func MapAsync[In, Out any](ctx context.Context, w Workers, f Func[In, Out], item
 			cancel()
 			bar.abort()
 			r.p.settle(nil, fmt.Errorf("multiproc: items %d..%d of %q: %w", lo, hi-1, f.e.Name, err))
-			return r
+			return r // the chunks already submitted are cancelled with mctx
 		}
 		tasks = append(tasks, &core.Task{
 			Fn: f.e, Chunk: true, Payload: payload, Items: hi - lo, Ctx: mctx, Timeout: cfg.timeout,
@@ -251,11 +253,28 @@ func MapAsync[In, Out any](ctx context.Context, w Workers, f Func[In, Out], item
 				}
 			},
 		})
-	}
-	if err := e.core.Submit(tasks...); err != nil {
-		cancel()
-		bar.abort()
-		r.p.settle(nil, err)
+		if len(tasks) == group || hi == n {
+			if err := e.core.Submit(tasks...); err != nil {
+				cancel()
+				bar.abort()
+				r.p.settle(nil, err)
+				return r
+			}
+			tasks = tasks[:0]
+		}
 	}
 	return r
+}
+
+// maxAutoChunk caps the automatic chunk size. Python's default (four chunks
+// per worker) makes megabyte chunks of a large map: fresh memory for each,
+// and on virtual machines a first-touch page fault costs microseconds per
+// page. A few thousand items per chunk keep buffers small and reused, and
+// pipelining hides the extra round trips.
+const maxAutoChunk = 4096
+
+// defaultChunksize is Python's default, about four chunks per worker, capped
+// at maxAutoChunk items.
+func defaultChunksize(n, workers int) int {
+	return max(1, min((n+4*workers-1)/(4*workers), maxAutoChunk))
 }

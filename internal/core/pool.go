@@ -178,7 +178,7 @@ func (p *Pool) Submit(ts ...*Task) error {
 			})
 		}
 	}
-	kick := p.dispatchKickLocked()
+	kick := p.dispatchKickLocked(false)
 	// Copy: another dispatch may reuse the slice once p.mu is released.
 	var few [4]*worker
 	ws := append(few[:0], kick...)
@@ -220,6 +220,25 @@ func (p *Pool) Cancel(t *Task, err error) bool {
 	return true
 }
 
+// CancelPending cancels, with err, every task not yet running: queued
+// ones and ones handed to a worker behind the task it runs.
+func (p *Pool) CancelPending(err error) {
+	p.mu.Lock()
+	var ts []*Task
+	for i := p.queue.head; i < len(p.queue.buf); i++ {
+		ts = append(ts, p.queue.buf[i])
+	}
+	for _, w := range p.workers {
+		if len(w.assigned) > 1 {
+			ts = append(ts, w.assigned[1:]...)
+		}
+	}
+	p.mu.Unlock()
+	for _, t := range ts {
+		p.Cancel(t, err)
+	}
+}
+
 // Running reports whether t is the task its worker runs now.
 func (p *Pool) Running(t *Task) bool {
 	p.mu.Lock()
@@ -247,15 +266,18 @@ func (p *Pool) windowLocked() int {
 // dispatchLocked hands queued tasks to the least loaded workers and wakes
 // their writers.
 func (p *Pool) dispatchLocked() {
-	for _, w := range p.dispatchKickLocked() {
+	for _, w := range p.dispatchKickLocked(false) {
 		w.wakeWriter()
 	}
 }
 
-// dispatchKickLocked hands queued tasks to the least loaded workers and
-// returns the workers with frames to send; the caller must kick each of
-// them after unlocking p.mu. The slice is valid until the next dispatch.
-func (p *Pool) dispatchKickLocked() []*worker {
+// dispatchKickLocked hands queued tasks to the least loaded workers. It
+// returns the workers whose frames the caller should write itself (kick,
+// after unlocking p.mu): all of them if busyToo, otherwise only those that
+// had nothing in flight, where a direct write saves latency; the writers of
+// busy workers are woken instead, so that a stream of submissions is
+// batched into few writes. The slice is valid until the next dispatch.
+func (p *Pool) dispatchKickLocked(busyToo bool) []*worker {
 	wake := p.wakeScratch[:0]
 	window := p.windowLocked()
 	for p.queue.len() > 0 {
@@ -296,11 +318,20 @@ func (p *Pool) dispatchKickLocked() []*worker {
 			wake = append(wake, best)
 		}
 	}
+	kick := wake[:0]
 	for _, w := range wake {
 		w.needWake = false
+		// Before this dispatch, w had in flight what it holds minus what
+		// is unsent; what this dispatch added is all unsent.
+		if busyToo || len(w.assigned) == w.unsent {
+			kick = append(kick, w)
+		} else {
+			w.wakeWriter()
+		}
 	}
-	p.wakeScratch = wake[:0]
-	return wake
+	clear(wake[len(kick):])
+	p.wakeScratch = kick[:0]
+	return kick
 }
 
 // retireLocked stops giving w tasks; it exits once it has answered those

@@ -342,6 +342,22 @@ func (w *worker) readLoop() {
 		if ok {
 			t.finish(p, r)
 		}
+		// Refill the workers once per batch of results, not once per
+		// result: one write carries all the tasks the batch made room for.
+		if !w.child.Reader.BufferedFrame() {
+			p.refill()
+		}
+	}
+}
+
+// refill dispatches queued tasks and writes them from this goroutine.
+func (p *Pool) refill() {
+	var few [4]*worker
+	p.mu.Lock()
+	kick := append(few[:0], p.dispatchKickLocked(true)...)
+	p.mu.Unlock()
+	for _, k := range kick {
+		k.kick()
 	}
 }
 
@@ -390,12 +406,7 @@ func (p *Pool) acceptResult(w *worker, payload []byte) (t *Task, r Result, ok bo
 	if w.retiring && len(w.assigned) == 0 {
 		w.requestExit()
 	}
-	var few [4]*worker
-	kick := append(few[:0], p.dispatchKickLocked()...)
 	p.mu.Unlock()
-	for _, k := range kick {
-		k.kick()
-	}
 	return t, decodeResult(w, status, data), true
 }
 
@@ -427,6 +438,7 @@ func (p *Pool) recoverResults(w *worker) {
 		}
 		t.finish(p, r)
 	}
+	p.refill()
 }
 
 func decodeResult(w *worker, status byte, data []byte) Result {
