@@ -3,6 +3,7 @@ package multiproc
 import (
 	"context"
 	"fmt"
+	"sync"
 	"sync/atomic"
 
 	"github.com/multiproc-go/multiproc/internal/core"
@@ -223,7 +224,7 @@ func MapAsync[In, Out any](ctx context.Context, w Workers, f Func[In, Out], item
 	tasks := make([]*core.Task, 0, min(nchunks, group))
 	for lo := 0; lo < n; lo += cs {
 		hi := min(lo+cs, n)
-		payload, err := f.in.AppendSlice(nil, items[lo:hi])
+		payload, err := f.in.AppendSlice(chunkBufs.get(), items[lo:hi])
 		if err != nil {
 			cancel()
 			bar.abort()
@@ -237,6 +238,8 @@ func MapAsync[In, Out any](ctx context.Context, w Workers, f Func[In, Out], item
 					fail(res.Err)
 					return
 				}
+				// The worker answered, so nothing writes the payload any more.
+				chunkBufs.put(payload)
 				got, err := f.out.DecodeSlice(out[lo:lo], res.Data)
 				if err == nil && len(got) != hi-lo {
 					err = fmt.Errorf("multiproc: %q: chunk of %d items returned %d results", f.e.Name, hi-lo, len(got))
@@ -277,4 +280,24 @@ const maxAutoChunk = 4096
 // at maxAutoChunk items.
 func defaultChunksize(n, workers int) int {
 	return max(1, min((n+4*workers-1)/(4*workers), maxAutoChunk))
+}
+
+// chunkBufs recycles the encoded chunks of maps: a large map would otherwise
+// allocate (and on first touch fault in) its whole input once more.
+var chunkBufs bufPool
+
+type bufPool struct{ p sync.Pool }
+
+func (b *bufPool) get() []byte {
+	if v, ok := b.p.Get().(*[]byte); ok {
+		return (*v)[:0]
+	}
+	return nil
+}
+
+func (b *bufPool) put(buf []byte) {
+	if cap(buf) == 0 || cap(buf) > 1<<20 {
+		return
+	}
+	b.p.Put(&buf)
 }

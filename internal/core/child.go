@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"runtime"
-	"runtime/pprof"
 	"sync"
 	"time"
 
@@ -88,11 +87,6 @@ func serveWorker(s *boot.Session) int {
 	}
 	if _, err := s.Conn.Write(wire.AppendFrame(nil, kindInit, []byte{statusOK})); err != nil {
 		return boot.ExitParentDied
-	}
-	if d := os.Getenv("MP_WPROF"); d != "" {
-		f, _ := os.Create(fmt.Sprintf("%s/w-%d.prof", d, os.Getpid()))
-		pprof.StartCPUProfile(f)
-		defer pprof.StopCPUProfile()
 	}
 	go w.read()
 	w.execute()
@@ -280,11 +274,12 @@ func (w *childWorker) appendResult(frame []byte) []byte {
 	w.outMu.Lock()
 	defer w.outMu.Unlock()
 	area := w.words.Area()
-	if w.outLen+len(frame) > len(area) {
+	if len(frame) >= len(area)/8 || w.outLen+len(frame) > len(area) {
 		w.flushLocked()
-		if len(frame) > len(area) {
-			// Too big for the area: send it now, before the next task can
-			// start, so it cannot be lost either.
+		if len(frame) >= len(area)/8 {
+			// A big result (a map chunk) goes out now, before the next task
+			// can start, so it cannot be lost either; copying it into the
+			// area would cost more than the write saves.
 			w.write(frame)
 			return reuse(frame)
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"sync"
 	"syscall"
@@ -54,6 +55,8 @@ type worker struct {
 	wbatch   []*Task
 	wflags   []byte
 	wcancels []uint64
+	wsegs    []segment
+	wiov     [][]byte
 }
 
 // spawn starts one worker and waits until its initializer ran.
@@ -268,27 +271,22 @@ func (w *worker) sendLocked() bool {
 	}
 	p.mu.Unlock()
 
-	buf := w.wbuf[:0]
+	w.wbuf = w.wbuf[:0]
 	for i, t := range batch {
-		buf = w.appendTask(buf, t, flags[i])
+		w.appendTask(t, flags[i])
 	}
 	for _, o := range cancels {
-		buf = appendCancel(buf, o)
+		w.wbuf = appendCancel(w.wbuf, o)
 	}
 	if exit {
-		buf = wire.AppendFrame(buf, kindExit, nil)
+		w.wbuf = wire.AppendFrame(w.wbuf, kindExit, nil)
 	}
 	clear(batch)
 	w.wbatch, w.wflags, w.wcancels = batch[:0], flags[:0], cancels[:0]
-	if cap(buf) <= 4<<20 {
-		w.wbuf = buf[:0]
-	} else {
-		w.wbuf = nil
-	}
-	if len(buf) == 0 {
+	if len(w.wbuf) == 0 {
 		return true
 	}
-	if _, err := w.child.Conn.Write(buf); err != nil {
+	if err := w.writeBatch(); err != nil {
 		// The reader sees the death and settles the tasks.
 		p.mu.Lock()
 		w.killLocked()
@@ -298,30 +296,82 @@ func (w *worker) sendLocked() bool {
 	return true
 }
 
-func (w *worker) appendTask(buf []byte, t *Task, flags byte) []byte {
+// inlinePayload is the size up to which a payload is copied next to its
+// frame header; larger ones are written from where they lie (writev).
+const inlinePayload = 1024
+
+// segment marks a large payload to write after w.wbuf[:end].
+type segment struct {
+	end     int
+	payload []byte
+}
+
+// appendTask adds t's frame to the batch being built in w.wbuf and w.wsegs.
+func (w *worker) appendTask(t *Task, flags byte) {
 	ref, known := w.fnRefs[t.Fn]
 	if !known {
 		ref = uint64(len(w.fnRefs) + 1)
 		w.fnRefs[t.Fn] = ref
 		flags |= flagDefine
 	}
-	buf, off := wire.BeginFrame(buf, kindTask)
+	start := len(w.wbuf)
+	buf, off := wire.BeginFrame(w.wbuf, kindTask)
 	buf = binary.AppendUvarint(buf, ref)
 	buf = append(buf, flags)
 	if !known {
 		buf = wire.AppendString(buf, t.Fn.Name)
 	}
+	size := 0
 	if flags&flagCancelled == 0 {
-		buf = append(buf, t.Payload...)
+		size = len(t.Payload)
 	}
-	if err := wire.EndFrame(buf, off, wire.DefaultMaxFrame); err != nil {
+	if err := wire.EndFrameWith(buf, off, size, wire.DefaultMaxFrame); err != nil {
 		// Too large to send: answer it here and send a cancelled stub so
 		// ordinals stay aligned.
-		buf = buf[:off]
-		go t.finish(w.p, Result{Err: fmt.Errorf("multiproc: task %q: argument of %d bytes: %w", t.Fn.Name, len(t.Payload), err)})
-		return w.appendTask(buf, t, flags|flagCancelled)
+		w.wbuf = buf[:start]
+		go t.finish(w.p, Result{Err: fmt.Errorf("multiproc: task %q: argument of %d bytes: %w", t.Fn.Name, size, err)})
+		w.appendTask(t, flags|flagCancelled)
+		return
 	}
-	return buf
+	switch {
+	case size == 0:
+	case size <= inlinePayload:
+		buf = append(buf, t.Payload...)
+	default:
+		w.wsegs = append(w.wsegs, segment{end: len(buf), payload: t.Payload})
+	}
+	w.wbuf = buf
+}
+
+// writeBatch writes w.wbuf with the large payloads spliced in, in one
+// vectored write, and resets the batch.
+func (w *worker) writeBatch() error {
+	var err error
+	if len(w.wsegs) == 0 {
+		_, err = w.child.Conn.Write(w.wbuf)
+	} else {
+		bufs := w.wiov[:0]
+		prev := 0
+		for _, sg := range w.wsegs {
+			bufs = append(bufs, w.wbuf[prev:sg.end], sg.payload)
+			prev = sg.end
+		}
+		if prev < len(w.wbuf) {
+			bufs = append(bufs, w.wbuf[prev:])
+		}
+		nb := net.Buffers(bufs)
+		_, err = nb.WriteTo(w.child.Conn)
+		clear(bufs)
+		w.wiov = bufs[:0]
+		clear(w.wsegs)
+		w.wsegs = w.wsegs[:0]
+	}
+	if cap(w.wbuf) > 4<<20 {
+		w.wbuf = nil
+	} else {
+		w.wbuf = w.wbuf[:0]
+	}
+	return err
 }
 
 // readLoop receives results until the worker's socket closes.

@@ -42,8 +42,15 @@ func BeginFrame(dst []byte, kind byte) ([]byte, int) {
 // EndFrame patches the length of the frame begun at off. It fails if the
 // payload exceeds max (no limit when max <= 0).
 func EndFrame(buf []byte, off int, max int) error {
-	n := len(buf) - off - HeaderSize
-	if n < 0 {
+	return EndFrameWith(buf, off, 0, max)
+}
+
+// EndFrameWith is EndFrame for a frame whose payload continues, after buf,
+// with extra more bytes that the caller writes separately (a vectored write
+// of a large payload, without copying it into buf).
+func EndFrameWith(buf []byte, off int, extra int, max int) error {
+	n := len(buf) - off - HeaderSize + extra
+	if n < 0 || off > len(buf) {
 		return fmt.Errorf("%w: frame offset %d beyond buffer", ErrCorrupt, off)
 	}
 	if (max > 0 && n > max) || uint64(n) > 0xFFFFFFFF {

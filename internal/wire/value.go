@@ -81,12 +81,52 @@ func (c rawCodec[T]) Append(dst []byte, v T) ([]byte, error) {
 	return append(dst, unsafe.Slice((*byte)(unsafe.Pointer(&v)), c.size)...), nil
 }
 
+// A raw slice is an 8-byte little-endian count followed by the values'
+// memory. The fixed-size count keeps the values 8-byte aligned whenever the
+// encoding starts aligned, so a receiver can use them in place (View).
 func (c rawCodec[T]) AppendSlice(dst []byte, vs []T) ([]byte, error) {
-	dst = binary.AppendUvarint(dst, uint64(len(vs)))
+	dst = binary.LittleEndian.AppendUint64(dst, uint64(len(vs)))
+	return append(dst, c.SliceBytes(vs)...), nil
+}
+
+// SliceBytes returns the memory of vs, without copying.
+func (c rawCodec[T]) SliceBytes(vs []T) []byte {
 	if c.size == 0 || len(vs) == 0 {
-		return dst, nil
+		return nil
 	}
-	return append(dst, unsafe.Slice((*byte)(unsafe.Pointer(&vs[0])), c.size*len(vs))...), nil
+	return unsafe.Slice((*byte)(unsafe.Pointer(&vs[0])), c.size*len(vs))
+}
+
+// View returns the values of a slice encoding without copying them, when
+// src is a valid encoding whose values are suitably aligned in memory. The
+// result aliases src.
+func (c rawCodec[T]) View(src []byte) ([]T, bool) {
+	n, body, err := c.split(src)
+	if err != nil || c.size == 0 || n == 0 {
+		return nil, false
+	}
+	p := unsafe.Pointer(&body[0])
+	if uintptr(p)%uintptr(reflect.TypeFor[T]().Align()) != 0 {
+		return nil, false
+	}
+	return unsafe.Slice((*T)(p), n), true
+}
+
+func (c rawCodec[T]) split(src []byte) (n uint64, body []byte, err error) {
+	if len(src) < 8 {
+		return 0, nil, fmt.Errorf("%w: slice shorter than its count", ErrCorrupt)
+	}
+	n, body = binary.LittleEndian.Uint64(src), src[8:]
+	if c.size == 0 {
+		if n > 1<<31 || len(body) != 0 {
+			return 0, nil, fmt.Errorf("%w: bad zero-size slice", ErrCorrupt)
+		}
+		return n, body, nil
+	}
+	if n > uint64(len(body)) || uint64(len(body)) != n*uint64(c.size) {
+		return 0, nil, fmt.Errorf("%w: %d bytes for %d values of %d bytes", ErrCorrupt, len(body), n, c.size)
+	}
+	return n, body, nil
 }
 
 func (c rawCodec[T]) Decode(src []byte) (T, error) {
@@ -101,26 +141,26 @@ func (c rawCodec[T]) Decode(src []byte) (T, error) {
 }
 
 func (c rawCodec[T]) DecodeSlice(dst []T, src []byte) ([]T, error) {
-	n, k := binary.Uvarint(src)
-	if k <= 0 {
-		return dst, fmt.Errorf("%w: bad slice length", ErrCorrupt)
+	n, body, err := c.split(src)
+	if err != nil {
+		return dst, err
 	}
-	src = src[k:]
 	if c.size == 0 {
-		if n > 1<<31 || len(src) != 0 {
-			return dst, fmt.Errorf("%w: bad zero-size slice", ErrCorrupt)
-		}
 		return append(dst, make([]T, n)...), nil
-	}
-	if n > uint64(len(src)) || uint64(len(src)) != n*uint64(c.size) {
-		return dst, fmt.Errorf("%w: %d bytes for %d values of %d bytes", ErrCorrupt, len(src), n, c.size)
 	}
 	start := len(dst)
 	dst = slices.Grow(dst, int(n))[:start+int(n)]
 	if n > 0 {
-		copy(unsafe.Slice((*byte)(unsafe.Pointer(&dst[start])), len(src)), src)
+		copy(unsafe.Slice((*byte)(unsafe.Pointer(&dst[start])), len(body)), body)
 	}
 	return dst, nil
+}
+
+// RawSlice is implemented by the raw codec (see [For]): its slices can be
+// sent and received without copying the values.
+type RawSlice[T any] interface {
+	SliceBytes(vs []T) []byte
+	View(src []byte) ([]T, bool)
 }
 
 // stringCodec and bytesCodec length-prefix each value; they differ only in
