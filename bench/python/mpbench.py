@@ -24,6 +24,7 @@ import argparse
 import json
 import multiprocessing
 import os
+import signal
 import statistics
 import sys
 import time
@@ -285,6 +286,31 @@ def pool_worker_rss(ctx, scale):
     finally:
         closing(pool)
     return sum(rss) / len(rss)
+
+
+def suicide(_):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+KILLED_TIMEOUT = 2.0
+
+
+@row("pool_worker_killed", "ms")
+def pool_worker_killed(ctx, scale):
+    # Time from apply_async of a task whose worker is SIGKILLed to its outcome. CPython's
+    # Pool never answers such a task (the result stays pending forever), so this waits
+    # KILLED_TIMEOUT seconds and reports that: a lower bound for "never".
+    pool = ready_pool(ctx)
+    try:
+        t0 = perf()
+        try:
+            pool.apply_async(suicide, (0,)).get(KILLED_TIMEOUT)
+        except Exception:
+            pass
+        return (perf() - t0) * 1e3
+    finally:
+        pool.terminate()
+        pool.join()
 
 
 # ---- command line ----

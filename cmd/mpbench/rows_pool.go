@@ -4,11 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"iter"
 	"os"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/multiproc-go/multiproc"
@@ -111,6 +113,13 @@ func init() {
 			Name: "seed_primes.serial_go", Unit: "s",
 			Doc: "the seed_primes factoring on 1 goroutine in this process",
 			Go:  func(ctx context.Context, env *Env) (float64, error) { return seedGoroutines(ctx, env, 1) },
+		},
+		Row{
+			Name: "pool_worker_killed", Unit: "ms",
+			Doc: "Apply of a task whose worker is SIGKILLed: time until the caller has its outcome " +
+				"(ErrWorkerDied here; CPython's Pool never answers, so its figure is the 2 s it waited)",
+			Go:     poolWorkerKilled,
+			Python: PyRow{Name: "pool_worker_killed"},
 		},
 		Row{
 			Name: "pool_worker_rss", Unit: "MB",
@@ -469,4 +478,25 @@ func vmRSS(pid int) (float64, error) {
 		return float64(kb) * 1024 / 1e6, nil // the kernel's kB are KiB
 	}
 	return 0, fmt.Errorf("mpbench: worker rss: no VmRSS line in /proc/%d/status", pid)
+}
+
+// suicide kills its own worker, as an OOM kill or a crash would.
+var suicide = multiproc.Register("mpbench.suicide", func(_ context.Context, _ int) (int, error) {
+	syscall.Kill(os.Getpid(), syscall.SIGKILL)
+	select {} // never reached: the signal is fatal
+})
+
+func poolWorkerKilled(ctx context.Context, env *Env) (float64, error) {
+	p, err := readyPool(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer p.Close()
+	t0 := time.Now()
+	_, err = multiproc.Apply(ctx, p, suicide, 0)
+	d := time.Since(t0)
+	if !errors.Is(err, multiproc.ErrWorkerDied) {
+		return 0, fmt.Errorf("mpbench: killed worker: got %v, want ErrWorkerDied", err)
+	}
+	return float64(d) / float64(time.Millisecond), nil
 }
