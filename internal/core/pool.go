@@ -440,7 +440,10 @@ func (p *Pool) breakLocked(cause error) {
 		ts = append(ts, p.queue.popFront())
 	}
 	err := p.broken
+	// Finishing takes p.mu (taskDone), which the caller holds.
+	p.wg.Add(1)
 	go func() {
+		defer p.wg.Done()
 		for _, t := range ts {
 			t.finish(p, Result{Err: err})
 		}
@@ -451,7 +454,7 @@ func (p *Pool) maybeDoneLocked() {
 	if !p.closing {
 		return
 	}
-	if p.pending == 0 || p.broken != nil && p.queue.len() == 0 && p.pending == 0 {
+	if p.pending == 0 {
 		for _, w := range p.workers {
 			if !w.retiring {
 				p.retireLocked(w, "close")
