@@ -272,9 +272,10 @@ func MapAsync[In, Out any](ctx context.Context, w Workers, f Func[In, Out], item
 // maxAutoChunk caps the automatic chunk size. Python's default (four chunks
 // per worker) makes megabyte chunks of a large map: fresh memory for each,
 // and on virtual machines a first-touch page fault costs microseconds per
-// page. A few thousand items per chunk keep buffers small and reused, and
-// pipelining hides the extra round trips.
-const maxAutoChunk = 4096
+// page. Chunks of tens of thousands of items keep buffers reusable while
+// per-chunk costs stay negligible (measured with mpbench: 4096 was slower,
+// 16384 to 65536 alike).
+const maxAutoChunk = 32768
 
 // defaultChunksize is Python's default, about four chunks per worker, capped
 // at maxAutoChunk items.
