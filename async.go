@@ -22,7 +22,13 @@ type promise[T any] struct {
 }
 
 func newPromise[T any](run func(func())) *promise[T] {
-	return &promise[T]{done: make(chan struct{}), run: run}
+	p := new(promise[T])
+	p.init(run)
+	return p
+}
+
+func (p *promise[T]) init(run func(func())) {
+	p.done, p.run = make(chan struct{}), run
 }
 
 // settle records the outcome once; it reports whether this call did.

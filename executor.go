@@ -68,10 +68,9 @@ func (x *Executor) Stats() Stats { return x.e.core.Stats() }
 // Future is the pending result of [Submit]: Python's concurrent.futures.Future.
 // Its methods are safe for concurrent use.
 type Future[T any] struct {
-	p         *promise[T]
-	t         *core.Task
-	core      *core.Pool
-	cancelled bool // set before settle when Cancel won
+	p    *promise[T]
+	t    *core.Task
+	core *core.Pool
 }
 
 // Submit schedules f(arg) on w and returns its Future: Python's
@@ -80,17 +79,13 @@ type Future[T any] struct {
 // fail at once. Cancelling ctx cancels the task, like [Future.Cancel].
 func Submit[In, Out any](ctx context.Context, w Workers, f Func[In, Out], arg In, opts ...CallOption) *Future[Out] {
 	e := w.engine()
-	fu := &Future[Out]{p: newPromise[Out](e.cb.post), core: e.core}
-	t, err := newTask(ctx, f, arg, callOptions(opts), func(v Out, err error) { fu.p.settle(v, err) })
-	if err == nil {
-		fu.t = t
-		err = e.core.Submit(t)
-	}
-	if err != nil {
-		var zero Out
-		fu.p.settle(zero, err)
-	}
-	return fu
+	a := new(struct {
+		f Future[Out]
+		c call[Out]
+	})
+	a.f = Future[Out]{p: &a.c.p, t: &a.c.t, core: e.core}
+	startCall(&a.c, ctx, e, f, arg, callOptions(opts))
+	return &a.f
 }
 
 // Result waits for the outcome and returns it. A cancelled future returns an
@@ -111,7 +106,7 @@ func (f *Future[T]) Exception(ctx context.Context) error {
 func (f *Future[T]) Done() bool { return f.p.ready() }
 
 // Running reports whether a worker is running the task now.
-func (f *Future[T]) Running() bool { return f.t != nil && f.core.Running(f.t) }
+func (f *Future[T]) Running() bool { return f.t.Fn != nil && f.core.Running(f.t) }
 
 // Cancel cancels the task unless it already finished, and reports whether
 // it did. Unlike Python's, it also stops a running task: its context in the
@@ -119,8 +114,8 @@ func (f *Future[T]) Running() bool { return f.t != nil && f.core.Running(f.t) }
 // within the pool's grace period. The future then fails with an error
 // matching context.Canceled.
 func (f *Future[T]) Cancel() bool {
-	if f.t == nil || f.p.ready() {
-		return false
+	if f.t.Fn == nil || f.p.ready() {
+		return false // never submitted, or finished
 	}
 	return f.core.Cancel(f.t, fmt.Errorf("multiproc: future of %q cancelled: %w", f.t.Fn.Name, context.Canceled))
 }

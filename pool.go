@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 
 	"github.com/multiproc-go/multiproc/internal/core"
+	"github.com/multiproc-go/multiproc/internal/wire"
 )
 
 // Workers is what runs tasks: a [*Pool] or an [*Executor]. Every function
@@ -140,38 +141,55 @@ func Apply[In, Out any](ctx context.Context, w Workers, f Func[In, Out], arg In,
 // not stop within the grace period).
 func ApplyAsync[In, Out any](ctx context.Context, w Workers, f Func[In, Out], arg In, opts ...CallOption) *AsyncResult[Out] {
 	e := w.engine()
-	r := &AsyncResult[Out]{p: newPromise[Out](e.cb.post)}
-	t, err := newTask(ctx, f, arg, callOptions(opts), func(v Out, err error) { r.p.settle(v, err) })
+	a := new(struct {
+		r AsyncResult[Out]
+		c call[Out]
+	})
+	a.r.p = &a.c.p
+	startCall(&a.c, ctx, e, f, arg, callOptions(opts))
+	return &a.r
+}
+
+// call is the state of one task in flight — its promise, its core task,
+// its decoder and a small buffer for its argument — kept in one allocation
+// with the AsyncResult or Future that exposes it.
+type call[T any] struct {
+	p   promise[T]
+	t   core.Task
+	out wire.Value[T]
+	inl [16]byte
+}
+
+// startCall encodes f(arg) into c and submits it; any failure settles c's
+// promise at once.
+func startCall[In, Out any](c *call[Out], ctx context.Context, e *engine, f Func[In, Out], arg In, cfg callConfig) {
+	c.p.init(e.cb.post)
+	err := f.check()
 	if err == nil {
-		err = e.core.Submit(t)
+		var payload []byte
+		payload, err = f.in.Append(c.inl[:0], arg)
+		if err != nil {
+			err = fmt.Errorf("multiproc: argument of %q: %w", f.e.Name, err)
+		} else {
+			c.out = f.out
+			c.t = core.Task{Fn: f.e, Payload: payload, Items: 1, Ctx: ctx, Timeout: cfg.timeout, Sink: c}
+			err = e.core.Submit(&c.t)
+		}
 	}
 	if err != nil {
 		var zero Out
-		r.p.settle(zero, err)
+		c.p.settle(zero, err)
 	}
-	return r
 }
 
-// newTask encodes one call of f as a core task whose outcome goes to done.
-func newTask[In, Out any](ctx context.Context, f Func[In, Out], arg In, cfg callConfig, done func(Out, error)) (*core.Task, error) {
-	if err := f.check(); err != nil {
-		return nil, err
+// TaskDone receives the outcome from the pool.
+func (c *call[T]) TaskDone(res core.Result) {
+	if res.Err != nil {
+		var zero T
+		c.p.settle(zero, res.Err)
+		return
 	}
-	payload, err := f.in.Append(nil, arg)
-	if err != nil {
-		return nil, fmt.Errorf("multiproc: argument of %q: %w", f.e.Name, err)
-	}
-	return &core.Task{
-		Fn: f.e, Payload: payload, Items: 1, Ctx: ctx, Timeout: cfg.timeout,
-		Done: func(res core.Result) {
-			if res.Err != nil {
-				var zero Out
-				done(zero, res.Err)
-				return
-			}
-			done(f.out.Decode(res.Data))
-		},
-	}, nil
+	c.p.settle(c.out.Decode(res.Data))
 }
 
 // Map runs f on every item, in chunks, and returns the results in order:

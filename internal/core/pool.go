@@ -78,6 +78,7 @@ type Pool struct {
 	spawnTimer  *time.Timer
 	spawnFails  int
 	wakeScratch []*worker
+	watches     map[context.Context]*ctxWatch
 
 	stats counters
 
@@ -171,12 +172,7 @@ func (p *Pool) Submit(ts ...*Task) error {
 	for _, t := range ts {
 		p.pending++
 		p.queue.pushBack(t)
-		if t.Ctx != nil && t.Ctx.Done() != nil {
-			ctx := t.Ctx
-			t.stop = context.AfterFunc(ctx, func() {
-				p.Cancel(t, fmt.Errorf("multiproc: task %q cancelled: %w", t.Fn.Name, ctx.Err()))
-			})
-		}
+		p.watchLocked(t)
 	}
 	kick := p.dispatchKickLocked(false)
 	// Copy: another dispatch may reuse the slice once p.mu is released.
@@ -246,8 +242,9 @@ func (p *Pool) Running(t *Task) bool {
 	return !t.finished.Load() && t.w != nil && len(t.w.assigned) > 0 && t.w.assigned[0] == t && t.w.unsent < len(t.w.assigned)
 }
 
-func (p *Pool) taskDone() {
+func (p *Pool) taskDone(t *Task) {
 	p.mu.Lock()
+	p.unwatchLocked(t)
 	p.pending--
 	p.maybeDoneLocked()
 	p.mu.Unlock()

@@ -25,9 +25,13 @@ type Task struct {
 	// it must not block. The Result's Data aliases a buffer that is reused
 	// after Done returns.
 	Done func(Result)
+	// Sink, if set, is used instead of Done: a caller that embeds the Task
+	// in its own state implements it without allocating a closure.
+	Sink interface{ TaskDone(Result) }
 
 	finished atomic.Bool
-	stop     func() bool // stops the context watch
+	stop     func() bool // stops a context watch of this task alone
+	watched  bool        // in a shared context watch (p.mu)
 
 	// Protected by the pool's mutex.
 	w          *worker // worker holding the task, nil while queued
@@ -59,6 +63,10 @@ func (t *Task) finish(p *Pool, r Result) {
 	if t.stop != nil {
 		t.stop()
 	}
-	t.Done(r)
-	p.taskDone()
+	if t.Sink != nil {
+		t.Sink.TaskDone(r)
+	} else {
+		t.Done(r)
+	}
+	p.taskDone(t)
 }
