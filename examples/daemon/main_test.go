@@ -15,7 +15,7 @@ func TestMain(m *testing.M) {
 }
 
 func TestDaemonExample(t *testing.T) {
-	stdout := runQuietly(t)
+	stdout := extest.RunQuiet(t)
 	const want = `Starting: non-daemon
 Exiting : non-daemon
 daemon: daemon=true exit code -15, joined: multiproc: process PID was killed by signal 15 (terminated)
@@ -30,11 +30,3 @@ var pidRE = regexp.MustCompile(`process [0-9]+ `)
 
 // runQuietly builds and runs the example and returns its stdout; the
 // example must exit with status 0 and write nothing to stderr.
-func runQuietly(t *testing.T) string {
-	t.Helper()
-	r := extest.Exec(t, extest.Build(t))
-	if r.Err != nil || r.Stderr != "" {
-		t.Fatalf("example: %v\nstdout:\n%s\nstderr:\n%s", r.Err, r.Stdout, r.Stderr)
-	}
-	return r.Stdout
-}

@@ -15,7 +15,7 @@ func TestMain(m *testing.M) {
 }
 
 func TestErrorsExample(t *testing.T) {
-	stdout := runQuietly(t)
+	stdout := extest.RunQuiet(t)
 	const want = `share(4): exit code 0
   result: 25
 share(-1): exit code 1
@@ -37,11 +37,3 @@ share(0): exit code 1
 
 // runQuietly builds and runs the example and returns its stdout; the
 // example must exit with status 0 and write nothing to stderr.
-func runQuietly(t *testing.T) string {
-	t.Helper()
-	r := extest.Exec(t, extest.Build(t))
-	if r.Err != nil || r.Stderr != "" {
-		t.Fatalf("example: %v\nstdout:\n%s\nstderr:\n%s", r.Err, r.Stdout, r.Stderr)
-	}
-	return r.Stdout
-}

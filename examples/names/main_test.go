@@ -16,7 +16,7 @@ func TestMain(m *testing.M) {
 }
 
 func TestNamesExample(t *testing.T) {
-	stdout := runQuietly(t)
+	stdout := extest.RunQuiet(t)
 	lines := extest.Lines(stdout)
 	if len(lines) != 4 {
 		t.Fatalf("%d lines, want 4:\n%s", len(lines), stdout)
@@ -44,11 +44,3 @@ func TestNamesExample(t *testing.T) {
 
 // runQuietly builds and runs the example and returns its stdout; the
 // example must exit with status 0 and write nothing to stderr.
-func runQuietly(t *testing.T) string {
-	t.Helper()
-	r := extest.Exec(t, extest.Build(t))
-	if r.Err != nil || r.Stderr != "" {
-		t.Fatalf("example: %v\nstdout:\n%s\nstderr:\n%s", r.Err, r.Stdout, r.Stderr)
-	}
-	return r.Stdout
-}

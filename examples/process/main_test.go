@@ -17,7 +17,7 @@ func TestMain(m *testing.M) {
 }
 
 func TestProcessExample(t *testing.T) {
-	stdout := runQuietly(t)
+	stdout := extest.RunQuiet(t)
 	lines := extest.Lines(stdout)
 	if len(lines) != 10 {
 		t.Fatalf("%d lines, want 10 (Main, 2 per child, Finished):\n%s", len(lines), stdout)
@@ -63,11 +63,3 @@ func TestProcessExample(t *testing.T) {
 
 // runQuietly builds and runs the example and returns its stdout; the
 // example must exit with status 0 and write nothing to stderr.
-func runQuietly(t *testing.T) string {
-	t.Helper()
-	r := extest.Exec(t, extest.Build(t))
-	if r.Err != nil || r.Stderr != "" {
-		t.Fatalf("example: %v\nstdout:\n%s\nstderr:\n%s", r.Err, r.Stdout, r.Stderr)
-	}
-	return r.Stdout
-}

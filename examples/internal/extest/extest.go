@@ -102,3 +102,15 @@ func exitStatus(err error) string {
 func Lines(out string) []string {
 	return strings.Split(strings.TrimSuffix(out, "\n"), "\n")
 }
+
+// RunQuiet builds the example in the current directory, runs it with args
+// and fails the test unless it exits with status 0 and writes nothing to
+// standard error (no noise from any child). It returns standard output.
+func RunQuiet(t testing.TB, args ...string) string {
+	t.Helper()
+	r := Exec(t, Build(t), args...)
+	if r.Err != nil || r.Stderr != "" {
+		t.Fatalf("example: %v\nstdout:\n%s\nstderr:\n%s", r.Err, r.Stdout, r.Stderr)
+	}
+	return r.Stdout
+}
