@@ -530,13 +530,6 @@ func (p *Pool) Join(ctx context.Context) error {
 	}
 }
 
-// Closed reports whether Close or Terminate was called.
-func (p *Pool) Closed() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.closing
-}
-
 // Size returns the configured number of workers.
 func (p *Pool) Size() int { return p.cfg.Workers }
 

@@ -42,7 +42,6 @@ type worker struct {
 	needWake    bool
 	headGen     uint64
 	headTimer   *time.Timer
-	signalled   bool // SIGTERM was sent for a timeout
 	busy        time.Duration
 	tasks       int64
 	rss         uint64
