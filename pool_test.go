@@ -619,3 +619,21 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return string(s.b)
 }
+
+func TestMaxAge(t *testing.T) {
+	p := newPool(t, 1, multiproc.MaxAge(time.Millisecond))
+	ctx := ctxT(t)
+	first, err := multiproc.Apply(ctx, p, pid, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every task after the first millisecond finds its worker too old: it
+	// is retired once idle and a new one takes the next task.
+	testutil.WaitFor(t, deadline, func() bool {
+		v, err := multiproc.Apply(ctx, p, pid, 0)
+		return err == nil && v != first
+	}, "a task served by a worker younger than the first")
+	if s := p.Stats(); s.Recycled < 1 {
+		t.Fatalf("Recycled = %d, want at least 1", s.Recycled)
+	}
+}
