@@ -295,6 +295,9 @@ func (w *worker) sendLocked() bool {
 	return true
 }
 
+// maxTaskFrame bounds a task frame (a variable so tests can lower it).
+var maxTaskFrame = wire.DefaultMaxFrame
+
 // inlinePayload is the size up to which a payload is copied next to its
 // frame header; larger ones are written from where they lie (writev).
 const inlinePayload = 1024
@@ -324,12 +327,16 @@ func (w *worker) appendTask(t *Task, flags byte) {
 	if flags&flagCancelled == 0 {
 		size = len(t.Payload)
 	}
-	if err := wire.EndFrameWith(buf, off, size, wire.DefaultMaxFrame); err != nil {
+	if err := wire.EndFrameWith(buf, off, size, maxTaskFrame); err != nil {
 		// Too large to send: answer it here and send a cancelled stub so
-		// ordinals stay aligned.
+		// ordinals stay aligned. The stub defines the function afresh if
+		// this frame was to define it.
 		w.wbuf = buf[:start]
+		if !known {
+			delete(w.fnRefs, t.Fn)
+		}
 		go t.finish(w.p, Result{Err: fmt.Errorf("multiproc: task %q: argument of %d bytes: %w", t.Fn.Name, size, err)})
-		w.appendTask(t, flags|flagCancelled)
+		w.appendTask(t, (flags&^flagDefine)|flagCancelled)
 		return
 	}
 	switch {
