@@ -323,6 +323,9 @@ func (w *childWorker) flushLocked() {
 	w.write(w.words.Area()[:w.outLen])
 	w.outLen = 0
 	w.words.Store(wordOutLen, 0)
+	if w.timer != nil {
+		w.timer.Stop() // nothing left to flush: no wake-up for nothing
+	}
 }
 
 func (w *childWorker) write(b []byte) {
