@@ -41,20 +41,14 @@ func (p *promise[T]) settle(v T, err error) bool {
 	p.set, p.val, p.err = true, v, err
 	cbs := p.cbs
 	p.cbs = nil
-	if len(cbs) == 0 {
-		close(p.done)
-		p.mu.Unlock()
-		return true
-	}
+	close(p.done)
 	p.mu.Unlock()
-	// As in Python, callbacks registered before the outcome run before it
-	// is ready: a Get that returns sees their effects.
-	p.run(func() {
-		for _, cb := range cbs {
-			cb()
-		}
-		close(p.done)
-	})
+	// The outcome is ready before callbacks run (as in concurrent.futures):
+	// a callback may read it, or wait on any other result, without
+	// waiting on itself.
+	for _, cb := range cbs {
+		p.run(cb)
+	}
 	return true
 }
 
@@ -128,10 +122,10 @@ func (r *AsyncResult[T]) Successful() (bool, error) {
 // OnResult registers fn to run with the result if the call succeeds
 // (Python's callback). Callbacks of one pool run one at a time, in the
 // order results arrive, on a goroutine of the pool's (so they need no
-// locking among themselves); they must not block for long. A callback
-// registered before the result arrives runs before Get, Wait and Ready see
-// the result, as in Python; one registered later runs soon after. Close
-// and Terminate wait for pending callbacks. It returns r, to chain.
+// locking among themselves); they must not block for long. They run just
+// after the result becomes ready (so a Get that returns may not yet see a
+// callback's effects; Close, Terminate and Join wait for pending
+// callbacks). It returns r, to chain.
 func (r *AsyncResult[T]) OnResult(fn func(T)) *AsyncResult[T] {
 	r.p.then(func() {
 		if r.p.err == nil {
@@ -161,7 +155,7 @@ type callbacks struct {
 	mu      sync.Mutex
 	q       []func()
 	running bool
-	wg      sync.WaitGroup
+	idle    *sync.Cond // signalled when running turns false
 }
 
 func (c *callbacks) post(f func()) {
@@ -169,19 +163,20 @@ func (c *callbacks) post(f func()) {
 	c.q = append(c.q, f)
 	if !c.running {
 		c.running = true
-		c.wg.Add(1)
 		go c.loop()
 	}
 	c.mu.Unlock()
 }
 
 func (c *callbacks) loop() {
-	defer c.wg.Done()
 	for {
 		c.mu.Lock()
 		if len(c.q) == 0 {
 			c.running = false
 			c.q = nil
+			if c.idle != nil {
+				c.idle.Broadcast()
+			}
 			c.mu.Unlock()
 			return
 		}
@@ -193,5 +188,16 @@ func (c *callbacks) loop() {
 	}
 }
 
-// wait waits until every posted callback has run.
-func (c *callbacks) wait() { c.wg.Wait() }
+// wait waits until every posted callback has run. Unlike a WaitGroup it
+// may race with post: callbacks registered on finished results after a
+// pool's Close simply start the goroutine again.
+func (c *callbacks) wait() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.idle == nil {
+		c.idle = sync.NewCond(&c.mu)
+	}
+	for c.running {
+		c.idle.Wait()
+	}
+}

@@ -36,17 +36,20 @@ func NewExecutor(ctx context.Context, n int, opts ...PoolOption) (*Executor, err
 }
 
 // Shutdown stops the executor from taking work, like Python's shutdown. With
-// cancelFutures, futures that have not started running are cancelled. With
+// cancelFutures, futures not yet handed to a worker process are cancelled
+// (see [Future.Running]). With
 // wait, it returns once all running work has finished and the workers have
 // exited; without, the shutdown goes on in the background and a later
 // Shutdown(true, ...) waits for it. Submit after Shutdown fails with
 // [ErrPoolClosed]. It is safe to call more than once.
 func (x *Executor) Shutdown(wait, cancelFutures bool) error {
+	// Submit fails from here on, so nothing slips in between the refusal
+	// and the cancellation below.
+	x.e.core.StartClose()
 	if cancelFutures {
 		x.e.core.CancelPending(fmt.Errorf("multiproc: executor shut down: %w", context.Canceled))
 	}
 	x.shutOnce.Do(func() {
-		x.e.core.StartClose() // Submit fails from now on, not from whenever the goroutine runs
 		go func() {
 			x.shutErr = x.e.close()
 			close(x.shutDone)
@@ -105,11 +108,13 @@ func (f *Future[T]) Exception(ctx context.Context) error {
 // Done reports whether the future has an outcome (result, error or cancelled).
 func (f *Future[T]) Done() bool { return f.p.ready() }
 
-// Running reports whether a worker is running the task now.
+// Running reports whether the task has been handed to a worker process and
+// has not finished: it runs, or waits in that worker's pipeline (CPython's
+// executor likewise calls the tasks in its call queue running).
 func (f *Future[T]) Running() bool { return f.t.Fn != nil && f.core.Running(f.t) }
 
-// Cancel cancels the task unless it already finished, and reports whether
-// it did. Unlike Python's, it also stops a running task: its context in the
+// Cancel cancels the task unless it already finished (or already ran and
+// its result is on the way), and reports whether it did. Unlike Python's, it also stops a running task: its context in the
 // worker is cancelled, and the worker is killed if it has not stopped
 // within the pool's grace period. The future then fails with an error
 // matching context.Canceled.

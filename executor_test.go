@@ -3,10 +3,12 @@ package multiproc_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -161,4 +163,90 @@ func TestImapOnExecutor(t *testing.T) {
 	if n != 1000 {
 		t.Fatalf("got %d results", n)
 	}
+}
+
+// TestCallbackReadsOwnResult guards against a deadlock: a done callback
+// that reads its own future (the usual concurrent.futures idiom) must see
+// the result, and Close must not hang behind it.
+func TestCallbackReadsOwnResult(t *testing.T) {
+	ex := newExecutor(t, 1)
+	ctx := ctxT(t)
+	marker := filepath.Join(t.TempDir(), "started")
+	blocker, stop := context.WithCancel(ctx)
+	f := multiproc.Submit(blocker, ex, block, blockArg{Marker: marker})
+	got := make(chan error, 1)
+	f.AddDoneCallback(func(f *multiproc.Future[int]) {
+		_, err := f.Result(ctx)
+		got <- err
+	})
+	testutil.WaitFor(t, deadline, func() bool { _, err := os.Stat(marker); return err == nil }, "task started")
+	stop()
+	if err := <-got; !errors.Is(err, context.Canceled) {
+		t.Fatalf("callback read %v, want the future's context.Canceled", err)
+	}
+	if err := ex.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+var (
+	// bigThenDie returns a large result and, the first time, kills its own
+	// worker while the result is being sent.
+	bigThenDie = multiproc.Register("test.bigThenDie", func(_ context.Context, marker string) ([]byte, error) {
+		if _, err := os.Stat(marker); err == nil {
+			return []byte("second attempt"), nil
+		}
+		os.WriteFile(marker, nil, 0o600)
+		go func() {
+			time.Sleep(time.Millisecond) // workload: let the write begin
+			syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		}()
+		return make([]byte, 32<<20), nil
+	})
+)
+
+// TestRetryResultLostInTransit guards the completion counter: a worker that
+// dies while sending a result has not completed the task, so Retries runs
+// it again instead of failing it.
+func TestRetryResultLostInTransit(t *testing.T) {
+	p := newPool(t, 1, multiproc.Retries(1))
+	v, err := multiproc.Apply(ctxT(t), p, bigThenDie, filepath.Join(t.TempDir(), "m"))
+	if err != nil {
+		t.Fatalf("got %v; a result lost with its worker must be retried", err)
+	}
+	if string(v) != "second attempt" && len(v) != 32<<20 {
+		t.Fatalf("got %d bytes", len(v))
+	}
+}
+
+// TestShutdownCancelsOnlyUnstarted guards Shutdown(cancelFutures): a future
+// it cancels never ran, and one that ran is never reported cancelled.
+func TestShutdownCancelsOnlyUnstarted(t *testing.T) {
+	ex := newExecutor(t, 1)
+	ctx := ctxT(t)
+	for i := range 200 { // let the pool learn that tasks are tiny: a wide window
+		multiproc.Submit(ctx, ex, square, i).Result(ctx)
+	}
+	dir := t.TempDir()
+	fs := make([]*multiproc.Future[string], 3000)
+	for i := range fs {
+		fs[i] = multiproc.Submit(ctx, ex, touch, filepath.Join(dir, fmt.Sprint(i)))
+	}
+	if err := ex.Shutdown(true, true); err != nil {
+		t.Fatal(err)
+	}
+	cancelled := 0
+	for i, f := range fs {
+		_, statErr := os.Stat(filepath.Join(dir, fmt.Sprint(i)))
+		ran := statErr == nil
+		switch {
+		case f.Cancelled() && ran:
+			t.Fatalf("future %d reported cancelled, but its function ran", i)
+		case !f.Cancelled() && !ran:
+			t.Fatalf("future %d neither cancelled nor run: %v", i, f.Exception(ctx))
+		case f.Cancelled():
+			cancelled++
+		}
+	}
+	t.Logf("%d of %d cancelled", cancelled, len(fs))
 }

@@ -239,7 +239,6 @@ func (w *childWorker) run(t childTask) {
 		frame, err = t.fn.Call(ctx, t.payload, frame)
 	}
 	dur := time.Since(start)
-	w.words.Store(wordCompleted, t.ord)
 	cancel()
 	w.mu.Lock()
 	w.running, w.cancelRunning = 0, nil
@@ -260,6 +259,11 @@ func (w *childWorker) run(t childTask) {
 	}
 	binary.LittleEndian.PutUint64(frame[statusAt+1:], uint64(dur))
 	w.scratch = w.appendResult(frame)
+	// Completion is published only once the result has left: written to the
+	// socket or to the shared area, where the parent finds it even if this
+	// process dies now. Until then the parent counts the task as running
+	// (so a death fails or retries it, and a cancel can still reach it).
+	w.words.Store(wordCompleted, t.ord)
 }
 
 // appendResult adds a result frame (header included) to the output area

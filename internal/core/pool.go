@@ -196,6 +196,13 @@ func (p *Pool) Cancel(t *Task, err error) bool {
 		p.mu.Unlock()
 		return false
 	}
+	if w := t.w; w != nil && !w.dead {
+		if idx := w.indexLocked(t); idx >= 0 && w.done+uint64(idx)+1 <= w.words.Load(wordCompleted) {
+			// It already ran and its result is on the way: too late.
+			p.mu.Unlock()
+			return false
+		}
+	}
 	t.cancelled = true
 	p.stats.cancelled++
 	if w := t.w; w != nil && !w.dead {
@@ -216,8 +223,10 @@ func (p *Pool) Cancel(t *Task, err error) bool {
 	return true
 }
 
-// CancelPending cancels, with err, every task not yet running: queued
-// ones and ones handed to a worker behind the task it runs.
+// CancelPending cancels, with err, every task not yet handed to a worker
+// process: queued tasks, and tasks assigned to a worker but not yet
+// written to it. Tasks a worker has received count as running, as in
+// CPython's executor, whose call queue cannot be cancelled.
 func (p *Pool) CancelPending(err error) {
 	p.mu.Lock()
 	var ts []*Task
@@ -225,9 +234,7 @@ func (p *Pool) CancelPending(err error) {
 		ts = append(ts, p.queue.buf[i])
 	}
 	for _, w := range p.workers {
-		if len(w.assigned) > 1 {
-			ts = append(ts, w.assigned[1:]...)
-		}
+		ts = append(ts, w.assigned[len(w.assigned)-w.unsent:]...)
 	}
 	p.mu.Unlock()
 	for _, t := range ts {
@@ -235,11 +242,17 @@ func (p *Pool) CancelPending(err error) {
 	}
 }
 
-// Running reports whether t is the task its worker runs now.
+// Running reports whether t has been handed to a worker process and has
+// not finished: it runs, or waits in that worker's pipeline behind the
+// tasks before it (CPython's executor calls those running too).
 func (p *Pool) Running(t *Task) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return !t.finished.Load() && t.w != nil && len(t.w.assigned) > 0 && t.w.assigned[0] == t && t.w.unsent < len(t.w.assigned)
+	if t.finished.Load() || t.w == nil || t.w.dead {
+		return false
+	}
+	idx := t.w.indexLocked(t)
+	return idx >= 0 && idx < len(t.w.assigned)-t.w.unsent
 }
 
 func (p *Pool) taskDone(t *Task) {
@@ -395,7 +408,7 @@ func (p *Pool) respawn() {
 				live++
 			}
 		}
-		if live == 0 && p.spawnFails >= maxSpawnFailures {
+		if live == 0 && p.spawning == 0 && p.spawnFails >= maxSpawnFailures {
 			p.breakLocked(err)
 			return
 		}

@@ -33,7 +33,7 @@ const (
 // Shared words a worker publishes.
 const (
 	wordStarted   = 0 // ordinal of the last task started
-	wordCompleted = 1 // ordinal of the last task completed
+	wordCompleted = 1 // ordinal of the last task whose result has left the worker
 	wordOutLen    = 2 // bytes of unsent result frames in the shared area
 )
 

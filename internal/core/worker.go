@@ -335,7 +335,9 @@ func (w *worker) appendTask(t *Task, flags byte) {
 		if !known {
 			delete(w.fnRefs, t.Fn)
 		}
-		go t.finish(w.p, Result{Err: fmt.Errorf("multiproc: task %q: argument of %d bytes: %w", t.Fn.Name, size, err)})
+		// No pool lock is held here, so the caller is answered at once; the
+		// stub's reply will find the task finished.
+		t.finish(w.p, Result{Err: fmt.Errorf("multiproc: task %q: argument of %d bytes: %w", t.Fn.Name, size, err)})
 		w.appendTask(t, (flags&^flagDefine)|flagCancelled)
 		return
 	}
@@ -602,6 +604,8 @@ func (p *Pool) workerExited(w *worker) {
 		died := &errs.ExitError{Pid: w.pid, Code: code, Signal: sig, Worker: true}
 		switch {
 		case ord <= completed:
+			// Unreachable while workers publish completion only after the
+			// result left (socket or shared area); kept as a safety net.
 			died.Reason = fmt.Sprintf("it ran task %q but died before reporting the result", t.Fn.Name)
 			p.stats.died++
 			fails = append(fails, failure{t, died})
