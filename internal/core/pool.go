@@ -192,24 +192,36 @@ func (p *Pool) Submit(ts ...*Task) error {
 // whether t was still unfinished.
 func (p *Pool) Cancel(t *Task, err error) bool {
 	p.mu.Lock()
-	if t.finished.Load() {
-		p.mu.Unlock()
+	ok := p.cancelLocked(t)
+	p.mu.Unlock()
+	if ok {
+		t.finish(p, Result{Err: err})
+	}
+	return ok
+}
+
+// cancelLocked marks t cancelled and arranges for it to stop; the caller
+// finishes it after unlocking. It returns false if t already finished or
+// already ran.
+func (p *Pool) cancelLocked(t *Task) bool {
+	if t.finished.Load() || t.cancelled {
 		return false
 	}
-	if w := t.w; w != nil && !w.dead {
-		if idx := w.indexLocked(t); idx >= 0 && w.done+uint64(idx)+1 <= w.words.Load(wordCompleted) {
-			// It already ran and its result is on the way: too late.
-			p.mu.Unlock()
-			return false
+	w := t.w
+	idx := -1
+	if w != nil && !w.dead {
+		idx = w.indexLocked(t)
+		if idx >= 0 && w.done+uint64(idx)+1 <= w.words.Load(wordCompleted) {
+			return false // it ran and its result is on the way: too late
 		}
 	}
 	t.cancelled = true
 	p.stats.cancelled++
-	if w := t.w; w != nil && !w.dead {
-		idx := w.indexLocked(t)
-		if idx >= 0 && idx < len(w.assigned)-w.unsent && !t.cancelSent {
+	if idx >= 0 {
+		if idx < len(w.assigned)-w.unsent && !t.cancelSent {
 			// Already written to the worker: tell it. A task not yet
-			// written goes out flagged as cancelled instead.
+			// written goes out flagged as cancelled instead, and is never
+			// run.
 			t.cancelSent = true
 			w.cancels = append(w.cancels, w.done+uint64(idx)+1)
 			w.wakeWriter()
@@ -218,27 +230,33 @@ func (p *Pool) Cancel(t *Task, err error) bool {
 			p.armHeadLocked(w)
 		}
 	}
-	p.mu.Unlock()
-	t.finish(p, Result{Err: err})
 	return true
 }
 
 // CancelPending cancels, with err, every task not yet handed to a worker
 // process: queued tasks, and tasks assigned to a worker but not yet
-// written to it. Tasks a worker has received count as running, as in
-// CPython's executor, whose call queue cannot be cancelled.
+// written to it (they go out flagged and never run). Tasks a worker has
+// received count as running, as in CPython's executor, whose call queue
+// cannot be cancelled. The choice is made under one lock, so no task can
+// be written between being chosen and being cancelled.
 func (p *Pool) CancelPending(err error) {
 	p.mu.Lock()
 	var ts []*Task
 	for i := p.queue.head; i < len(p.queue.buf); i++ {
-		ts = append(ts, p.queue.buf[i])
+		if t := p.queue.buf[i]; p.cancelLocked(t) {
+			ts = append(ts, t)
+		}
 	}
 	for _, w := range p.workers {
-		ts = append(ts, w.assigned[len(w.assigned)-w.unsent:]...)
+		for _, t := range w.assigned[len(w.assigned)-w.unsent:] {
+			if p.cancelLocked(t) {
+				ts = append(ts, t)
+			}
+		}
 	}
 	p.mu.Unlock()
 	for _, t := range ts {
-		p.Cancel(t, err)
+		t.finish(p, Result{Err: err})
 	}
 }
 

@@ -420,8 +420,9 @@ func (p *Pool) refill() {
 }
 
 // acceptResult matches a result frame with the task it answers and updates
-// the pool. ok is false (and the worker is being killed) if the frame is
-// bad. r.Data aliases payload.
+// the pool. ok is false if the frame is bad (the worker is being killed) or
+// answers a task that was cancelled (its canceller answers it); otherwise
+// the caller must finish t with r. r.Data aliases payload.
 func (p *Pool) acceptResult(w *worker, payload []byte) (t *Task, r Result, ok bool) {
 	d := wire.NewBuf(payload)
 	ord := d.Uvarint()
@@ -465,6 +466,11 @@ func (p *Pool) acceptResult(w *worker, payload []byte) (t *Task, r Result, ok bo
 		w.requestExit()
 	}
 	p.mu.Unlock()
+	if status == statusCancelled {
+		// Only a task the pool cancelled is skipped, and whoever cancelled
+		// it answers it (with the context's error): do not race them.
+		return t, Result{}, false
+	}
 	return t, decodeResult(w, status, data), true
 }
 
@@ -491,10 +497,12 @@ func (p *Pool) recoverResults(w *worker) {
 			continue // sent before it died, already delivered
 		}
 		t, r, ok := p.acceptResult(w, payload)
-		if !ok {
-			return
+		if t == nil {
+			return // a bad frame
 		}
-		t.finish(p, r)
+		if ok {
+			t.finish(p, r)
+		}
 	}
 	p.refill()
 }
@@ -503,8 +511,6 @@ func decodeResult(w *worker, status byte, data []byte) Result {
 	switch status {
 	case statusOK:
 		return Result{Data: data}
-	case statusCancelled:
-		return Result{Err: fmt.Errorf("multiproc: cancelled")}
 	case statusError:
 		re, err := errs.DecodeError(data)
 		if err != nil {
@@ -601,6 +607,12 @@ func (p *Pool) workerExited(w *worker) {
 		if t.finished.Load() {
 			continue
 		}
+		if p.terminated {
+			// Terminate killed it and answers its tasks; whichever answer
+			// lands first must say the same thing.
+			fails = append(fails, failure{t, fmt.Errorf("%w: terminated", errs.ErrPoolClosed)})
+			continue
+		}
 		died := &errs.ExitError{Pid: w.pid, Code: code, Signal: sig, Worker: true}
 		switch {
 		case ord <= completed:
@@ -617,7 +629,7 @@ func (p *Pool) workerExited(w *worker) {
 				died.Reason = fmt.Sprintf("while running task %q", t.Fn.Name)
 				p.stats.died++
 			}
-			if t.attempts < p.cfg.Retries && p.cfg.RetryOn(err) && !p.terminated {
+			if t.attempts < p.cfg.Retries && p.cfg.RetryOn(err) {
 				t.attempts++
 				t.timedOut = false
 				t.w = nil
@@ -634,12 +646,6 @@ func (p *Pool) workerExited(w *worker) {
 		}
 	}
 	w.assigned, w.unsent = nil, 0
-	if p.terminated {
-		for _, t := range requeue {
-			fails = append(fails, failure{t, fmt.Errorf("%w: terminated", errs.ErrPoolClosed)})
-		}
-		requeue = nil
-	}
 	p.queue.pushFront(requeue)
 	if !planned && !w.retiring {
 		p.noteFailureLocked()

@@ -3,6 +3,8 @@ package registry
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync/atomic"
 	"testing"
 
 	"github.com/multiproc-go/multiproc/internal/errs"
@@ -10,6 +12,12 @@ import (
 )
 
 var errOdd = errors.New("odd")
+
+// seq makes names unique, so the tests can run more than once (-count) in
+// one process whose registry keeps every name.
+var seq atomic.Int64
+
+func unique(name string) string { return fmt.Sprintf("%s.%d", name, seq.Add(1)) }
 
 func half(_ context.Context, x int) (int, error) {
 	if x%2 == 1 {
@@ -22,14 +30,15 @@ func half(_ context.Context, x int) (int, error) {
 }
 
 func TestAddLookupAndDuplicates(t *testing.T) {
-	e, err := Add("registry.half", half)
+	name := unique("registry.half")
+	e, err := Add(name, half)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, err := Lookup("registry.half"); err != nil || got != e {
+	if got, err := Lookup(name); err != nil || got != e {
 		t.Fatalf("Lookup: %v, %v", got, err)
 	}
-	if _, err := Add("registry.half", half); !errors.Is(err, errs.ErrDuplicate) {
+	if _, err := Add(name, half); !errors.Is(err, errs.ErrDuplicate) {
 		t.Fatalf("duplicate: got %v, want ErrDuplicate", err)
 	}
 	if _, err := Lookup("registry.nope"); !errors.Is(err, errs.ErrNotRegistered) {
@@ -41,7 +50,7 @@ func TestAddLookupAndDuplicates(t *testing.T) {
 // before the first failure are encoded, n counts them, and a panic is
 // reported as a *PanicError at its item.
 func TestCallChunk(t *testing.T) {
-	e, err := Add("registry.half2", half)
+	e, err := Add(unique("registry.half2"), half)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +90,7 @@ func TestCallChunk(t *testing.T) {
 func TestFrozen(t *testing.T) {
 	Freeze()
 	defer frozen.Store(false)
-	if _, err := Add("registry.late", half); !errors.Is(err, errs.ErrLateRegistration) {
+	if _, err := Add(unique("registry.late"), half); !errors.Is(err, errs.ErrLateRegistration) {
 		t.Fatalf("got %v, want ErrLateRegistration", err)
 	}
 }
