@@ -197,12 +197,16 @@ func (c *Child) awaitReady(ctx context.Context) error {
 	case err == nil && kind == KindReady:
 		return nil
 	case err == nil && kind == KindRefuse:
-		reason := string(payload)
 		c.reap()
-		if len(reason) > 0 && reason[0] == 'B' {
-			return fmt.Errorf("%w: %s", errs.ErrBuildMismatch, reason[1:])
+		// The first byte says why; a peer's bytes are never trusted to
+		// have one.
+		if len(payload) == 0 {
+			return fmt.Errorf("%w: child refused without a reason", errs.ErrHandshake)
 		}
-		return fmt.Errorf("%w: child refused: %s", errs.ErrHandshake, reason[1:])
+		if payload[0] == 'B' {
+			return fmt.Errorf("%w: %s", errs.ErrBuildMismatch, payload[1:])
+		}
+		return fmt.Errorf("%w: child refused: %s", errs.ErrHandshake, payload[1:])
 	case err == nil:
 		c.reap()
 		return fmt.Errorf("%w: unexpected frame kind %q", errs.ErrHandshake, kind)

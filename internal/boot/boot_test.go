@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"reflect"
 	"strings"
 	"testing"
@@ -184,4 +185,29 @@ func FuzzDecodeStart(f *testing.F) {
 			t.Errorf("re-encoding %+v decodes as %+v, %v", got, again, err)
 		}
 	})
+}
+
+// TestEmptyRefusal guards the parent against a refusal frame with no
+// reason byte: a peer's bytes must give an error, never a panic.
+func TestEmptyRefusal(t *testing.T) {
+	parentEnd, childEnd, err := socketPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer childEnd.Close()
+	conn, err := fileConn(parentEnd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("true")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := childEnd.Write(wire.AppendFrame(nil, KindRefuse, nil)); err != nil {
+		t.Fatal(err)
+	}
+	c := &Child{Cmd: cmd, Conn: conn, Reader: wire.NewReader(conn, 0)}
+	if err := c.awaitReady(spawnCtx(t)); !errors.Is(err, errs.ErrHandshake) {
+		t.Fatalf("awaitReady = %v, want ErrHandshake", err)
+	}
 }
