@@ -65,11 +65,15 @@ const (
 	stateClosed
 )
 
-// Payload kinds of the "process" role's start message and result frames.
+// Target kinds: the first byte of a "process" role start payload.
 const (
-	targetFunc = 'f'
-	targetType = 't'
-	kindValue  = 0x20 + iota
+	targetFunc = 'f' // the payload names a registered function
+	targetType = 't' // the payload names a registered Runner type
+)
+
+// Result frame kinds of the "process" role, sent after boot's handshake.
+const (
+	kindValue = 0x20 + iota
 	kindError
 )
 
@@ -93,15 +97,12 @@ func NewProcess[In, Out any](f Func[In, Out], arg In) *Process {
 		return p
 	}
 	p.funcName = f.e.Name
-	b := append([]byte{targetFunc}, nil...)
-	b = wire.AppendString(b, f.e.Name)
-	arg0 := len(b)
 	enc, err := f.in.Append(nil, arg)
 	if err != nil {
 		p.argErr = fmt.Errorf("multiproc: argument of %q: %w", f.e.Name, err)
 		return p
 	}
-	p.payload = wire.AppendBytes(b[:arg0], enc)
+	p.payload = wire.AppendBytes(wire.AppendString([]byte{targetFunc}, f.e.Name), enc)
 	p.decode = func(b []byte) (any, error) { return f.out.Decode(b) }
 	return p
 }
@@ -124,9 +125,7 @@ func NewProcessOf(r Runner) *Process {
 		p.argErr = fmt.Errorf("multiproc: fields of %q: %w", t.Name, err)
 		return p
 	}
-	b := append([]byte{targetType}, nil...)
-	b = wire.AppendString(b, t.Name)
-	p.payload = wire.AppendBytes(b, enc)
+	p.payload = wire.AppendBytes(wire.AppendString([]byte{targetType}, t.Name), enc)
 	return p
 }
 
@@ -378,7 +377,7 @@ func serveProcess(s *boot.Session) int {
 	}
 	if err != nil {
 		buf, off = wire.BeginFrame(buf[:0], kindError)
-		buf = appendFailure(buf, name, err)
+		buf = registry.AppendFailure(buf, name, err)
 	}
 	if ferr := wire.EndFrame(buf, off, 0); ferr == nil {
 		s.Conn.Write(buf)
@@ -388,13 +387,4 @@ func serveProcess(s *boot.Session) int {
 		return 1
 	}
 	return 0
-}
-
-// appendFailure appends the envelope of a function's failure.
-func appendFailure(dst []byte, fn string, err error) []byte {
-	var pe *registry.PanicError
-	if errors.As(err, &pe) {
-		return errs.AppendError(dst, fn, os.Getpid(), pe, true, pe.Stack)
-	}
-	return errs.AppendError(dst, fn, os.Getpid(), err, false, "")
 }

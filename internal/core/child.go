@@ -3,7 +3,6 @@ package core
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"os"
 	"runtime"
@@ -11,7 +10,6 @@ import (
 	"time"
 
 	"github.com/multiproc-go/multiproc/internal/boot"
-	"github.com/multiproc-go/multiproc/internal/errs"
 	"github.com/multiproc-go/multiproc/internal/registry"
 	"github.com/multiproc-go/multiproc/internal/shmword"
 	"github.com/multiproc-go/multiproc/internal/wire"
@@ -78,7 +76,7 @@ func serveWorker(s *boot.Session) int {
 		if err := runInit(initName, initArg); err != nil {
 			buf, off := wire.BeginFrame(nil, kindInit)
 			buf = append(buf, statusError)
-			buf = appendFailure(buf, initName, err)
+			buf = registry.AppendFailure(buf, initName, err)
 			if wire.EndFrame(buf, off, 0) == nil {
 				s.Conn.Write(buf)
 			}
@@ -255,7 +253,7 @@ func (w *childWorker) run(t childTask) {
 			frame = frame[:dataAt]
 			frame[statusAt] = statusError
 		}
-		frame = appendFailure(frame, t.fn.Name, err)
+		frame = registry.AppendFailure(frame, t.fn.Name, err)
 	}
 	binary.LittleEndian.PutUint64(frame[statusAt+1:], uint64(dur))
 	w.scratch = w.appendResult(frame)
@@ -336,13 +334,4 @@ func (w *childWorker) write(b []byte) {
 	if _, err := w.s.Conn.Write(b); err != nil {
 		os.Exit(boot.ExitParentDied)
 	}
-}
-
-// appendFailure appends the envelope of a function's failure.
-func appendFailure(dst []byte, fn string, err error) []byte {
-	var pe *registry.PanicError
-	if errors.As(err, &pe) {
-		return errs.AppendError(dst, fn, os.Getpid(), pe, true, pe.Stack)
-	}
-	return errs.AppendError(dst, fn, os.Getpid(), err, false, "")
 }

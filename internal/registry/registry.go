@@ -7,7 +7,9 @@ package registry
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
 	"reflect"
 	"runtime/debug"
 	"slices"
@@ -32,6 +34,17 @@ func (p *PanicError) Unwrap() error {
 		return err
 	}
 	return nil
+}
+
+// AppendFailure appends to dst the error envelope of a registered
+// function's failure in this process: a *PanicError travels as a panic
+// with its stack, any other error as itself.
+func AppendFailure(dst []byte, fn string, err error) []byte {
+	var pe *PanicError
+	if errors.As(err, &pe) {
+		return errs.AppendError(dst, fn, os.Getpid(), pe, true, pe.Stack)
+	}
+	return errs.AppendError(dst, fn, os.Getpid(), err, false, "")
 }
 
 // Entry is one registered function, with its typed codecs erased behind
