@@ -35,7 +35,39 @@ var (
 	ErrPoolClosed       = errors.New("multiproc: pool closed")
 	ErrPoolBroken       = errors.New("multiproc: pool broken")
 	ErrResultType       = errors.New("multiproc: result of another type")
+
+	// ErrTooLarge is one value for every size limit in the project: a frame
+	// over a reader's limit, an argument or result over MaxMessageSize, an
+	// item over a queue's capacity. It is wire's frame error itself, since
+	// wire sits below this package.
+	ErrTooLarge = wire.ErrFrameTooLarge
+	// ErrNotTransferable: a value needs descriptors (a resource) and the
+	// engine or transport cannot carry them.
+	ErrNotTransferable = errors.New("multiproc: value cannot be transferred by this engine")
+	// ErrOwnerDead: a lock's holder died while holding it.
+	ErrOwnerDead = errors.New("multiproc: owner died")
+	// ErrFDLimit: a process ran out of file descriptors (EMFILE).
+	ErrFDLimit = errors.New("multiproc: file descriptor limit reached")
 )
+
+// TooLargeError reports a value over a size limit; it matches ErrTooLarge.
+type TooLargeError struct {
+	What  string // "argument", "result", "fields", "item"...
+	Func  string // registered name of the function or type, if any
+	Size  int64  // bytes the value needed
+	Limit int64  // the limit it exceeded
+}
+
+func (e *TooLargeError) Error() string {
+	of := ""
+	if e.Func != "" {
+		of = fmt.Sprintf(" of %q", e.Func)
+	}
+	return fmt.Sprintf("multiproc: %s%s is %d bytes, over the %d-byte limit (see MaxMessageSize)", e.What, of, e.Size, e.Limit)
+}
+
+// Is makes a TooLargeError match ErrTooLarge.
+func (e *TooLargeError) Is(target error) bool { return target == ErrTooLarge }
 
 // ExitError describes how a child process ended. Code follows Python's
 // Process.exitcode: the exit status, or -N when killed by signal N.
@@ -134,8 +166,11 @@ func init() {
 	for _, e := range []error{
 		context.Canceled, context.DeadlineExceeded, io.EOF, io.ErrUnexpectedEOF,
 		os.ErrNotExist, os.ErrExist, os.ErrPermission, os.ErrClosed, os.ErrDeadlineExceeded,
-		ErrNoMain, ErrNotRegistered, ErrBuildMismatch, ErrHandshake, ErrNotStarted, ErrClosed,
-		ErrDaemonChildren, ErrWorkerDied, ErrTimeout, ErrPoolClosed, ErrPoolBroken,
+		errors.ErrUnsupported,
+		ErrNoMain, ErrNotRegistered, ErrDuplicate, ErrLateRegistration, ErrBuildMismatch, ErrHandshake,
+		ErrNotStarted, ErrAlreadyStarted, ErrClosed, ErrStillRunning, ErrDaemonChildren,
+		ErrWorkerDied, ErrTimeout, ErrPoolClosed, ErrPoolBroken, ErrResultType,
+		ErrTooLarge, ErrNotTransferable, ErrOwnerDead, ErrFDLimit,
 	} {
 		RegisterSentinel(e)
 	}

@@ -16,8 +16,10 @@ const HeaderSize = 5
 const DefaultMaxFrame = 256 << 20
 
 // ErrFrameTooLarge is returned when a frame header announces a payload larger
-// than the reader's limit, or a writer is asked to frame one.
-var ErrFrameTooLarge = errors.New("wire: frame too large")
+// than the reader's limit, or a writer is asked to frame one. It is the
+// project's one "too large" sentinel: internal/errs re-exports it as
+// ErrTooLarge (this package sits below errs, so it is defined here).
+var ErrFrameTooLarge = errors.New("multiproc: too large")
 
 // ErrCorrupt is returned (wrapped) when bytes do not form a valid frame or value.
 var ErrCorrupt = errors.New("wire: corrupt data")
