@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/multiproc-go/multiproc/internal/core"
+	eng "github.com/multiproc-go/multiproc/internal/engine"
 )
 
 // Executor is Python's concurrent.futures.ProcessPoolExecutor: submit work,
@@ -66,14 +67,14 @@ func (x *Executor) Shutdown(wait, cancelFutures bool) error {
 func (x *Executor) Close() error { return x.Shutdown(true, false) }
 
 // Stats returns a snapshot of the executor's counters.
-func (x *Executor) Stats() Stats { return x.e.core.Stats() }
+func (x *Executor) Stats() Stats { return statsOf(x.e.core.Stats()) }
 
 // Future is the pending result of [Submit]: Python's concurrent.futures.Future.
 // Its methods are safe for concurrent use.
 type Future[T any] struct {
 	p    *promise[T]
 	t    *core.Task
-	core *core.Pool
+	core eng.Engine
 }
 
 // Submit schedules f(arg) on w and returns its Future: Python's

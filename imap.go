@@ -35,6 +35,10 @@ type slot[Out any] struct {
 func imap[In, Out any](ctx context.Context, e *engine, f Func[In, Out], seq iter.Seq[In], cfg callConfig, ordered bool) iter.Seq2[Out, error] {
 	return func(yield func(Out, error) bool) {
 		var zero Out
+		if err := cfg.err; err != nil {
+			yield(zero, err)
+			return
+		}
 		if err := f.check(); err != nil {
 			yield(zero, err)
 			return

@@ -15,9 +15,9 @@ type progressConfig struct{ w io.Writer }
 
 func newProgressConfig(c poolConfig) progressConfig {
 	switch {
-	case c.progress != nil:
-		return progressConfig{w: c.progress}
-	case c.autoBar && term.IsTerminal(int(os.Stderr.Fd())):
+	case c.Progress != nil:
+		return progressConfig{w: c.Progress}
+	case c.AutoProgress && term.IsTerminal(int(os.Stderr.Fd())):
 		return progressConfig{w: os.Stderr}
 	}
 	return progressConfig{}
