@@ -201,6 +201,30 @@ type Result struct {
 	Err error
 	// Partial is set when a chunk failed part way (Data, N are valid).
 	Partial bool
+	// Outcome classifies the result; the engine's Stats count each task
+	// once, under this outcome.
+	Outcome Outcome
+}
+
+// Outcome is a task's terminal outcome.
+type Outcome uint8
+
+// The outcomes. Exactly one describes each settled task.
+const (
+	Done      Outcome = iota // the function returned a result
+	Failed                   // the function returned an error or panicked, or the result could not be delivered (too large)
+	Died                     // its worker died while running it
+	TimedOut                 // it exceeded its time limit
+	Cancelled                // Cancel, the caller's context (cancelled or past its deadline), or a shutdown
+)
+
+var outcomeNames = [...]string{"done", "failed", "died", "timed out", "cancelled"}
+
+func (o Outcome) String() string {
+	if int(o) < len(outcomeNames) {
+		return outcomeNames[o]
+	}
+	return "unknown"
 }
 
 // Stats is a snapshot of an engine's counters. Each task is counted once,
