@@ -53,6 +53,14 @@ var (
 	// pool cannot keep workers alive (a failing initializer, a crash loop);
 	// it wraps the cause.
 	ErrPoolBroken = errs.ErrPoolBroken
+	// ErrTooLarge matches every error about a size limit: an argument or a
+	// result over [MaxMessageSize] (or a Process's MaxMessageSize), a frame
+	// over a reader's limit. Errors that carry the sizes are *TooLargeError.
+	ErrTooLarge = errs.ErrTooLarge
+	// ErrNotTransferable matches the error of an argument that holds a
+	// resource (descriptors, shared memory) given to a backend that cannot
+	// carry descriptors, such as a cluster.
+	ErrNotTransferable = errs.ErrNotTransferable
 )
 
 // RemoteError is an error returned, or a panic raised, by code running in

@@ -64,6 +64,9 @@ func imap[In, Out any](ctx context.Context, e *engine, f Func[In, Out], seq iter
 			if err != nil {
 				return fmt.Errorf("multiproc: item of %q: %w", f.e.Name, err)
 			}
+			if err := e.checkSize(f.e.Name, fmt.Sprintf("chunk of %d items", len(chunk)), payload); err != nil {
+				return err
+			}
 			t := &core.Task{Fn: f.e, Chunk: true, Payload: payload, Items: len(chunk), Ctx: ictx, Timeout: cfg.timeout,
 				Done: func(res core.Result) {
 					var vals []Out

@@ -9,6 +9,7 @@ import (
 
 	"github.com/multiproc-go/multiproc/internal/core"
 	eng "github.com/multiproc-go/multiproc/internal/engine"
+	"github.com/multiproc-go/multiproc/internal/errs"
 	"github.com/multiproc-go/multiproc/internal/wire"
 )
 
@@ -28,6 +29,16 @@ type engine struct {
 	cb       callbacks
 	progress progressConfig
 	size     int
+	maxMsg   int // bytes one task's encoded argument may take
+}
+
+// checkSize fails an encoded argument over the message limit, so that the
+// caller learns it synchronously instead of from a worker.
+func (e *engine) checkSize(fn string, what string, payload []byte) error {
+	if len(payload) > e.maxMsg {
+		return &errs.TooLargeError{What: what, Func: fn, Size: int64(len(payload)), Limit: int64(e.maxMsg)}
+	}
+	return nil
 }
 
 func newEngine(ctx context.Context, n int, opts []PoolOption) (*engine, error) {
@@ -60,7 +71,11 @@ func newEngine(ctx context.Context, n int, opts []PoolOption) (*engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &engine{core: c, size: c.Size(), progress: newProgressConfig(cfg)}, nil
+	maxMsg := cfg.MaxMessageSize
+	if maxMsg <= 0 {
+		maxMsg = wire.DefaultMaxFrame
+	}
+	return &engine{core: c, size: c.Size(), progress: newProgressConfig(cfg), maxMsg: maxMsg}, nil
 }
 
 func (e *engine) close() error { return e.closeContext(context.Background()) }
@@ -187,7 +202,7 @@ func startCall[In, Out any](c *call[Out], ctx context.Context, e *engine, f Func
 		payload, err = f.in.Append(c.inl[:0], arg)
 		if err != nil {
 			err = fmt.Errorf("multiproc: argument of %q: %w", f.e.Name, err)
-		} else {
+		} else if err = e.checkSize(f.e.Name, "argument", payload); err == nil {
 			c.out = f.out
 			c.t = core.Task{Fn: f.e, Payload: payload, Items: 1, Ctx: ctx, Timeout: cfg.timeout, Sink: c}
 			err = e.core.Submit(&c.t)
@@ -264,6 +279,9 @@ func MapAsync[In, Out any](ctx context.Context, w Workers, f Func[In, Out], item
 	for lo := 0; lo < n; lo += cs {
 		hi := min(lo+cs, n)
 		payload, err := f.in.AppendSlice(chunkBufs.get(), items[lo:hi])
+		if err == nil {
+			err = e.checkSize(f.e.Name, fmt.Sprintf("chunk of %d items", hi-lo), payload)
+		}
 		if err != nil {
 			cancel()
 			bar.abort()
