@@ -19,8 +19,8 @@ import (
 type Executor struct {
 	e        *engine
 	shutOnce sync.Once
-	shutErr  error
-	shutDone chan struct{}
+	shutErr  error         // written before shutDone is closed
+	shutDone chan struct{} // closed when the background close returned
 }
 
 func (x *Executor) engine() *engine { return x.e }
@@ -37,11 +37,15 @@ func NewExecutor(ctx context.Context, n int, opts ...PoolOption) (*Executor, err
 
 // Shutdown stops the executor from taking work, like Python's shutdown. With
 // cancelFutures, futures not yet handed to a worker process are cancelled
-// (see [Future.Running]). With
-// wait, it returns once all running work has finished and the workers have
-// exited; without, the shutdown goes on in the background and a later
-// Shutdown(true, ...) waits for it. Submit after Shutdown fails with
-// [ErrPoolClosed]. It is safe to call more than once.
+// (see [Future.Running]). With wait, it returns once all running work has
+// finished, the workers have exited and the pending done callbacks have
+// run; without, the shutdown goes on in the background and a later
+// Shutdown(true, ...) waits for it. Called with wait from a done callback
+// (see [Future.AddDoneCallback]), it waits for the work and the workers
+// but not for that callback or those queued behind it, which run once it
+// returns. Submit after Shutdown fails with an error saying the executor
+// was shut down that matches [ErrPoolClosed]. It is safe to call more than
+// once, and concurrently.
 func (x *Executor) Shutdown(wait, cancelFutures bool) error {
 	// Submit fails from here on, so nothing slips in between the refusal
 	// and the cancellation below.
@@ -55,11 +59,17 @@ func (x *Executor) Shutdown(wait, cancelFutures bool) error {
 			close(x.shutDone)
 		}()
 	})
-	if wait {
-		<-x.shutDone
-		return x.shutErr
+	if !wait {
+		return nil
 	}
-	return nil
+	if x.e.cb.onLoop() {
+		// The background close waits for every callback, this one
+		// included: wait for the work and workers here instead (close is
+		// idempotent and, called from a callback, skips the callbacks).
+		return x.e.close()
+	}
+	<-x.shutDone
+	return x.shutErr
 }
 
 // Close is Shutdown(true, false), so an Executor can be deferred like a Pool.

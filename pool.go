@@ -3,6 +3,7 @@ package multiproc
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 
@@ -46,7 +47,7 @@ func newEngine(ctx context.Context, n int, opts []PoolOption) (*engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &engine{core: c, size: n, progress: newProgressConfig(cfg)}, nil
+	return &engine{core: c, size: n, progress: newProgressConfig(cfg), cb: callbacks{log: slog.Default()}}, nil
 }
 
 func (e *engine) close() error {
@@ -95,18 +96,23 @@ func (p *Pool) Size() int { return p.e.size }
 
 // Close stops the pool from taking work, waits for queued and running tasks
 // and their callbacks to finish, then stops the workers and waits for them
-// to exit: Python's close() followed by join(). It is safe to call more
-// than once and after Terminate.
+// to exit: Python's close() followed by join(). Called from a callback of
+// this pool it does not wait for that callback or those queued behind it
+// (see [AsyncResult.OnResult]). It is safe to call more than once and
+// after Terminate.
 func (p *Pool) Close() error { return p.e.close() }
 
 // Terminate stops the pool at once: unfinished tasks fail with
 // [ErrPoolClosed], workers (and anything they started) are killed, and it
-// returns once they are reaped.
+// returns once they are reaped and the pending callbacks have run (from a
+// callback: all but that one and those queued behind it).
 func (p *Pool) Terminate() error { return p.e.terminate() }
 
 // Join waits, like Python's join(), until a Close or Terminate running in
-// another goroutine has finished; it fails if neither was called. If ctx
-// ends first it returns an error wrapping ctx.Err().
+// another goroutine has finished and the pending callbacks have run (from a
+// callback: all but that one and those queued behind it); it fails if
+// neither was called. If ctx ends first it returns an error wrapping
+// ctx.Err().
 func (p *Pool) Join(ctx context.Context) error {
 	if err := p.e.core.Join(ctx); err != nil {
 		return err
