@@ -157,12 +157,12 @@ type Awaitable interface {
 }
 
 // AsCompleted yields the given futures as they complete, in completion
-// order: Python's as_completed. If ctx ends first it yields (zero, err)
-// with err wrapping ctx.Err() and stops.
+// order: Python's as_completed. A future given more than once is yielded
+// once. If ctx ends first it yields (zero, err) with err wrapping ctx.Err()
+// and stops.
 func AsCompleted[F Awaitable](ctx context.Context, fs ...F) iter.Seq2[F, error] {
 	return func(yield func(F, error) bool) {
-		left := make([]F, len(fs))
-		copy(left, fs)
+		left := distinct(fs)
 		for len(left) > 0 {
 			i, err := waitAny(ctx, left)
 			if err != nil {
@@ -177,6 +177,22 @@ func AsCompleted[F Awaitable](ctx context.Context, fs ...F) iter.Seq2[F, error] 
 			}
 		}
 	}
+}
+
+// distinct returns a copy of fs without repeats, in first-seen order, as
+// CPython's wait and as_completed treat their argument as a set. F need
+// not be comparable, so a future is known by its done channel, which is
+// its own.
+func distinct[F Awaitable](fs []F) []F {
+	out := make([]F, 0, len(fs))
+	seen := make(map[<-chan struct{}]bool, len(fs))
+	for _, f := range fs {
+		if d := f.doneChan(); !seen[d] {
+			seen[d] = true
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // waitAny returns the index of a done entry, waiting for one.
@@ -213,9 +229,12 @@ const (
 )
 
 // Wait waits for the futures under the condition and returns them split in
-// done and not done: Python's concurrent.futures.wait. If ctx ends first it
-// returns the split at that moment and an error wrapping ctx.Err().
+// done and not done: Python's concurrent.futures.wait. Each distinct
+// future appears once, in the order first given, however often fs holds
+// it. If ctx ends first it returns the split at that moment and an error
+// wrapping ctx.Err().
 func Wait[F Awaitable](ctx context.Context, fs []F, cond WaitCondition) (done, notDone []F, err error) {
+	fs = distinct(fs)
 	split := func() {
 		done, notDone = done[:0], notDone[:0]
 		for _, f := range fs {
