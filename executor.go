@@ -7,6 +7,7 @@ import (
 	"iter"
 	"reflect"
 	"sync"
+	"sync/atomic"
 
 	"github.com/multiproc-go/multiproc/internal/core"
 )
@@ -18,6 +19,7 @@ import (
 // with [Submit]; Python's executor.map is [Imap] (lazy, bounded prefetch).
 type Executor struct {
 	e        *engine
+	shut     atomic.Bool // set by Shutdown before it closes the core
 	shutOnce sync.Once
 	shutErr  error         // written before shutDone is closed
 	shutDone chan struct{} // closed when the background close returned
@@ -48,7 +50,9 @@ func NewExecutor(ctx context.Context, n int, opts ...PoolOption) (*Executor, err
 // once, and concurrently.
 func (x *Executor) Shutdown(wait, cancelFutures bool) error {
 	// Submit fails from here on, so nothing slips in between the refusal
-	// and the cancellation below.
+	// and the cancellation below. shut is set first so that a Submit that
+	// the core refuses was told why in the executor's words.
+	x.shut.Store(true)
 	x.e.core.StartClose()
 	if cancelFutures {
 		x.e.core.CancelPending(fmt.Errorf("multiproc: executor shut down: %w", context.Canceled))
@@ -72,6 +76,16 @@ func (x *Executor) Shutdown(wait, cancelFutures bool) error {
 	return x.shutErr
 }
 
+// errShutDown is the error of work submitted to an executor after its
+// Shutdown: it says so in the executor's terms, and matches ErrPoolClosed
+// like the error of a closed pool, so one errors.Is serves both.
+var errShutDown error = shutDownError{}
+
+type shutDownError struct{}
+
+func (shutDownError) Error() string { return "multiproc: executor shut down" }
+func (shutDownError) Unwrap() error { return ErrPoolClosed }
+
 // Close is Shutdown(true, false), so an Executor can be deferred like a Pool.
 func (x *Executor) Close() error { return x.Shutdown(true, false) }
 
@@ -89,7 +103,8 @@ type Future[T any] struct {
 // Submit schedules f(arg) on w and returns its Future: Python's
 // executor.submit. It never blocks on the work; an argument that cannot be
 // encoded, an unregistered function or a closed executor make the future
-// fail at once. Cancelling ctx cancels the task, like [Future.Cancel].
+// fail at once (after [Executor.Shutdown], with an error saying so that
+// matches [ErrPoolClosed]). Cancelling ctx cancels the task, like [Future.Cancel].
 func Submit[In, Out any](ctx context.Context, w Workers, f Func[In, Out], arg In, opts ...CallOption) *Future[Out] {
 	e := w.engine()
 	a := new(struct {
@@ -97,6 +112,14 @@ func Submit[In, Out any](ctx context.Context, w Workers, f Func[In, Out], arg In
 		c call[Out]
 	})
 	a.f = Future[Out]{p: &a.c.p, t: &a.c.t, core: e.core}
+	if x, ok := w.(*Executor); ok && x.shut.Load() {
+		// A Submit racing with Shutdown may still reach the core and get
+		// its ErrPoolClosed; one that follows Shutdown is told this.
+		a.c.p.init(e.cb.post)
+		var zero Out
+		a.c.p.settle(zero, errShutDown)
+		return &a.f
+	}
 	startCall(&a.c, ctx, e, f, arg, callOptions(opts))
 	return &a.f
 }
