@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log"
 	"log/slog"
 	"slices"
 	"strings"
@@ -180,10 +181,18 @@ func TestShutdownFromDoneCallback(t *testing.T) {
 // callbacks after it still run.
 func TestCallbackPanicIsLogged(t *testing.T) {
 	var buf syncBuffer
-	old := slog.Default()
-	slog.SetDefault(slog.New(slog.NewTextHandler(&buf, nil)))
-	p := newPool(t, 1)
-	slog.SetDefault(old) // the pool keeps the logger it was built with
+	// SetDefault also redirects package log, and setting the old logger
+	// back does not undo that: restore log's output and flags by hand.
+	p := func() *multiproc.Pool {
+		old, oldOut, oldFlags := slog.Default(), log.Writer(), log.Flags()
+		defer func() { // the pool keeps the logger it was built with
+			slog.SetDefault(old)
+			log.SetOutput(oldOut)
+			log.SetFlags(oldFlags)
+		}()
+		slog.SetDefault(slog.New(slog.NewTextHandler(&buf, nil)))
+		return newPool(t, 1)
+	}()
 	ctx := ctxT(t)
 	after := make(chan int, 1)
 	multiproc.ApplyAsync(ctx, p, square, 2).OnResult(func(int) { panic("callback bug") })
