@@ -166,7 +166,9 @@ func (f *Future[T]) Cancelled() bool {
 
 // AddDoneCallback arranges for fn to run with the future once it is done
 // (at once if it is), on the pool's callback goroutine: callbacks run one
-// at a time, in completion order.
+// at a time, in completion order, after the outcome is ready (so fn may
+// call f.Result). fn may call [Executor.Shutdown]; a panic in fn is logged
+// and the other callbacks still run (see [AsyncResult.OnResult]).
 func (f *Future[T]) AddDoneCallback(fn func(*Future[T])) { f.p.then(func() { fn(f) }) }
 
 func (f *Future[T]) doneChan() <-chan struct{} { return f.p.done }
