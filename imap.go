@@ -94,7 +94,7 @@ func imap[In, Out any](ctx context.Context, e *engine, f Func[In, Out], seq iter
 			}
 			pending++
 			mu.Unlock()
-			if err := e.core.Submit(t); err != nil {
+			if err := e.submit(t); err != nil {
 				mu.Lock()
 				s.err, s.done = err, true
 				if !ordered {

@@ -196,13 +196,17 @@ func WorkerMaxProcs(n int) PoolOption {
 	}
 }
 
-// Progress draws a progress bar on stderr for each Map, MapAsync, Starmap
-// and Imap call, but only when stderr is a terminal.
+// Progress draws a progress bar on stderr for each Map, MapAsync and
+// Starmap call, but only when stderr is a terminal.
 func Progress() PoolOption {
 	return func(c *poolConfig) error { c.AutoProgress = true; return nil }
 }
 
-// ProgressTo draws progress bars on w whatever it is (for logs, or tests).
+// ProgressTo reports the progress of each Map, MapAsync and Starmap call on
+// w, whatever it is: live bars if w is a terminal; otherwise plain lines
+// `name done/total pct%`, at most one per tenth of the work and per second,
+// then the final line once (ending in " failed" if the call failed), so a
+// log file gets no cursor codes.
 func ProgressTo(w io.Writer) PoolOption {
 	return func(c *poolConfig) error {
 		if w == nil {

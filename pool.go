@@ -2,6 +2,7 @@ package multiproc
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -30,6 +31,20 @@ type engine struct {
 	progress progressConfig
 	size     int
 	maxMsg   int // bytes one task's encoded argument may take
+	// closedErr is what work submitted after the end is told: an Executor
+	// says "executor shut down" where a Pool says "pool closed"; both
+	// match ErrPoolClosed.
+	closedErr error
+}
+
+// submit hands tasks to the engine, translating its refusal after a
+// shutdown into this front end's words.
+func (e *engine) submit(ts ...*core.Task) error {
+	err := e.core.Submit(ts...)
+	if err != nil && e.closedErr != nil && errors.Is(err, ErrPoolClosed) {
+		return e.closedErr
+	}
+	return err
 }
 
 // checkSize fails an encoded argument over the message limit, so that the
@@ -75,7 +90,7 @@ func newEngine(ctx context.Context, n int, opts []PoolOption) (*engine, error) {
 	if maxMsg <= 0 {
 		maxMsg = wire.DefaultMaxFrame
 	}
-	return &engine{core: c, size: c.Size(), progress: newProgressConfig(cfg), maxMsg: maxMsg}, nil
+	return &engine{core: c, size: c.Size(), progress: newProgressConfig(cfg), maxMsg: maxMsg, cb: callbacks{log: cfg.Logger}}, nil
 }
 
 func (e *engine) close() error { return e.closeContext(context.Background()) }
@@ -126,9 +141,11 @@ func (p *Pool) Size() int { return p.e.size }
 
 // Close stops the pool from taking work, waits for queued and running tasks
 // and their callbacks to finish, then stops the workers and waits for them
-// to exit: Python's close() followed by join(). It is safe to call more
-// than once and after Terminate. It takes no context so that it can be
-// deferred; [Pool.CloseContext] bounds the wait.
+// to exit: Python's close() followed by join(). Called from a callback of
+// this pool it does not wait for that callback or those queued behind it
+// (see [AsyncResult.OnResult]). It is safe to call more than once and
+// after Terminate. It takes no context so that it can be deferred;
+// [Pool.CloseContext] bounds the wait.
 func (p *Pool) Close() error { return p.e.close() }
 
 // CloseContext is Close bounded by ctx: if ctx ends before the work is done,
@@ -139,12 +156,15 @@ func (p *Pool) CloseContext(ctx context.Context) error { return p.e.closeContext
 
 // Terminate stops the pool at once: unfinished tasks fail with
 // [ErrPoolClosed], workers (and anything they started) are killed, and it
-// returns once they are reaped.
+// returns once they are reaped and the pending callbacks have run (from a
+// callback: all but that one and those queued behind it).
 func (p *Pool) Terminate() error { return p.e.terminate() }
 
 // Join waits, like Python's join(), until a Close or Terminate running in
-// another goroutine has finished; it fails if neither was called. If ctx
-// ends first it returns an error wrapping ctx.Err().
+// another goroutine has finished and the pending callbacks have run (from a
+// callback: all but that one and those queued behind it); it fails if
+// neither was called. If ctx ends first it returns an error wrapping
+// ctx.Err().
 func (p *Pool) Join(ctx context.Context) error {
 	if err := p.e.core.Join(ctx); err != nil {
 		return err
@@ -205,7 +225,7 @@ func startCall[In, Out any](c *call[Out], ctx context.Context, e *engine, f Func
 		} else if err = e.checkSize(f.e.Name, "argument", payload); err == nil {
 			c.out = f.out
 			c.t = core.Task{Fn: f.e, Payload: payload, Items: 1, Ctx: ctx, Timeout: cfg.timeout, Sink: c}
-			err = e.core.Submit(&c.t)
+			err = e.submit(&c.t)
 		}
 	}
 	if err != nil {
@@ -314,7 +334,7 @@ func MapAsync[In, Out any](ctx context.Context, w Workers, f Func[In, Out], item
 			},
 		})
 		if len(tasks) == group || hi == n {
-			if err := e.core.Submit(tasks...); err != nil {
+			if err := e.submit(tasks...); err != nil {
 				cancel()
 				bar.abort()
 				r.p.settle(nil, err)
