@@ -22,7 +22,11 @@ type promise[T any] struct {
 	set  bool
 	val  T
 	err  error
-	cbs  []func()
+	// cancelled is set when the engine settled the task as cancelled
+	// (Future.Cancelled reads it: an error that merely wraps
+	// context.Canceled is not enough, and a deadline is a cancellation too).
+	cancelled bool
+	cbs       []func()
 	run  func(func()) // how callbacks run (the pool's callback goroutine)
 }
 
@@ -37,13 +41,16 @@ func (p *promise[T]) init(run func(func())) {
 }
 
 // settle records the outcome once; it reports whether this call did.
-func (p *promise[T]) settle(v T, err error) bool {
+func (p *promise[T]) settle(v T, err error) bool { return p.settleAs(v, err, false) }
+
+// settleAs is settle recording whether the task was cancelled.
+func (p *promise[T]) settleAs(v T, err error, cancelled bool) bool {
 	p.mu.Lock()
 	if p.set {
 		p.mu.Unlock()
 		return false
 	}
-	p.set, p.val, p.err = true, v, err
+	p.set, p.val, p.err, p.cancelled = true, v, err, cancelled
 	cbs := p.cbs
 	p.cbs = nil
 	close(p.done)

@@ -2,7 +2,6 @@ package multiproc
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"iter"
 	"reflect"
@@ -166,7 +165,12 @@ func (f *Future[T]) Cancel() bool {
 // Cancelled reports whether the future was cancelled (by Cancel, its
 // context, or a Shutdown that cancelled futures).
 func (f *Future[T]) Cancelled() bool {
-	return f.p.ready() && errors.Is(f.p.err, context.Canceled)
+	if !f.p.ready() {
+		return false
+	}
+	f.p.mu.Lock()
+	defer f.p.mu.Unlock()
+	return f.p.cancelled
 }
 
 // AddDoneCallback arranges for fn to run with the future once it is done
