@@ -45,15 +45,19 @@ var (
 		return struct{}{}, errors.New(strings.Repeat("x", n))
 	})
 
-	// startTwice starts a process and returns the error of starting it
-	// again, which must reach the parent matching ErrAlreadyStarted.
+	// startTwice starts a process, then returns the errors of starting it
+	// again and of closing it while it runs, which must reach the parent
+	// matching ErrAlreadyStarted and ErrStillRunning.
 	startTwice = multiproc.Register("proc.startTwice", func(ctx context.Context, _ struct{}) (struct{}, error) {
-		p := multiproc.NewProcess(whoAmI, struct{}{})
+		p := multiproc.NewProcess(blockForever, struct{}{})
 		if err := p.Start(ctx); err != nil {
 			return struct{}{}, err
 		}
-		defer p.Join(ctx)
-		return struct{}{}, p.Start(ctx)
+		defer func() {
+			p.Kill()
+			p.Join(ctx)
+		}()
+		return struct{}{}, errors.Join(p.Start(ctx), p.Close())
 	})
 )
 
@@ -402,15 +406,16 @@ func TestFailedStartIsFinal(t *testing.T) {
 	}
 }
 
-// TestStartTwiceInChild checks that ErrAlreadyStarted crosses the process
-// boundary: a child's second Start fails, and the parent's Join matches it.
+// TestStartTwiceInChild checks that the misuse errors of a Process cross
+// the process boundary: a child's second Start and its Close of a running
+// process fail, and the parent's Join matches both sentinels.
 func TestStartTwiceInChild(t *testing.T) {
 	p := multiproc.NewProcess(startTwice, struct{}{})
 	startProc(t, p)
 	err := p.Join(procCtx(t))
 	var re *multiproc.RemoteError
-	if !errors.As(err, &re) || !errors.Is(err, multiproc.ErrAlreadyStarted) {
-		t.Errorf("Join = %v, want a *RemoteError matching ErrAlreadyStarted", err)
+	if !errors.As(err, &re) || !errors.Is(err, multiproc.ErrAlreadyStarted) || !errors.Is(err, multiproc.ErrStillRunning) {
+		t.Errorf("Join = %v, want a *RemoteError matching ErrAlreadyStarted and ErrStillRunning", err)
 	}
 }
 
