@@ -169,11 +169,8 @@ func TestStartCancelDuringWrite(t *testing.T) {
 	// never reads, and the argument is far over the socket buffer).
 	var child int
 	go func() {
-		testutil.WaitFor(t, procDeadline, func() bool {
-			child = newChild(before)
-			return child != 0
-		}, "no child appeared")
-		cancel()
+		defer cancel()
+		child = pollChild(ctx, before)
 	}()
 	started := time.Now()
 	err := startWithin(t, ctx, p)
@@ -191,6 +188,26 @@ func TestStartCancelDuringWrite(t *testing.T) {
 	}
 	if testutil.ProcessAlive(child) {
 		t.Errorf("child %d still exists after a cancelled Start", child)
+	}
+}
+
+// pollChild waits for a child of this process that is not in before and
+// returns its pid, or 0 if ctx ends or the deadline passes first.
+func pollChild(ctx context.Context, before []int) int {
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(procDeadline)
+	for {
+		if pid := newChild(before); pid != 0 {
+			return pid
+		}
+		select {
+		case <-tick.C:
+		case <-deadline:
+			return 0
+		case <-ctx.Done():
+			return 0
+		}
 	}
 }
 

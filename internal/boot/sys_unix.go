@@ -163,6 +163,14 @@ const firstFile = 4
 // its own children. Close-on-exec descriptors are this process's own: the
 // Go runtime and package os open everything that way.
 func closeInherited(control, files int) {
+	for _, fd := range inheritedFDs(control, files) {
+		unix.Close(fd)
+	}
+}
+
+// inheritedFDs lists the descriptors closeInherited closes.
+func inheritedFDs(control, files int) []int {
+	var fds []int
 	for _, fd := range openFDs() {
 		if fd <= 2 || fd == control || (fd >= firstFile && fd < firstFile+files) {
 			continue
@@ -171,8 +179,9 @@ func closeInherited(control, files int) {
 		if err != nil || flags&unix.FD_CLOEXEC != 0 {
 			continue
 		}
-		unix.Close(fd)
+		fds = append(fds, fd)
 	}
+	return fds
 }
 
 // openFDs lists this process's open descriptors from the system's
