@@ -176,6 +176,9 @@ func (p *Process) Start(ctx context.Context) error {
 	if ctx == nil {
 		panic("multiproc: Process.Start with a nil context")
 	}
+	if p.done == nil {
+		panic("multiproc: Process.Start of a Process not made by NewProcess or NewProcessOf")
+	}
 	p.mu.Lock()
 	switch p.state {
 	case stateClosed:
