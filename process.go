@@ -382,11 +382,13 @@ func (p *Process) ExitCode() (code int, ok bool) {
 }
 
 // Terminate sends SIGTERM to the child (Python's terminate). It is a no-op
-// if the child already exited, and idempotent.
+// if the child already exited, and idempotent. It returns [ErrNotStarted]
+// before Start, while Start runs and after a failed Start, and [ErrClosed]
+// after Close.
 func (p *Process) Terminate() error { return p.signal(termSignal) }
 
 // Kill sends SIGKILL to the child (Python's kill). It is a no-op if the
-// child already exited, and idempotent.
+// child already exited, and idempotent. It returns errors as Terminate does.
 func (p *Process) Kill() error { return p.signal(os.Kill) }
 
 func (p *Process) signal(sig os.Signal) error {

@@ -206,9 +206,9 @@ func TestSpawnCancelDuringWrite(t *testing.T) {
 	t.Logf("returned %v after Spawn began: %v", time.Since(start).Round(time.Millisecond), err)
 }
 
-// TestSpawnCancelledWhileQueued checks the first phase: a ctx that has
-// already ended starts nothing.
-func TestSpawnCancelledWhileQueued(t *testing.T) {
+// TestSpawnCancelledBeforeStart checks the first phase: a ctx that has
+// already ended starts nothing, and the error carries the ctx's cause.
+func TestSpawnCancelledBeforeStart(t *testing.T) {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	why := errors.New("caller gave up")
 	cancel(why)
