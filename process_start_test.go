@@ -183,6 +183,9 @@ func TestStartCancelDuringWrite(t *testing.T) {
 	default:
 		t.Errorf("Exited() not closed after a failed Start")
 	}
+	if err := p.Join(procCtx(t)); !errors.Is(err, multiproc.ErrNotStarted) || !errors.Is(err, context.Canceled) {
+		t.Errorf("Join after a cancelled Start = %v, want ErrNotStarted wrapping context.Canceled", err)
+	}
 	if n := len(multiproc.ActiveChildren()); n != 0 {
 		t.Errorf("%d active children after a cancelled Start", n)
 	}
