@@ -29,6 +29,13 @@ import (
 // Starting a process before Main ran returns [ErrNoMain]. In a child that
 // also holds for code that runs before Main, so a program that forgets Main,
 // or calls it late, can never recurse into a fork bomb.
+//
+// In a child, Main closes the descriptors the child inherited without
+// close-on-exec before the role runs: a target holds only fds 0-2, the
+// child's control socket and whatever was passed to it. Package
+// initialisation runs before Main, so code there may still see such
+// descriptors (and one it opened itself without close-on-exec is closed by
+// Main; Go's os and net packages always set close-on-exec).
 func Main() {
 	registry.Freeze()
 	if boot.IsChild() {

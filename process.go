@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"sync"
@@ -17,7 +18,7 @@ import (
 
 // Process runs one function, or one [Runner], in a child process: Python's
 // multiprocessing.Process. Create it with [NewProcess] or [NewProcessOf],
-// optionally set Name and Daemon, then Start and Join it:
+// optionally set Name, Daemon and MaxMessageSize, then Start and Join it:
 //
 //	p := multiproc.NewProcess(worker, "A")
 //	if err := p.Start(ctx); err != nil { ... }
@@ -25,10 +26,12 @@ import (
 //
 // The child inherits the parent's environment, working directory, stdout
 // and stderr (so a fmt.Println there shows up like Python's print); its
-// stdin is /dev/null. It dies if the parent dies, however the parent dies.
+// stdin is /dev/null, and of the parent's other descriptors it holds none
+// (see [Main]). It dies if the parent dies, however the parent dies.
 //
-// Methods are safe for concurrent use. Name and Daemon must be set before
-// Start and not changed after.
+// A Process is started at most once. [Process.Exited] gives a channel to
+// select on (Python's sentinel). Methods are safe for concurrent use. Name,
+// Daemon and MaxMessageSize must be set before Start and not changed after.
 type Process struct {
 	// Name is the process's name, seen by the child as CurrentProcess().Name.
 	// NewProcess sets it to "Process-N" (numbered per parent, nested as
@@ -37,31 +40,48 @@ type Process struct {
 	// Daemon marks a daemonic process: Finish terminates it instead of
 	// waiting for it, and it may not start processes of its own.
 	Daemon bool
+	// MaxMessageSize bounds, in bytes, the encoded argument (or, for
+	// NewProcessOf, the encoded exported fields) sent to the child and the
+	// encoded result (or fields after Run) sent back. 0 means the default,
+	// 256 MiB; it may be raised up to 1<<32-1, what a frame header carries.
+	// An argument over the limit makes Start fail with an error matching
+	// ErrTooLarge (a *TooLargeError) without starting anything; a result
+	// over it is caught by the child before sending, and Join returns a
+	// [*RemoteError] matching ErrTooLarge (exit code 1). A negative value
+	// or one over 1<<32-1 makes Start fail.
+	MaxMessageSize int
 
-	payload  []byte
+	payload  []byte // start payload: target kind, name, then the argument to the end
+	argLen   int    // bytes of the encoded argument at the end of payload
+	argWhat  string // what the argument is, for errors: "argument" or "fields"
 	argErr   error
 	funcName string
 	decode   func([]byte) (any, error) // decodes the result frame
 	runner   Runner                    // subclass form: refreshed from the child after Run
 	rtype    *registry.Type
 
-	mu      sync.Mutex
-	state   procState
-	child   *boot.Child
-	pid     int
-	done    chan struct{} // closed when the child was reaped
-	code    int
-	err     error // what Join reports
-	result  any
-	haveRes bool
+	// mu protects the fields below. done is closed, without mu, by the one
+	// goroutine that ends the process: Start's on failure, wait's on exit.
+	mu       sync.Mutex
+	state    procState
+	begun    bool  // Start got past its state check: Exited is done
+	startErr error // why Start failed (state stateFailed, or closed after it)
+	child    *boot.Child
+	pid      int
+	done     chan struct{} // closed once the child was reaped, or Start failed
+	code     int
+	err      error // what Join reports
+	result   any
+	haveRes  bool
 }
 
 type procState int
 
 const (
-	stateNew procState = iota
-	stateStarting
-	stateStarted
+	stateNew      procState = iota
+	stateStarting           // Start is spawning the child
+	stateStarted            // the child ran (it may have exited since)
+	stateFailed             // Start failed; the process is finished
 	stateClosed
 )
 
@@ -92,17 +112,21 @@ func defaultName() string {
 // child. The argument is encoded now; if it cannot be, Start returns the
 // error (naming the type) without starting anything.
 func NewProcess[In, Out any](f Func[In, Out], arg In) *Process {
-	p := &Process{Name: defaultName(), done: make(chan struct{})}
+	p := &Process{Name: defaultName(), done: make(chan struct{}), argWhat: "argument"}
 	if p.argErr = f.check(); p.argErr != nil {
 		return p
 	}
 	p.funcName = f.e.Name
-	enc, err := f.in.Append(nil, arg)
+	// The argument is encoded straight after the target's name, and the
+	// payload goes to the child from this buffer: a large argument is not
+	// copied again on its way.
+	head := wire.AppendString([]byte{targetFunc}, f.e.Name)
+	payload, err := f.in.Append(head, arg)
 	if err != nil {
 		p.argErr = fmt.Errorf("multiproc: argument of %q: %w", f.e.Name, err)
 		return p
 	}
-	p.payload = wire.AppendBytes(wire.AppendString([]byte{targetFunc}, f.e.Name), enc)
+	p.payload, p.argLen = payload, len(payload)-len(head)
 	p.decode = func(b []byte) (any, error) { return f.out.Decode(b) }
 	return p
 }
@@ -113,50 +137,71 @@ func NewProcess[In, Out any](f Func[In, Out], arg In) *Process {
 // successful Join they hold the values Run left in them (Python cannot do
 // that). Do not touch *r between Start and Join.
 func NewProcessOf(r Runner) *Process {
-	p := &Process{Name: defaultName(), done: make(chan struct{}), runner: r}
+	p := &Process{Name: defaultName(), done: make(chan struct{}), runner: r, argWhat: "fields"}
 	t, err := registry.TypeOf(r)
 	if err != nil {
 		p.argErr = err
 		return p
 	}
 	p.rtype, p.funcName = t, t.Name
-	enc, err := t.Encode(nil, r)
+	head := wire.AppendString([]byte{targetType}, t.Name)
+	payload, err := t.Encode(head, r)
 	if err != nil {
 		p.argErr = fmt.Errorf("multiproc: fields of %q: %w", t.Name, err)
 		return p
 	}
-	p.payload = wire.AppendBytes(wire.AppendString([]byte{targetType}, t.Name), enc)
+	p.payload, p.argLen = payload, len(payload)-len(head)
 	return p
 }
 
 // Start starts the child and returns once it has completed its handshake
-// (it runs the same build and is about to run the target). It fails with
-// [ErrNoMain] if Main was not called, [ErrAlreadyStarted] on a second call,
-// the argument's encoding error, or [ErrHandshake]/[ErrBuildMismatch] when
-// the child could not start; a context that ends first kills the child.
+// (it runs the same build and is about to run the target).
+//
+// Start honours ctx in every phase: queued behind other starts, writing the
+// argument to the child (which streams a large argument while the child
+// reads it), and waiting for the handshake. If ctx ends first, Start kills
+// and reaps the child and returns an error wrapping ctx.Err().
+//
+// Start fails with [ErrNoMain] if Main was not called; the argument's
+// encoding error; an error matching ErrTooLarge if the argument is over
+// MaxMessageSize, or an error if MaxMessageSize is invalid (both before
+// anything is started); [ErrHandshake] or [ErrBuildMismatch] when the child
+// could not start. A Start that failed leaves the Process finished, never
+// to run: [Process.Exited] is closed, Join and [Result] return errors
+// matching [ErrNotStarted] that wrap Start's error, and a later Start
+// returns an error matching [ErrAlreadyStarted] that wraps it too. A
+// second Start of a started process returns ErrAlreadyStarted, and Start
+// after Close [ErrClosed].
 func (p *Process) Start(ctx context.Context) error {
+	if ctx == nil {
+		panic("multiproc: Process.Start with a nil context")
+	}
+	if p.done == nil {
+		panic("multiproc: Process.Start of a Process not made by NewProcess or NewProcessOf")
+	}
 	p.mu.Lock()
 	switch p.state {
 	case stateClosed:
 		p.mu.Unlock()
 		return ErrClosed
+	case stateFailed:
+		err := p.startErr
+		p.mu.Unlock()
+		return fmt.Errorf("%w: an earlier Start of %s failed: %w", ErrAlreadyStarted, p.Name, err)
 	case stateNew:
 	default:
 		p.mu.Unlock()
 		return ErrAlreadyStarted
 	}
-	if p.argErr != nil {
-		p.mu.Unlock()
-		return p.argErr
-	}
-	p.state = stateStarting
+	p.state, p.begun = stateStarting, true
 	p.mu.Unlock()
 
-	c, err := boot.Spawn(ctx, boot.Config{Role: "process", Name: p.Name, Daemon: p.Daemon, Payload: p.payload})
+	c, err := p.spawn(ctx)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if err != nil {
-		p.state = stateNew
+		p.state, p.startErr = stateFailed, err
+		close(p.done)
 		return err
 	}
 	p.state, p.child, p.pid = stateStarted, c, c.Pid()
@@ -167,16 +212,35 @@ func (p *Process) Start(ctx context.Context) error {
 	return nil
 }
 
+// spawn checks what can be checked without a child, then starts it.
+func (p *Process) spawn(ctx context.Context) (*boot.Child, error) {
+	if p.argErr != nil {
+		return nil, p.argErr
+	}
+	limit, err := boot.MessageLimit(p.MaxMessageSize)
+	if err != nil {
+		return nil, err
+	}
+	if p.argLen > limit {
+		return nil, &errs.TooLargeError{What: p.argWhat, Func: p.funcName, Size: int64(p.argLen), Limit: int64(limit)}
+	}
+	return boot.Spawn(ctx, boot.Config{Role: "process", Name: p.Name, Daemon: p.Daemon, Payload: p.payload, MaxMessageSize: limit})
+}
+
 // wait collects the child's result frame, then reaps it.
 func (p *Process) wait(c *boot.Child) {
 	var (
 		result  any
 		haveRes bool
 		failure error
+		readErr error
 	)
 	for {
 		kind, payload, err := c.Reader.Next()
 		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				readErr = err
+			}
 			break
 		}
 		switch kind {
@@ -196,6 +260,8 @@ func (p *Process) wait(c *boot.Child) {
 			}
 		}
 	}
+	// Closing the socket also ends a child blocked writing a frame the
+	// reader refused.
 	c.Conn.Close()
 	c.Cmd.Wait()
 	code, sig := exitStatus(c.Cmd.ProcessState)
@@ -203,8 +269,13 @@ func (p *Process) wait(c *boot.Child) {
 	switch {
 	case failure != nil:
 		err = failure
+	case errors.Is(readErr, errs.ErrTooLarge) || errors.Is(readErr, wire.ErrCorrupt):
+		// What the child sent is the failure, whatever its exit code.
+		err = fmt.Errorf("multiproc: reading the result of %s (pid %d): %w", p.Name, p.pid, readErr)
 	case code != 0:
 		err = &ExitError{Pid: p.pid, Code: code, Signal: sig}
+	case readErr != nil:
+		err = fmt.Errorf("multiproc: reading the result of %s (pid %d): %w", p.Name, p.pid, readErr)
 	}
 	p.mu.Lock()
 	p.code, p.err, p.result, p.haveRes = code, err, result, haveRes
@@ -215,26 +286,58 @@ func (p *Process) wait(c *boot.Child) {
 	close(p.done)
 }
 
+// Exited returns a channel that is closed once the child has exited and
+// been reaped, or once Start failed: Python's Process.sentinel. It is nil
+// before Start (a nil channel never becomes ready in a select), and the
+// same channel on every call after. Once it is closed, Join returns at once
+// and ExitCode reports the exit (ok is false if Start failed). It lets a
+// program wait for the first of many processes, or for a process and a
+// context:
+//
+//	select {
+//	case <-p.Exited():
+//	case <-q.Exited():
+//	case <-ctx.Done():
+//	}
+func (p *Process) Exited() <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.begun {
+		return nil
+	}
+	return p.done
+}
+
 // Join waits for the process to exit. It returns nil if the child exited
 // with code 0; the target's error or panic as a [*RemoteError] (exit code
 // 1); or an [*ExitError] for any other exit (a signal, os.Exit). If ctx ends
 // first Join returns an error wrapping ctx.Err() and the process runs on,
-// like Python's join(timeout).
+// like Python's join(timeout). Join before Start returns [ErrNotStarted];
+// Join while Start runs waits for the outcome; after a failed Start Join
+// returns an error matching ErrNotStarted that wraps Start's error.
 func (p *Process) Join(ctx context.Context) error {
 	p.mu.Lock()
-	st := p.state
+	begun := p.begun
 	p.mu.Unlock()
-	if st != stateStarted && st != stateClosed {
+	if !begun {
 		return ErrNotStarted
 	}
 	select {
 	case <-p.done:
 		p.mu.Lock()
 		defer p.mu.Unlock()
+		if p.startErr != nil {
+			return p.notStartedLocked()
+		}
 		return p.err
 	case <-ctx.Done():
-		return fmt.Errorf("multiproc: join %s (pid %d): %w", p.Name, p.pid, ctx.Err())
+		return fmt.Errorf("multiproc: join %s (pid %d): %w", p.Name, p.Pid(), ctx.Err())
 	}
+}
+
+// notStartedLocked is the error of a process whose Start failed.
+func (p *Process) notStartedLocked() error {
+	return fmt.Errorf("%w: Start of %s failed: %w", ErrNotStarted, p.Name, p.startErr)
 }
 
 // IsAlive reports whether the process was started and has not been reaped.
@@ -262,12 +365,16 @@ func (p *Process) Pid() int {
 
 // ExitCode returns the exit code in Python's convention (0 success, 1 when
 // the target returned an error or panicked, -N when killed by signal N);
-// ok is false while the process has not been started or not been reaped.
+// ok is false while the process has not been started or not been reaped,
+// and after a failed Start (no child ran).
 func (p *Process) ExitCode() (code int, ok bool) {
 	select {
 	case <-p.done:
 		p.mu.Lock()
 		defer p.mu.Unlock()
+		if p.startErr != nil {
+			return 0, false
+		}
 		return p.code, true
 	default:
 		return 0, false
@@ -275,11 +382,13 @@ func (p *Process) ExitCode() (code int, ok bool) {
 }
 
 // Terminate sends SIGTERM to the child (Python's terminate). It is a no-op
-// if the child already exited, and idempotent.
+// if the child already exited, and idempotent. It returns [ErrNotStarted]
+// before Start, while Start runs and after a failed Start, and [ErrClosed]
+// after Close.
 func (p *Process) Terminate() error { return p.signal(termSignal) }
 
 // Kill sends SIGKILL to the child (Python's kill). It is a no-op if the
-// child already exited, and idempotent.
+// child already exited, and idempotent. It returns errors as Terminate does.
 func (p *Process) Kill() error { return p.signal(os.Kill) }
 
 func (p *Process) signal(sig os.Signal) error {
@@ -305,37 +414,59 @@ func (p *Process) signal(sig os.Signal) error {
 	return nil
 }
 
-// Close releases the Process. It fails with [ErrStillRunning] if the child
-// is running; afterwards other methods return [ErrClosed] (Join and
-// ExitCode still report the outcome).
+// Close releases the Process. It fails with [ErrStillRunning] while Start
+// runs or the child is running; afterwards other methods return [ErrClosed]
+// (Join and ExitCode still report the outcome).
 func (p *Process) Close() error {
-	if p.IsAlive() {
-		return ErrStillRunning
-	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	switch p.state {
+	case stateStarting:
+		return ErrStillRunning
+	case stateStarted:
+		select {
+		case <-p.done:
+		default:
+			return ErrStillRunning
+		}
+	}
 	p.state = stateClosed
 	return nil
 }
 
-// Result returns the value the target of p returned, after p was joined. It
-// returns the process's error if it failed, [ErrStillRunning] or
-// [ErrNotStarted] before the process ended, and an error wrapping
-// ErrNotRegistered if Out is not the function's result type.
+// Result returns the value the target of p returned, once p has exited. It
+// returns:
+//   - [ErrNotStarted] before Start, and an error matching ErrNotStarted
+//     (wrapping Start's error) after a failed Start;
+//   - [ErrStillRunning] while Start runs or the child is running;
+//   - the error Join returns, if the process failed (a [*RemoteError], an
+//     [*ExitError]...);
+//   - an error wrapping ErrResultType if Out is not the function's result
+//     type, or p was made by NewProcessOf (its fields are the result);
+//   - an error saying the child exited without a result, if it exited with
+//     code 0 before its target returned (the target called os.Exit(0)).
+//
+// Result does not wait: use Join or Exited first.
 func Result[Out any](p *Process) (Out, error) {
 	var zero Out
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.begun {
+		return zero, ErrNotStarted
+	}
 	select {
 	case <-p.done:
 	default:
-		if p.IsAlive() {
-			return zero, ErrStillRunning
-		}
-		return zero, ErrNotStarted
+		return zero, ErrStillRunning
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
+	if p.startErr != nil {
+		return zero, p.notStartedLocked()
+	}
 	if p.err != nil {
 		return zero, p.err
+	}
+	if p.rtype != nil {
+		return zero, fmt.Errorf("%w: %q is a process type: Run's results are in its fields", errs.ErrResultType, p.funcName)
 	}
 	if !p.haveRes {
 		return zero, fmt.Errorf("multiproc: %s (pid %d) exited without returning a result", p.Name, p.pid)
@@ -353,13 +484,16 @@ func init() { boot.Handle("process", serveProcess) }
 func serveProcess(s *boot.Session) int {
 	s.WatchParent()
 	d := wire.NewBuf(s.Start.Payload)
-	kind, name, arg := d.Byte(), d.String(), d.Bytes()
+	kind, name := d.Byte(), d.String()
+	arg := d.Rest()
 	if d.Err() != nil {
 		fmt.Fprintf(os.Stderr, "multiproc: child %d: bad target: %v\n", os.Getpid(), d.Err())
 		return 2
 	}
+	limit := s.Start.MaxMessageSize
 	ctx := context.Background()
 	buf, off := wire.BeginFrame(make([]byte, 0, 256), kindValue)
+	what := "result"
 	var err error
 	switch kind {
 	case targetFunc:
@@ -368,6 +502,7 @@ func serveProcess(s *boot.Session) int {
 			buf, err = e.Call(ctx, arg, buf)
 		}
 	case targetType:
+		what = "fields after Run"
 		var t *registry.Type
 		if t, err = registry.LookupType(name); err == nil {
 			buf, err = t.Run(ctx, arg, buf)
@@ -375,16 +510,64 @@ func serveProcess(s *boot.Session) int {
 	default:
 		err = fmt.Errorf("multiproc: unknown target kind %q", kind)
 	}
+	if err == nil && wire.EndFrame(buf, off, limit) != nil {
+		// Caught here, before sending: the parent's reader would refuse
+		// the frame, and the child would look as if it had succeeded.
+		err = &errs.TooLargeError{What: what, Func: name, Size: int64(len(buf) - off - wire.HeaderSize), Limit: int64(limit)}
+	}
 	if err != nil {
-		buf, off = wire.BeginFrame(buf[:0], kindError)
-		buf = registry.AppendFailure(buf, name, err)
+		buf = appendErrorFrame(buf[:0], name, err, limit)
 	}
-	if ferr := wire.EndFrame(buf, off, 0); ferr == nil {
-		s.Conn.Write(buf)
-	}
+	s.Conn.Write(buf)
 	Finish()
 	if err != nil {
 		return 1
 	}
 	return 0
 }
+
+// appendErrorFrame appends the error frame of err, the failure of target
+// name. A report over limit (a huge message or panic stack) is replaced by
+// one that says so and keeps the error's sentinels; should even that be
+// over the limit, it is sent anyway, and the parent's reader refuses it
+// with an error that matches ErrTooLarge too. Either way the parent learns
+// of a failure: no frame is ever dropped.
+func appendErrorFrame(dst []byte, name string, err error, limit int) []byte {
+	buf, off := wire.BeginFrame(dst, kindError)
+	buf = registry.AppendFailure(buf, name, err)
+	if wire.EndFrame(buf, off, limit) == nil {
+		return buf
+	}
+	tl := &errs.TooLargeError{What: "error report", Func: name, Size: int64(len(buf) - off - wire.HeaderSize), Limit: int64(limit)}
+	// Not AppendFailure: it would find the panic inside the cut error
+	// and send its whole stack again.
+	var pe *registry.PanicError
+	panicked := errors.As(err, &pe)
+	buf, off = wire.BeginFrame(buf[:off], kindError)
+	buf = errs.AppendError(buf, name, os.Getpid(), &cutError{tl, err}, panicked, "")
+	if wire.EndFrame(buf, off, limit) != nil {
+		wire.EndFrame(buf, off, 0) // a few hundred bytes: always fits a header
+	}
+	return buf
+}
+
+// cutError is an error report cut down to fit MaxMessageSize: why it was
+// cut and the beginning of the original message. It matches what both
+// errors match.
+type cutError struct {
+	tooLarge *errs.TooLargeError
+	err      error
+}
+
+// cutMessage is how much of the original message a cutError keeps.
+const cutMessage = 512
+
+func (e *cutError) Error() string {
+	msg := e.err.Error()
+	if len(msg) > cutMessage {
+		msg = msg[:cutMessage] + "…"
+	}
+	return e.tooLarge.Error() + "; it began: " + msg
+}
+
+func (e *cutError) Unwrap() []error { return []error{e.tooLarge, e.err} }

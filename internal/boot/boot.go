@@ -2,13 +2,17 @@ package boot
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/multiproc-go/multiproc/internal/errs"
@@ -97,19 +101,28 @@ type Config struct {
 	// signal a worker's whole tree and a terminal's Ctrl-C does not reach it
 	// directly.
 	NewGroup bool
-	// Files are passed to the child as fds 4, 5, ...
+	// Files are passed to the child as fds 4, 5, ... They are the only
+	// descriptors besides 0-2 and the control socket that the child keeps
+	// (see [Serve]). The caller keeps its own copies and closes them.
 	Files []*os.File
 	// SocketBuffer, if positive, asks for socket buffers of that many bytes
 	// on both ends of the control socket (capped by the system's limit), so
 	// large messages move in fewer wake-ups.
 	SocketBuffer int
+	// MaxMessageSize is the largest frame payload either end of the control
+	// socket accepts after the handshake: the parent's [Child.Reader] and
+	// the child's [Session.Reader] are built with it. 0 means
+	// [wire.DefaultMaxFrame]; see [MessageLimit] for the valid range. The
+	// start message itself may be larger (up to [MaxLimit]): roles check
+	// their own payloads against the limit before calling Spawn.
+	MaxMessageSize int
 }
 
 // Child is a started child process seen from the parent.
 type Child struct {
 	Cmd    *exec.Cmd
 	Conn   *net.UnixConn
-	Reader *wire.Reader
+	Reader *wire.Reader // rejects frames over Config.MaxMessageSize
 }
 
 // Pid returns the child's process id.
@@ -119,11 +132,33 @@ func (c *Child) Pid() int { return c.Cmd.Process.Pid }
 // sent in start messages, to exercise the child's mismatch check.
 var buildIDOverride string
 
+// preStartMax bounds what Spawn writes before the child exists. A fresh
+// socketpair takes 18 to 240 KB before anyone reads, depending on the sizes
+// of the writes (measured on this project's machine), so a whole start
+// message written then deadlocks once it is large: the write waits for a
+// reader that is only started after it. Up to 64 KiB go in one
+// non-blocking write (whatever the kernel does not take waits for the
+// child with the rest); anything larger is written once the child runs.
+const preStartMax = 64 << 10
+
 // Spawn starts a child, sends its start message and waits for its READY.
-// If the context ends or the child refuses or dies first, the child is
-// killed and reaped and the error says why.
+// It honours ctx in every phase (waiting for the spawner thread, writing
+// the start message, waiting for READY): if ctx ends first, Spawn returns
+// an error wrapping ctx.Err(), and a child already started is killed and
+// reaped. If the child refuses, dies or stays silent for
+// [HandshakeTimeout], the child is reaped and the error (matching
+// ErrHandshake or ErrBuildMismatch) says why. A config that cannot be sent
+// (an invalid MaxMessageSize, a start message over [MaxLimit]) fails before
+// anything is started.
 func Spawn(ctx context.Context, cfg Config) (*Child, error) {
 	if err := CanSpawn(); err != nil {
+		return nil, err
+	}
+	if ctx.Err() != nil {
+		return nil, fmt.Errorf("multiproc: starting child: %w", ctxErr(ctx))
+	}
+	limit, err := MessageLimit(cfg.MaxMessageSize)
+	if err != nil {
 		return nil, err
 	}
 	bid, err := BuildID()
@@ -136,7 +171,14 @@ func Spawn(ctx context.Context, cfg Config) (*Child, error) {
 	me := Self()
 	msg := StartMsg{
 		BuildID: bid, Role: cfg.Role, Name: cfg.Name, Daemon: cfg.Daemon,
-		ParentPid: me.Pid, ParentName: me.Name, Payload: cfg.Payload,
+		ParentPid: me.Pid, ParentName: me.Name,
+		MaxMessageSize: limit, Files: len(cfg.Files), Payload: cfg.Payload,
+	}
+	head, off := wire.BeginFrame(make([]byte, 0, 256), KindStart)
+	head = msg.appendHead(head)
+	if wire.EndFrameWith(head, off, len(cfg.Payload), 0) != nil {
+		size := int64(len(head)-wire.HeaderSize) + int64(len(cfg.Payload))
+		return nil, &errs.TooLargeError{What: "start message of role " + cfg.Role, Size: size, Limit: MaxLimit}
 	}
 	parentEnd, childEnd, err := socketPair()
 	if err != nil {
@@ -146,25 +188,33 @@ func Spawn(ctx context.Context, cfg Config) (*Child, error) {
 		setSocketBuffers(parentEnd, cfg.SocketBuffer)
 		setSocketBuffers(childEnd, cfg.SocketBuffer)
 	}
-	defer childEnd.Close()
 	conn, err := fileConn(parentEnd)
 	if err != nil {
 		childEnd.Close()
 		return nil, err
 	}
-	// The start message fits the socket buffer, so it is written before the
-	// child exists and waits for it there: no round trip at start-up.
-	if _, err := conn.Write(wire.AppendFrame(nil, KindStart, msg.append(nil))); err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("multiproc: writing start message: %w", err)
+	// A small start message goes now and waits for the child in the socket
+	// buffer: no round trip at start-up. The write never blocks.
+	rest := net.Buffers{head, cfg.Payload}
+	if len(head)+len(cfg.Payload) <= preStartMax {
+		whole := append(head, cfg.Payload...)
+		rest = nil
+		if n := writeNonblocking(conn, whole); n < len(whole) {
+			rest = net.Buffers{whole[n:]}
+		}
 	}
 	cmd := command(cfg, childEnd)
-	if err := startCmd(cmd); err != nil {
+	err = startCmd(ctx, cmd)
+	// The parent's copy of the child's end goes at once: with it open, a
+	// child that dies would leave the parent's writes blocked and its reads
+	// without EOF, waiting on a socket the parent itself holds.
+	childEnd.Close()
+	if err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("multiproc: starting child: %w", err)
 	}
-	c := &Child{Cmd: cmd, Conn: conn, Reader: wire.NewReader(conn, 0)}
-	if err := c.awaitReady(ctx); err != nil {
+	c := &Child{Cmd: cmd, Conn: conn, Reader: wire.NewReader(conn, limit)}
+	if err := c.handshake(ctx, rest); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -183,16 +233,52 @@ func command(cfg Config, childEnd *os.File) *exec.Cmd {
 	return cmd
 }
 
-func (c *Child) awaitReady(ctx context.Context) error {
-	deadline := time.Now().Add(HandshakeTimeout)
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
+// ctxErr is the error of an ended context: ctx.Err(), with the cause beside
+// it when one was given, so that errors.Is finds both.
+func ctxErr(ctx context.Context) error {
+	err := ctx.Err()
+	if cause := context.Cause(ctx); cause != nil && cause != err {
+		return fmt.Errorf("%w (%w)", err, cause)
 	}
-	c.Conn.SetReadDeadline(deadline)
-	stop := context.AfterFunc(ctx, func() { c.Conn.SetReadDeadline(time.Now()) })
-	kind, payload, err := c.Reader.Next()
-	stop()
-	c.Conn.SetReadDeadline(time.Time{})
+	return err
+}
+
+// handshake writes what is left of the start message (the child reads it
+// first thing) and waits for READY. Both phases share one deadline: ctx's,
+// or HandshakeTimeout from now if that is earlier. An ending ctx moves the
+// deadline to now, which wakes a blocked write or read at once.
+func (c *Child) handshake(ctx context.Context, rest net.Buffers) error {
+	deadline := time.Now().Add(HandshakeTimeout)
+	ctxBound := false
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline, ctxBound = d, true
+	}
+	c.Conn.SetDeadline(deadline)
+	fired := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		c.Conn.SetDeadline(time.Now())
+		close(fired)
+	})
+	writing := false
+	var err error
+	if len(rest) > 0 {
+		writing = true
+		_, err = rest.WriteTo(c.Conn)
+	}
+	var (
+		kind    byte
+		payload []byte
+	)
+	if err == nil {
+		writing = false
+		kind, payload, err = c.Reader.Next()
+	}
+	if !stop() && ctx.Err() != nil {
+		// The callback runs (or ran): let it finish before the deadline
+		// is cleared, or it could set a past deadline on a started child.
+		<-fired
+	}
+	c.Conn.SetDeadline(time.Time{})
 	switch {
 	case err == nil && kind == KindReady:
 		return nil
@@ -208,20 +294,46 @@ func (c *Child) awaitReady(ctx context.Context) error {
 		}
 		return fmt.Errorf("%w: child refused: %s", errs.ErrHandshake, payload[1:])
 	case err == nil:
-		c.reap()
+		c.kill()
 		return fmt.Errorf("%w: unexpected frame kind %q", errs.ErrHandshake, kind)
+	}
+	pid := c.Pid()
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() && ctxBound {
+		// The socket's deadline was ctx's, and the socket can see it pass
+		// a moment before ctx's own timer fires: it is ctx that ended.
+		<-ctx.Done()
 	}
 	if ctx.Err() != nil {
 		c.kill()
-		return fmt.Errorf("multiproc: waiting for child %d to start: %w", c.Pid(), context.Cause(ctx))
+		if writing {
+			return fmt.Errorf("multiproc: writing the start message to child %d: %w", pid, ctxErr(ctx))
+		}
+		return fmt.Errorf("multiproc: waiting for child %d to start: %w", pid, ctxErr(ctx))
 	}
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
+	switch {
+	case errors.As(err, &ne) && ne.Timeout() && writing:
 		c.kill()
-		return fmt.Errorf("%w: child %d sent nothing within %v; does its main() call multiproc.Main() first?", errs.ErrHandshake, c.Pid(), HandshakeTimeout)
+		return fmt.Errorf("%w: child %d did not read its start message within %v; does its main() call multiproc.Main() first?", errs.ErrHandshake, pid, HandshakeTimeout)
+	case errors.As(err, &ne) && ne.Timeout():
+		c.kill()
+		return fmt.Errorf("%w: child %d sent nothing within %v; does its main() call multiproc.Main() first?", errs.ErrHandshake, pid, HandshakeTimeout)
+	case !peerGone(err):
+		// Not a sign that the child exited: make sure it does, so that
+		// reaping it cannot wait forever.
+		c.kill()
+		return fmt.Errorf("%w: child %d: %w", errs.ErrHandshake, pid, err)
 	}
 	status := c.reap()
-	return fmt.Errorf("%w: child %d exited before its handshake (%s); does its main() call multiproc.Main() first?", errs.ErrHandshake, c.Pid(), status)
+	return fmt.Errorf("%w: child %d exited before its handshake (%s); does its main() call multiproc.Main() first?", errs.ErrHandshake, pid, status)
+}
+
+// peerGone reports whether err is how a socket shows that its peer closed
+// it: end of stream, a broken pipe or a reset (a peer that exits with
+// unread data in its buffer resets the connection).
+func peerGone(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)
 }
 
 func (c *Child) kill() {
@@ -260,6 +372,15 @@ func Handle(role string, fn func(*Session) int) {
 
 // Serve turns this process into the child its parent asked for. It runs the
 // role's handler and exits; it never returns.
+//
+// Before the role runs, the child holds only what it was given: fds 0-2,
+// its control socket and the files its parent passed (fds 4, 5, ...).
+// Every other descriptor it inherited without close-on-exec (a parent's
+// file opened with syscall.Open and no O_CLOEXEC, say) is closed. Go's
+// runtime and package os open everything close-on-exec, so nothing of the
+// child's own is touched, except descriptors that package initialisation
+// opened without close-on-exec itself. Package initialisation runs before
+// Serve and so may still see the inherited descriptors.
 func Serve() {
 	if !serving.CompareAndSwap(false, true) {
 		panic("multiproc: Main called twice in a child")
@@ -270,16 +391,11 @@ func Serve() {
 		fmt.Fprintf(os.Stderr, "multiproc: this program was started as a multiproc child (%s is set) but it has no control socket on fd 3 (%v).\nmultiproc: children are started by their parent program; run it without %s.\n", EnvRole, err, EnvRole)
 		os.Exit(2)
 	}
-	// A child run by hand with a socket on fd 3 that never speaks must not
-	// hang: the parent writes the start message before the child starts.
-	conn.SetReadDeadline(time.Now().Add(HandshakeTimeout))
-	r := wire.NewReader(conn, 0)
-	kind, payload, err := r.Next()
-	if err != nil || kind != KindStart {
-		fmt.Fprintf(os.Stderr, "multiproc: child %d: no start message from parent (%v, kind %q)\n", os.Getpid(), err, kind)
+	payload, err := readStart(conn)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "multiproc: child %d: no start message from parent (%v)\n", os.Getpid(), err)
 		os.Exit(2)
 	}
-	conn.SetReadDeadline(time.Time{})
 	msg, err := decodeStart(payload)
 	if err != nil {
 		refuse(conn, 'H', err.Error())
@@ -297,6 +413,7 @@ func Serve() {
 	if h == nil {
 		refuse(conn, 'H', fmt.Sprintf("unknown role %q", msg.Role))
 	}
+	closeInherited(connFD(conn), msg.Files)
 	selfMu.Lock()
 	self = Identity{Name: msg.Name, Pid: os.Getpid(), Daemon: msg.Daemon}
 	parent = &Identity{Name: msg.ParentName, Pid: msg.ParentPid}
@@ -306,7 +423,61 @@ func Serve() {
 	if _, err := conn.Write(wire.AppendFrame(nil, KindReady, nil)); err != nil {
 		os.Exit(2) // parent gone
 	}
-	os.Exit(h(&Session{Start: msg, Conn: conn, Reader: r}))
+	os.Exit(h(&Session{Start: msg, Conn: conn, Reader: wire.NewReader(conn, msg.MaxMessageSize)}))
+}
+
+// readStart reads the start message's frame and returns its payload.
+//
+// It reads exactly one frame and nothing after it: the Session's Reader,
+// built with the limit the message announces, takes over from the next
+// byte. The parent writes nothing more before READY, so the first read may
+// use a whole block; a stream with bytes after the frame is refused. The
+// frame may be as large as a frame can be ([MaxLimit]: the message carries
+// the limit, so the child cannot know a smaller one yet), but the buffer
+// grows only as bytes arrive, so a hand-made header announcing gigabytes
+// costs nothing. Each read has HandshakeTimeout: a silent peer cannot make
+// the child hang.
+func readStart(conn *net.UnixConn) ([]byte, error) {
+	buf := make([]byte, 64<<10)
+	n := 0
+	read := func(end int) error {
+		conn.SetReadDeadline(time.Now().Add(HandshakeTimeout))
+		m, err := conn.Read(buf[n:end])
+		n += m
+		if m > 0 {
+			return nil
+		}
+		if err == nil {
+			err = io.ErrNoProgress
+		}
+		if errors.Is(err, io.EOF) && n > 0 {
+			err = io.ErrUnexpectedEOF
+		}
+		return err
+	}
+	for n < wire.HeaderSize {
+		if err := read(len(buf)); err != nil {
+			return nil, err
+		}
+	}
+	if kind := buf[4]; kind != KindStart {
+		return nil, fmt.Errorf("%w: first frame of kind %q", wire.ErrCorrupt, kind)
+	}
+	total := wire.HeaderSize + int(binary.LittleEndian.Uint32(buf))
+	if n > total {
+		return nil, fmt.Errorf("%w: %d bytes after the start message", wire.ErrCorrupt, n-total)
+	}
+	for n < total {
+		if n == len(buf) {
+			buf = slices.Grow(buf, min(total-n, len(buf)))
+			buf = buf[:cap(buf)]
+		}
+		if err := read(min(len(buf), total)); err != nil {
+			return nil, err
+		}
+	}
+	conn.SetReadDeadline(time.Time{})
+	return buf[wire.HeaderSize:total:total], nil
 }
 
 func short(s string) string {

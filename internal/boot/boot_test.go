@@ -19,6 +19,11 @@ import (
 // TestMain makes the test binary its own child, as multiproc.Main does.
 func TestMain(m *testing.M) {
 	if IsChild() {
+		if os.Getenv(stallEnv) != "" {
+			// A child whose start-up never reaches Main (slow package
+			// initialisation): it reads nothing until its parent kills it.
+			time.Sleep(10 * time.Minute)
+		}
 		Serve() // never returns
 	}
 	SetMainCalled()
@@ -147,14 +152,23 @@ func TestCanSpawn(t *testing.T) {
 }
 
 func TestStartMsgRoundTrip(t *testing.T) {
-	m := StartMsg{BuildID: "abc", Role: "process", Name: "Process-1", Daemon: true, ParentPid: os.Getpid(), ParentName: "MainProcess", Payload: []byte{1, 2, 3}}
+	m := StartMsg{BuildID: "abc", Role: "process", Name: "Process-1", Daemon: true, ParentPid: os.Getpid(), ParentName: "MainProcess",
+		MaxMessageSize: MaxLimit, Files: 2, Payload: []byte{1, 2, 3}}
 	got, err := decodeStart(m.append(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got.BuildID != m.BuildID || got.Role != m.Role || got.Name != m.Name || got.Daemon != m.Daemon ||
-		got.ParentPid != m.ParentPid || got.ParentName != m.ParentName || !bytes.Equal(got.Payload, m.Payload) {
+		got.ParentPid != m.ParentPid || got.ParentName != m.ParentName || got.MaxMessageSize != m.MaxMessageSize ||
+		got.Files != m.Files || !bytes.Equal(got.Payload, m.Payload) {
 		t.Errorf("decodeStart(append(m)) = %+v, want %+v", got, m)
+	}
+	for _, limit := range []int{0, MaxLimit + 1} {
+		bad := m
+		bad.MaxMessageSize = limit
+		if _, err := decodeStart(bad.append(nil)); !errors.Is(err, wire.ErrCorrupt) {
+			t.Errorf("decodeStart with limit %d = %v, want ErrCorrupt", limit, err)
+		}
 	}
 	enc := m.append(nil)
 	for n := range len(enc) - 1 {
@@ -171,7 +185,7 @@ func TestStartMsgRoundTrip(t *testing.T) {
 // FuzzDecodeStart feeds the child's first decoder arbitrary bytes: it must
 // return an error or a message, never panic.
 func FuzzDecodeStart(f *testing.F) {
-	m := StartMsg{BuildID: "abc", Role: "process", Name: "n", ParentPid: 1, ParentName: "MainProcess", Payload: []byte("x")}
+	m := StartMsg{BuildID: "abc", Role: "process", Name: "n", ParentPid: 1, ParentName: "MainProcess", MaxMessageSize: 1 << 20, Files: 1, Payload: []byte("x")}
 	f.Add(m.append(nil))
 	f.Add([]byte{})
 	f.Add([]byte{startVersion, 0xff, 0xff, 0xff, 0xff, 0x0f})
@@ -207,7 +221,7 @@ func TestEmptyRefusal(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := &Child{Cmd: cmd, Conn: conn, Reader: wire.NewReader(conn, 0)}
-	if err := c.awaitReady(spawnCtx(t)); !errors.Is(err, errs.ErrHandshake) {
+	if err := c.handshake(spawnCtx(t), nil); !errors.Is(err, errs.ErrHandshake) {
 		t.Fatalf("awaitReady = %v, want ErrHandshake", err)
 	}
 }

@@ -9,6 +9,9 @@ import (
 	"syscall"
 )
 
+// fdDir lists this process's open descriptors (fdesc on the BSDs and macOS).
+const fdDir = "/dev/fd"
+
 func socketpairCloexec() ([2]int, error) {
 	syscall.ForkLock.RLock()
 	defer syscall.ForkLock.RUnlock()

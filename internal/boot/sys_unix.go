@@ -3,14 +3,18 @@
 package boot
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"os/signal"
 	"runtime"
+	"strconv"
 	"sync"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 func socketPair() (parentEnd, childEnd *os.File, err error) {
@@ -70,13 +74,21 @@ type spawnReq struct {
 // The parent-death signal fires when the thread that forked the child
 // exits, not when the process does (golang/go#27505), and the Go runtime
 // may retire threads; a locked thread that never returns is never retired.
-func startCmd(cmd *exec.Cmd) error {
+//
+// A ctx that ends while the request waits for the spawner (busy starting
+// other children) returns its error; once the spawner has the request, the
+// start is a fork and exec, over in milliseconds, and is waited for.
+func startCmd(ctx context.Context, cmd *exec.Cmd) error {
 	spawnOnce.Do(func() {
 		spawnCh = make(chan spawnReq)
 		go spawner()
 	})
 	req := spawnReq{cmd: cmd, done: make(chan error, 1)}
-	spawnCh <- req
+	select {
+	case spawnCh <- req:
+	case <-ctx.Done():
+		return ctxErr(ctx)
+	}
 	return <-req.done
 }
 
@@ -107,4 +119,97 @@ func setSocketBuffers(f *os.File, n int) {
 	fd := int(f.Fd())
 	syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_SNDBUF, n)
 	syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_RCVBUF, n)
+}
+
+// writeNonblocking writes what the socket takes of b at once, in one
+// system call, and returns how much that was (0 on any error: whatever is
+// left is written later, where errors are reported).
+func writeNonblocking(c *net.UnixConn, b []byte) int {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return 0
+	}
+	n := 0
+	// The netpoller's descriptors are non-blocking, and returning true
+	// stops RawConn.Write from waiting for the socket to become writable.
+	rc.Write(func(fd uintptr) bool {
+		m, err := syscall.Write(int(fd), b)
+		if err == nil && m > 0 {
+			n = m
+		}
+		return true
+	})
+	return n
+}
+
+// connFD returns the descriptor of c, or -1.
+func connFD(c *net.UnixConn) int {
+	fd := -1
+	if rc, err := c.SyscallConn(); err == nil {
+		rc.Control(func(f uintptr) { fd = int(f) })
+	}
+	return fd
+}
+
+// firstFile is the descriptor of the first file a parent passes (after the
+// control socket, fd 3).
+const firstFile = 4
+
+// closeInherited closes every descriptor above 2 that lacks close-on-exec,
+// except control and the files passed at fds 4 to 4+files-1: descriptors
+// a parent leaked into this process (opened without O_CLOEXEC), which the
+// child has no use for and would otherwise hold open (a pipe's write end
+// kept open in a child hides EOF from the pipe's reader) and hand on to
+// its own children. Close-on-exec descriptors are this process's own: the
+// Go runtime and package os open everything that way.
+func closeInherited(control, files int) {
+	for _, fd := range inheritedFDs(control, files) {
+		unix.Close(fd)
+	}
+}
+
+// inheritedFDs lists the descriptors closeInherited closes.
+func inheritedFDs(control, files int) []int {
+	var fds []int
+	for _, fd := range openFDs() {
+		if fd <= 2 || fd == control || (fd >= firstFile && fd < firstFile+files) {
+			continue
+		}
+		flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+		if err != nil || flags&unix.FD_CLOEXEC != 0 {
+			continue
+		}
+		fds = append(fds, fd)
+	}
+	return fds
+}
+
+// openFDs lists this process's open descriptors from the system's
+// descriptor directory; where there is none (a chroot without /proc) it
+// returns every number below the descriptor limit (capped), for the caller
+// to probe.
+func openFDs() []int {
+	if d, err := os.Open(fdDir); err == nil {
+		names, err := d.Readdirnames(-1)
+		d.Close()
+		if err == nil {
+			fds := make([]int, 0, len(names))
+			for _, name := range names {
+				if fd, err := strconv.Atoi(name); err == nil {
+					fds = append(fds, fd)
+				}
+			}
+			return fds
+		}
+	}
+	bound := uint64(1 << 16)
+	var rl unix.Rlimit
+	if unix.Getrlimit(unix.RLIMIT_NOFILE, &rl) == nil && rl.Cur < bound {
+		bound = rl.Cur
+	}
+	fds := make([]int, bound)
+	for i := range fds {
+		fds[i] = i
+	}
+	return fds
 }
