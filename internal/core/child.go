@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"math"
 	"os"
 	"runtime"
 	"sync"
 	"time"
 
 	"github.com/multiproc-go/multiproc/internal/boot"
+	"github.com/multiproc-go/multiproc/internal/errs"
 	"github.com/multiproc-go/multiproc/internal/registry"
 	"github.com/multiproc-go/multiproc/internal/shmword"
 	"github.com/multiproc-go/multiproc/internal/wire"
@@ -27,6 +29,22 @@ type childTask struct {
 	flags     byte
 	payload   []byte
 	cancelled bool
+	budget    time.Duration // the task's time budget, 0 for none (flagBudget)
+	// files arrived with the task frame (SCM_RIGHTS). The function can
+	// reach them through TaskFiles while it runs; they are closed after.
+	files []*os.File
+}
+
+type filesKey struct{}
+
+// TaskFiles returns the descriptors that arrived with the task whose
+// context ctx is, in a pool worker, and nil elsewhere. They are valid while
+// the task runs and closed when it returns; a caller that keeps one must
+// duplicate it. It is the hook through which the resources layer will hand
+// descriptors to decoders.
+func TaskFiles(ctx context.Context) []*os.File {
+	fs, _ := ctx.Value(filesKey{}).([]*os.File)
+	return fs
 }
 
 // worker is the child side of a pool worker.
@@ -41,6 +59,7 @@ type childWorker struct {
 	cancelled     map[uint64]bool    // ordinals cancelled before they ran
 
 	scratch []byte // result frame under construction (execute's goroutine only)
+	limit   int    // largest result the pool accepts (Config.MaxMessageSize)
 
 	outMu    sync.Mutex
 	outLen   int       // bytes of unsent result frames in the shared area
@@ -56,6 +75,11 @@ func serveWorker(s *boot.Session) int {
 	d := wire.NewBuf(s.Start.Payload)
 	initName, initArg := d.String(), d.Bytes()
 	procs := int(d.Uvarint())
+	limit := d.Uvarint()
+	if d.Err() == nil && (limit == 0 || limit > math.MaxUint32) {
+		fmt.Fprintf(os.Stderr, "multiproc: worker %d: bad message limit %d in start payload\n", os.Getpid(), limit)
+		return 2
+	}
 	if d.Err() != nil {
 		fmt.Fprintf(os.Stderr, "multiproc: worker %d: bad start payload: %v\n", os.Getpid(), d.Err())
 		return 2
@@ -71,7 +95,11 @@ func serveWorker(s *boot.Session) int {
 	// between its goroutines stay on one thread instead of waking another
 	// CPU, which halves a small task's round trip on a virtual machine.
 	runtime.GOMAXPROCS(procs)
-	w := &childWorker{s: s, words: words, tasks: make(chan childTask, 2*maxWindow), cancelled: map[uint64]bool{}}
+	w := &childWorker{s: s, words: words, tasks: make(chan childTask, 2*maxWindow), cancelled: map[uint64]bool{}, limit: int(limit)}
+	// Task frames may carry descriptors: read them with recvmsg (a plain
+	// read would discard them), and accept tasks up to the pool's limit.
+	s.Reader.SetLimit(readerLimit(w.limit))
+	s.Reader.ReceiveFiles(s.Conn)
 	if initName != "" {
 		if err := runInit(initName, initArg); err != nil {
 			buf, off := wire.BeginFrame(nil, kindInit)
@@ -119,6 +147,7 @@ func (w *childWorker) read() {
 				os.Exit(2)
 			}
 			t.ord = ord
+			t.files = w.s.Reader.Files()
 			w.tasks <- t
 		case kindCancel:
 			o, n := binary.Uvarint(payload)
@@ -151,16 +180,28 @@ func parseTask(fns map[uint64]*registry.Entry, payload []byte) (childTask, error
 		name := d.String()
 		e, err := registry.Lookup(name)
 		if err != nil {
-			// Answer the task with the lookup error rather than dying: the
-			// parent registered something this child did not.
-			t.fn = &registry.Entry{Name: name, Call: func(context.Context, []byte, []byte) ([]byte, error) { return nil, err },
-				CallChunk: func(context.Context, []byte, []byte) ([]byte, int, error) { return nil, 0, err }}
+			// Answer the task with the lookup error (ErrNotRegistered)
+			// rather than dying: the parent registered something this
+			// child did not. Like a registered function that fails, the
+			// stub returns dst, where the result would have gone.
+			t.fn = &registry.Entry{Name: name,
+				Call: func(_ context.Context, _, dst []byte) ([]byte, error) { return dst, err },
+				CallChunk: func(_ context.Context, _, dst []byte) ([]byte, int, error) {
+					return dst, 0, err
+				}}
 		} else {
 			t.fn = e
 		}
 		fns[ref] = t.fn
 	} else {
 		t.fn = fns[ref]
+	}
+	if flags&flagBudget != 0 {
+		b := d.Uvarint()
+		t.budget = time.Duration(min(b, math.MaxInt64))
+		if t.budget <= 0 {
+			t.budget = 1 // spent already: the context ends at once
+		}
 	}
 	if d.Err() != nil || t.fn == nil {
 		return t, fmt.Errorf("corrupt task frame (ref %d): %v", ref, d.Err())
@@ -191,6 +232,9 @@ func putPayload(b []byte) {
 func (w *childWorker) execute() {
 	for t := range w.tasks {
 		w.run(t)
+		for _, f := range t.files {
+			f.Close()
+		}
 		putPayload(t.payload)
 		if len(w.tasks) == 0 {
 			w.flush()
@@ -205,7 +249,16 @@ func (w *childWorker) run(t childTask) {
 	delete(w.cancelled, t.ord)
 	ctx, cancel := context.Background(), context.CancelFunc(nil)
 	if !cancelled {
-		ctx, cancel = context.WithCancel(ctx)
+		if t.budget > 0 {
+			// The budget is relative: it starts now, in this process, so
+			// the hosts' clocks need not agree.
+			ctx, cancel = context.WithTimeout(ctx, t.budget)
+		} else {
+			ctx, cancel = context.WithCancel(ctx)
+		}
+		if len(t.files) > 0 {
+			ctx = context.WithValue(ctx, filesKey{}, t.files)
+		}
 		w.running, w.cancelRunning = t.ord, cancel
 	}
 	w.mu.Unlock()
@@ -242,8 +295,26 @@ func (w *childWorker) run(t childTask) {
 	w.running, w.cancelRunning = 0, nil
 	w.mu.Unlock()
 
+	chunk := t.flags&flagChunk != 0
+	if err == nil && len(frame)-dataAt > w.limit {
+		// Too large for the pool to read: answer with an error that says
+		// so (the parent would otherwise see a frame over its limit and
+		// kill this worker).
+		what := "result"
+		if chunk {
+			what = "result of a Map chunk"
+		}
+		err = &errs.TooLargeError{What: what, Func: t.fn.Name, Size: int64(len(frame) - dataAt), Limit: int64(w.limit)}
+		frame = frame[:dataAt]
+		n, chunk = 0, false
+	}
+	if chunk && err != nil && len(frame)-dataAt > w.limit {
+		// The results before the failing item are too large to send: send
+		// the failure alone.
+		frame, chunk = frame[:dataAt], false
+	}
 	if err != nil {
-		if t.flags&flagChunk != 0 {
+		if chunk {
 			// CallChunk appended the n results before the failure.
 			res := append([]byte(nil), frame[dataAt:]...)
 			frame = binary.AppendUvarint(frame[:dataAt], uint64(n))
