@@ -44,6 +44,7 @@ type worker struct {
 	needWake    bool
 	headGen     uint64
 	headTimer   *time.Timer
+	headSince   time.Time // when the head task's time limit started (if it has one)
 	busy        time.Duration
 	tasks       int64
 	rss         uint64
@@ -191,7 +192,20 @@ func (p *Pool) armHeadLocked(w *worker) {
 		return
 	}
 	gen := w.headGen
+	w.headSince = time.Now()
 	w.headTimer = time.AfterFunc(limit, func() { p.headExpired(w, t, gen, 0) })
+}
+
+// expireLocked marks t, the head of its worker, as past its time limit and
+// returns the error to settle it with, or nil if a retry is due instead.
+func (p *Pool) expireLocked(t *Task) error {
+	t.Sched.TimedOut = true
+	p.stats.timedOut++
+	err := p.timeoutError(t)
+	if t.Sched.Attempts < p.cfg.Retries && p.cfg.RetryOn(err) {
+		return nil
+	}
+	return err
 }
 
 // taskLimit is t's time limit: its own, or the pool's default; 0 for none.
@@ -237,12 +251,7 @@ func (p *Pool) headExpired(w *worker, t *Task, gen uint64, stage int) {
 	var settle error
 	switch stage {
 	case 0:
-		t.Sched.TimedOut = true
-		p.stats.timedOut++
-		err := p.timeoutError(t)
-		if !(t.Sched.Attempts < p.cfg.Retries && p.cfg.RetryOn(err)) {
-			settle = err
-		}
+		settle = p.expireLocked(t)
 	case 1:
 		syscall.Kill(-w.pid, syscall.SIGTERM)
 	default:
@@ -677,6 +686,15 @@ func (p *Pool) acceptResult(w *worker, payload []byte) (t *Task, r Result, ok bo
 		return nil, r, false
 	}
 	t = w.assigned[0]
+	var expired error // the error to settle t with if it expired now
+	if !t.Sched.TimedOut && !t.Sched.Cancelled && status != statusCancelled {
+		if limit := p.taskLimit(t); limit > 0 && time.Since(w.headSince) >= limit {
+			// The reply beat the timer but not the deadline (the worker's
+			// own budget ended the task): the limit decides, as if the
+			// timer had fired first.
+			expired = p.expireLocked(t)
+		}
+	}
 	w.assigned[0] = nil
 	w.assigned = w.assigned[1:]
 	w.done++
@@ -700,7 +718,7 @@ func (p *Pool) acceptResult(w *worker, payload []byte) (t *Task, r Result, ok bo
 			p.stats.failed++
 		}
 	}
-	retry := late && !t.Finished()
+	retry := late && !t.Finished() && expired == nil
 	if retry {
 		// It returned within its grace period, so its worker lives on,
 		// but its answer came after the limit: run it again.
@@ -721,6 +739,9 @@ func (p *Pool) acceptResult(w *worker, payload []byte) (t *Task, r Result, ok bo
 		// Only a task the pool cancelled is skipped, and whoever cancelled
 		// it answers it (with the context's error): do not race them.
 		return t, Result{}, false
+	}
+	if expired != nil {
+		return t, Result{Err: expired, Outcome: engine.TimedOut}, true
 	}
 	r = decodeResult(w.pid, status, data)
 	if r.Partial && r.N > t.Items {
