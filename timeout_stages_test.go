@@ -75,9 +75,13 @@ func TestTimeoutCooperative(t *testing.T) {
 	if want := `multiproc: task "test.stopper" exceeded its 50ms time limit: multiproc: task timed out`; err.Error() != want {
 		t.Fatalf("error %q, want %q", err, want)
 	}
-	testutil.WaitFor(t, deadline, func() bool { return exists(filepath.Join(dir, "ctx")) }, "the task saw its context end")
-	if b, _ := os.ReadFile(filepath.Join(dir, "ctx")); string(b) != context.DeadlineExceeded.Error() {
-		t.Fatalf("worker-side ctx.Err() = %q, want %q", b, context.DeadlineExceeded)
+	var seen []byte
+	testutil.WaitFor(t, deadline, func() bool {
+		seen, _ = os.ReadFile(filepath.Join(dir, "ctx")) // written, not only created
+		return len(seen) > 0
+	}, "the task saw its context end")
+	if string(seen) != context.DeadlineExceeded.Error() {
+		t.Fatalf("worker-side ctx.Err() = %q, want %q", seen, context.DeadlineExceeded)
 	}
 	if v, err := multiproc.Apply(ctx, p, pid, 0); err != nil || v != pid0 {
 		t.Fatalf("next task ran in %d (%v), want worker %d", v, err, pid0)
