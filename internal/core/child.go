@@ -95,7 +95,10 @@ func serveWorker(s *boot.Session) int {
 	// between its goroutines stay on one thread instead of waking another
 	// CPU, which halves a small task's round trip on a virtual machine.
 	runtime.GOMAXPROCS(procs)
-	w := &childWorker{s: s, words: words, tasks: make(chan childTask, 2*maxWindow), cancelled: map[uint64]bool{}, limit: int(limit)}
+	w := &childWorker{s: s, words: words, tasks: make(chan childTask, 2*maxWindow), cancelled: map[uint64]bool{},
+		// A result frame adds a few bytes to the result: keep the frame
+		// within what its 4-byte header can say.
+		limit: int(min(limit, math.MaxUint32-frameSlack))}
 	// Task frames may carry descriptors: read them with recvmsg (a plain
 	// read would discard them), and accept tasks up to the pool's limit.
 	s.Reader.SetLimit(readerLimit(w.limit))
@@ -203,8 +206,11 @@ func parseTask(fns map[uint64]*registry.Entry, payload []byte) (childTask, error
 			t.budget = 1 // spent already: the context ends at once
 		}
 	}
-	if d.Err() != nil || t.fn == nil {
-		return t, fmt.Errorf("corrupt task frame (ref %d): %v", ref, d.Err())
+	if d.Err() != nil {
+		return t, fmt.Errorf("multiproc: corrupt task frame (ref %d): %w", ref, d.Err())
+	}
+	if t.fn == nil {
+		return t, fmt.Errorf("multiproc: corrupt task frame: function ref %d was never defined: %w", ref, wire.ErrCorrupt)
 	}
 	t.flags = flags
 	t.payload = append(getPayload(), d.Rest()...)
