@@ -369,3 +369,39 @@ func dupFile(f *os.File) (*os.File, error) {
 	}
 	return os.NewFile(uintptr(fd), f.Name()), nil
 }
+
+// TestTaskContext: the worker's task context ends with the error it was
+// given, once, and contexts derived from it follow it.
+func TestTaskContext(t *testing.T) {
+	for _, want := range []error{context.Canceled, context.DeadlineExceeded} {
+		c := &taskCtx{deadline: time.Now().Add(time.Hour)}
+		if d, ok := c.Deadline(); !ok || d.IsZero() {
+			t.Fatal("no deadline")
+		}
+		child, cancel := context.WithCancel(c)
+		defer cancel()
+		sub, cancelSub := context.WithTimeout(c, 2*time.Hour)
+		defer cancelSub()
+		if d, _ := sub.Deadline(); !d.Equal(c.deadline) {
+			t.Fatalf("derived deadline %v, want the task's %v", d, c.deadline)
+		}
+		ran := make(chan struct{})
+		context.AfterFunc(c, func() { close(ran) })
+		stopped := context.AfterFunc(c, func() { t.Error("stopped AfterFunc ran") })
+		if !stopped() {
+			t.Fatal("AfterFunc could not be stopped")
+		}
+		c.cancel(want)
+		c.cancel(errors.New("second"))
+		<-c.Done()
+		<-child.Done()
+		<-sub.Done()
+		<-ran
+		if c.Err() != want || child.Err() != want || sub.Err() != want {
+			t.Fatalf("errors %v, %v, %v; want %v", c.Err(), child.Err(), sub.Err(), want)
+		}
+	}
+	if TaskFiles(&taskCtx{}) != nil || TaskFiles(context.Background()) != nil {
+		t.Fatal("TaskFiles without files")
+	}
+}
