@@ -45,6 +45,16 @@ var (
 		}
 		return 0, nil
 	})
+	// slowOnce overruns its time limit the first time (marker absent),
+	// returning when its context ends, and succeeds when retried.
+	slowOnce = multiproc.Register("test.slowOnce", func(ctx context.Context, marker string) (string, error) {
+		if _, err := os.Stat(marker); err != nil {
+			os.WriteFile(marker, nil, 0o600)
+			<-ctx.Done()
+			return "", ctx.Err()
+		}
+		return "second attempt", nil
+	})
 	deadlineSeen = multiproc.Register("test.deadlineSeen", func(ctx context.Context, _ int) (time.Duration, error) {
 		d, ok := ctx.Deadline()
 		if !ok {
@@ -172,5 +182,20 @@ func TestDeadlineTravels(t *testing.T) {
 	}
 	if left, err = multiproc.Apply(context.Background(), p, deadlineSeen, 0); err != nil || left != -1 {
 		t.Fatalf("no deadline: worker saw %v left (%v), want none", left, err)
+	}
+}
+
+// TestTimeoutRetried: with retries for timeouts, a task past its limit is
+// not answered at the deadline; when it returns within Grace it runs again
+// (on the same worker, which lived).
+func TestTimeoutRetried(t *testing.T) {
+	p := newPool(t, 1, multiproc.Grace(time.Minute), multiproc.Retries(1, multiproc.ErrTimeout))
+	pid0 := p.Stats().PerWorker[0].Pid
+	v, err := multiproc.Apply(ctxT(t), p, slowOnce, filepath.Join(t.TempDir(), "m"), multiproc.Timeout(100*time.Millisecond))
+	if err != nil || v != "second attempt" {
+		t.Fatalf("got %q, %v; want the retry's result", v, err)
+	}
+	if s := p.Stats(); s.Retried != 1 || s.PerWorker[0].Pid != pid0 {
+		t.Fatalf("Retried %d, worker %d (was %d); want 1 retry on the same worker", s.Retried, s.PerWorker[0].Pid, pid0)
 	}
 }
