@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"math"
 	"os"
 	"runtime"
 	"sync"
 	"time"
 
 	"github.com/multiproc-go/multiproc/internal/boot"
+	"github.com/multiproc-go/multiproc/internal/errs"
 	"github.com/multiproc-go/multiproc/internal/registry"
 	"github.com/multiproc-go/multiproc/internal/shmword"
 	"github.com/multiproc-go/multiproc/internal/wire"
@@ -27,6 +29,22 @@ type childTask struct {
 	flags     byte
 	payload   []byte
 	cancelled bool
+	budget    time.Duration // the task's time budget, 0 for none (flagBudget)
+	// files arrived with the task frame (SCM_RIGHTS). The function can
+	// reach them through TaskFiles while it runs; they are closed after.
+	files []*os.File
+}
+
+type filesKey struct{}
+
+// TaskFiles returns the descriptors that arrived with the task whose
+// context ctx is, in a pool worker, and nil elsewhere. They are valid while
+// the task runs and closed when it returns; a caller that keeps one must
+// duplicate it. It is the hook through which the resources layer will hand
+// descriptors to decoders.
+func TaskFiles(ctx context.Context) []*os.File {
+	fs, _ := ctx.Value(filesKey{}).([]*os.File)
+	return fs
 }
 
 // worker is the child side of a pool worker.
@@ -35,12 +53,14 @@ type childWorker struct {
 	words *shmword.Words
 	tasks chan childTask
 
-	mu            sync.Mutex
-	running       uint64             // ordinal being run, 0 when idle
-	cancelRunning context.CancelFunc // cancels the running task's context
-	cancelled     map[uint64]bool    // ordinals cancelled before they ran
+	mu          sync.Mutex
+	running     uint64          // ordinal being run, 0 when idle
+	runningCtx  *taskCtx        // the running task's context
+	budgetTimer *time.Timer     // ends the running task's budget; one per worker, reset per task
+	cancelled   map[uint64]bool // ordinals cancelled before they ran
 
 	scratch []byte // result frame under construction (execute's goroutine only)
+	limit   int    // largest result the pool accepts (Config.MaxMessageSize)
 
 	outMu    sync.Mutex
 	outLen   int       // bytes of unsent result frames in the shared area
@@ -56,6 +76,11 @@ func serveWorker(s *boot.Session) int {
 	d := wire.NewBuf(s.Start.Payload)
 	initName, initArg := d.String(), d.Bytes()
 	procs := int(d.Uvarint())
+	limit := d.Uvarint()
+	if d.Err() == nil && (limit == 0 || limit > math.MaxUint32) {
+		fmt.Fprintf(os.Stderr, "multiproc: worker %d: bad message limit %d in start payload\n", os.Getpid(), limit)
+		return 2
+	}
 	if d.Err() != nil {
 		fmt.Fprintf(os.Stderr, "multiproc: worker %d: bad start payload: %v\n", os.Getpid(), d.Err())
 		return 2
@@ -71,7 +96,14 @@ func serveWorker(s *boot.Session) int {
 	// between its goroutines stay on one thread instead of waking another
 	// CPU, which halves a small task's round trip on a virtual machine.
 	runtime.GOMAXPROCS(procs)
-	w := &childWorker{s: s, words: words, tasks: make(chan childTask, 2*maxWindow), cancelled: map[uint64]bool{}}
+	w := &childWorker{s: s, words: words, tasks: make(chan childTask, 2*maxWindow), cancelled: map[uint64]bool{},
+		// A result frame adds a few bytes to the result: keep the frame
+		// within what its 4-byte header can say.
+		limit: int(min(limit, math.MaxUint32-frameSlack))}
+	// Task frames may carry descriptors: read them with recvmsg (a plain
+	// read would discard them), and accept tasks up to the pool's limit.
+	s.Reader.SetLimit(readerLimit(w.limit))
+	s.Reader.ReceiveFiles(s.Conn)
 	if initName != "" {
 		if err := runInit(initName, initArg); err != nil {
 			buf, off := wire.BeginFrame(nil, kindInit)
@@ -119,6 +151,7 @@ func (w *childWorker) read() {
 				os.Exit(2)
 			}
 			t.ord = ord
+			t.files = w.s.Reader.Files()
 			w.tasks <- t
 		case kindCancel:
 			o, n := binary.Uvarint(payload)
@@ -126,8 +159,8 @@ func (w *childWorker) read() {
 				os.Exit(2)
 			}
 			w.mu.Lock()
-			if o == w.running && w.cancelRunning != nil {
-				w.cancelRunning()
+			if o == w.running && w.runningCtx != nil {
+				w.runningCtx.cancel(context.Canceled)
 			} else if o > w.running {
 				w.cancelled[o] = true
 			}
@@ -151,10 +184,15 @@ func parseTask(fns map[uint64]*registry.Entry, payload []byte) (childTask, error
 		name := d.String()
 		e, err := registry.Lookup(name)
 		if err != nil {
-			// Answer the task with the lookup error rather than dying: the
-			// parent registered something this child did not.
-			t.fn = &registry.Entry{Name: name, Call: func(context.Context, []byte, []byte) ([]byte, error) { return nil, err },
-				CallChunk: func(context.Context, []byte, []byte) ([]byte, int, error) { return nil, 0, err }}
+			// Answer the task with the lookup error (ErrNotRegistered)
+			// rather than dying: the parent registered something this
+			// child did not. Like a registered function that fails, the
+			// stub returns dst, where the result would have gone.
+			t.fn = &registry.Entry{Name: name,
+				Call: func(_ context.Context, _, dst []byte) ([]byte, error) { return dst, err },
+				CallChunk: func(_ context.Context, _, dst []byte) ([]byte, int, error) {
+					return dst, 0, err
+				}}
 		} else {
 			t.fn = e
 		}
@@ -162,8 +200,18 @@ func parseTask(fns map[uint64]*registry.Entry, payload []byte) (childTask, error
 	} else {
 		t.fn = fns[ref]
 	}
-	if d.Err() != nil || t.fn == nil {
-		return t, fmt.Errorf("corrupt task frame (ref %d): %v", ref, d.Err())
+	if flags&flagBudget != 0 {
+		b := d.Uvarint()
+		t.budget = time.Duration(min(b, math.MaxInt64))
+		if t.budget <= 0 {
+			t.budget = 1 // spent already: the context ends at once
+		}
+	}
+	if d.Err() != nil {
+		return t, fmt.Errorf("multiproc: corrupt task frame (ref %d): %w", ref, d.Err())
+	}
+	if t.fn == nil {
+		return t, fmt.Errorf("multiproc: corrupt task frame: function ref %d was never defined: %w", ref, wire.ErrCorrupt)
 	}
 	t.flags = flags
 	t.payload = append(getPayload(), d.Rest()...)
@@ -191,6 +239,9 @@ func putPayload(b []byte) {
 func (w *childWorker) execute() {
 	for t := range w.tasks {
 		w.run(t)
+		for _, f := range t.files {
+			f.Close()
+		}
 		putPayload(t.payload)
 		if len(w.tasks) == 0 {
 			w.flush()
@@ -199,14 +250,127 @@ func (w *childWorker) execute() {
 	w.flush()
 }
 
+// budgetSpent ends the running task's context with DeadlineExceeded if
+// its budget is over (the one timer may fire late for an earlier task).
+func (w *childWorker) budgetSpent() {
+	w.mu.Lock()
+	ctx := w.runningCtx
+	w.mu.Unlock()
+	if ctx != nil && !ctx.deadline.IsZero() && !time.Now().Before(ctx.deadline) {
+		ctx.cancel(context.DeadlineExceeded)
+	}
+}
+
+// taskCtx is a task's context in a worker: cancelled by the pool (a cancel
+// frame) or by its budget, which one timer per worker measures. The
+// standard library's WithTimeout would cost a timer and four allocations
+// per task, a third of a small task's time in a worker; this costs one
+// allocation and a timer reset. It implements AfterFunc, so contexts
+// derived from it (WithCancel, WithTimeout) propagate its end without a
+// goroutine each.
+type taskCtx struct {
+	deadline time.Time  // zero without a budget
+	files    []*os.File // TaskFiles
+
+	mu    sync.Mutex
+	done  chan struct{} // made on demand
+	err   error
+	after []*func()
+}
+
+func (c *taskCtx) Deadline() (time.Time, bool) { return c.deadline, !c.deadline.IsZero() }
+
+func (c *taskCtx) Done() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.done == nil {
+		c.done = make(chan struct{})
+		if c.err != nil {
+			close(c.done)
+		}
+	}
+	return c.done
+}
+
+func (c *taskCtx) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+func (c *taskCtx) Value(key any) any {
+	if _, ok := key.(filesKey); ok && len(c.files) > 0 {
+		return c.files
+	}
+	return nil
+}
+
+func (c *taskCtx) String() string { return "multiproc.taskContext" }
+
+// AfterFunc is what context.AfterFunc and the context package's
+// propagation use for a parent of a type they do not know.
+func (c *taskCtx) AfterFunc(f func()) (stop func() bool) {
+	c.mu.Lock()
+	if c.err != nil {
+		c.mu.Unlock()
+		go f()
+		return func() bool { return false }
+	}
+	fp := &f
+	c.after = append(c.after, fp)
+	c.mu.Unlock()
+	return func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		for i, x := range c.after {
+			if x == fp {
+				c.after = append(c.after[:i], c.after[i+1:]...)
+				return true
+			}
+		}
+		return false
+	}
+}
+
+func (c *taskCtx) cancel(err error) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	if c.err != nil {
+		c.mu.Unlock()
+		return
+	}
+	c.err = err
+	if c.done != nil {
+		close(c.done)
+	}
+	after := c.after
+	c.after = nil
+	c.mu.Unlock()
+	for _, f := range after {
+		go (*f)()
+	}
+}
+
 func (w *childWorker) run(t childTask) {
 	w.mu.Lock()
 	cancelled := t.flags&flagCancelled != 0 || w.cancelled[t.ord]
 	delete(w.cancelled, t.ord)
-	ctx, cancel := context.Background(), context.CancelFunc(nil)
+	var ctx *taskCtx
 	if !cancelled {
-		ctx, cancel = context.WithCancel(ctx)
-		w.running, w.cancelRunning = t.ord, cancel
+		ctx = &taskCtx{files: t.files}
+		if t.budget > 0 {
+			// The budget is relative: it starts now, in this process, so
+			// the hosts' clocks need not agree.
+			ctx.deadline = time.Now().Add(t.budget)
+			if w.budgetTimer == nil {
+				w.budgetTimer = time.AfterFunc(t.budget, w.budgetSpent)
+			} else {
+				w.budgetTimer.Reset(t.budget)
+			}
+		}
+		w.running, w.runningCtx = t.ord, ctx
 	}
 	w.mu.Unlock()
 
@@ -237,13 +401,34 @@ func (w *childWorker) run(t childTask) {
 		frame, err = t.fn.Call(ctx, t.payload, frame)
 	}
 	dur := time.Since(start)
-	cancel()
+	// The budget timer is left as it is: resetting it for the next task
+	// costs the same whether it is armed or not, and a late firing finds a
+	// task whose deadline has not come.
 	w.mu.Lock()
-	w.running, w.cancelRunning = 0, nil
+	w.running, w.runningCtx = 0, nil
 	w.mu.Unlock()
+	ctx.cancel(context.Canceled) // what the task left watching it may end
 
+	chunk := t.flags&flagChunk != 0
+	if err == nil && len(frame)-dataAt > w.limit {
+		// Too large for the pool to read: answer with an error that says
+		// so (the parent would otherwise see a frame over its limit and
+		// kill this worker).
+		what := "result"
+		if chunk {
+			what = "result of a Map chunk"
+		}
+		err = &errs.TooLargeError{What: what, Func: t.fn.Name, Size: int64(len(frame) - dataAt), Limit: int64(w.limit)}
+		frame = frame[:dataAt]
+		n, chunk = 0, false
+	}
+	if chunk && err != nil && len(frame)-dataAt > w.limit {
+		// The results before the failing item are too large to send: send
+		// the failure alone.
+		frame, chunk = frame[:dataAt], false
+	}
 	if err != nil {
-		if t.flags&flagChunk != 0 {
+		if chunk {
 			// CallChunk appended the n results before the failure.
 			res := append([]byte(nil), frame[dataAt:]...)
 			frame = binary.AppendUvarint(frame[:dataAt], uint64(n))

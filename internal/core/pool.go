@@ -144,6 +144,10 @@ func (p *Pool) Submit(ts ...*Task) error {
 		p.mu.Unlock()
 		return p.broken
 	}
+	if err := adoptFiles(ts); err != nil {
+		p.mu.Unlock()
+		return err
+	}
 	for _, t := range ts {
 		p.pending++
 		p.queue.pushBack(t)
@@ -490,9 +494,10 @@ func (p *Pool) Close(ctx context.Context) error {
 	return fmt.Errorf("multiproc: close did not finish in time, pool terminated: %w", ctx.Err())
 }
 
-// CanTransfer reports whether tasks may carry descriptors. The local
-// engine will pass them with SCM_RIGHTS; until then it refuses them.
-func (p *Pool) CanTransfer() bool { return false }
+// CanTransfer reports whether tasks may carry descriptors: the local
+// engine passes a task's Files with SCM_RIGHTS in the sendmsg that carries
+// its frame.
+func (p *Pool) CanTransfer() bool { return true }
 
 // StartClose stops accepting tasks and lets the pool wind down once its work
 // is done, without waiting: Submit fails with ErrPoolClosed from its return

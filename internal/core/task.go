@@ -19,9 +19,15 @@ func owner(t *Task) *worker {
 }
 
 // finish settles t with r unless it was settled already, then accounts for
-// it.
-func (p *Pool) finish(t *Task, r Result) {
-	if t.Settle(r) {
-		p.taskDone(t)
+// it and closes the pool's copies of its descriptors. It reports whether
+// this call settled t.
+func (p *Pool) finish(t *Task, r Result) bool {
+	if !t.Settle(r) {
+		return false
 	}
+	if len(t.Files) > 0 {
+		p.releaseFiles(t)
+	}
+	p.taskDone(t)
+	return true
 }

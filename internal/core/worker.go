@@ -3,7 +3,9 @@ package core
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"sync"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"github.com/multiproc-go/multiproc/internal/boot"
+	"github.com/multiproc-go/multiproc/internal/engine"
 	"github.com/multiproc-go/multiproc/internal/errs"
 	"github.com/multiproc-go/multiproc/internal/registry"
 	"github.com/multiproc-go/multiproc/internal/shmword"
@@ -41,6 +44,7 @@ type worker struct {
 	needWake    bool
 	headGen     uint64
 	headTimer   *time.Timer
+	headSince   time.Time // when the head task's time limit started (if it has one)
 	busy        time.Duration
 	tasks       int64
 	rss         uint64
@@ -55,6 +59,11 @@ type worker struct {
 	wcancels []uint64
 	wsegs    []segment
 	wiov     [][]byte
+	wsegLen  int           // bytes of the payloads in wsegs
+	wfds     [][]int       // per task of wbatch: duplicates of its descriptors to send
+	watt     []wire.Attach // descriptors of the batch, by stream offset (they are closed after the write)
+	wfail    []*Task       // tasks whose descriptors could not be duplicated
+	wfailErr []error
 }
 
 // spawn starts one worker and waits until its initializer ran.
@@ -70,7 +79,7 @@ func (p *Pool) spawn(ctx context.Context) (*worker, error) {
 	name := fmt.Sprintf("%s-%d", p.cfg.Name, workerSeq.Add(1))
 	c, err := boot.Spawn(ctx, boot.Config{
 		Role: "worker", Name: name, NewGroup: true,
-		Payload: appendStartPayload(nil, initName, p.cfg.InitArg, p.cfg.MaxProcs),
+		Payload: appendStartPayload(nil, initName, p.cfg.InitArg, p.cfg.MaxProcs, p.msgLimit()),
 		Files:   []*os.File{f},
 		// Chunks of a map are often a megabyte or more.
 		SocketBuffer: 2 << 20,
@@ -175,10 +184,7 @@ func (p *Pool) armHeadLocked(w *worker) {
 		return
 	}
 	t := w.assigned[0]
-	limit := t.Timeout
-	if limit <= 0 {
-		limit = p.cfg.TaskTimeout
-	}
+	limit := p.taskLimit(t)
 	if t.Sched.Cancelled {
 		limit = p.cfg.Grace
 	}
@@ -186,24 +192,78 @@ func (p *Pool) armHeadLocked(w *worker) {
 		return
 	}
 	gen := w.headGen
-	w.headTimer = time.AfterFunc(limit, func() { p.headExpired(w, t, gen) })
+	w.headSince = time.Now()
+	w.headTimer = time.AfterFunc(limit, func() { p.headExpired(w, t, gen, 0) })
 }
 
-func (p *Pool) headExpired(w *worker, t *Task, gen uint64) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if w.headGen != gen || w.dead {
-		return
-	}
-	if t.Sched.Cancelled || t.Sched.TimedOut {
-		// Grace is over: it did not stop when asked.
-		w.killLocked()
-		return
-	}
+// expireLocked marks t, the head of its worker, as past its time limit and
+// returns the error to settle it with, or nil if a retry is due instead.
+func (p *Pool) expireLocked(t *Task) error {
 	t.Sched.TimedOut = true
 	p.stats.timedOut++
-	syscall.Kill(-w.pid, syscall.SIGTERM)
-	w.headTimer = time.AfterFunc(p.cfg.Grace, func() { p.headExpired(w, t, gen) })
+	err := p.timeoutError(t)
+	if t.Sched.Attempts < p.cfg.Retries && p.cfg.RetryOn(err) {
+		return nil
+	}
+	return err
+}
+
+// taskLimit is t's time limit: its own, or the pool's default; 0 for none.
+func (p *Pool) taskLimit(t *Task) time.Duration {
+	if t.Timeout > 0 {
+		return t.Timeout
+	}
+	return p.cfg.TaskTimeout
+}
+
+// timeoutError is the error of a task that exceeded its time limit: it
+// names the function, the limit and, for a chunk, that it was one.
+func (p *Pool) timeoutError(t *Task) error {
+	unit := ""
+	if t.Chunk {
+		unit = fmt.Sprintf(" (a Map chunk of %d items)", t.Items)
+	}
+	return fmt.Errorf("multiproc: task %q%s exceeded its %v time limit: %w", t.Fn.Name, unit, p.taskLimit(t), errs.ErrTimeout)
+}
+
+// headExpired runs the stages of stopping the head task of w, one per
+// firing of its timer. A cancelled task (its caller was answered already)
+// is killed once its grace period is over. A task past its time limit is
+// stopped politely first: stage 0, at the deadline, answers the caller
+// with ErrTimeout at once (unless a retry is due, which waits for the
+// worker to stop) while the worker's own context for the task ends too (its
+// budget travelled in the task frame); a task that returns within Grace
+// keeps its worker and its late reply is discarded. Stage 1, after Grace,
+// sends SIGTERM to the worker's group; stage 2, after a further Grace,
+// SIGKILL.
+func (p *Pool) headExpired(w *worker, t *Task, gen uint64, stage int) {
+	p.mu.Lock()
+	if w.headGen != gen || w.dead {
+		p.mu.Unlock()
+		return
+	}
+	if t.Sched.Cancelled {
+		// Grace is over: it did not stop when asked.
+		w.killLocked()
+		p.mu.Unlock()
+		return
+	}
+	var settle error
+	switch stage {
+	case 0:
+		settle = p.expireLocked(t)
+	case 1:
+		syscall.Kill(-w.pid, syscall.SIGTERM)
+	default:
+		w.killLocked()
+	}
+	if stage < 2 {
+		w.headTimer = time.AfterFunc(p.cfg.Grace, func() { p.headExpired(w, t, gen, stage+1) })
+	}
+	p.mu.Unlock()
+	if settle != nil {
+		p.finish(t, Result{Err: settle, Outcome: engine.TimedOut})
+	}
 }
 
 // writeLoop sends what the pool assigned to w when woken. Callers that can
@@ -250,15 +310,31 @@ func (w *worker) sendLocked() bool {
 	}
 	batch := append(w.wbatch[:0], w.assigned[len(w.assigned)-w.unsent:]...)
 	flags := w.wflags[:0]
+	fds := w.wfds[:0]
 	for _, t := range batch {
 		var f byte
-		if t.Sched.Cancelled {
+		if t.Sched.Cancelled || t.Finished() {
+			// Nobody waits for it (a cancel, an argument too large): it
+			// goes out as a stub that keeps the ordinals aligned.
 			f |= flagCancelled
 		}
 		if t.Chunk {
 			f |= flagChunk
 		}
+		var tf []int
+		if len(t.Files) > 0 && f&flagCancelled == 0 {
+			// Duplicates for this write, made under p.mu: the task's own
+			// descriptors are closed under p.mu when it is settled, which
+			// may happen while the write is under way.
+			var err error
+			if tf, err = dupAll(t.Files); err != nil {
+				f |= flagCancelled
+				w.wfail = append(w.wfail, t)
+				w.wfailErr = append(w.wfailErr, fmt.Errorf("multiproc: task %q: passing %d descriptors: %w", t.Fn.Name, len(t.Files), err))
+			}
+		}
 		flags = append(flags, f)
+		fds = append(fds, tf)
 	}
 	w.unsent = 0
 	cancels := append(w.wcancels[:0], w.cancels...)
@@ -269,10 +345,18 @@ func (w *worker) sendLocked() bool {
 	}
 	p.mu.Unlock()
 
+	for i, t := range w.wfail {
+		p.finish(t, Result{Err: w.wfailErr[i], Outcome: engine.Failed})
+	}
+	clear(w.wfail)
+	clear(w.wfailErr)
+	w.wfail, w.wfailErr = w.wfail[:0], w.wfailErr[:0]
 	w.wbuf = w.wbuf[:0]
 	for i, t := range batch {
-		w.appendTask(t, flags[i])
+		w.appendTask(t, flags[i], fds[i])
 	}
+	clear(fds)
+	w.wfds = fds[:0]
 	for _, o := range cancels {
 		w.wbuf = appendCancel(w.wbuf, o)
 	}
@@ -294,9 +378,6 @@ func (w *worker) sendLocked() bool {
 	return true
 }
 
-// maxTaskFrame bounds a task frame (a variable so tests can lower it).
-var maxTaskFrame = wire.DefaultMaxFrame
-
 // inlinePayload is the size up to which a payload is copied next to its
 // frame header; larger ones are written from where they lie (writev).
 const inlinePayload = 1024
@@ -307,38 +388,76 @@ type segment struct {
 	payload []byte
 }
 
-// appendTask adds t's frame to the batch being built in w.wbuf and w.wsegs.
-func (w *worker) appendTask(t *Task, flags byte) {
+// appendTask adds t's frame to the batch being built in w.wbuf and w.wsegs,
+// with fds (duplicates of t.Files, which the batch's write closes) declared
+// in the frame and placed in w.watt.
+func (w *worker) appendTask(t *Task, flags byte, fds []int) {
 	ref, known := w.fnRefs[t.Fn]
 	if !known {
 		ref = uint64(len(w.fnRefs) + 1)
 		w.fnRefs[t.Fn] = ref
 		flags |= flagDefine
 	}
+	var budget time.Duration
+	if flags&flagCancelled == 0 {
+		budget = w.p.budget(t)
+		if budget > 0 {
+			flags |= flagBudget
+		}
+	}
 	start := len(w.wbuf)
-	buf, off := wire.BeginFrame(w.wbuf, kindTask)
+	kind := byte(kindTask)
+	if len(fds) > 0 {
+		kind |= wire.FlagFiles
+	}
+	buf, off := wire.BeginFrame(w.wbuf, kind)
+	if len(fds) > 0 {
+		buf = binary.AppendUvarint(buf, uint64(len(fds)))
+	}
 	buf = binary.AppendUvarint(buf, ref)
 	buf = append(buf, flags)
 	if !known {
 		buf = wire.AppendString(buf, t.Fn.Name)
 	}
+	if flags&flagBudget != 0 {
+		buf = binary.AppendUvarint(buf, uint64(budget))
+	}
 	size := 0
 	if flags&flagCancelled == 0 {
 		size = len(t.Payload)
 	}
-	if err := wire.EndFrameWith(buf, off, size, maxTaskFrame); err != nil {
-		// Too large to send: answer it here and send a cancelled stub so
+	limit := w.p.msgLimit()
+	var tooLarge error
+	if size > limit || len(fds) > wire.MaxFrameFiles {
+		what, n, lim := "argument", size, limit
+		if t.Chunk {
+			what = "arguments of a Map chunk"
+		}
+		if len(fds) > wire.MaxFrameFiles {
+			what, n, lim = "descriptors", len(fds), wire.MaxFrameFiles
+		}
+		tooLarge = &errs.TooLargeError{What: what, Func: t.Fn.Name, Size: int64(n), Limit: int64(lim)}
+	} else if err := wire.EndFrameWith(buf, off, size, readerLimit(limit)); err != nil {
+		tooLarge = &errs.TooLargeError{What: "task frame", Func: t.Fn.Name, Size: int64(len(buf) - off - wire.HeaderSize + size), Limit: int64(readerLimit(limit))}
+	}
+	if tooLarge != nil {
+		// A safety net: the root refuses an argument over the limit before
+		// submitting it. Answer it here and send a cancelled stub so
 		// ordinals stay aligned. The stub defines the function afresh if
 		// this frame was to define it.
 		w.wbuf = buf[:start]
 		if !known {
 			delete(w.fnRefs, t.Fn)
 		}
+		closeAll(fds)
 		// No pool lock is held here, so the caller is answered at once; the
 		// stub's reply will find the task finished.
-		w.p.finish(t, Result{Err: fmt.Errorf("multiproc: task %q: argument of %d bytes: %w", t.Fn.Name, size, err)})
-		w.appendTask(t, (flags&^flagDefine)|flagCancelled)
+		w.p.finish(t, Result{Err: tooLarge, Outcome: engine.Failed})
+		w.appendTask(t, (flags&^(flagDefine|flagBudget))|flagCancelled, nil)
 		return
+	}
+	if len(fds) > 0 {
+		w.watt = append(w.watt, wire.Attach{At: start + w.wsegLen, Fds: fds})
 	}
 	switch {
 	case size == 0:
@@ -346,15 +465,34 @@ func (w *worker) appendTask(t *Task, flags byte) {
 		buf = append(buf, t.Payload...)
 	default:
 		w.wsegs = append(w.wsegs, segment{end: len(buf), payload: t.Payload})
+		w.wsegLen += size
 	}
 	w.wbuf = buf
+}
+
+// budget is the time the worker gives t, sent in its frame: its time
+// limit, or less if its context's deadline comes first. It is relative, so
+// the worker's clock need not agree with ours; 0 means none.
+func (p *Pool) budget(t *Task) time.Duration {
+	b := p.taskLimit(t)
+	if t.Ctx != nil {
+		if d, ok := t.Ctx.Deadline(); ok {
+			left := max(time.Until(d), 1)
+			if b <= 0 || left < b {
+				b = left
+			}
+		}
+	}
+	return b
 }
 
 // writeBatch writes w.wbuf with the large payloads spliced in, in one
 // vectored write, and resets the batch.
 func (w *worker) writeBatch() error {
 	var err error
-	if len(w.wsegs) == 0 {
+	if len(w.watt) > 0 {
+		err = w.writeFiles()
+	} else if len(w.wsegs) == 0 {
 		_, err = w.child.Conn.Write(w.wbuf)
 	} else {
 		bufs := w.wiov[:0]
@@ -373,6 +511,7 @@ func (w *worker) writeBatch() error {
 		clear(w.wsegs)
 		w.wsegs = w.wsegs[:0]
 	}
+	w.wsegLen = 0
 	if cap(w.wbuf) > 4<<20 {
 		w.wbuf = nil
 	} else {
@@ -381,12 +520,112 @@ func (w *worker) writeBatch() error {
 	return err
 }
 
+// writeFiles writes a batch that carries descriptors: sendmsg takes one
+// buffer, so the large payloads are copied in (descriptor-carrying tasks
+// are not the small-task hot path), and the descriptors go with the frames
+// that declare them, at most wire.MaxFilesPerMsg per sendmsg. The
+// duplicates are closed afterwards: the kernel holds its own references
+// while they are in flight.
+func (w *worker) writeFiles() error {
+	b := w.wbuf
+	if len(w.wsegs) > 0 {
+		b = make([]byte, 0, len(w.wbuf)+w.wsegLen)
+		prev := 0
+		for _, sg := range w.wsegs {
+			b = append(b, w.wbuf[prev:sg.end]...)
+			b = append(b, sg.payload...)
+			prev = sg.end
+		}
+		b = append(b, w.wbuf[prev:]...)
+		clear(w.wsegs)
+		w.wsegs = w.wsegs[:0]
+	}
+	err := wire.WriteFiles(w.child.Conn, b, w.watt)
+	for _, a := range w.watt {
+		closeAll(a.Fds)
+	}
+	clear(w.watt)
+	w.watt = w.watt[:0]
+	return err
+}
+
+// adoptFiles replaces the Files of each task with duplicates that the pool
+// owns until the task is settled (finish closes them): the caller keeps its
+// own descriptors and may close them once Submit returned, and a task run
+// again after its worker died still has them. On failure no task is
+// changed.
+func adoptFiles(ts []*Task) error {
+	var done []*Task
+	var orig [][]*os.File
+	for _, t := range ts {
+		if len(t.Files) == 0 {
+			continue
+		}
+		fds, err := dupAll(t.Files)
+		if err != nil {
+			for i, d := range done {
+				closeFiles(d.Files)
+				d.Files = orig[i]
+			}
+			return fmt.Errorf("multiproc: task %q: taking its %d descriptors: %w", t.Fn.Name, len(t.Files), err)
+		}
+		own := make([]*os.File, len(fds))
+		for i, fd := range fds {
+			own[i] = os.NewFile(uintptr(fd), t.Files[i].Name())
+		}
+		done, orig = append(done, t), append(orig, t.Files)
+		t.Files = own
+	}
+	return nil
+}
+
+// releaseFiles closes the pool's duplicates of a settled task's
+// descriptors, under p.mu: a writer duplicates them again under p.mu for
+// each write, so none is closed while it is being sent.
+func (p *Pool) releaseFiles(t *Task) {
+	p.mu.Lock()
+	fs := t.Files
+	t.Files = nil
+	p.mu.Unlock()
+	closeFiles(fs)
+}
+
+func dupAll(fs []*os.File) ([]int, error) {
+	fds := make([]int, 0, len(fs))
+	for _, f := range fs {
+		fd, err := wire.DupFD(f)
+		if err != nil {
+			closeAll(fds)
+			if errors.Is(err, syscall.EMFILE) {
+				err = fmt.Errorf("%w: %w", errs.ErrFDLimit, err)
+			}
+			return nil, err
+		}
+		fds = append(fds, fd)
+	}
+	return fds, nil
+}
+
+func closeAll(fds []int) {
+	for _, fd := range fds {
+		wire.CloseFD(fd)
+	}
+}
+
 // readLoop receives results until the worker's socket closes.
 func (w *worker) readLoop() {
 	p := w.p
 	defer p.wg.Done()
+	// From here on frames may carry descriptors (results holding
+	// resources): read them with recvmsg, which keeps them, and accept
+	// results up to the pool's limit. The initializer's frame, read before,
+	// carries none.
+	r := w.child.Reader
+	r.SetLimit(readerLimit(p.msgLimit()))
+	r.ReceiveFiles(w.child.Conn)
+	defer r.CloseFiles()
 	for {
-		kind, payload, err := w.child.Reader.Next()
+		kind, payload, err := r.Next()
 		if err != nil {
 			p.workerExited(w)
 			return
@@ -395,15 +634,24 @@ func (w *worker) readLoop() {
 			p.protocolError(w, fmt.Sprintf("unexpected frame kind %#x", kind))
 			continue
 		}
-		t, r, ok := p.acceptResult(w, payload)
+		t, res, ok := p.acceptResult(w, payload)
 		if ok {
-			p.finish(t, r)
+			res.Files = r.Files()
+			if !p.finish(t, res) {
+				closeFiles(res.Files) // settled already: nobody takes them
+			}
 		}
 		// Refill the workers once per batch of results, not once per
 		// result: one write carries all the tasks the batch made room for.
-		if !w.child.Reader.BufferedFrame() {
+		if !r.BufferedFrame() {
 			p.refill()
 		}
+	}
+}
+
+func closeFiles(fs []*os.File) {
+	for _, f := range fs {
+		f.Close()
 	}
 }
 
@@ -419,17 +667,16 @@ func (p *Pool) refill() {
 }
 
 // acceptResult matches a result frame with the task it answers and updates
-// the pool. ok is false if the frame is bad (the worker is being killed) or
-// answers a task that was cancelled (its canceller answers it); otherwise
-// the caller must finish t with r. r.Data aliases payload.
+// the pool. ok is false if the frame is bad (the worker is being killed),
+// answers a task that was cancelled (its canceller answers it), or came
+// after the task's time limit with a retry due (the task is queued again);
+// otherwise the caller must finish t with r (the late reply of a task
+// settled at its deadline finds it finished and is dropped). r.Data
+// aliases payload.
 func (p *Pool) acceptResult(w *worker, payload []byte) (t *Task, r Result, ok bool) {
-	d := wire.NewBuf(payload)
-	ord := d.Uvarint()
-	status := d.Byte()
-	dur := time.Duration(d.Uint64())
-	data := d.Rest()
-	if d.Err() != nil {
-		p.protocolError(w, d.Err().Error())
+	ord, status, dur, data, err := parseResult(payload)
+	if err != nil {
+		p.protocolError(w, err.Error())
 		return nil, r, false
 	}
 	p.mu.Lock()
@@ -439,6 +686,15 @@ func (p *Pool) acceptResult(w *worker, payload []byte) (t *Task, r Result, ok bo
 		return nil, r, false
 	}
 	t = w.assigned[0]
+	var expired error // the error to settle t with if it expired now
+	if !t.Sched.TimedOut && !t.Sched.Cancelled && status != statusCancelled {
+		if limit := p.taskLimit(t); limit > 0 && time.Since(w.headSince) >= limit {
+			// The reply beat the timer but not the deadline (the worker's
+			// own budget ended the task): the limit decides, as if the
+			// timer had fired first.
+			expired = p.expireLocked(t)
+		}
+	}
 	w.assigned[0] = nil
 	w.assigned = w.assigned[1:]
 	w.done++
@@ -452,12 +708,26 @@ func (p *Pool) acceptResult(w *worker, payload []byte) (t *Task, r Result, ok bo
 			p.avgNs += alpha * (float64(dur) + 1 - p.avgNs)
 		}
 	}
-	switch status {
-	case statusOK:
-		p.stats.done++
-		p.stats.items += int64(t.Items)
-	case statusError, statusPartial:
-		p.stats.failed++
+	late := t.Sched.TimedOut // settled at its deadline, or a retry is due
+	if !late {
+		switch status {
+		case statusOK:
+			p.stats.done++
+			p.stats.items += int64(t.Items)
+		case statusError, statusPartial:
+			p.stats.failed++
+		}
+	}
+	retry := late && !t.Finished() && expired == nil
+	if retry {
+		// It returned within its grace period, so its worker lives on,
+		// but its answer came after the limit: run it again.
+		t.Sched.Attempts++
+		t.Sched.TimedOut = false
+		t.Sched.Owner = nil
+		t.Sched.CancelSent = false
+		p.stats.retried++
+		p.queue.pushFront([]*Task{t})
 	}
 	p.armHeadLocked(w)
 	p.checkRecycleLocked(w)
@@ -465,12 +735,19 @@ func (p *Pool) acceptResult(w *worker, payload []byte) (t *Task, r Result, ok bo
 		w.requestExit()
 	}
 	p.mu.Unlock()
-	if status == statusCancelled {
+	if status == statusCancelled || retry {
 		// Only a task the pool cancelled is skipped, and whoever cancelled
 		// it answers it (with the context's error): do not race them.
 		return t, Result{}, false
 	}
-	return t, decodeResult(w, status, data), true
+	if expired != nil {
+		return t, Result{Err: expired, Outcome: engine.TimedOut}, true
+	}
+	r = decodeResult(w.pid, status, data)
+	if r.Partial && r.N > t.Items {
+		r = Result{Err: fmt.Errorf("multiproc: worker %d sent a partial result of %d items for a chunk of %d", w.pid, r.N, t.Items), Outcome: engine.Failed}
+	}
+	return t, r, true
 }
 
 // recoverResults delivers the results a dead worker finished but had not
@@ -483,14 +760,17 @@ func (p *Pool) recoverResults(w *worker) {
 	}
 	buf := append([]byte(nil), area[:n]...)
 	for len(buf) > 0 {
-		kind, payload, size, err := wire.ParseFrame(buf, len(area))
-		if err != nil || size == 0 || kind != kindResult {
+		payload, rest, ok := nextAreaFrame(buf, len(area))
+		if !ok {
 			return
 		}
-		buf = buf[size:]
-		ord, k := binary.Uvarint(payload)
+		buf = rest
+		ord, _, _, _, err := parseResult(payload)
+		if err != nil {
+			return
+		}
 		p.mu.Lock()
-		seen := k > 0 && ord <= w.done
+		seen := ord <= w.done
 		p.mu.Unlock()
 		if seen {
 			continue // sent before it died, already delivered
@@ -506,30 +786,35 @@ func (p *Pool) recoverResults(w *worker) {
 	p.refill()
 }
 
-func decodeResult(w *worker, status byte, data []byte) Result {
+// decodeResult turns the data of a result frame from worker pid into a
+// Result. It touches no pool state (fuzzed in FuzzResultFrame).
+func decodeResult(pid int, status byte, data []byte) Result {
 	switch status {
 	case statusOK:
-		return Result{Data: data}
+		return Result{Data: data, Outcome: engine.Done}
 	case statusError:
 		re, err := errs.DecodeError(data)
 		if err != nil {
-			return Result{Err: fmt.Errorf("multiproc: worker %d sent a bad error envelope: %w", w.pid, err)}
+			return Result{Err: fmt.Errorf("multiproc: worker %d sent a bad error envelope: %w", pid, err), Outcome: engine.Failed}
 		}
-		return Result{Err: re}
+		return Result{Err: re, Outcome: engine.Failed}
 	case statusPartial:
 		d := wire.NewBuf(data)
 		n := d.Uvarint()
 		res := d.Bytes()
 		if d.Err() != nil {
-			return Result{Err: fmt.Errorf("multiproc: worker %d sent a bad partial result: %w", w.pid, d.Err())}
+			return Result{Err: fmt.Errorf("multiproc: worker %d sent a bad partial result: %w", pid, d.Err()), Outcome: engine.Failed}
+		}
+		if n > math.MaxInt32 {
+			return Result{Err: fmt.Errorf("multiproc: worker %d sent a partial result of %d items in %d bytes", pid, n, len(res)), Outcome: engine.Failed}
 		}
 		re, err := errs.DecodeError(d.Rest())
 		if err != nil {
-			return Result{Err: fmt.Errorf("multiproc: worker %d sent a bad error envelope: %w", w.pid, err)}
+			return Result{Err: fmt.Errorf("multiproc: worker %d sent a bad error envelope: %w", pid, err), Outcome: engine.Failed}
 		}
-		return Result{Data: res, N: int(n), Err: re, Partial: true}
+		return Result{Data: res, N: int(n), Err: re, Partial: true, Outcome: engine.Failed}
 	}
-	return Result{Err: fmt.Errorf("multiproc: worker %d sent unknown status %d", w.pid, status)}
+	return Result{Err: fmt.Errorf("multiproc: worker %d sent unknown status %d", pid, status), Outcome: engine.Failed}
 }
 
 // protocolError kills a worker that broke the protocol; its death settles
@@ -620,7 +905,7 @@ func (p *Pool) workerExited(w *worker) {
 		case ord == started:
 			var err error = died
 			if t.Sched.TimedOut {
-				err = fmt.Errorf("%w: %q ran longer than its limit; worker %d was stopped (%v)", errs.ErrTimeout, t.Fn.Name, w.pid, died)
+				err = p.timeoutError(t)
 			} else {
 				died.Reason = fmt.Sprintf("while running task %q", t.Fn.Name)
 				p.stats.died++

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"os"
 )
 
 // HeaderSize is the size of a frame header: a 4-byte little-endian payload
@@ -81,6 +83,30 @@ func ParseFrame(buf []byte, max int) (kind byte, payload []byte, n int, err erro
 	return buf[4], buf[HeaderSize:total:total], total, nil
 }
 
+// FlagFiles, set in the kind byte of a frame on a descriptor-carrying
+// stream (see [NewUnixReader]), says that descriptors travel with the
+// frame: its payload begins with their count, a uvarint from 1 to
+// [MaxFrameFiles], and the descriptors themselves were sent with SCM_RIGHTS
+// in the sendmsg that carried the frame's first byte (or, for more than
+// [MaxFilesPerMsg], in sendmsgs carrying its first bytes, one each). On
+// other streams the bit is an ordinary part of the kind.
+const FlagFiles = 0x80
+
+// MaxFilesPerMsg is the most descriptors one sendmsg may carry (Linux's
+// SCM_MAX_FD); [WriteFiles] splits larger sets.
+const MaxFilesPerMsg = 253
+
+// MaxFrameFiles bounds the descriptors one frame may declare. A frame's
+// descriptors must have arrived by the time its last byte has, so a frame
+// needs one byte per sendmsg its descriptors take: a header and a count of
+// 1024 (two bytes) are seven bytes, enough for the five sendmsgs.
+const MaxFrameFiles = 1024
+
+// maxQueuedFiles bounds descriptors received and not yet claimed by a
+// frame: a peer that sends descriptors no frame declares cannot fill this
+// process's descriptor table.
+const maxQueuedFiles = 4 * MaxFrameFiles
+
 // Reader reads frames from a stream. It reads in large blocks so that many
 // small frames cost one system call, and it never allocates more than the
 // frame limit allows. A Reader is not safe for concurrent use.
@@ -91,6 +117,14 @@ type Reader struct {
 	r0   int // start of unread data in buf
 	w0   int // end of unread data in buf
 	last int // size of the frame returned by the previous Next, released on the next call
+
+	// Descriptor mode (NewUnixReader, ReceiveFiles): reads go through
+	// recvmsg, because a plain read on a unix socket discards (closes) the
+	// descriptors that arrive with the bytes.
+	uc    *net.UnixConn
+	oob   []byte
+	fds   []int      // received, not yet claimed by a frame, in arrival order
+	files []*os.File // the descriptors of the frame Next returned last
 }
 
 // NewReader returns a Reader on r that rejects frames larger than max bytes
@@ -100,6 +134,81 @@ func NewReader(r io.Reader, max int) *Reader {
 		max = DefaultMaxFrame
 	}
 	return &Reader{r: r, max: max, buf: make([]byte, 64<<10)}
+}
+
+// NewUnixReader returns a Reader on c in descriptor mode: it reads with
+// recvmsg, queues the descriptors that arrive, and hands each frame whose
+// kind has [FlagFiles] set the descriptors it declares (see [Reader.Files]).
+// It rejects frames larger than max bytes (DefaultMaxFrame when max <= 0).
+func NewUnixReader(c *net.UnixConn, max int) *Reader {
+	r := NewReader(c, max)
+	r.ReceiveFiles(c)
+	return r
+}
+
+// ReceiveFiles switches r, which must be reading from c, into descriptor
+// mode (see [NewUnixReader]), keeping what it has buffered: a handshake
+// read through a plain Reader can continue as a descriptor-carrying stream,
+// provided no descriptors were sent before the switch.
+func (r *Reader) ReceiveFiles(c *net.UnixConn) {
+	r.r, r.uc = c, c
+	if r.oob == nil {
+		r.oob = make([]byte, oobSize())
+	}
+}
+
+// SetLimit changes the largest payload r accepts (DefaultMaxFrame when
+// n <= 0). It applies from the next call to Next on.
+func (r *Reader) SetLimit(n int) {
+	if n <= 0 {
+		n = DefaultMaxFrame
+	}
+	r.max = n
+}
+
+// Files returns the descriptors that came with the frame Next returned
+// last and hands them to the caller, who must close them. Descriptors not
+// taken are closed by the next call to Next (or by CloseFiles). It returns
+// nil for a frame without descriptors.
+func (r *Reader) Files() []*os.File {
+	fs := r.files
+	r.files = nil
+	return fs
+}
+
+// CloseFiles closes every descriptor r holds: received and not yet
+// claimed, and those of the last frame not taken with Files. Call it when
+// the stream is done with.
+func (r *Reader) CloseFiles() {
+	r.dropFiles()
+	for _, fd := range r.fds {
+		closeFD(fd)
+	}
+	r.fds = r.fds[:0]
+}
+
+func (r *Reader) dropFiles() {
+	for _, f := range r.files {
+		f.Close()
+	}
+	r.files = nil
+}
+
+// claimFiles strips the descriptor count from the payload of a frame that
+// declares descriptors and gives the frame as many from the queue.
+func (r *Reader) claimFiles(payload []byte) ([]byte, error) {
+	n, k := binary.Uvarint(payload)
+	if k <= 0 || n == 0 || n > MaxFrameFiles {
+		return nil, fmt.Errorf("%w: bad descriptor count in a frame", ErrCorrupt)
+	}
+	if n > uint64(len(r.fds)) {
+		return nil, fmt.Errorf("%w: frame declares %d descriptors, %d arrived", ErrCorrupt, n, len(r.fds))
+	}
+	for _, fd := range r.fds[:n] {
+		r.files = append(r.files, os.NewFile(uintptr(fd), "multiproc-fd"))
+	}
+	r.fds = append(r.fds[:0], r.fds[n:]...)
+	return payload[k:], nil
 }
 
 // Buffered reports how many bytes are already read from the stream but not
@@ -118,9 +227,16 @@ func (r *Reader) BufferedFrame() bool {
 // Next returns the next frame. The payload aliases the Reader's buffer and is
 // valid only until the next call to Next. At a clean end of stream it returns
 // io.EOF; a stream that ends inside a frame returns io.ErrUnexpectedEOF.
+//
+// In descriptor mode a frame with [FlagFiles] in its kind is returned with
+// the flag cleared and its descriptor count stripped from the payload; its
+// descriptors are available from [Reader.Files] until the next call.
 func (r *Reader) Next() (kind byte, payload []byte, err error) {
 	r.r0 += r.last
 	r.last = 0
+	if r.files != nil {
+		r.dropFiles()
+	}
 	for {
 		kind, payload, n, err := ParseFrame(r.buf[r.r0:r.w0], r.max)
 		if err != nil {
@@ -128,6 +244,13 @@ func (r *Reader) Next() (kind byte, payload []byte, err error) {
 		}
 		if n > 0 {
 			r.last = n
+			if r.uc != nil && kind&FlagFiles != 0 {
+				payload, err = r.claimFiles(payload)
+				if err != nil {
+					return 0, nil, err
+				}
+				kind &^= FlagFiles
+			}
 			return kind, payload, nil
 		}
 		if err := r.fill(); err != nil {
@@ -165,7 +288,13 @@ func (r *Reader) fill() error {
 		copy(nb, r.buf[:r.w0])
 		r.buf = nb
 	}
-	n, err := r.r.Read(r.buf[r.w0:])
+	var n int
+	var err error
+	if r.uc != nil {
+		n, err = r.readMsg(r.buf[r.w0:])
+	} else {
+		n, err = r.r.Read(r.buf[r.w0:])
+	}
 	r.w0 += n
 	if n > 0 {
 		return nil
