@@ -51,3 +51,17 @@ func TestAllocateNoSpace(t *testing.T) {
 		t.Fatalf("Allocate(%d) on /dev/shm of %d bytes = %v, want ENOSPC", size, int64(st.Blocks)*int64(st.Bsize), err)
 	}
 }
+
+// TestNewBeyondMemory guards against the OOM killer: an anonymous segment
+// larger than the machine's memory and swap is refused before fallocate
+// starts taking pages (which the OOM killer would not blame on us).
+func TestNewBeyondMemory(t *testing.T) {
+	f, err := memfd.New("multiproc-test", 1<<50)
+	if err == nil {
+		f.Close()
+		t.Fatal("New(1 PiB) succeeded")
+	}
+	if !errors.Is(err, syscall.ENOMEM) {
+		t.Fatalf("New(1 PiB) = %v, want an error matching ENOMEM", err)
+	}
+}
