@@ -88,6 +88,11 @@ func TestArraySizes(t *testing.T) {
 	if _, err := shm.NewArray[[1 << 20]byte](1 << 50); err == nil {
 		t.Fatal("NewArray of 2^70 bytes succeeded")
 	}
+	// More than the machine has: refused before any page is taken.
+	if a, err := shm.NewArray[byte](1 << 50); err == nil {
+		a.Close()
+		t.Fatal("NewArray of 1 PiB succeeded")
+	}
 	z, err := shm.NewArray[struct{}](1000)
 	if err != nil {
 		t.Fatal(err)
