@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"testing"
@@ -165,5 +166,46 @@ func TestOpenByNameInChild(t *testing.T) {
 	}
 	if got := string(m.Buf()[:len(name)]); got != name {
 		t.Fatalf("parent reads %q, want %q written by the child", got, name)
+	}
+}
+
+// touchAfterClose closes an Array and then writes through its slice.
+var touchAfterClose = multiproc.Register("shm_test.touch_after_close", func(_ context.Context, _ struct{}) (string, error) {
+	a, err := shm.NewArray[int64](1)
+	if err != nil {
+		return "", err
+	}
+	s := a.Slice()
+	if err := a.Close(); err != nil {
+		return "", err
+	}
+	debug.SetTraceback("none") // the crash is the point; spare the log
+	defer func() {
+		if r := recover(); r != nil {
+			panic("recovered from touching an unmapped Array: the documentation is wrong")
+		}
+	}()
+	s[0] = 1
+	return "survived", nil
+})
+
+// TestTouchAfterCloseIsFatal checks what the package documentation warns
+// about: touching a slice after Close kills the process (a fault, exit code
+// 2, that recover cannot catch), so users must not expect a panic.
+func TestTouchAfterCloseIsFatal(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), processTimeout)
+	defer cancel()
+	p := multiproc.NewProcess(touchAfterClose, struct{}{})
+	if err := p.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	err := p.Join(ctx)
+	var exit *multiproc.ExitError
+	if !errors.As(err, &exit) {
+		t.Fatalf("Join = %v, want an *ExitError", err)
+	}
+	if code, _ := p.ExitCode(); code != 2 {
+		t.Fatalf("exit code %d (%v), want 2, Go's fatal fault", code, err)
 	}
 }
