@@ -23,8 +23,9 @@ type Array[T any] struct {
 
 // NewArray returns an Array of n zero values of T, in a new anonymous
 // segment (see the package documentation). It fails with an error wrapping
-// [ErrType], naming the type, if T holds pointers, and if n is negative.
-// The caller must Close it.
+// [ErrType], naming the type, if T holds pointers; it also fails if n is
+// negative or the array would not fit in the machine's memory (an error
+// matching syscall.ENOMEM or ENOSPC). The caller must Close it.
 func NewArray[T any](n int) (*Array[T], error) {
 	seg, err := newSegment("Array", kindArray, reflect.TypeFor[T](), n)
 	if err != nil {
@@ -69,7 +70,7 @@ func (a *Array[T]) Slice() []T { return a.s }
 func (a *Array[T]) Len() int { return len(a.s) }
 
 // File returns the open file backing the array's segment and the extent
-// of the mapping (header included: see header.go): what another process
+// of the mapping (a 128-byte header, then the data): what another process
 // needs to map the same array (the resource mechanism passes it on). The
 // file belongs to a: do not close it. File returns a nil file after Close.
 func (a *Array[T]) File() (f *os.File, off, size int64) { return a.seg.file() }

@@ -36,7 +36,8 @@ type SharedMemory struct {
 	unlinked      bool
 }
 
-// An Option configures [Create].
+// An Option configures [Create]; invalid or conflicting options make
+// Create fail. A nil Option panics.
 type Option func(*options) error
 
 type options struct {

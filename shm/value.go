@@ -114,7 +114,7 @@ func (v *Value[T]) Store(x T) {
 }
 
 // File returns the open file backing the value's segment and the extent
-// of the mapping (header included: see header.go): what another process
+// of the mapping (a 128-byte header, then the data): what another process
 // needs to map the same value (the resource mechanism passes it on). The
 // file belongs to v: do not close it. File returns a nil file after Close.
 func (v *Value[T]) File() (f *os.File, off, size int64) { return v.seg.file() }
