@@ -56,9 +56,8 @@
 // # What this package does not do
 //
 // It does not synchronise: concurrent writers of the same bytes need a lock
-// (the locks issue adds Value and Array locks, whose words live in a
-// reserved header area of each segment, see header.go) or atomic
-// operations. It does not pass segments to other processes by itself: that
+// (the locks issue adds Value and Array locks, whose words live in an area
+// reserved for them in each segment's header) or atomic operations. It does not pass segments to other processes by itself: that
 // is the resource mechanism of Process and Pool arguments. Its types hold no
 // pointers, so Go values with strings, slices or maps cannot live in shared
 // memory; use a queue or a manager for those.
