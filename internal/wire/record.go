@@ -83,6 +83,11 @@ func recordPlanFor(t reflect.Type) *recordPlan {
 			p.min++
 		}
 	}
+	if p.min == 0 {
+		// Only zero-length arrays of strings: nothing to encode, and a
+		// slice count could not be bounded by the input's length.
+		return nil
+	}
 	return p
 }
 

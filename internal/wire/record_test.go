@@ -43,6 +43,11 @@ func TestRecordChosen(t *testing.T) {
 		{"struct with an array of strings", wire.For[struct{ A [3]string }]().Name(), "record"},
 		{"array of strings", wire.For[[3]string]().Name(), "gob"}, // records are structs
 		{"huge array of strings", wire.For[struct{ A [2000]string }]().Name(), "gob"},
+		{"nothing but an empty array of strings", wire.For[struct{ A [0]string }]().Name(), "gob"},
+		{"an empty array of strings and an int", wire.For[struct {
+			A [0]string
+			N int
+		}]().Name(), "record"},
 		{"pointer-free struct", wire.For[struct{ A, B int }]().Name(), "raw"},
 		{"struct with a pointer", wire.For[struct {
 			S string
