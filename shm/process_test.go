@@ -209,3 +209,37 @@ func TestTouchAfterCloseIsFatal(t *testing.T) {
 		t.Fatalf("exit code %d (%v), want 2, Go's fatal fault", code, err)
 	}
 }
+
+// TestSweepChecksStartTime guards against pid reuse: a generated name whose
+// pid now belongs to another process (here: this one, with a start time
+// that is not its own) is an orphan, and so is one whose pid is unused.
+func TestSweepChecksStartTime(t *testing.T) {
+	live, err := shm.Create(4096, shm.GeneratedName()) // runs this process's automatic sweep first
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Close()
+	var fakes []string
+	for _, name := range []string{
+		fmt.Sprintf("multiproc-%d-1-0123456789abcdef", os.Getpid()), // this pid, another start
+		"multiproc-2147483647-1-0123456789abcdef",                    // beyond any pid_max
+	} {
+		if err := os.WriteFile(segmentPath(name), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		defer os.Remove(segmentPath(name))
+		fakes = append(fakes, name)
+	}
+	removed, err := shm.Sweep()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range fakes {
+		if !slices.Contains(removed, name) {
+			t.Errorf("Sweep removed %q, want it to include %q", removed, name)
+		}
+	}
+	if slices.Contains(removed, live.Name()) {
+		t.Errorf("Sweep removed the live segment %q", live.Name())
+	}
+}
