@@ -222,7 +222,7 @@ func TestSweepChecksStartTime(t *testing.T) {
 	var fakes []string
 	for _, name := range []string{
 		fmt.Sprintf("multiproc-%d-1-0123456789abcdef", os.Getpid()), // this pid, another start
-		"multiproc-2147483647-1-0123456789abcdef",                    // beyond any pid_max
+		"multiproc-2147483647-1-0123456789abcdef",                   // beyond any pid_max
 	} {
 		if err := os.WriteFile(segmentPath(name), nil, 0o600); err != nil {
 			t.Fatal(err)
