@@ -11,6 +11,9 @@ import (
 // Value, once the locks issue adds its lock). T must be fixed-size and
 // pointer-free: a number, a bool, or an array or struct of such types.
 //
+// Each Value is a segment of its own: one descriptor and at least one page
+// of memory. For many values, use one Value of a struct or an [Array].
+//
 // Load and Store are safe for concurrent use, from any goroutine of any
 // process that maps the value; they are atomic when T has at most 8 bytes.
 // Close must not run concurrently with any other use. Make a Value with
