@@ -12,6 +12,8 @@ import (
 	"os"
 	"sync/atomic"
 	"unsafe"
+
+	"github.com/multiproc-go/multiproc/internal/memfd"
 )
 
 // Count words come first, in one page; AreaSize bytes follow.
@@ -31,7 +33,7 @@ type Words struct {
 // child can map with Open. The caller closes the file once the child has
 // it; the page lives as long as any mapping does.
 func New() (*Words, *os.File, error) {
-	f, err := anonFile()
+	f, err := memfd.New("multiproc-words", Size)
 	if err != nil {
 		return nil, nil, fmt.Errorf("multiproc: shared counters: %w", err)
 	}
@@ -45,7 +47,7 @@ func New() (*Words, *os.File, error) {
 
 // Open maps the page of f (which stays owned by the caller).
 func Open(f *os.File) (*Words, error) {
-	mem, err := mmap(f)
+	mem, err := memfd.Map(f, 0, Size)
 	if err != nil {
 		return nil, fmt.Errorf("multiproc: mapping shared counters: %w", err)
 	}
@@ -74,7 +76,7 @@ func (w *Words) Close() error {
 	if w.mem == nil {
 		return nil
 	}
-	err := munmap(w.mem)
+	err := memfd.Unmap(w.mem)
 	w.mem = nil
 	return err
 }

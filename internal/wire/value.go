@@ -44,6 +44,8 @@ func For[T any]() Value[T] {
 		return bytesCodec[T]{}
 	case pointerFree(t):
 		return rawCodec[T]{size: int(t.Size())}
+	case isRecord(t):
+		return recordFor[T](t)
 	default:
 		return gobCodec[T]{}
 	}

@@ -1,0 +1,170 @@
+package shm
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"os"
+	"reflect"
+	"sync"
+	"unsafe"
+
+	"github.com/multiproc-go/multiproc/internal/memfd"
+)
+
+// The segment of a Value or an Array starts with a header of headerSize
+// bytes; the data follows, so it is 8-byte (indeed cache-line) aligned
+// whatever the mapping's address. The header lets a process that maps a
+// segment it received (the resource mechanism) check that it holds what it
+// expects, and reserves room for the optional lock:
+//
+//	offset  size  field
+//	0       4     magic "mpsh" (little-endian 0x6873706d)
+//	4       2     layout version (1)
+//	6       2     kind: 1 Value, 2 Array
+//	8       8     element size in bytes
+//	16      8     element count (1 for a Value)
+//	24      8     FNV-1a hash of the element type's name
+//	32      32    reserved, zero
+//	64      64    lock area, zero: reserved for the locks issue
+//	128           data
+//
+// The lock area is the seam for Python's get_lock(): the locks issue puts
+// a futex-based lock word (and whatever owner-death bookkeeping it needs,
+// up to 64 bytes) there, through an internal futex layer that both this
+// package and the public locks package build on, neither importing the
+// other. Zero means unlocked, so every segment made before that issue is a
+// segment with an unlocked lock. The area has a cache line of its own, so
+// lock traffic does not slow accesses to the first elements.
+const (
+	headerSize   = 128
+	lockAreaOff  = 64
+	lockAreaSize = 64
+
+	headerMagic   = 0x6873706d
+	layoutVersion = 1
+
+	kindValue = 1
+	kindArray = 2
+)
+
+// segment is the mapping of a Value or an Array.
+type segment struct {
+	mu  sync.Mutex // guards f and mem
+	f   *os.File
+	mem []byte // header and data; nil once closed
+}
+
+func typeHash(t reflect.Type) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(t.PkgPath() + "." + t.String()))
+	return h.Sum64()
+}
+
+// newSegment makes an anonymous segment for count elements of type t and
+// writes its header. The data bytes are zero.
+func newSegment(what string, kind uint16, t reflect.Type, count int) (*segment, error) {
+	if err := checkType(what, t); err != nil {
+		return nil, err
+	}
+	if count < 0 {
+		return nil, fmt.Errorf("shm: %s[%s] of length %d: must not be negative", what, t, count)
+	}
+	elem := t.Size()
+	if elem != 0 && uint64(count) > (1<<62)/uint64(elem) {
+		return nil, fmt.Errorf("shm: %s[%s] of length %d: too large", what, t, count)
+	}
+	// At least 8 data bytes, so that Load and Store can treat a small
+	// value as part of one aligned 8-byte word.
+	size := headerSize + max(int64(elem)*int64(count), 8)
+	f, err := memfd.New("multiproc-"+what, size)
+	if err != nil {
+		return nil, fmt.Errorf("shm: creating %s[%s] of %d bytes: %w", what, t, size, err)
+	}
+	if int64(int(size)) != size {
+		f.Close()
+		return nil, fmt.Errorf("shm: %s[%s] of %d bytes: too large to map", what, t, size)
+	}
+	mem, err := memfd.Map(f, 0, int(size))
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("shm: mapping %s[%s]: %w", what, t, err)
+	}
+	h := mem[:headerSize]
+	binary.LittleEndian.PutUint32(h[0:], headerMagic)
+	binary.LittleEndian.PutUint16(h[4:], layoutVersion)
+	binary.LittleEndian.PutUint16(h[6:], kind)
+	binary.LittleEndian.PutUint64(h[8:], uint64(elem))
+	binary.LittleEndian.PutUint64(h[16:], uint64(count))
+	binary.LittleEndian.PutUint64(h[24:], typeHash(t))
+	return &segment{f: f, mem: mem}, nil
+}
+
+// attachSegment maps a segment made by newSegment from its file (received
+// from another process) after checking that its header describes what the
+// caller expects, and returns it with its element count. It duplicates
+// nothing: the segment owns f from then on, also on failure.
+func attachSegment(what string, kind uint16, t reflect.Type, f *os.File) (*segment, int, error) {
+	fail := func(err error) (*segment, int, error) {
+		f.Close()
+		return nil, 0, fmt.Errorf("shm: attaching %s[%s]: %w", what, t, err)
+	}
+	if err := checkType(what, t); err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return fail(err)
+	}
+	if fi.Size() < headerSize+8 || int64(int(fi.Size())) != fi.Size() {
+		return fail(fmt.Errorf("segment of %d bytes is no %s", fi.Size(), what))
+	}
+	mem, err := memfd.Map(f, 0, int(fi.Size()))
+	if err != nil {
+		return fail(err)
+	}
+	h := mem[:headerSize]
+	count := binary.LittleEndian.Uint64(h[16:])
+	var bad error
+	switch {
+	case binary.LittleEndian.Uint32(h[0:]) != headerMagic || binary.LittleEndian.Uint16(h[4:]) != layoutVersion:
+		bad = errors.New("not a multiproc segment of this layout")
+	case binary.LittleEndian.Uint16(h[6:]) != kind:
+		bad = fmt.Errorf("segment of kind %d, want %d", binary.LittleEndian.Uint16(h[6:]), kind)
+	case binary.LittleEndian.Uint64(h[8:]) != uint64(t.Size()) || binary.LittleEndian.Uint64(h[24:]) != typeHash(t):
+		bad = fmt.Errorf("segment holds another element type (%d-byte elements)", binary.LittleEndian.Uint64(h[8:]))
+	case count > uint64(fi.Size()) || (t.Size() > 0 && count > uint64(fi.Size()-headerSize)/uint64(t.Size())):
+		bad = fmt.Errorf("header announces %d elements in %d bytes", count, fi.Size())
+	}
+	if bad != nil {
+		memfd.Unmap(mem)
+		return fail(bad)
+	}
+	return &segment{f: f, mem: mem}, int(count), nil
+}
+
+// data returns the address of the first element.
+func (s *segment) data() unsafe.Pointer { return unsafe.Pointer(&s.mem[headerSize]) }
+
+// file returns the segment's file and extent (nil once closed).
+func (s *segment) file() (*os.File, int64, int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.f, 0, int64(len(s.mem))
+}
+
+func (s *segment) close(what string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.f == nil {
+		return nil
+	}
+	err := errors.Join(memfd.Unmap(s.mem), s.f.Close())
+	s.f, s.mem = nil, nil
+	if err != nil {
+		return fmt.Errorf("shm: closing %s: %w", what, err)
+	}
+	return nil
+}
