@@ -24,12 +24,11 @@ func init() { boot.Handle("worker", serveWorker) }
 const maxWindow = 512
 
 type childTask struct {
-	ord       uint64
-	fn        *registry.Entry
-	flags     byte
-	payload   []byte
-	cancelled bool
-	budget    time.Duration // the task's time budget, 0 for none (flagBudget)
+	ord     uint64
+	fn      *registry.Entry
+	flags   byte
+	payload []byte
+	budget  time.Duration // the task's time budget, 0 for none (flagBudget)
 	// files arrived with the task frame (SCM_RIGHTS). The function can
 	// reach them through TaskFiles while it runs; they are closed after.
 	files []*os.File
