@@ -106,9 +106,13 @@ func MaxAge(d time.Duration) PoolOption {
 }
 
 // TaskTimeout sets the default time limit of every task (a chunk is one
-// task). A task that exceeds it fails with an error matching [ErrTimeout];
-// its worker gets SIGTERM, then SIGKILL after the grace period, and is
-// replaced. [Timeout] overrides it per call.
+// task); 0 means none. The limit travels to the worker as a relative
+// budget: the task's context there ends with context.DeadlineExceeded when
+// it runs out. At the deadline the caller is answered at once with an error
+// matching [ErrTimeout] that names the function and the limit. A task that
+// returns within the [Grace] period keeps its worker; otherwise the worker
+// gets SIGTERM, then SIGKILL after another Grace period, and is replaced.
+// [Timeout] overrides it per call.
 func TaskTimeout(d time.Duration) PoolOption {
 	return func(c *poolConfig) error {
 		if d < 0 {
@@ -119,8 +123,11 @@ func TaskTimeout(d time.Duration) PoolOption {
 	}
 }
 
-// Grace sets how long a worker has to stop after SIGTERM (on a timeout) or
-// after its task's context is cancelled, before it is killed. Default 2s.
+// Grace sets the steps of stopping a task that overran or was cancelled
+// (default 2s): a timed-out task has Grace to return after its deadline
+// before its worker gets SIGTERM, and another Grace before SIGKILL; a
+// cancelled task has Grace to return after its context is cancelled before
+// its worker is killed. d must be positive.
 func Grace(d time.Duration) PoolOption {
 	return func(c *poolConfig) error {
 		if d <= 0 {
