@@ -26,6 +26,7 @@ type PanicError struct {
 	Stack string
 }
 
+// Error prints the panic value, as fmt.Sprint does.
 func (p *PanicError) Error() string { return fmt.Sprint(p.Value) }
 
 // Unwrap lets errors.Is see through a panic whose value is an error.

@@ -20,6 +20,7 @@ type TypeError struct {
 	Type reflect.Type
 }
 
+// Error names the path and the type that cannot cross.
 func (e *TypeError) Error() string {
 	return fmt.Sprintf("%s: %v cannot cross a process boundary", e.Path, e.Type)
 }

@@ -317,6 +317,7 @@ type InterfaceError struct {
 	Err error
 }
 
+// Error names the interface, the missing type and the fix.
 func (e *InterfaceError) Error() string {
 	where := "an interface value"
 	if len(e.Interfaces) > 0 {
@@ -326,6 +327,7 @@ func (e *InterfaceError) Error() string {
 		where, e.Concrete, e.Concrete, e.Err)
 }
 
+// Unwrap returns gob's error.
 func (e *InterfaceError) Unwrap() error { return e.Err }
 
 // explainGob turns gob's complaint about an unregistered interface type
@@ -347,10 +349,12 @@ type EncodeError struct {
 	Err  error
 }
 
+// Error names the type and the codec's complaint.
 func (e *EncodeError) Error() string {
 	return fmt.Sprintf("wire: cannot encode value of type %s: %v", e.Type, e.Err)
 }
 
+// Unwrap returns the codec's error.
 func (e *EncodeError) Unwrap() error { return e.Err }
 
 // DecodeError reports bytes that do not decode as the expected type.
@@ -359,8 +363,10 @@ type DecodeError struct {
 	Err  error
 }
 
+// Error names the type and the codec's complaint.
 func (e *DecodeError) Error() string {
 	return fmt.Sprintf("wire: cannot decode value of type %s: %v", e.Type, e.Err)
 }
 
+// Unwrap returns the codec's error.
 func (e *DecodeError) Unwrap() error { return e.Err }
