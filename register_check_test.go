@@ -2,7 +2,9 @@ package multiproc_test
 
 import (
 	"context"
+	"encoding/gob"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 
@@ -72,5 +74,32 @@ func TestRegisterRefusesUncrossableTypes(t *testing.T) {
 	}
 	if chanArgRetry.Name() != "register.chanArg" {
 		t.Errorf("a refused name could not be registered afterwards")
+	}
+}
+
+// parentOnlyValue is passed to gob.Register only in the program the user
+// started, as when gob.Register is called in main after Main: children do
+// not know it.
+type parentOnlyValue struct{ N int }
+
+func init() {
+	if os.Getenv("MULTIPROC_CHILD") == "" {
+		gob.Register(parentOnlyValue{})
+	}
+}
+
+// TestInterfaceTypeMissingInChild: an interface value whose concrete type
+// the child never registered fails in the child with an error that names
+// the interface field and the missing type, and says what to do.
+func TestInterfaceTypeMissingInChild(t *testing.T) {
+	err := joinErr(t, multiproc.NewProcess(takesHolder, holder{V: parentOnlyValue{N: 1}}))
+	var re *multiproc.RemoteError
+	if !errors.As(err, &re) {
+		t.Fatalf("Join = %v, want a *RemoteError from the child", err)
+	}
+	for _, want := range []string{`"proc.takesHolder": decoding argument`, "multiproc_test.holder.V (interface {})", "multiproc_test.parentOnlyValue", "gob.Register", "before multiproc.Main"} {
+		if !strings.Contains(re.Message, want) {
+			t.Errorf("Message %q lacks %q", re.Message, want)
+		}
 	}
 }
