@@ -1,7 +1,15 @@
 // Package errs defines the error values and types that cross process
-// boundaries, and the envelope that carries them. The root package re-exports
-// them; they live here so that internal packages can produce them without
-// importing the root.
+// boundaries, and the envelope that carries them (envelope.go): a remote
+// error's function, pid, type, message and stack, the keys of the
+// registered sentinels it matched, and the encodings of the registered
+// error types in its chain (typed.go). Internal packages produce these
+// errors without importing the root; the root re-exports the sentinels
+// and defines the public ExitError and RemoteError, bridged to the types
+// here by [SetPublic].
+//
+// It does not choose codecs (registered types bring their own encode and
+// decode functions) and does not check when registration happens: the
+// root and the registry enforce "before Main".
 package errs
 
 import (
