@@ -10,6 +10,7 @@ import (
 
 	"github.com/multiproc-go/multiproc"
 	"github.com/multiproc-go/multiproc/internal/errs"
+	"github.com/multiproc-go/multiproc/internal/wire"
 )
 
 // quotaError has pointer receivers and a pointer field: it travels by gob.
@@ -71,16 +72,23 @@ var (
 		return 0, errors.New("unknown case")
 	})
 	// typedNested runs typedFail in a process of its own and returns its
-	// error unchanged, or wrapped.
+	// error unchanged ("same-"), wrapped ("wrap-") or as the *RemoteError
+	// errors.As finds in it ("as-").
 	typedNested = multiproc.Register("errors.typedNested", func(ctx context.Context, what string) (int, error) {
-		inner, wrap := strings.CutPrefix(what, "wrap-")
+		how, inner, _ := strings.Cut(what, "-")
 		p := multiproc.NewProcess(typedFail, inner)
 		if err := p.Start(ctx); err != nil {
 			return 0, err
 		}
 		err := p.Join(ctx)
-		if wrap {
+		switch how {
+		case "wrap":
 			return 0, fmt.Errorf("middle: %w", err)
+		case "as": // the public copy errors.As gives, returned as is
+			var re *multiproc.RemoteError
+			if errors.As(err, &re) {
+				return 0, re
+			}
 		}
 		return 0, err
 	})
@@ -109,7 +117,8 @@ func TestTypedErrorsCrossProcesses(t *testing.T) {
 		{"wrapped", typedFail, want{quota: true, remoteFn: "errors.typedFail", msgPrefix: "saving: ann over quota 42"}},
 		{"joined", typedFail, want{quota: true, rng: true, sentinel: true, remoteFn: "errors.typedFail"}},
 		{"panic", typedFail, want{quota: true, panicked: true, remoteFn: "errors.typedFail"}},
-		{"wrapped", typedNested, want{quota: true, remoteFn: "errors.typedFail", msgPrefix: "saving: ann over quota 42"}},
+		{"same-wrapped", typedNested, want{quota: true, remoteFn: "errors.typedFail", msgPrefix: "saving: ann over quota 42"}},
+		{"as-joined", typedNested, want{quota: true, rng: true, sentinel: true, remoteFn: "errors.typedFail"}},
 		{"wrap-value", typedNested, want{rng: true, remoteFn: "errors.typedNested", msgPrefix: "middle: multiproc: "}},
 	}
 	for _, tt := range tests {
@@ -274,6 +283,17 @@ func TestExitErrorAs(t *testing.T) {
 	err = joinErr(t, p)
 	if !errors.As(err, &ee) || ee.Code != 7 || ee.Worker || ee.Pid != p.Pid() || errors.Is(err, multiproc.ErrWorkerDied) {
 		t.Errorf("process exit: %v, want an *ExitError with code 7, not a worker's", err)
+	}
+}
+
+// TestOneValuePerCondition: a condition reported by several packages is
+// one value, so errors.Is needs no list of look-alikes.
+func TestOneValuePerCondition(t *testing.T) {
+	if multiproc.ErrTooLarge != wire.ErrFrameTooLarge || multiproc.ErrTooLarge != errs.ErrTooLarge {
+		t.Errorf("ErrTooLarge is not wire's frame error")
+	}
+	if !errors.Is(&errs.TooLargeError{What: "argument"}, multiproc.ErrTooLarge) {
+		t.Errorf("a *TooLargeError does not match ErrTooLarge")
 	}
 }
 
