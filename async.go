@@ -1,9 +1,14 @@
 package multiproc
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"runtime"
+	"runtime/debug"
+	"strconv"
 	"sync"
 )
 
@@ -123,9 +128,16 @@ func (r *AsyncResult[T]) Successful() (bool, error) {
 // (Python's callback). Callbacks of one pool run one at a time, in the
 // order results arrive, on a goroutine of the pool's (so they need no
 // locking among themselves); they must not block for long. They run just
-// after the result becomes ready (so a Get that returns may not yet see a
-// callback's effects; Close, Terminate and Join wait for pending
-// callbacks). It returns r, to chain.
+// after the result becomes ready, so a Get that returns may not yet see a
+// callback's effects; Close, Terminate and Join wait for pending callbacks.
+//
+// A callback may call Close, Terminate or Join of its own pool (or
+// [Executor.Shutdown]): they then stop intake and wait for the tasks and
+// workers as usual, but not for the calling callback or the callbacks
+// queued behind it, which run once it returns. A callback that panics is
+// recovered: the panic and its stack are logged (through the pool's
+// logger, slog.Default() unless set) and the other callbacks still run.
+// It returns r, to chain.
 func (r *AsyncResult[T]) OnResult(fn func(T)) *AsyncResult[T] {
 	r.p.then(func() {
 		if r.p.err == nil {
@@ -151,10 +163,26 @@ func (r *AsyncResult[T]) failed() bool              { return r.p.ready() && r.p.
 
 // callbacks runs a pool's callbacks one at a time, in order, on a goroutine
 // that exists only while there are callbacks to run.
+//
+// Close, Terminate, Join and Shutdown wait for pending callbacks, but a
+// callback may call them too: waiting would then wait for the waiter. So
+// the loop records which goroutine it is, and wait returns at once when its
+// caller is that goroutine; the callbacks queued behind the caller run once
+// it returns. Go has no goroutine-local storage and these methods take no
+// argument that could carry a token from the loop to the call, so the
+// goroutine id (read from runtime.Stack, about a microsecond) is the only
+// way to recognise the caller; it is read once per start of the loop, not
+// per callback.
 type callbacks struct {
-	mu      sync.Mutex
+	// log receives callback panics. The engine sets it when the pool is
+	// built (slog.Default() then, unless the pool was given a logger); nil
+	// means slog.Default() at the time of the panic.
+	log *slog.Logger
+
+	mu      sync.Mutex // guards the fields below
 	q       []func()
 	running bool
+	loopID  uint64     // goroutine id of the running loop; 0 when none
 	idle    *sync.Cond // signalled when running turns false
 }
 
@@ -169,10 +197,15 @@ func (c *callbacks) post(f func()) {
 }
 
 func (c *callbacks) loop() {
+	id := goroutineID()
+	c.mu.Lock()
+	c.loopID = id
+	c.mu.Unlock()
 	for {
 		c.mu.Lock()
 		if len(c.q) == 0 {
 			c.running = false
+			c.loopID = 0
 			c.q = nil
 			if c.idle != nil {
 				c.idle.Broadcast()
@@ -184,14 +217,44 @@ func (c *callbacks) loop() {
 		c.q[0] = nil
 		c.q = c.q[1:]
 		c.mu.Unlock()
-		f()
+		c.call(f)
 	}
+}
+
+// call runs one callback. A panic in user code would otherwise end the
+// program from a goroutine the user never started; it is logged instead,
+// and the callbacks after it still run.
+func (c *callbacks) call(f func()) {
+	defer func() {
+		if v := recover(); v != nil {
+			log := c.log
+			if log == nil {
+				log = slog.Default()
+			}
+			log.Error("multiproc: callback panicked", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+		}
+	}()
+	f()
+}
+
+// onLoop reports whether the caller is running a callback of c.
+func (c *callbacks) onLoop() bool {
+	c.mu.Lock()
+	id := c.loopID
+	c.mu.Unlock()
+	// goroutineID is only read when a loop runs: a callback is the only
+	// goroutine that can match, and the close paths are not hot.
+	return id != 0 && id == goroutineID()
 }
 
 // wait waits until every posted callback has run. Unlike a WaitGroup it
 // may race with post: callbacks registered on finished results after a
-// pool's Close simply start the goroutine again.
+// pool's Close simply start the goroutine again. Called from a callback of
+// c, it returns at once (see callbacks).
 func (c *callbacks) wait() {
+	if c.onLoop() {
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.idle == nil {
@@ -200,4 +263,24 @@ func (c *callbacks) wait() {
 	for c.running {
 		c.idle.Wait()
 	}
+}
+
+// goroutineID returns the id of the calling goroutine, from the first line
+// of its stack trace ("goroutine 123 [running]:"), or 0 if that line cannot
+// be read.
+func goroutineID() uint64 {
+	var buf [64]byte
+	b := buf[:runtime.Stack(buf[:], false)]
+	b, ok := bytes.CutPrefix(b, []byte("goroutine "))
+	if !ok {
+		return 0
+	}
+	if i := bytes.IndexByte(b, ' '); i > 0 {
+		b = b[:i]
+	}
+	id, err := strconv.ParseUint(string(b), 10, 64)
+	if err != nil {
+		return 0
+	}
+	return id
 }

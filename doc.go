@@ -33,6 +33,17 @@
 //
 // In a test binary, TestMain starts with multiproc.Main() the same way.
 //
+// Everything that runs before Main runs again in every child: the init
+// functions and package-level var initialisers of every package in the
+// program, dependencies included. That is how a child gets the
+// registrations; it is also why such code must be cheap and must not do
+// what a child must not repeat (open files, connect, print, start
+// background work). Do that in main, after Main.
+//
+// Callbacks ([AsyncResult.OnResult], [AsyncResult.OnError],
+// [Future.AddDoneCallback]) run one at a time on a goroutine of the pool's.
+// They may close their own pool; a panic in one is logged, not fatal.
+//
 // # From Python
 //
 //	Process(target=f, args=(x,))      NewProcess(f, x); p.Name, p.Daemon
@@ -71,4 +82,9 @@
 // The package does not ship closures or arbitrary code: a child can only
 // run what its binary registered, and a child built from a different binary
 // refuses to start ([ErrBuildMismatch]).
+//
+// # Platforms
+//
+// Linux and macOS. On other systems the package does not compile; the
+// build fails with one error naming multiproc_supports_only_Linux_and_macOS.
 package multiproc

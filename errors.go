@@ -62,13 +62,14 @@ var (
 	// ErrResultType is returned by [Result] when the process's function
 	// returns another type than the one asked for.
 	ErrResultType = errs.ErrResultType
-	// ErrTooLarge matches every size-limit error: a frame over a reader's
-	// limit, an argument or result over the message size limit, an item
-	// over a queue's capacity. It is one value wherever it is reported.
+	// ErrTooLarge matches every error about a size limit: an argument or a
+	// result over [MaxMessageSize] (or a Process's MaxMessageSize), a frame
+	// over a reader's limit. It is one value wherever it is reported;
+	// errors that carry the sizes are [*TooLargeError].
 	ErrTooLarge = errs.ErrTooLarge
-	// ErrNotTransferable is returned when a value that needs file
-	// descriptors (a resource: a file, a pipe, shared memory, a lock) is
-	// passed where the engine or transport cannot carry them.
+	// ErrNotTransferable matches the error of an argument that holds a
+	// resource (descriptors, shared memory) given to a backend that cannot
+	// carry descriptors, such as a cluster.
 	ErrNotTransferable = errs.ErrNotTransferable
 	// ErrOwnerDead is returned by a lock whose holder died while holding
 	// it; the caller now holds the lock and must repair what it guards.

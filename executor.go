@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/multiproc-go/multiproc/internal/core"
+	eng "github.com/multiproc-go/multiproc/internal/engine"
 )
 
 // Executor is Python's concurrent.futures.ProcessPoolExecutor: submit work,
@@ -19,8 +20,8 @@ import (
 type Executor struct {
 	e        *engine
 	shutOnce sync.Once
-	shutErr  error
-	shutDone chan struct{}
+	shutErr  error         // written before shutDone is closed
+	shutDone chan struct{} // closed when the background close returned
 }
 
 func (x *Executor) engine() *engine { return x.e }
@@ -32,17 +33,48 @@ func NewExecutor(ctx context.Context, n int, opts ...PoolOption) (*Executor, err
 	if err != nil {
 		return nil, err
 	}
+	e.closedErr = errShutDown
 	return &Executor{e: e, shutDone: make(chan struct{})}, nil
 }
 
 // Shutdown stops the executor from taking work, like Python's shutdown. With
 // cancelFutures, futures not yet handed to a worker process are cancelled
-// (see [Future.Running]). With
-// wait, it returns once all running work has finished and the workers have
-// exited; without, the shutdown goes on in the background and a later
-// Shutdown(true, ...) waits for it. Submit after Shutdown fails with
-// [ErrPoolClosed]. It is safe to call more than once.
+// (see [Future.Running]). With wait, it returns once all running work has
+// finished, the workers have exited and the pending done callbacks have
+// run; without, the shutdown goes on in the background and a later
+// Shutdown(true, ...) waits for it. Called with wait from a done callback
+// (see [Future.AddDoneCallback]), it waits for the work and the workers
+// but not for that callback or those queued behind it, which run once it
+// returns. Submit after Shutdown fails with an error saying the executor
+// was shut down that matches [ErrPoolClosed]. It is safe to call more than
+// once, and concurrently.
 func (x *Executor) Shutdown(wait, cancelFutures bool) error {
+	x.startShutdown(cancelFutures)
+	if !wait {
+		return nil
+	}
+	if x.e.cb.onLoop() {
+		// The background close waits for every callback, this one
+		// included: wait for the work and workers here instead (close is
+		// idempotent and, called from a callback, skips the callbacks).
+		return x.e.close()
+	}
+	<-x.shutDone
+	return x.shutErr
+}
+
+// ShutdownContext is Shutdown(true, cancelFutures) bounded by ctx: if ctx
+// ends before the running work is done, it proceeds as a Pool's Terminate
+// (unfinished futures fail with an error matching [ErrPoolClosed], the
+// workers are killed and reaped) and returns an error wrapping ctx.Err().
+func (x *Executor) ShutdownContext(ctx context.Context, cancelFutures bool) error {
+	x.startShutdown(cancelFutures)
+	return x.e.closeContext(ctx)
+}
+
+// startShutdown stops intake, cancels what no worker has if asked, and
+// starts the background close once.
+func (x *Executor) startShutdown(cancelFutures bool) {
 	// Submit fails from here on, so nothing slips in between the refusal
 	// and the cancellation below.
 	x.e.core.StartClose()
@@ -55,31 +87,37 @@ func (x *Executor) Shutdown(wait, cancelFutures bool) error {
 			close(x.shutDone)
 		}()
 	})
-	if wait {
-		<-x.shutDone
-		return x.shutErr
-	}
-	return nil
 }
+
+// errShutDown is the error of work submitted to an executor after its
+// Shutdown: it says so in the executor's terms, and matches ErrPoolClosed
+// like the error of a closed pool, so one errors.Is serves both.
+var errShutDown error = shutDownError{}
+
+type shutDownError struct{}
+
+func (shutDownError) Error() string { return "multiproc: executor shut down" }
+func (shutDownError) Unwrap() error { return ErrPoolClosed }
 
 // Close is Shutdown(true, false), so an Executor can be deferred like a Pool.
 func (x *Executor) Close() error { return x.Shutdown(true, false) }
 
 // Stats returns a snapshot of the executor's counters.
-func (x *Executor) Stats() Stats { return x.e.core.Stats() }
+func (x *Executor) Stats() Stats { return statsOf(x.e.core.Stats()) }
 
 // Future is the pending result of [Submit]: Python's concurrent.futures.Future.
 // Its methods are safe for concurrent use.
 type Future[T any] struct {
 	p    *promise[T]
 	t    *core.Task
-	core *core.Pool
+	core eng.Engine
 }
 
 // Submit schedules f(arg) on w and returns its Future: Python's
 // executor.submit. It never blocks on the work; an argument that cannot be
 // encoded, an unregistered function or a closed executor make the future
-// fail at once. Cancelling ctx cancels the task, like [Future.Cancel].
+// fail at once (after [Executor.Shutdown], with an error saying so that
+// matches [ErrPoolClosed]). Cancelling ctx cancels the task, like [Future.Cancel].
 func Submit[In, Out any](ctx context.Context, w Workers, f Func[In, Out], arg In, opts ...CallOption) *Future[Out] {
 	e := w.engine()
 	a := new(struct {
@@ -133,7 +171,9 @@ func (f *Future[T]) Cancelled() bool {
 
 // AddDoneCallback arranges for fn to run with the future once it is done
 // (at once if it is), on the pool's callback goroutine: callbacks run one
-// at a time, in completion order.
+// at a time, in completion order, after the outcome is ready (so fn may
+// call f.Result). fn may call [Executor.Shutdown]; a panic in fn is logged
+// and the other callbacks still run (see [AsyncResult.OnResult]).
 func (f *Future[T]) AddDoneCallback(fn func(*Future[T])) { f.p.then(func() { fn(f) }) }
 
 func (f *Future[T]) doneChan() <-chan struct{} { return f.p.done }
@@ -147,12 +187,12 @@ type Awaitable interface {
 }
 
 // AsCompleted yields the given futures as they complete, in completion
-// order: Python's as_completed. If ctx ends first it yields (zero, err)
-// with err wrapping ctx.Err() and stops.
+// order: Python's as_completed. A future given more than once is yielded
+// once. If ctx ends first it yields (zero, err) with err wrapping ctx.Err()
+// and stops.
 func AsCompleted[F Awaitable](ctx context.Context, fs ...F) iter.Seq2[F, error] {
 	return func(yield func(F, error) bool) {
-		left := make([]F, len(fs))
-		copy(left, fs)
+		left := distinct(fs)
 		for len(left) > 0 {
 			i, err := waitAny(ctx, left)
 			if err != nil {
@@ -167,6 +207,22 @@ func AsCompleted[F Awaitable](ctx context.Context, fs ...F) iter.Seq2[F, error] 
 			}
 		}
 	}
+}
+
+// distinct returns a copy of fs without repeats, in first-seen order, as
+// CPython's wait and as_completed treat their argument as a set. F need
+// not be comparable, so a future is known by its done channel, which is
+// its own.
+func distinct[F Awaitable](fs []F) []F {
+	out := make([]F, 0, len(fs))
+	seen := make(map[<-chan struct{}]bool, len(fs))
+	for _, f := range fs {
+		if d := f.doneChan(); !seen[d] {
+			seen[d] = true
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // waitAny returns the index of a done entry, waiting for one.
@@ -203,9 +259,12 @@ const (
 )
 
 // Wait waits for the futures under the condition and returns them split in
-// done and not done: Python's concurrent.futures.wait. If ctx ends first it
-// returns the split at that moment and an error wrapping ctx.Err().
+// done and not done: Python's concurrent.futures.wait. Each distinct
+// future appears once, in the order first given, however often fs holds
+// it. If ctx ends first it returns the split at that moment and an error
+// wrapping ctx.Err().
 func Wait[F Awaitable](ctx context.Context, fs []F, cond WaitCondition) (done, notDone []F, err error) {
+	fs = distinct(fs)
 	split := func() {
 		done, notDone = done[:0], notDone[:0]
 		for _, f := range fs {

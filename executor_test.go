@@ -250,3 +250,22 @@ func TestShutdownCancelsOnlyUnstarted(t *testing.T) {
 	}
 	t.Logf("%d of %d cancelled", cancelled, len(fs))
 }
+
+// TestSubmitAfterShutdownSaysExecutor guards the wording of a refused
+// Submit: it matches ErrPoolClosed, like a closed pool's, but speaks of the
+// executor the caller used, not of a pool it never made.
+func TestSubmitAfterShutdownSaysExecutor(t *testing.T) {
+	ex := newExecutor(t, 1)
+	ctx := ctxT(t)
+	if err := ex.Shutdown(true, false); err != nil {
+		t.Fatal(err)
+	}
+	f := multiproc.Submit(ctx, ex, square, 1)
+	err := f.Exception(ctx)
+	if !errors.Is(err, multiproc.ErrPoolClosed) || err.Error() != "multiproc: executor shut down" {
+		t.Fatalf("submit after shutdown: got %v, want %q matching ErrPoolClosed", err, "multiproc: executor shut down")
+	}
+	if !f.Done() || f.Running() || f.Cancel() || f.Cancelled() {
+		t.Fatal("refused future: wrong Done/Running/Cancel/Cancelled")
+	}
+}

@@ -35,6 +35,10 @@ type slot[Out any] struct {
 func imap[In, Out any](ctx context.Context, e *engine, f Func[In, Out], seq iter.Seq[In], cfg callConfig, ordered bool) iter.Seq2[Out, error] {
 	return func(yield func(Out, error) bool) {
 		var zero Out
+		if err := cfg.err; err != nil {
+			yield(zero, err)
+			return
+		}
 		if err := f.check(); err != nil {
 			yield(zero, err)
 			return
@@ -59,6 +63,9 @@ func imap[In, Out any](ctx context.Context, e *engine, f Func[In, Out], seq iter
 			payload, err := f.in.AppendSlice(nil, chunk)
 			if err != nil {
 				return fmt.Errorf("multiproc: item of %q: %w", f.e.Name, err)
+			}
+			if err := e.checkSize(f.e.Name, fmt.Sprintf("chunk of %d items", len(chunk)), payload); err != nil {
+				return err
 			}
 			t := &core.Task{Fn: f.e, Chunk: true, Payload: payload, Items: len(chunk), Ctx: ictx, Timeout: cfg.timeout,
 				Done: func(res core.Result) {
@@ -87,7 +94,7 @@ func imap[In, Out any](ctx context.Context, e *engine, f Func[In, Out], seq iter
 			}
 			pending++
 			mu.Unlock()
-			if err := e.core.Submit(t); err != nil {
+			if err := e.submit(t); err != nil {
 				mu.Lock()
 				s.err, s.done = err, true
 				if !ordered {

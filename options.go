@@ -4,20 +4,24 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"math"
 	"time"
 
-	"github.com/multiproc-go/multiproc/internal/core"
+	eng "github.com/multiproc-go/multiproc/internal/engine"
 )
 
-// PoolOption configures a [Pool] or an [Executor]. Options that conflict
-// or are out of range make NewPool fail.
-type PoolOption func(*poolConfig) error
+// PoolOption configures a [Pool] or an [Executor] (and a pool on another
+// backend, such as the cluster's, which reads the same settings). Every
+// option validates its arguments: an out-of-range value, or options that
+// conflict, make NewPool or NewExecutor return an error naming the option.
+// A nil PoolOption panics. This package's options are the only ones that
+// can be written outside it (the parameter type is internal).
+type PoolOption func(*eng.Config) error
 
-type poolConfig struct {
-	core     core.Config
-	progress io.Writer // nil: no progress bars
-	autoBar  bool      // draw on stderr only when it is a terminal
-}
+// poolConfig is the engine's configuration under the name this package's
+// options use.
+type poolConfig = eng.Config
 
 // Initializer runs f(ctx, arg) once in each worker before it takes tasks,
 // like Python's initializer/initargs: typically to set up package-level
@@ -33,7 +37,7 @@ func Initializer[In, Out any](f Func[In, Out], arg In) PoolOption {
 		if err != nil {
 			return fmt.Errorf("multiproc: initializer argument: %w", err)
 		}
-		c.core.Init, c.core.InitArg = f.e, b
+		c.Init, c.InitArg = f.e, b
 		return nil
 	}
 }
@@ -47,16 +51,47 @@ func MaxTasksPerChild(n int) PoolOption {
 		if n < 0 {
 			return fmt.Errorf("multiproc: MaxTasksPerChild(%d): must not be negative", n)
 		}
-		c.core.MaxTasksPerChild = n
+		c.MaxTasksPerChild = n
 		return nil
 	}
 }
 
 // MaxMemory replaces a worker once its resident memory exceeds bytes (read
-// from /proc after its tasks; Linux only, ignored elsewhere). The task that
-// grew it completes normally.
+// from /proc after its tasks; Linux only, ignored elsewhere): a recycling
+// threshold, not a cap. The task that grew it completes normally. 0 means
+// no threshold.
 func MaxMemory(bytes uint64) PoolOption {
-	return func(c *poolConfig) error { c.core.MaxMemory = bytes; return nil }
+	return func(c *poolConfig) error { c.MaxMemory = bytes; return nil }
+}
+
+// MaxMessageSize bounds, in bytes, one task's encoded argument and one
+// result (a Map chunk's arguments or results count as one message). The
+// default is 256 MiB; it can be raised up to 4 GiB - 1, what a frame header
+// carries. An argument over the limit fails the call at once; a result over
+// it fails the task with an error matching [ErrTooLarge] (the worker
+// detects it before sending, and lives on).
+func MaxMessageSize(n int) PoolOption {
+	return func(c *poolConfig) error {
+		if n <= 0 || uint64(n) > math.MaxUint32 {
+			return fmt.Errorf("multiproc: MaxMessageSize(%d): must be between 1 and %d", n, uint64(math.MaxUint32))
+		}
+		c.MaxMessageSize = n
+		return nil
+	}
+}
+
+// Logger sets where the pool logs what it notices on its own (a worker
+// that broke the protocol, restarts backing off, a panic in a callback).
+// Lines that repeat are rate-limited. The default is slog.Default() as it is
+// when the pool is created.
+func Logger(l *slog.Logger) PoolOption {
+	return func(c *poolConfig) error {
+		if l == nil {
+			return errors.New("multiproc: Logger(nil)")
+		}
+		c.Logger = l
+		return nil
+	}
 }
 
 // MaxAge replaces a worker older than d, once it finishes its current tasks.
@@ -65,7 +100,7 @@ func MaxAge(d time.Duration) PoolOption {
 		if d < 0 {
 			return fmt.Errorf("multiproc: MaxAge(%v): must not be negative", d)
 		}
-		c.core.MaxAge = d
+		c.MaxAge = d
 		return nil
 	}
 }
@@ -79,7 +114,7 @@ func TaskTimeout(d time.Duration) PoolOption {
 		if d < 0 {
 			return fmt.Errorf("multiproc: TaskTimeout(%v): must not be negative", d)
 		}
-		c.core.TaskTimeout = d
+		c.TaskTimeout = d
 		return nil
 	}
 }
@@ -91,7 +126,7 @@ func Grace(d time.Duration) PoolOption {
 		if d <= 0 {
 			return fmt.Errorf("multiproc: Grace(%v): must be positive", d)
 		}
-		c.core.Grace = d
+		c.Grace = d
 		return nil
 	}
 }
@@ -107,9 +142,9 @@ func Retries(n int, errs ...error) PoolOption {
 		if n < 0 {
 			return fmt.Errorf("multiproc: Retries(%d): must not be negative", n)
 		}
-		c.core.Retries = n
+		c.Retries = n
 		if len(errs) > 0 {
-			c.core.RetryOn = func(err error) bool {
+			c.RetryOn = func(err error) bool {
 				for _, e := range errs {
 					if errors.Is(err, e) {
 						return true
@@ -130,14 +165,20 @@ func RestartIntensity(n int, window time.Duration) PoolOption {
 		if n <= 0 || window <= 0 {
 			return fmt.Errorf("multiproc: RestartIntensity(%d, %v): both must be positive", n, window)
 		}
-		c.core.MaxRestarts, c.core.RestartWindow = n, window
+		c.MaxRestarts, c.RestartWindow = n, window
 		return nil
 	}
 }
 
 // WorkerName sets the prefix of worker process names ("PoolWorker").
 func WorkerName(prefix string) PoolOption {
-	return func(c *poolConfig) error { c.core.Name = prefix; return nil }
+	return func(c *poolConfig) error {
+		if prefix == "" {
+			return errors.New("multiproc: WorkerName(\"\"): the prefix must not be empty")
+		}
+		c.Name = prefix
+		return nil
+	}
 }
 
 // WorkerMaxProcs sets GOMAXPROCS in each worker (default 1). A pool has
@@ -150,55 +191,95 @@ func WorkerMaxProcs(n int) PoolOption {
 		if n < 0 {
 			return fmt.Errorf("multiproc: WorkerMaxProcs(%d): must not be negative", n)
 		}
-		c.core.MaxProcs = n
+		c.MaxProcs = n
 		return nil
 	}
 }
 
-// Progress draws a progress bar on stderr for each Map, MapAsync, Starmap
-// and Imap call, but only when stderr is a terminal.
+// Progress draws a progress bar on stderr for each Map, MapAsync and
+// Starmap call, but only when stderr is a terminal.
 func Progress() PoolOption {
-	return func(c *poolConfig) error { c.autoBar = true; return nil }
+	return func(c *poolConfig) error { c.AutoProgress = true; return nil }
 }
 
-// ProgressTo draws progress bars on w whatever it is (for logs, or tests).
+// ProgressTo reports the progress of each Map, MapAsync and Starmap call on
+// w, whatever it is: live bars if w is a terminal; otherwise plain lines
+// `name done/total pct%`, at most one per tenth of the work and per second,
+// then the final line once (ending in " failed" if the call failed), so a
+// log file gets no cursor codes.
 func ProgressTo(w io.Writer) PoolOption {
 	return func(c *poolConfig) error {
 		if w == nil {
 			return errors.New("multiproc: ProgressTo(nil)")
 		}
-		c.progress = w
+		c.Progress = w
 		return nil
 	}
 }
 
-// CallOption configures one call (Map, Imap, Apply, Submit...).
-type CallOption func(*callConfig)
+// CallOption configures one call (Map, Imap, Apply, Submit...). Options
+// validate their arguments: with an invalid one, Map and Apply return the
+// error, and ApplyAsync, MapAsync, Submit and Imap return an already-failed
+// result (or yield the error) and submit nothing. A nil CallOption panics.
+type CallOption func(*callConfig) error
 
 type callConfig struct {
 	chunksize int
 	timeout   time.Duration
 	prefetch  int
+	err       error // the first invalid option
 }
 
 // Chunksize sends items to workers in chunks of n, as Python's chunksize
-// does: fewer, larger messages for small items. The default for Map is
-// Python's (about four chunks per worker); for Imap it is 1.
-func Chunksize(n int) CallOption { return func(c *callConfig) { c.chunksize = n } }
+// does: fewer, larger messages for small items. The default (n == 0) for
+// Map is Python's (about four chunks per worker, capped at 32768 items);
+// for Imap it is 1. n must not be negative.
+func Chunksize(n int) CallOption {
+	return func(c *callConfig) error {
+		if n < 0 {
+			return fmt.Errorf("multiproc: Chunksize(%d): must not be negative", n)
+		}
+		c.chunksize = n
+		return nil
+	}
+}
 
 // Timeout limits each task of the call (a chunk is one task), overriding
-// the pool's [TaskTimeout].
-func Timeout(d time.Duration) CallOption { return func(c *callConfig) { c.timeout = d } }
+// the pool's [TaskTimeout]; 0 keeps the pool's. d must not be negative.
+func Timeout(d time.Duration) CallOption {
+	return func(c *callConfig) error {
+		if d < 0 {
+			return fmt.Errorf("multiproc: Timeout(%v): must not be negative", d)
+		}
+		c.timeout = d
+		return nil
+	}
+}
 
 // Prefetch bounds how many chunks Imap and ImapUnordered keep in flight
-// ahead of the consumer (default 64 per worker): the input is read lazily,
-// so an endless iterator works.
-func Prefetch(n int) CallOption { return func(c *callConfig) { c.prefetch = n } }
+// ahead of the consumer (default, n == 0: 64 per worker): the input is read
+// lazily, so an endless iterator works. n must not be negative.
+func Prefetch(n int) CallOption {
+	return func(c *callConfig) error {
+		if n < 0 {
+			return fmt.Errorf("multiproc: Prefetch(%d): must not be negative", n)
+		}
+		c.prefetch = n
+		return nil
+	}
+}
 
+// callOptions applies opts; an invalid one is kept in the result's err,
+// which every entry point checks before submitting anything.
 func callOptions(opts []CallOption) callConfig {
 	var c callConfig
 	for _, o := range opts {
-		o(&c)
+		if o == nil {
+			panic("multiproc: nil CallOption")
+		}
+		if err := o(&c); err != nil && c.err == nil {
+			c.err = err
+		}
 	}
 	return c
 }

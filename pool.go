@@ -2,11 +2,15 @@ package multiproc
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 
 	"github.com/multiproc-go/multiproc/internal/core"
+	eng "github.com/multiproc-go/multiproc/internal/engine"
+	"github.com/multiproc-go/multiproc/internal/errs"
 	"github.com/multiproc-go/multiproc/internal/wire"
 )
 
@@ -17,12 +21,39 @@ type Workers interface {
 	engine() *engine
 }
 
-// engine is the worker core shared by Pool and Executor.
+// engine is what a Pool or an Executor runs on: an [eng.Engine] (the
+// local worker-process engine unless an option chose another backend),
+// plus what the typed layer adds on top of any engine: callbacks and
+// progress bars.
 type engine struct {
-	core     *core.Pool
+	core     eng.Engine
 	cb       callbacks
 	progress progressConfig
 	size     int
+	maxMsg   int // bytes one task's encoded argument may take
+	// closedErr is what work submitted after the end is told: an Executor
+	// says "executor shut down" where a Pool says "pool closed"; both
+	// match ErrPoolClosed.
+	closedErr error
+}
+
+// submit hands tasks to the engine, translating its refusal after a
+// shutdown into this front end's words.
+func (e *engine) submit(ts ...*core.Task) error {
+	err := e.core.Submit(ts...)
+	if err != nil && e.closedErr != nil && errors.Is(err, ErrPoolClosed) {
+		return e.closedErr
+	}
+	return err
+}
+
+// checkSize fails an encoded argument over the message limit, so that the
+// caller learns it synchronously instead of from a worker.
+func (e *engine) checkSize(fn string, what string, payload []byte) error {
+	if len(payload) > e.maxMsg {
+		return &errs.TooLargeError{What: what, Func: fn, Size: int64(len(payload)), Limit: int64(e.maxMsg)}
+	}
+	return nil
 }
 
 func newEngine(ctx context.Context, n int, opts []PoolOption) (*engine, error) {
@@ -30,27 +61,42 @@ func newEngine(ctx context.Context, n int, opts []PoolOption) (*engine, error) {
 		panic("multiproc: nil context")
 	}
 	if n < 0 {
-		panic(fmt.Sprintf("multiproc: pool size %d; must be positive (or 0 for CPUCount)", n))
+		return nil, fmt.Errorf("multiproc: pool size %d: must be positive (or 0 for CPUCount)", n)
 	}
 	if n == 0 {
 		n = defaultPoolSize()
 	}
-	var cfg poolConfig
+	cfg := poolConfig{Workers: n}
 	for _, o := range opts {
+		if o == nil {
+			panic("multiproc: nil PoolOption")
+		}
 		if err := o(&cfg); err != nil {
 			return nil, err
 		}
 	}
-	cfg.core.Workers = n
-	c, err := core.New(ctx, cfg.core)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	newCore := cfg.New
+	if newCore == nil {
+		newCore = core.NewEngine
+	}
+	c, err := newCore(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
-	return &engine{core: c, size: n, progress: newProgressConfig(cfg)}, nil
+	maxMsg := cfg.MaxMessageSize
+	if maxMsg <= 0 {
+		maxMsg = wire.DefaultMaxFrame
+	}
+	return &engine{core: c, size: c.Size(), progress: newProgressConfig(cfg), maxMsg: maxMsg, cb: callbacks{log: cfg.Logger}}, nil
 }
 
-func (e *engine) close() error {
-	err := e.core.Close()
+func (e *engine) close() error { return e.closeContext(context.Background()) }
+
+func (e *engine) closeContext(ctx context.Context) error {
+	err := e.core.Close(ctx)
 	e.cb.wait()
 	return err
 }
@@ -95,18 +141,30 @@ func (p *Pool) Size() int { return p.e.size }
 
 // Close stops the pool from taking work, waits for queued and running tasks
 // and their callbacks to finish, then stops the workers and waits for them
-// to exit: Python's close() followed by join(). It is safe to call more
-// than once and after Terminate.
+// to exit: Python's close() followed by join(). Called from a callback of
+// this pool it does not wait for that callback or those queued behind it
+// (see [AsyncResult.OnResult]). It is safe to call more than once and
+// after Terminate. It takes no context so that it can be deferred;
+// [Pool.CloseContext] bounds the wait.
 func (p *Pool) Close() error { return p.e.close() }
+
+// CloseContext is Close bounded by ctx: if ctx ends before the work is done,
+// it proceeds as [Pool.Terminate] (unfinished tasks fail with
+// [ErrPoolClosed], the workers are killed and reaped) and returns an error
+// wrapping ctx.Err().
+func (p *Pool) CloseContext(ctx context.Context) error { return p.e.closeContext(ctx) }
 
 // Terminate stops the pool at once: unfinished tasks fail with
 // [ErrPoolClosed], workers (and anything they started) are killed, and it
-// returns once they are reaped.
+// returns once they are reaped and the pending callbacks have run (from a
+// callback: all but that one and those queued behind it).
 func (p *Pool) Terminate() error { return p.e.terminate() }
 
 // Join waits, like Python's join(), until a Close or Terminate running in
-// another goroutine has finished; it fails if neither was called. If ctx
-// ends first it returns an error wrapping ctx.Err().
+// another goroutine has finished and the pending callbacks have run (from a
+// callback: all but that one and those queued behind it); it fails if
+// neither was called. If ctx ends first it returns an error wrapping
+// ctx.Err().
 func (p *Pool) Join(ctx context.Context) error {
 	if err := p.e.core.Join(ctx); err != nil {
 		return err
@@ -115,17 +173,8 @@ func (p *Pool) Join(ctx context.Context) error {
 	return nil
 }
 
-// Stats is a snapshot of a pool's counters: tasks done, failed (errors the
-// functions returned), died with their worker, timed out, cancelled,
-// retried; workers restarted and recycled; and per worker its pid, tasks,
-// busy time, age and resident memory.
-type Stats = core.Stats
-
-// WorkerStats describes one worker in [Stats].
-type WorkerStats = core.WorkerStats
-
 // Stats returns a snapshot of the pool's counters.
-func (p *Pool) Stats() Stats { return p.e.core.Stats() }
+func (p *Pool) Stats() Stats { return statsOf(p.e.core.Stats()) }
 
 // Apply runs f(arg) on a worker and waits for the result: Python's apply.
 // It is ApplyAsync followed by Get.
@@ -164,16 +213,19 @@ type call[T any] struct {
 // promise at once.
 func startCall[In, Out any](c *call[Out], ctx context.Context, e *engine, f Func[In, Out], arg In, cfg callConfig) {
 	c.p.init(e.cb.post)
-	err := f.check()
+	err := cfg.err
+	if err == nil {
+		err = f.check()
+	}
 	if err == nil {
 		var payload []byte
 		payload, err = f.in.Append(c.inl[:0], arg)
 		if err != nil {
 			err = fmt.Errorf("multiproc: argument of %q: %w", f.e.Name, err)
-		} else {
+		} else if err = e.checkSize(f.e.Name, "argument", payload); err == nil {
 			c.out = f.out
 			c.t = core.Task{Fn: f.e, Payload: payload, Items: 1, Ctx: ctx, Timeout: cfg.timeout, Sink: c}
-			err = e.core.Submit(&c.t)
+			err = e.submit(&c.t)
 		}
 	}
 	if err != nil {
@@ -210,11 +262,15 @@ func Starmap[A, B, Out any](ctx context.Context, w Workers, f Func[Args2[A, B], 
 func MapAsync[In, Out any](ctx context.Context, w Workers, f Func[In, Out], items []In, opts ...CallOption) *AsyncResult[[]Out] {
 	e := w.engine()
 	r := &AsyncResult[[]Out]{p: newPromise[[]Out](e.cb.post)}
+	cfg := callOptions(opts)
+	if err := cfg.err; err != nil {
+		r.p.settle(nil, err)
+		return r
+	}
 	if err := f.check(); err != nil {
 		r.p.settle(nil, err)
 		return r
 	}
-	cfg := callOptions(opts)
 	n := len(items)
 	if n == 0 {
 		r.p.settle([]Out{}, nil)
@@ -243,6 +299,9 @@ func MapAsync[In, Out any](ctx context.Context, w Workers, f Func[In, Out], item
 	for lo := 0; lo < n; lo += cs {
 		hi := min(lo+cs, n)
 		payload, err := f.in.AppendSlice(chunkBufs.get(), items[lo:hi])
+		if err == nil {
+			err = e.checkSize(f.e.Name, fmt.Sprintf("chunk of %d items", hi-lo), payload)
+		}
 		if err != nil {
 			cancel()
 			bar.abort()
@@ -275,7 +334,7 @@ func MapAsync[In, Out any](ctx context.Context, w Workers, f Func[In, Out], item
 			},
 		})
 		if len(tasks) == group || hi == n {
-			if err := e.core.Submit(tasks...); err != nil {
+			if err := e.submit(tasks...); err != nil {
 				cancel()
 				bar.abort()
 				r.p.settle(nil, err)

@@ -8,46 +8,20 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/multiproc-go/multiproc/internal/engine"
 	"github.com/multiproc-go/multiproc/internal/errs"
-	"github.com/multiproc-go/multiproc/internal/registry"
+	"github.com/multiproc-go/multiproc/internal/logs"
 )
 
-// Config configures a Pool. Zero fields take the documented defaults.
-type Config struct {
-	Workers int // number of workers; must be positive
-	// Init, if set, runs once in each worker before it takes tasks, with
-	// InitArg as its encoded argument. A failure fails New, or counts as a
-	// failed start for a replacement worker.
-	Init    *registry.Entry
-	InitArg []byte
-	// MaxTasksPerChild retires a worker after that many tasks (chunks count
-	// as one task, as in Python); 0 means never.
-	MaxTasksPerChild int
-	// MaxMemory retires a worker whose resident memory exceeds it (bytes,
-	// read from /proc; Linux only); 0 means no limit.
-	MaxMemory uint64
-	// MaxAge retires a worker older than this; 0 means no limit.
-	MaxAge time.Duration
-	// TaskTimeout is the default per-task time limit; 0 means none.
-	TaskTimeout time.Duration
-	// Grace is how long a worker has to stop after SIGTERM (timeout) or a
-	// cancellation before it is killed. Default 2s.
-	Grace time.Duration
-	// Retries is how many times a task whose worker died or timed out is
-	// run again; RetryOn (default: ErrWorkerDied or ErrTimeout) selects
-	// which failures are retried. Errors the function itself returns are
-	// never retried.
-	Retries int
-	RetryOn func(error) bool
-	// MaxRestarts unplanned worker deaths within RestartWindow are taken
-	// without delay; beyond that, restarts back off exponentially (to 5s).
-	// Defaults: 2×Workers+2 within 10s.
-	MaxRestarts   int
-	RestartWindow time.Duration
-	// Name prefixes worker names ("PoolWorker" by default).
-	Name string
-	// MaxProcs is each worker's GOMAXPROCS (default 1).
-	MaxProcs int
+var _ engine.Engine = (*Pool)(nil)
+
+// NewEngine is the local engine's [engine.Factory].
+func NewEngine(ctx context.Context, cfg Config) (engine.Engine, error) {
+	p, err := New(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
 }
 
 // maxSpawnFailures consecutive failed worker starts, with no live worker
@@ -59,6 +33,7 @@ const maxSpawnFailures = 3
 // use.
 type Pool struct {
 	cfg Config
+	log *logs.Limiter
 
 	mu         sync.Mutex
 	queue      deque
@@ -119,7 +94,7 @@ func New(ctx context.Context, cfg Config) (*Pool, error) {
 			return errors.Is(err, errs.ErrWorkerDied) || errors.Is(err, errs.ErrTimeout)
 		}
 	}
-	p := &Pool{cfg: cfg, done: make(chan struct{})}
+	p := &Pool{cfg: cfg, log: logs.New(cfg.Logger), done: make(chan struct{})}
 	type started struct {
 		w   *worker
 		err error
@@ -195,7 +170,7 @@ func (p *Pool) Cancel(t *Task, err error) bool {
 	ok := p.cancelLocked(t)
 	p.mu.Unlock()
 	if ok {
-		t.finish(p, Result{Err: err})
+		p.finish(t, Result{Err: err})
 	}
 	return ok
 }
@@ -204,10 +179,10 @@ func (p *Pool) Cancel(t *Task, err error) bool {
 // finishes it after unlocking. It returns false if t already finished or
 // already ran.
 func (p *Pool) cancelLocked(t *Task) bool {
-	if t.finished.Load() || t.cancelled {
+	if t.Finished() || t.Sched.Cancelled {
 		return false
 	}
-	w := t.w
+	w := owner(t)
 	idx := -1
 	if w != nil && !w.dead {
 		idx = w.indexLocked(t)
@@ -215,14 +190,14 @@ func (p *Pool) cancelLocked(t *Task) bool {
 			return false // it ran and its result is on the way: too late
 		}
 	}
-	t.cancelled = true
+	t.Sched.Cancelled = true
 	p.stats.cancelled++
 	if idx >= 0 {
-		if idx < len(w.assigned)-w.unsent && !t.cancelSent {
+		if idx < len(w.assigned)-w.unsent && !t.Sched.CancelSent {
 			// Already written to the worker: tell it. A task not yet
 			// written goes out flagged as cancelled instead, and is never
 			// run.
-			t.cancelSent = true
+			t.Sched.CancelSent = true
 			w.cancels = append(w.cancels, w.done+uint64(idx)+1)
 			w.wakeWriter()
 		}
@@ -256,7 +231,7 @@ func (p *Pool) CancelPending(err error) {
 	}
 	p.mu.Unlock()
 	for _, t := range ts {
-		t.finish(p, Result{Err: err})
+		p.finish(t, Result{Err: err})
 	}
 }
 
@@ -266,11 +241,11 @@ func (p *Pool) CancelPending(err error) {
 func (p *Pool) Running(t *Task) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if t.finished.Load() || t.w == nil || t.w.dead {
+	if t.Finished() || t.Sched.Owner == nil || owner(t).dead {
 		return false
 	}
-	idx := t.w.indexLocked(t)
-	return idx >= 0 && idx < len(t.w.assigned)-t.w.unsent
+	idx := owner(t).indexLocked(t)
+	return idx >= 0 && idx < len(owner(t).assigned)-owner(t).unsent
 }
 
 func (p *Pool) taskDone(t *Task) {
@@ -310,7 +285,7 @@ func (p *Pool) dispatchKickLocked(busyToo bool) []*worker {
 	window := p.windowLocked()
 	for p.queue.len() > 0 {
 		t := p.queue.front()
-		if t.finished.Load() {
+		if t.Finished() {
 			p.queue.popFront()
 			continue
 		}
@@ -331,7 +306,7 @@ func (p *Pool) dispatchKickLocked(busyToo bool) []*worker {
 			break
 		}
 		p.queue.popFront()
-		t.w = best
+		t.Sched.Owner = best
 		best.assigned = append(best.assigned, t)
 		best.unsent++
 		best.given++
@@ -473,7 +448,7 @@ func (p *Pool) breakLocked(cause error) {
 	go func() {
 		defer p.wg.Done()
 		for _, t := range ts {
-			t.finish(p, Result{Err: err})
+			p.finish(t, Result{Err: err})
 		}
 	}()
 }
@@ -500,13 +475,24 @@ func (p *Pool) maybeDoneLocked() {
 }
 
 // Close stops accepting tasks, lets queued and running tasks finish, then
-// stops the workers and waits for them to exit.
-func (p *Pool) Close() error {
+// stops the workers and waits for them to exit. If ctx ends first it
+// proceeds as Terminate (unfinished tasks fail with ErrPoolClosed, workers
+// are killed and reaped) and returns an error wrapping ctx.Err().
+func (p *Pool) Close(ctx context.Context) error {
 	p.StartClose()
-	<-p.done
-	p.wg.Wait()
-	return nil
+	select {
+	case <-p.done:
+		p.wg.Wait()
+		return nil
+	case <-ctx.Done():
+	}
+	p.Terminate()
+	return fmt.Errorf("multiproc: close did not finish in time, pool terminated: %w", ctx.Err())
 }
+
+// CanTransfer reports whether tasks may carry descriptors. The local
+// engine will pass them with SCM_RIGHTS; until then it refuses them.
+func (p *Pool) CanTransfer() bool { return false }
 
 // StartClose stops accepting tasks and lets the pool wind down once its work
 // is done, without waiting: Submit fails with ErrPoolClosed from its return
@@ -533,7 +519,7 @@ func (p *Pool) Terminate() error {
 	}
 	p.mu.Unlock()
 	for _, t := range ts {
-		t.finish(p, Result{Err: fmt.Errorf("%w: terminated", errs.ErrPoolClosed)})
+		p.finish(t, Result{Err: fmt.Errorf("%w: terminated", errs.ErrPoolClosed)})
 	}
 	p.mu.Lock()
 	p.maybeDoneLocked()

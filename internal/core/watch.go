@@ -24,7 +24,7 @@ func (p *Pool) watchLocked(t *Task) {
 	}
 	if !reflect.TypeOf(ctx).Comparable() {
 		// Cannot be a map key: watch this task alone.
-		t.stop = context.AfterFunc(ctx, func() { p.Cancel(t, cancelled(t, ctx)) })
+		t.Sched.Stop = context.AfterFunc(ctx, func() { p.Cancel(t, cancelled(t, ctx)) })
 		return
 	}
 	w := p.watches[ctx]
@@ -41,7 +41,7 @@ func (p *Pool) watchLocked(t *Task) {
 		// drop the finished tasks now and then so the list stays bounded.
 		kept := w.tasks[:0]
 		for _, x := range w.tasks {
-			if !x.finished.Load() {
+			if !x.Finished() {
 				kept = append(kept, x)
 			}
 		}
@@ -50,15 +50,15 @@ func (p *Pool) watchLocked(t *Task) {
 	}
 	w.tasks = append(w.tasks, t)
 	w.live++
-	t.watched = true
+	t.Sched.Watched = true
 }
 
 // unwatchLocked forgets a finished task; a watch without live tasks ends.
 func (p *Pool) unwatchLocked(t *Task) {
-	if !t.watched {
+	if !t.Sched.Watched {
 		return
 	}
-	t.watched = false
+	t.Sched.Watched = false
 	w := p.watches[t.Ctx]
 	if w == nil {
 		return
@@ -75,7 +75,7 @@ func (p *Pool) contextDone(ctx context.Context) {
 	var ts []*Task
 	if w != nil {
 		for _, t := range w.tasks {
-			if !t.finished.Load() {
+			if !t.Finished() {
 				ts = append(ts, t)
 			}
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"sync"
@@ -180,7 +179,7 @@ func (p *Pool) armHeadLocked(w *worker) {
 	if limit <= 0 {
 		limit = p.cfg.TaskTimeout
 	}
-	if t.cancelled {
+	if t.Sched.Cancelled {
 		limit = p.cfg.Grace
 	}
 	if limit <= 0 {
@@ -196,12 +195,12 @@ func (p *Pool) headExpired(w *worker, t *Task, gen uint64) {
 	if w.headGen != gen || w.dead {
 		return
 	}
-	if t.cancelled || t.timedOut {
+	if t.Sched.Cancelled || t.Sched.TimedOut {
 		// Grace is over: it did not stop when asked.
 		w.killLocked()
 		return
 	}
-	t.timedOut = true
+	t.Sched.TimedOut = true
 	p.stats.timedOut++
 	syscall.Kill(-w.pid, syscall.SIGTERM)
 	w.headTimer = time.AfterFunc(p.cfg.Grace, func() { p.headExpired(w, t, gen) })
@@ -253,7 +252,7 @@ func (w *worker) sendLocked() bool {
 	flags := w.wflags[:0]
 	for _, t := range batch {
 		var f byte
-		if t.cancelled {
+		if t.Sched.Cancelled {
 			f |= flagCancelled
 		}
 		if t.Chunk {
@@ -337,7 +336,7 @@ func (w *worker) appendTask(t *Task, flags byte) {
 		}
 		// No pool lock is held here, so the caller is answered at once; the
 		// stub's reply will find the task finished.
-		t.finish(w.p, Result{Err: fmt.Errorf("multiproc: task %q: argument of %d bytes: %w", t.Fn.Name, size, err)})
+		w.p.finish(t, Result{Err: fmt.Errorf("multiproc: task %q: argument of %d bytes: %w", t.Fn.Name, size, err)})
 		w.appendTask(t, (flags&^flagDefine)|flagCancelled)
 		return
 	}
@@ -398,7 +397,7 @@ func (w *worker) readLoop() {
 		}
 		t, r, ok := p.acceptResult(w, payload)
 		if ok {
-			t.finish(p, r)
+			p.finish(t, r)
 		}
 		// Refill the workers once per batch of results, not once per
 		// result: one write carries all the tasks the batch made room for.
@@ -501,7 +500,7 @@ func (p *Pool) recoverResults(w *worker) {
 			return // a bad frame
 		}
 		if ok {
-			t.finish(p, r)
+			p.finish(t, r)
 		}
 	}
 	p.refill()
@@ -533,16 +532,13 @@ func decodeResult(w *worker, status byte, data []byte) Result {
 	return Result{Err: fmt.Errorf("multiproc: worker %d sent unknown status %d", w.pid, status)}
 }
 
-// stderr receives the pool's rare diagnostics.
-var stderr io.Writer = os.Stderr
-
 // protocolError kills a worker that broke the protocol; its death settles
 // its tasks like any other.
 func (p *Pool) protocolError(w *worker, what string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if !w.dead {
-		fmt.Fprintf(stderr, "multiproc: worker %d broke the protocol (%s); killing it\n", w.pid, what)
+		p.log.Error("protocol", "multiproc: a worker broke the protocol; killing it", "worker", w.name, "pid", w.pid, "problem", what)
 		w.killLocked()
 	}
 }
@@ -604,7 +600,7 @@ func (p *Pool) workerExited(w *worker) {
 	var requeue []*Task
 	for i, t := range w.assigned {
 		ord := w.done + uint64(i) + 1
-		if t.finished.Load() {
+		if t.Finished() {
 			continue
 		}
 		if p.terminated {
@@ -623,25 +619,25 @@ func (p *Pool) workerExited(w *worker) {
 			fails = append(fails, failure{t, died})
 		case ord == started:
 			var err error = died
-			if t.timedOut {
+			if t.Sched.TimedOut {
 				err = fmt.Errorf("%w: %q ran longer than its limit; worker %d was stopped (%v)", errs.ErrTimeout, t.Fn.Name, w.pid, died)
 			} else {
 				died.Reason = fmt.Sprintf("while running task %q", t.Fn.Name)
 				p.stats.died++
 			}
-			if t.attempts < p.cfg.Retries && p.cfg.RetryOn(err) {
-				t.attempts++
-				t.timedOut = false
-				t.w = nil
-				t.cancelSent = false
+			if t.Sched.Attempts < p.cfg.Retries && p.cfg.RetryOn(err) {
+				t.Sched.Attempts++
+				t.Sched.TimedOut = false
+				t.Sched.Owner = nil
+				t.Sched.CancelSent = false
 				p.stats.retried++
 				requeue = append(requeue, t)
 				continue
 			}
 			fails = append(fails, failure{t, err})
 		default:
-			t.w = nil
-			t.cancelSent = false
+			t.Sched.Owner = nil
+			t.Sched.CancelSent = false
 			requeue = append(requeue, t)
 		}
 	}
@@ -660,6 +656,6 @@ func (p *Pool) workerExited(w *worker) {
 	p.maybeDoneLocked()
 	p.mu.Unlock()
 	for _, f := range fails {
-		f.t.finish(p, Result{Err: f.err})
+		p.finish(f.t, Result{Err: f.err})
 	}
 }
