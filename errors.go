@@ -86,8 +86,8 @@ var (
 // the bridge installed below: errors.As(err, &target) with a target of
 // this package's type finds them anywhere in a chain, however they were
 // wrapped (fmt.Errorf("%w: ...: %w", ErrTimeout, exitErr) included). An
-// ExitError has exactly the fields of errs.ExitError, so the bridge
-// converts the pointer itself and both name one value; a RemoteError is a
+// ExitError (or TooLargeError) has exactly the fields of its errs twin,
+// so the bridge converts the pointer itself and both name one value; a RemoteError is a
 // copy of the decoded one's fields that unwraps to the same errors. Test
 // for these types with errors.As, not a type assertion: an error a pool
 // returns may be the internal carrier.
@@ -105,6 +105,11 @@ func toPublic(err error, target any) bool {
 	case *errs.ExitError:
 		if t, ok := target.(**ExitError); ok {
 			*t = (*ExitError)(e)
+			return true
+		}
+	case *errs.TooLargeError:
+		if t, ok := target.(**TooLargeError); ok {
+			*t = (*TooLargeError)(e)
 			return true
 		}
 	case *errs.RemoteError:
@@ -204,6 +209,25 @@ func (e *ExitError) Error() string { return (*errs.ExitError)(e).Error() }
 
 // Is makes a worker's ExitError match [ErrWorkerDied].
 func (e *ExitError) Is(target error) bool { return (*errs.ExitError)(e).Is(target) }
+
+// TooLargeError reports a value over a size limit, with the sizes; it
+// matches [ErrTooLarge]. Get one with errors.As.
+type TooLargeError struct {
+	// What was too large: "argument", "result", "item"...
+	What string
+	// Func is the registered name of the function or type involved, if any.
+	Func string
+	// Size is the number of bytes the value needed.
+	Size int64
+	// Limit is the limit it exceeded.
+	Limit int64
+}
+
+// Error names what was too large, its size and the limit.
+func (e *TooLargeError) Error() string { return (*errs.TooLargeError)(e).Error() }
+
+// Is makes a TooLargeError match [ErrTooLarge].
+func (e *TooLargeError) Is(target error) bool { return (*errs.TooLargeError)(e).Is(target) }
 
 // RegisterError makes a sentinel error recognisable across process
 // boundaries and returns it: a child's error e with errors.Is(e, err)

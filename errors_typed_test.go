@@ -292,8 +292,14 @@ func TestOneValuePerCondition(t *testing.T) {
 	if multiproc.ErrTooLarge != wire.ErrFrameTooLarge || multiproc.ErrTooLarge != errs.ErrTooLarge {
 		t.Errorf("ErrTooLarge is not wire's frame error")
 	}
-	if !errors.Is(&errs.TooLargeError{What: "argument"}, multiproc.ErrTooLarge) {
-		t.Errorf("a *TooLargeError does not match ErrTooLarge")
+	internal := &errs.TooLargeError{What: "argument", Size: 10, Limit: 5}
+	wrapped := fmt.Errorf("submitting: %w", internal)
+	var tl *multiproc.TooLargeError
+	if !errors.Is(wrapped, multiproc.ErrTooLarge) || !errors.As(wrapped, &tl) || tl.Size != 10 || (*errs.TooLargeError)(tl) != internal {
+		t.Errorf("a wrapped internal *TooLargeError: Is %v, As %v %+v; want both, one value", errors.Is(wrapped, multiproc.ErrTooLarge), tl != nil, tl)
+	}
+	if !errors.Is(&multiproc.TooLargeError{}, multiproc.ErrTooLarge) {
+		t.Errorf("the public *TooLargeError does not match ErrTooLarge")
 	}
 }
 
@@ -303,6 +309,7 @@ func TestPublicErrorTypesMirrorInternal(t *testing.T) {
 	for _, pair := range [][2]reflect.Type{
 		{reflect.TypeFor[multiproc.RemoteError](), reflect.TypeFor[errs.RemoteError]()},
 		{reflect.TypeFor[multiproc.ExitError](), reflect.TypeFor[errs.ExitError]()},
+		{reflect.TypeFor[multiproc.TooLargeError](), reflect.TypeFor[errs.TooLargeError]()},
 	} {
 		var pub, in []string
 		for _, x := range []struct {

@@ -103,6 +103,10 @@ func (e *TooLargeError) Error() string {
 // Is makes a TooLargeError match ErrTooLarge.
 func (e *TooLargeError) Is(target error) bool { return target == ErrTooLarge }
 
+// As lets errors.As fill the root package's public type from this one
+// (see [SetPublic]).
+func (e *TooLargeError) As(target any) bool { return public.as != nil && public.as(e, target) }
+
 // ExitError describes how a child process ended. Code follows Python's
 // Process.exitcode: the exit status, or -N when killed by signal N.
 type ExitError struct {
@@ -205,7 +209,8 @@ var public struct {
 
 // SetPublic installs the root package's bridge to its exported error
 // types, which this package cannot import: as fills target (a pointer to
-// a root type) from err (a *RemoteError or *ExitError of this package) and
+// a root type) from err (a *RemoteError, *ExitError or *TooLargeError of
+// this package) and
 // reports whether it did; recordOf returns the *RemoteError a root
 // RemoteError stands for, or nil for any other error, so that a middle
 // process passes a grandchild's failure on unchanged whichever of the two
