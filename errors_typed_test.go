@@ -28,7 +28,7 @@ type rangeError struct{ Lo, Hi, Got int }
 func (e rangeError) Error() string { return fmt.Sprintf("%d not in [%d, %d]", e.Got, e.Lo, e.Hi) }
 
 // hiddenError cannot be encoded: gob needs an exported field.
-type hiddenError struct{ why *string }
+type hiddenError struct{ _ *string }
 
 func (e *hiddenError) Error() string { return "hidden" }
 

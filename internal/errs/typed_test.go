@@ -26,7 +26,7 @@ func (e limitError) Error() string { return fmt.Sprintf("used %d of %d", e.Used,
 
 // opaqueError has no exported fields and holds a pointer, so gob cannot
 // encode it.
-type opaqueError struct{ p *int }
+type opaqueError struct{ _ *int }
 
 func (e *opaqueError) Error() string { return "opaque" }
 

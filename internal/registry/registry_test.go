@@ -101,7 +101,7 @@ type task struct {
 	Jobs []struct{ Done chan int }
 }
 
-type file struct{ fd int }
+type file struct{ _ int }
 
 func (*file) NeedsDescriptors() bool { return true }
 

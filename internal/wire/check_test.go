@@ -24,8 +24,8 @@ type jobs struct {
 }
 
 type hiddenChan struct {
-	N    int
-	done chan int // unexported: gob ignores it, so it is allowed
+	N int
+	_ chan int // unexported: gob ignores it, so it is allowed
 }
 
 type funcField struct{ Then func() }
@@ -47,8 +47,8 @@ type badNode struct {
 // fakeFile stands in for a resource (an *os.File wrapper) defined by a
 // later package; its pointer implements the marker.
 type fakeFile struct {
-	fd   int
-	wake chan struct{} // never walked: the type is a resource
+	_ int
+	_ chan struct{} // never walked: the type is a resource
 }
 
 func (*fakeFile) NeedsDescriptors() bool { return true }
@@ -62,7 +62,7 @@ type resourceInSlice struct{ Files []fakeFile }
 
 type withAny struct{ V any }
 
-type selfEncoded struct{ f func() }
+type selfEncoded struct{ _ func() }
 
 func (selfEncoded) GobEncode() ([]byte, error) { return nil, nil }
 
