@@ -1,7 +1,13 @@
 package multiproc
 
 import (
+	"fmt"
+	"reflect"
+	"syscall"
+
 	"github.com/multiproc-go/multiproc/internal/errs"
+	"github.com/multiproc-go/multiproc/internal/registry"
+	"github.com/multiproc-go/multiproc/internal/wire"
 )
 
 // Errors returned by this package. Test for them with errors.Is; they keep
@@ -53,32 +59,243 @@ var (
 	// pool cannot keep workers alive (a failing initializer, a crash loop);
 	// it wraps the cause.
 	ErrPoolBroken = errs.ErrPoolBroken
+	// ErrResultType is returned by [Result] when the process's function
+	// returns another type than the one asked for.
+	ErrResultType = errs.ErrResultType
 	// ErrTooLarge matches every error about a size limit: an argument or a
 	// result over [MaxMessageSize] (or a Process's MaxMessageSize), a frame
-	// over a reader's limit. Errors that carry the sizes are *TooLargeError.
+	// over a reader's limit. It is one value wherever it is reported;
+	// errors that carry the sizes are [*TooLargeError].
 	ErrTooLarge = errs.ErrTooLarge
 	// ErrNotTransferable matches the error of an argument that holds a
 	// resource (descriptors, shared memory) given to a backend that cannot
 	// carry descriptors, such as a cluster.
 	ErrNotTransferable = errs.ErrNotTransferable
+	// ErrOwnerDead is returned by a lock whose holder died while holding
+	// it; the caller now holds the lock and must repair what it guards.
+	ErrOwnerDead = errs.ErrOwnerDead
+	// ErrFDLimit matches failures caused by a process running out of file
+	// descriptors (EMFILE).
+	ErrFDLimit = errs.ErrFDLimit
 )
 
-// RemoteError is an error returned, or a panic raised, by code running in
-// another process. It carries the remote type name, message and (for
-// panics) stack. errors.Is matches the sentinel errors registered with
-// [RegisterError] (and the standard ones: context, io, fs) that the remote
-// error matched in its own process.
-type RemoteError = errs.RemoteError
+// The error types below are defined here, so that their fields and docs
+// are this package's, but the internal packages (core, boot, errs) that
+// detect deaths and decode envelopes cannot import this package. They
+// build errs.ExitError and errs.RemoteError instead, whose As methods call
+// the bridge installed below: errors.As(err, &target) with a target of
+// this package's type finds them anywhere in a chain, however they were
+// wrapped (fmt.Errorf("%w: ...: %w", ErrTimeout, exitErr) included). An
+// ExitError (or TooLargeError) has exactly the fields of its errs twin,
+// so the bridge converts the pointer itself and both name one value; a RemoteError is a
+// copy of the decoded one's fields that unwraps to the same errors. Test
+// for these types with errors.As, not a type assertion: an error a pool
+// returns may be the internal carrier.
+func init() {
+	errs.SetPublic(toPublic, func(err error) *errs.RemoteError {
+		if re, ok := err.(*RemoteError); ok {
+			return re.record()
+		}
+		return nil
+	})
+}
 
-// ExitError describes a child that ended abnormally: its pid, its exit code
-// in Python's convention (the exit status, or -N when killed by signal N)
-// and the signal. A pool worker's ExitError matches [ErrWorkerDied].
-type ExitError = errs.ExitError
+func toPublic(err error, target any) bool {
+	switch e := err.(type) {
+	case *errs.ExitError:
+		if t, ok := target.(**ExitError); ok {
+			*t = (*ExitError)(e)
+			return true
+		}
+	case *errs.TooLargeError:
+		if t, ok := target.(**TooLargeError); ok {
+			*t = (*TooLargeError)(e)
+			return true
+		}
+	case *errs.RemoteError:
+		if t, ok := target.(**RemoteError); ok {
+			*t = &RemoteError{Func: e.Func, Pid: e.Pid, Type: e.Type, Message: e.Message, Stack: e.Stack, Panic: e.Panic, rec: e}
+			return true
+		}
+	}
+	return false
+}
+
+// RemoteError is an error returned, or a panic raised, by code running in
+// another process. Its Error text names the function, the pid, the remote
+// type (unless it is a plain errors.New or fmt.Errorf value) and the
+// message. errors.Is matches the sentinel errors the remote error matched
+// in its own process, if they are registered with [RegisterError] (the
+// standard ones of context, io, io/fs and os, and this package's, always
+// are); errors.As finds the values of error types registered with
+// [RegisterErrorType] that were in the remote error's chain.
+//
+// A RemoteError that a process returns unchanged (a nested child's
+// failure passed on) reaches its parent as it was: the grandchild's
+// function, pid, type, message, stack and errors. Get one with errors.As;
+// each call yields a fresh copy of the same fields.
+type RemoteError struct {
+	// Func is the registered name of the function (or process type) that
+	// failed, if known.
+	Func string
+	// Pid is the process the error happened in.
+	Pid int
+	// Type is the Go type of the remote error value as fmt's %T prints it
+	// ("*main.NotFoundError"), or "panic" for a panic.
+	Type string
+	// Message is the remote error's Error() text, or the panic value
+	// printed with fmt.Sprint.
+	Message string
+	// Stack is the remote goroutine's stack at a panic; empty for errors
+	// returned normally (it would only show the invoker).
+	Stack string
+	// Panic reports whether the remote code panicked.
+	Panic bool
+
+	rec *errs.RemoteError // the decoded envelope; nil if built by hand
+}
+
+// Error names the function, the pid, the remote type (unless it is a
+// plain errors.New or fmt.Errorf value) and the message, or says it was a
+// panic.
+func (e *RemoteError) Error() string {
+	return errs.FormatRemote(e.Func, e.Pid, e.Type, e.Message, e.Panic)
+}
+
+// Unwrap returns the registered sentinels the remote error matched and the
+// values of registered error types it carried, for errors.Is and errors.As.
+func (e *RemoteError) Unwrap() []error {
+	if e.rec == nil {
+		return nil
+	}
+	return e.rec.Unwrap()
+}
+
+// record is the envelope to pass e on with: the decoded one, with the
+// fields as e has them now.
+func (e *RemoteError) record() *errs.RemoteError {
+	var r *errs.RemoteError
+	if e.rec != nil {
+		r = e.rec.Clone()
+	} else {
+		r = new(errs.RemoteError)
+	}
+	r.Func, r.Pid, r.Type, r.Message, r.Stack, r.Panic = e.Func, e.Pid, e.Type, e.Message, e.Stack, e.Panic
+	return r
+}
+
+// ExitError describes a child that ended abnormally (or a pool worker that
+// died holding a task). Get one with errors.As; a worker's ExitError also
+// matches [ErrWorkerDied].
+type ExitError struct {
+	// Pid is the process that ended.
+	Pid int
+	// Code is its exit code in Python's convention: the exit status, or
+	// -N when killed by signal N.
+	Code int
+	// Signal is the signal that killed it, or 0 if it exited.
+	Signal syscall.Signal
+	// Worker reports that the process was a pool or executor worker that
+	// died while it held a task; such errors match ErrWorkerDied.
+	Worker bool
+	// Reason is extra knowledge about the death (the task it was running,
+	// an out-of-memory kill, a limit), empty when nothing more is known.
+	Reason string
+}
+
+// Error says which process (or worker) ended and how: its exit code or
+// its signal, and the Reason if known.
+func (e *ExitError) Error() string { return (*errs.ExitError)(e).Error() }
+
+// Is makes a worker's ExitError match [ErrWorkerDied].
+func (e *ExitError) Is(target error) bool { return (*errs.ExitError)(e).Is(target) }
+
+// TooLargeError reports a value over a size limit, with the sizes; it
+// matches [ErrTooLarge]. Get one with errors.As.
+type TooLargeError struct {
+	// What was too large: "argument", "result", "item"...
+	What string
+	// Func is the registered name of the function or type involved, if any.
+	Func string
+	// Size is the number of bytes the value needed.
+	Size int64
+	// Limit is the limit it exceeded.
+	Limit int64
+}
+
+// Error names what was too large, its size and the limit.
+func (e *TooLargeError) Error() string { return (*errs.TooLargeError)(e).Error() }
+
+// Is makes a TooLargeError match [ErrTooLarge].
+func (e *TooLargeError) Is(target error) bool { return (*errs.TooLargeError)(e).Is(target) }
 
 // RegisterError makes a sentinel error recognisable across process
-// boundaries: a child's error e with errors.Is(e, err) reaches the parent as
-// a [*RemoteError] for which errors.Is(remote, err) holds. Call it in a
-// package-level var, like Register:
+// boundaries and returns it: a child's error e with errors.Is(e, err)
+// reaches the parent as a [*RemoteError] for which errors.Is(remote, err)
+// holds. Sentinels are told apart by their message and the order of
+// registration, which is the same in every process of one binary, so call
+// it in a package-level var, like [Register]:
 //
 //	var ErrNotFound = multiproc.RegisterError(errors.New("not found"))
+//
+// Registering a sentinel again is harmless; RegisterError(nil) panics. The
+// standard library's context, io, io/fs and os sentinels, errors.ErrUnsupported
+// and this package's sentinels are registered already.
 func RegisterError(err error) error { return errs.RegisterSentinel(err) }
+
+// RegisterErrorType makes values of the error type E cross process
+// boundaries: when a child's error has a value of dynamic type E anywhere
+// in its chain (returned as is, wrapped with fmt.Errorf's %w, in
+// errors.Join, the value of a panic, or carried by a nested child's
+// RemoteError), the parent's errors.As finds both the [*RemoteError] and
+// an E with the child's field values:
+//
+//	type QuotaError struct{ User string; Limit int }
+//	func (e *QuotaError) Error() string { ... }
+//
+//	var _ = multiproc.RegisterErrorType[*QuotaError]()
+//
+//	var qe *QuotaError
+//	if errors.As(err, &qe) { ... qe.Limit ... }
+//
+// E is the type your code returns and passes to errors.As: *QuotaError for
+// an error with pointer receivers, QuotaError for a value type. The value
+// travels with the codecs of [Register]: a pointer-free value type as
+// memory, anything else with encoding/gob, so only exported fields cross
+// (unexported ones arrive zero) and a type with no exported fields cannot
+// be sent unless it implements gob.GobEncoder. A value that cannot be
+// encoded (or whose encoding is over 1 MiB) is left out: the error still
+// arrives as a RemoteError, whose message says which type was not sent and
+// why. At most 8 values travel with one error.
+//
+// Like [Register], call it in a package-level var (its result is always
+// true) or an init function, so every process registers the same types
+// before [Main]. It panics with an error wrapping [ErrLateRegistration]
+// after Main, [ErrDuplicate] if E is registered already, and a
+// type error if E is an interface type or cannot cross a process boundary
+// (a chan or func field).
+func RegisterErrorType[E error]() bool {
+	t := reflect.TypeFor[E]()
+	if registry.Frozen() {
+		panic(fmt.Errorf("%w: RegisterErrorType[%v] after Main; call it in a package-level var so every process registers it during initialisation", ErrLateRegistration, t))
+	}
+	if t.Kind() != reflect.Interface {
+		if _, err := wire.Check(t, t.String()); err != nil {
+			panic(fmt.Errorf("multiproc: RegisterErrorType[%v]: %w", t, err))
+		}
+	}
+	c := wire.For[E]()
+	err := errs.RegisterType(t,
+		func(dst []byte, err error) ([]byte, error) { return c.Append(dst, err.(E)) },
+		func(src []byte) (error, error) {
+			v, err := c.Decode(src)
+			if err != nil {
+				return nil, err
+			}
+			return v, nil
+		})
+	if err != nil {
+		panic(err)
+	}
+	return true
+}

@@ -91,7 +91,9 @@ var (
 		}
 		return os.Getpid(), nil
 	})
-	badResult = multiproc.Register("test.badResult", func(context.Context, int) (chan int, error) {
+	// badResult's result type passes Register (an interface cannot be
+	// checked there) but its value cannot be encoded in the worker.
+	badResult = multiproc.Register("test.badResult", func(context.Context, int) (any, error) {
 		return make(chan int), nil
 	})
 )

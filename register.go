@@ -43,15 +43,27 @@ func (f Func[In, Out]) check() error {
 //		return x * x, nil
 //	})
 //
-// Register panics, with an error wrapping [ErrDuplicate] or
-// [ErrLateRegistration] that names the function, if the name is taken or if
-// Main already ran. fn must not depend on state set up by main: a child runs
-// it with only what package initialisation built, plus its argument.
+// Register panics if the registration could not be made the same way in
+// every process: with an error wrapping [ErrDuplicate] or
+// [ErrLateRegistration] that names the function if the name is taken or if
+// Main already ran, and with an error naming the offending part if In or
+// Out cannot cross a process boundary at all: a chan, a func or an
+// unsafe.Pointer, at the top level or inside a slice, array, map, pointer
+// or exported struct field ("In.Jobs[].Done: chan int cannot cross a
+// process boundary"). fn must not depend on state set up by main: a child
+// runs it with only what package initialisation built, plus its argument.
 //
 // Arguments and results travel by value. Pointer-free types (numbers,
-// arrays and structs of them), strings and byte slices use a fast binary
-// form; other types use encoding/gob, so only exported fields travel and
-// interface values need gob.Register.
+// arrays and structs of them) are copied as memory, unexported fields
+// included; strings and byte slices use a length-prefixed form; other
+// types use encoding/gob, which carries only exported fields: unexported
+// ones arrive as zero values. A type that encodes itself (gob.GobEncoder,
+// encoding.BinaryMarshaler, such as time.Time) is not looked into. An
+// interface-typed value cannot be checked here, since its concrete type is
+// known only at run time: pass every concrete type it may hold to
+// gob.Register in an init function or package-level var, before Main, so
+// that every process knows it; otherwise the call fails with an error
+// naming the interface and the missing concrete type.
 func Register[In, Out any](name string, fn func(context.Context, In) (Out, error)) Func[In, Out] {
 	e, err := registry.Add(name, fn)
 	if err != nil {
@@ -90,7 +102,12 @@ func (t ProcessType[T]) Name() string { return t.name }
 
 // RegisterProcess registers the Runner type T (whose Run method has a
 // pointer receiver) under name. Like [Register], call it in a package-level
-// var and it panics on a duplicate or late registration:
+// var; it panics on a duplicate or late registration, and when an exported
+// field of T cannot cross a process boundary (a chan, a func, an
+// unsafe.Pointer, also inside containers). Exported fields travel to the
+// child and back after Run; unexported ones keep the parent's values
+// after Join (in the child they are zero, unless T is pointer-free and so
+// copied as memory; see [Register] for the encodings):
 //
 //	var _ = multiproc.RegisterProcess[MyProcess]("my-process")
 func RegisterProcess[T any, PT interface {

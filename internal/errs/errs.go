@@ -1,40 +1,73 @@
 // Package errs defines the error values and types that cross process
-// boundaries, and the envelope that carries them. The root package re-exports
-// them; they live here so that internal packages can produce them without
-// importing the root.
+// boundaries, and the envelope that carries them (envelope.go): a remote
+// error's function, pid, type, message and stack, the keys of the
+// registered sentinels it matched, and the encodings of the registered
+// error types in its chain (typed.go). Internal packages produce these
+// errors without importing the root; the root re-exports the sentinels
+// and defines the public ExitError and RemoteError, bridged to the types
+// here by [SetPublic].
+//
+// It does not choose codecs (registered types bring their own encode and
+// decode functions) and does not check when registration happens: the
+// root and the registry enforce "before Main".
 package errs
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sync"
 	"syscall"
 
 	"github.com/multiproc-go/multiproc/internal/wire"
 )
 
-// Sentinel errors. The root package documents when each is returned.
+// Sentinel errors, each registered for crossing process boundaries (see
+// init). The root package re-exports them and documents when each is
+// returned.
 var (
-	ErrNoMain           = errors.New("multiproc: multiproc.Main() was not called: add `multiproc.Main()` as the first line of main() (and of TestMain in tests) so that re-executed children can serve their role")
-	ErrNotRegistered    = errors.New("multiproc: function not registered")
-	ErrDuplicate        = errors.New("multiproc: duplicate registration")
+	// ErrNoMain: a process was started before Main ran (or from code that runs
+	// before Main in a child).
+	ErrNoMain = errors.New("multiproc: multiproc.Main() was not called: add `multiproc.Main()` as the first line of main() (and of TestMain in tests) so that re-executed children can serve their role")
+	// ErrNotRegistered: a name (function, process type) is not registered in
+	// this process.
+	ErrNotRegistered = errors.New("multiproc: function not registered")
+	// ErrDuplicate: a name or type was registered twice.
+	ErrDuplicate = errors.New("multiproc: duplicate registration")
+	// ErrLateRegistration: a registration came after Main froze the registry.
 	ErrLateRegistration = errors.New("multiproc: registration after multiproc.Main")
-	ErrBuildMismatch    = errors.New("multiproc: peer runs a different build of this program")
-	ErrHandshake        = errors.New("multiproc: child failed its start-up handshake")
-	ErrNotStarted       = errors.New("multiproc: process not started")
-	ErrAlreadyStarted   = errors.New("multiproc: process already started")
-	ErrClosed           = errors.New("multiproc: closed")
-	ErrStillRunning     = errors.New("multiproc: process still running")
-	ErrDaemonChildren   = errors.New("multiproc: daemonic processes are not allowed to have children")
-	ErrWorkerDied       = errors.New("multiproc: worker died")
-	ErrTimeout          = errors.New("multiproc: task timed out")
-	ErrPoolClosed       = errors.New("multiproc: pool closed")
-	ErrPoolBroken       = errors.New("multiproc: pool broken")
-	ErrResultType       = errors.New("multiproc: result of another type")
+	// ErrBuildMismatch: a child or remote worker runs another build of the
+	// program.
+	ErrBuildMismatch = errors.New("multiproc: peer runs a different build of this program")
+	// ErrHandshake: a child exited or stayed silent before completing its
+	// start-up handshake.
+	ErrHandshake = errors.New("multiproc: child failed its start-up handshake")
+	// ErrNotStarted: the process was never started.
+	ErrNotStarted = errors.New("multiproc: process not started")
+	// ErrAlreadyStarted: Start was called a second time.
+	ErrAlreadyStarted = errors.New("multiproc: process already started")
+	// ErrClosed: the process was closed.
+	ErrClosed = errors.New("multiproc: closed")
+	// ErrStillRunning: the operation needs a process that has ended.
+	ErrStillRunning = errors.New("multiproc: process still running")
+	// ErrDaemonChildren: a daemonic process tried to start a child.
+	ErrDaemonChildren = errors.New("multiproc: daemonic processes are not allowed to have children")
+	// ErrWorkerDied: a task's worker died while running it; an *ExitError with
+	// Worker set matches it.
+	ErrWorkerDied = errors.New("multiproc: worker died")
+	// ErrTimeout: a task ran longer than its limit.
+	ErrTimeout = errors.New("multiproc: task timed out")
+	// ErrPoolClosed: work was submitted to a closed pool (or the pool was
+	// terminated).
+	ErrPoolClosed = errors.New("multiproc: pool closed")
+	// ErrPoolBroken: the pool cannot keep workers alive; it wraps the cause.
+	ErrPoolBroken = errors.New("multiproc: pool broken")
+	// ErrResultType: a result was asked for as another type than the function
+	// returns.
+	ErrResultType = errors.New("multiproc: result of another type")
 
 	// ErrTooLarge is one value for every size limit in the project: a frame
 	// over a reader's limit, an argument or result over MaxMessageSize, an
@@ -58,6 +91,7 @@ type TooLargeError struct {
 	Limit int64  // the limit it exceeded
 }
 
+// Error names what was too large, its size and the limit.
 func (e *TooLargeError) Error() string {
 	of := ""
 	if e.Func != "" {
@@ -68,6 +102,10 @@ func (e *TooLargeError) Error() string {
 
 // Is makes a TooLargeError match ErrTooLarge.
 func (e *TooLargeError) Is(target error) bool { return target == ErrTooLarge }
+
+// As lets errors.As fill the root package's public type from this one
+// (see [SetPublic]).
+func (e *TooLargeError) As(target any) bool { return public.as != nil && public.as(e, target) }
 
 // ExitError describes how a child process ended. Code follows Python's
 // Process.exitcode: the exit status, or -N when killed by signal N.
@@ -83,6 +121,8 @@ type ExitError struct {
 	Reason string
 }
 
+// Error says which process ended and how: its exit code or its signal,
+// and the Reason if known.
 func (e *ExitError) Error() string {
 	what := "process"
 	if e.Worker {
@@ -104,7 +144,11 @@ func (e *ExitError) Error() string {
 // Is makes a worker's ExitError match ErrWorkerDied.
 func (e *ExitError) Is(target error) bool { return target == ErrWorkerDied && e.Worker }
 
-// RemoteError is an error or panic that happened in another process.
+// RemoteError is an error or panic that happened in another process, as
+// decoded from its envelope ([DecodeError]). It is the internal carrier:
+// users see multiproc.RemoteError, which has the same exported fields and
+// which errors.As fills from a RemoteError through [RemoteError.As]. Both
+// report the same Error text and unwrap to the same errors.
 type RemoteError struct {
 	Func    string // registered name of the function that failed, if known
 	Pid     int    // process it failed in
@@ -114,24 +158,75 @@ type RemoteError struct {
 	// returned normally (the stack would only show the invoker).
 	Stack string
 	Panic bool
-	keys  []string
-	local []error
+	keys  []string     // sentinel keys, passed on by a middle process
+	typed []typedEntry // typed-error section, passed on as received
+	local []error      // this process's sentinels and decoded typed errors
 }
 
+// Error is [FormatRemote] of the remote error's fields.
 func (e *RemoteError) Error() string {
-	where := fmt.Sprintf("pid %d", e.Pid)
-	if e.Func != "" {
-		where = fmt.Sprintf("%q in pid %d", e.Func, e.Pid)
+	return FormatRemote(e.Func, e.Pid, e.Type, e.Message, e.Panic)
+}
+
+// FormatRemote is the text of a remote error: the function and pid, then,
+// like a Python traceback's last line, the remote type (unless it says
+// nothing, as for errors.New or fmt.Errorf) and the message.
+func FormatRemote(fn string, pid int, typ, msg string, panicked bool) string {
+	where := fmt.Sprintf("pid %d", pid)
+	if fn != "" {
+		where = fmt.Sprintf("%q in pid %d", fn, pid)
 	}
-	if e.Panic {
-		return fmt.Sprintf("multiproc: panic in %s: %s", where, e.Message)
+	if panicked {
+		return fmt.Sprintf("multiproc: panic in %s: %s", where, msg)
 	}
-	return fmt.Sprintf("multiproc: %s: %s", where, e.Message)
+	switch typ {
+	case "", "*errors.errorString", "*fmt.wrapError", "*fmt.wrapErrors", "*errors.joinError":
+		return fmt.Sprintf("multiproc: %s: %s", where, msg)
+	}
+	return fmt.Sprintf("multiproc: %s: %s: %s", where, typ, msg)
 }
 
 // Unwrap returns the registered sentinel errors the remote error matched
-// with errors.Is in its own process, so errors.Is works across the boundary.
+// with errors.Is in its own process, then the values of registered error
+// types ([RegisterType]) found in its chain there, so errors.Is and
+// errors.As work across the boundary.
 func (e *RemoteError) Unwrap() []error { return e.local }
+
+// As lets errors.As fill the root package's public types from the
+// internal ones (see [SetPublic]).
+func (e *RemoteError) As(target any) bool { return public.as != nil && public.as(e, target) }
+
+// As lets errors.As fill the root package's public types from the
+// internal ones (see [SetPublic]).
+func (e *ExitError) As(target any) bool { return public.as != nil && public.as(e, target) }
+
+// public holds the root package's hooks. They are set once, during the
+// root's initialisation, before any error exists, and only read after.
+var public struct {
+	as       func(err error, target any) bool
+	recordOf func(err error) *RemoteError
+}
+
+// SetPublic installs the root package's bridge to its exported error
+// types, which this package cannot import: as fills target (a pointer to
+// a root type) from err (a *RemoteError, *ExitError or *TooLargeError of
+// this package) and
+// reports whether it did; recordOf returns the *RemoteError a root
+// RemoteError stands for, or nil for any other error, so that a middle
+// process passes a grandchild's failure on unchanged whichever of the two
+// types it holds. Call it from an init function, before any error exists.
+func SetPublic(as func(err error, target any) bool, recordOf func(err error) *RemoteError) {
+	public.as, public.recordOf = as, recordOf
+}
+
+// Clone returns a copy of e that shares nothing mutable with e.
+func (e *RemoteError) Clone() *RemoteError {
+	c := *e
+	c.keys = slices.Clone(e.keys)
+	c.typed = slices.Clone(e.typed)
+	c.local = slices.Clone(e.local)
+	return &c
+}
 
 var sentinels = struct {
 	sync.RWMutex
@@ -174,88 +269,4 @@ func init() {
 	} {
 		RegisterSentinel(e)
 	}
-}
-
-// matchKeys lists the keys of registered sentinels that err matches.
-func matchKeys(err error) []string {
-	sentinels.RLock()
-	defer sentinels.RUnlock()
-	var keys []string
-	for _, s := range sentinels.list {
-		if errors.Is(err, s) {
-			keys = append(keys, sentinels.keys[s])
-		}
-	}
-	return keys
-}
-
-// Envelope flags.
-const (
-	flagPanic = 1 << iota
-)
-
-// AppendError appends the envelope of err (from function fn in process pid)
-// to dst. stack is the panic stack, or empty.
-func AppendError(dst []byte, fn string, pid int, err error, panicked bool, stack string) []byte {
-	var re *RemoteError
-	typ := fmt.Sprintf("%T", err)
-	msg := err.Error()
-	var keys []string
-	if errors.As(err, &re) && re.Error() == msg {
-		// Pass a remote error through unchanged (a nested child's failure).
-		fn, pid, typ, msg, stack, panicked, keys = re.Func, re.Pid, re.Type, re.Message, re.Stack, re.Panic, re.keys
-	} else {
-		keys = matchKeys(err)
-	}
-	if panicked {
-		typ = "panic"
-	}
-	var flags byte
-	if panicked {
-		flags |= flagPanic
-	}
-	dst = append(dst, flags)
-	dst = wire.AppendString(dst, fn)
-	dst = binary.AppendUvarint(dst, uint64(pid))
-	dst = wire.AppendString(dst, typ)
-	dst = wire.AppendString(dst, msg)
-	dst = wire.AppendString(dst, stack)
-	dst = binary.AppendUvarint(dst, uint64(len(keys)))
-	for _, k := range keys {
-		dst = wire.AppendString(dst, k)
-	}
-	return dst
-}
-
-// DecodeError decodes an envelope written by AppendError.
-func DecodeError(payload []byte) (*RemoteError, error) {
-	d := wire.NewBuf(payload)
-	flags := d.Byte()
-	e := &RemoteError{Panic: flags&flagPanic != 0}
-	e.Func = d.String()
-	e.Pid = int(d.Uvarint())
-	e.Type = d.String()
-	e.Message = d.String()
-	e.Stack = d.String()
-	n := d.Uvarint()
-	if n > uint64(len(payload)) {
-		return nil, fmt.Errorf("%w: %d sentinel keys in a %d-byte envelope", wire.ErrCorrupt, n, len(payload))
-	}
-	for range n {
-		e.keys = append(e.keys, d.String())
-	}
-	if d.Err() != nil {
-		return nil, fmt.Errorf("error envelope: %w", d.Err())
-	}
-	if len(d.Rest()) != 0 {
-		return nil, fmt.Errorf("%w: %d trailing bytes after error envelope", wire.ErrCorrupt, len(d.Rest()))
-	}
-	sentinels.RLock()
-	for _, k := range e.keys {
-		if s, ok := sentinels.byKey[k]; ok {
-			e.local = append(e.local, s)
-		}
-	}
-	sentinels.RUnlock()
-	return e, nil
 }

@@ -171,12 +171,15 @@ func TestExitError(t *testing.T) {
 
 // FuzzDecodeError feeds the error envelope decoder arbitrary bytes. It must
 // never panic, and what it decodes must survive being passed on (the
-// nested-process path) unchanged, except that a panic's type is "panic".
+// nested-process path) unchanged, typed errors included, except that a
+// panic's type is "panic".
 func FuzzDecodeError(f *testing.F) {
 	f.Add(AppendError(nil, "fn", 42, fmt.Errorf("x: %w", errOther), false, ""))
 	f.Add(AppendError(nil, "p", 1, errors.New("boom"), true, "goroutine 1 [running]:"))
 	f.Add(AppendError(nil, "", 0, errors.Join(errSame1, errSame2, context.Canceled), false, ""))
 	f.Add([]byte{})
+	f.Add(AppendError(nil, "typed", 7, fmt.Errorf("ctx: %w", &codeError{Code: 42}), false, ""))
+	f.Add(AppendError(nil, "typed", 7, errors.Join(limitError{Limit: 1}, &codeError{Code: 2}, errOther), false, ""))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		re, err := DecodeError(b)
 		if err != nil {

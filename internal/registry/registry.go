@@ -26,6 +26,7 @@ type PanicError struct {
 	Stack string
 }
 
+// Error prints the panic value, as fmt.Sprint does.
 func (p *PanicError) Error() string { return fmt.Sprint(p.Value) }
 
 // Unwrap lets errors.Is see through a panic whose value is an error.
@@ -54,6 +55,11 @@ type Entry struct {
 	In                reflect.Type
 	Out               reflect.Type
 	InCodec, OutCodec string
+	// InHasResource and OutHasResource report whether the argument or the
+	// result type contains a resource (see wire.Resource): its values need
+	// descriptors beside their bytes, so an engine that cannot carry
+	// descriptors must refuse them with ErrNotTransferable.
+	InHasResource, OutHasResource bool
 	// Call decodes one argument, runs the function and appends the encoded
 	// result to dst. A returned error is the function's (a *PanicError for
 	// a panic) or a decoding/encoding failure.
@@ -75,6 +81,9 @@ type Runner interface {
 type Type struct {
 	Name string
 	Type reflect.Type // the struct type (not the pointer)
+	// HasResource reports whether the type's exported fields contain a
+	// resource (see wire.Resource).
+	HasResource bool
 	// Run decodes the struct, runs it, and appends the struct's encoding
 	// after Run to dst, so the parent can see what Run left in its fields.
 	Run func(ctx context.Context, state, dst []byte) ([]byte, error)
@@ -114,7 +123,11 @@ func checkName(name string) error {
 	return nil
 }
 
-// Add registers fn under name.
+// Add registers fn under name. It fails, without registering anything, if
+// the name is empty or taken (ErrDuplicate), if Freeze was called
+// (ErrLateRegistration), if fn is nil, or if In or Out cannot cross a
+// process boundary (a *wire.TypeError naming the part: a chan, a func or
+// an unsafe.Pointer in the type or its exported fields).
 func Add[In, Out any](name string, fn func(context.Context, In) (Out, error)) (*Entry, error) {
 	if fn == nil {
 		return nil, fmt.Errorf("multiproc: Register(%q) with a nil function", name)
@@ -124,10 +137,19 @@ func Add[In, Out any](name string, fn func(context.Context, In) (Out, error)) (*
 	if err := checkName(name); err != nil {
 		return nil, err
 	}
+	inRes, err := wire.Check(reflect.TypeFor[In](), "In")
+	if err != nil {
+		return nil, fmt.Errorf("multiproc: Register(%q): argument type %v: %w", name, reflect.TypeFor[In](), err)
+	}
+	outRes, err := wire.Check(reflect.TypeFor[Out](), "Out")
+	if err != nil {
+		return nil, fmt.Errorf("multiproc: Register(%q): result type %v: %w", name, reflect.TypeFor[Out](), err)
+	}
 	in, out := wire.For[In](), wire.For[Out]()
 	e := &Entry{
 		Name: name, In: reflect.TypeFor[In](), Out: reflect.TypeFor[Out](),
 		InCodec: in.Name(), OutCodec: out.Name(),
+		InHasResource: inRes, OutHasResource: outRes,
 	}
 	e.Call = func(ctx context.Context, arg, dst []byte) (res []byte, err error) {
 		x, err := in.Decode(arg)
@@ -209,7 +231,10 @@ func Add[In, Out any](name string, fn func(context.Context, In) (Out, error)) (*
 	return e, nil
 }
 
-// AddType registers the Runner type T (used through *T) under name.
+// AddType registers the Runner type T (used through *T) under name. It
+// fails like [Add]: on an empty or taken name or type, after Freeze, and
+// when an exported field of T cannot cross a process boundary (the
+// *wire.TypeError's path starts with T's name).
 func AddType[T any, PT interface {
 	*T
 	Runner
@@ -223,8 +248,12 @@ func AddType[T any, PT interface {
 	if prev, ok := byType[rt]; ok {
 		return fmt.Errorf("%w: type %v is already registered as %q", errs.ErrDuplicate, rt, prev.Name)
 	}
+	hasRes, err := wire.Check(rt, rt.String())
+	if err != nil {
+		return fmt.Errorf("multiproc: RegisterProcess(%q): %w", name, err)
+	}
 	c := wire.For[T]()
-	t := &Type{Name: name, Type: rt}
+	t := &Type{Name: name, Type: rt, HasResource: hasRes}
 	t.Encode = func(dst []byte, r Runner) ([]byte, error) { return c.Append(dst, *r.(PT)) }
 	// Decode copies back only the exported fields: those are what travels
 	// (the raw codec carries unexported ones too, gob does not), and the

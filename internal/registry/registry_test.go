@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -92,5 +93,62 @@ func TestFrozen(t *testing.T) {
 	defer frozen.Store(false)
 	if _, err := Add(unique("registry.late"), half); !errors.Is(err, errs.ErrLateRegistration) {
 		t.Fatalf("got %v, want ErrLateRegistration", err)
+	}
+}
+
+type task struct {
+	ID   int
+	Jobs []struct{ Done chan int }
+}
+
+type file struct{ _ int }
+
+func (*file) NeedsDescriptors() bool { return true }
+
+type withFile struct {
+	Name string
+	F    *file
+}
+
+type chanRunner struct {
+	N    int
+	Done chan struct{}
+}
+
+func (*chanRunner) Run(context.Context) error { return nil }
+
+type fileRunner struct{ Log *file }
+
+func (*fileRunner) Run(context.Context) error { return nil }
+
+// TestAddRefusesUncrossableTypes guards item 14: a function or process type
+// whose values no codec can carry is refused at registration, naming the
+// field, instead of failing at the first call; a resource is accepted and
+// flagged.
+func TestAddRefusesUncrossableTypes(t *testing.T) {
+	var te *wire.TypeError
+	_, err := Add(unique("registry.chanArg"), func(_ context.Context, x task) (int, error) { return 0, nil })
+	if !errors.As(err, &te) || !strings.Contains(err.Error(), "In.Jobs[].Done: chan int cannot cross a process boundary") {
+		t.Errorf("argument with a chan field: %v, want a *wire.TypeError naming In.Jobs[].Done", err)
+	}
+	_, err = Add(unique("registry.funcResult"), func(_ context.Context, x int) (func(), error) { return nil, nil })
+	if !errors.As(err, &te) || !strings.Contains(err.Error(), "Out: func() cannot cross") {
+		t.Errorf("func result: %v, want a *wire.TypeError naming Out", err)
+	}
+	err = AddType[chanRunner](unique("registry.chanRunner"))
+	if !errors.As(err, &te) || !strings.Contains(err.Error(), "registry.chanRunner.Done: chan struct {} cannot cross") {
+		t.Errorf("Runner with a chan field: %v, want a *wire.TypeError naming registry.chanRunner.Done", err)
+	}
+
+	e, err := Add(unique("registry.fileArg"), func(_ context.Context, x withFile) (int, error) { return 0, nil })
+	if err != nil || !e.InHasResource || e.OutHasResource {
+		t.Fatalf("resource argument: %+v, %v; want accepted with InHasResource only", e, err)
+	}
+	name := unique("registry.fileRunner")
+	if err := AddType[fileRunner](name); err != nil {
+		t.Fatal(err)
+	}
+	if rt, err := LookupType(name); err != nil || !rt.HasResource {
+		t.Errorf("Runner with a resource field: %+v, %v; want HasResource", rt, err)
 	}
 }

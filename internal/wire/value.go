@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 	"unsafe"
 )
 
@@ -255,7 +256,7 @@ func (gobCodec[T]) Append(dst []byte, v T) ([]byte, error) {
 	w := &appendWriter{b: dst}
 	n := len(dst)
 	if err := gob.NewEncoder(w).Encode(&v); err != nil {
-		return dst[:n], &EncodeError{Type: reflect.TypeFor[T]().String(), Err: err}
+		return dst[:n], &EncodeError{Type: reflect.TypeFor[T]().String(), Err: explainGob[T](err)}
 	}
 	return w.b, nil
 }
@@ -264,7 +265,7 @@ func (gobCodec[T]) AppendSlice(dst []byte, vs []T) ([]byte, error) {
 	w := &appendWriter{b: dst}
 	n := len(dst)
 	if err := gob.NewEncoder(w).Encode(&vs); err != nil {
-		return dst[:n], &EncodeError{Type: reflect.TypeFor[T]().String(), Err: err}
+		return dst[:n], &EncodeError{Type: reflect.TypeFor[T]().String(), Err: explainGob[T](err)}
 	}
 	return w.b, nil
 }
@@ -272,7 +273,7 @@ func (gobCodec[T]) AppendSlice(dst []byte, vs []T) ([]byte, error) {
 func (gobCodec[T]) Decode(src []byte) (T, error) {
 	var v T
 	if err := safeGobDecode(src, &v); err != nil {
-		return v, &DecodeError{Type: reflect.TypeFor[T]().String(), Err: err}
+		return v, &DecodeError{Type: reflect.TypeFor[T]().String(), Err: explainGob[T](err)}
 	}
 	return v, nil
 }
@@ -280,7 +281,7 @@ func (gobCodec[T]) Decode(src []byte) (T, error) {
 func (gobCodec[T]) DecodeSlice(dst []T, src []byte) ([]T, error) {
 	var vs []T
 	if err := safeGobDecode(src, &vs); err != nil {
-		return dst, &DecodeError{Type: "[]" + reflect.TypeFor[T]().String(), Err: err}
+		return dst, &DecodeError{Type: "[]" + reflect.TypeFor[T]().String(), Err: explainGob[T](err)}
 	}
 	return append(dst, vs...), nil
 }
@@ -303,16 +304,59 @@ func safeGobDecode(src []byte, v any) (err error) {
 	return nil
 }
 
+// InterfaceError reports an interface value whose concrete type gob does
+// not know in this process: gob carries an interface's dynamic value only
+// if its type was passed to gob.Register, in the encoding and in the
+// decoding process alike. Registration at Register time cannot check this,
+// since the concrete type is known only once a value exists.
+type InterfaceError struct {
+	// Interfaces lists the interface-typed parts of the value's type, such
+	// as "main.Job.Payload (interface {})".
+	Interfaces []string
+	// Concrete is the type gob could not find, as gob names it.
+	Concrete string
+	// Err is gob's own error.
+	Err error
+}
+
+// Error names the interface, the missing type and the fix.
+func (e *InterfaceError) Error() string {
+	where := "an interface value"
+	if len(e.Interfaces) > 0 {
+		where = "interface " + strings.Join(e.Interfaces, ", ")
+	}
+	return fmt.Sprintf("%s holds %s, which this process has not registered with gob (call gob.Register with a %s in an init function or package-level var, before multiproc.Main, so that every process registers it): %v",
+		where, e.Concrete, e.Concrete, e.Err)
+}
+
+// Unwrap returns gob's error.
+func (e *InterfaceError) Unwrap() error { return e.Err }
+
+// explainGob turns gob's complaint about an unregistered interface type
+// into an *InterfaceError naming the interface and the missing type; other
+// errors are returned unchanged.
+func explainGob[T any](err error) error {
+	msg := err.Error()
+	i := strings.Index(msg, "not registered for interface: ")
+	if i < 0 {
+		return err
+	}
+	concrete := strings.Trim(msg[i+len("not registered for interface: "):], `"`)
+	return &InterfaceError{Interfaces: interfacePaths(reflect.TypeFor[T](), reflect.TypeFor[T]().String()), Concrete: concrete, Err: err}
+}
+
 // EncodeError reports a value that cannot be encoded, naming its type.
 type EncodeError struct {
 	Type string
 	Err  error
 }
 
+// Error names the type and the codec's complaint.
 func (e *EncodeError) Error() string {
 	return fmt.Sprintf("wire: cannot encode value of type %s: %v", e.Type, e.Err)
 }
 
+// Unwrap returns the codec's error.
 func (e *EncodeError) Unwrap() error { return e.Err }
 
 // DecodeError reports bytes that do not decode as the expected type.
@@ -321,8 +365,10 @@ type DecodeError struct {
 	Err  error
 }
 
+// Error names the type and the codec's complaint.
 func (e *DecodeError) Error() string {
 	return fmt.Sprintf("wire: cannot decode value of type %s: %v", e.Type, e.Err)
 }
 
+// Unwrap returns the codec's error.
 func (e *DecodeError) Unwrap() error { return e.Err }
