@@ -43,6 +43,10 @@ func imap[In, Out any](ctx context.Context, e *engine, f Func[In, Out], seq iter
 			yield(zero, err)
 			return
 		}
+		if err := e.checkTransfer(f.e); err != nil {
+			yield(zero, err)
+			return
+		}
 		cs := max(cfg.chunksize, 1)
 		prefetch := cfg.prefetch
 		if prefetch <= 0 {

@@ -11,6 +11,7 @@ import (
 	"github.com/multiproc-go/multiproc/internal/core"
 	eng "github.com/multiproc-go/multiproc/internal/engine"
 	"github.com/multiproc-go/multiproc/internal/errs"
+	"github.com/multiproc-go/multiproc/internal/registry"
 	"github.com/multiproc-go/multiproc/internal/wire"
 )
 
@@ -45,6 +46,15 @@ func (e *engine) submit(ts ...*core.Task) error {
 		return e.closedErr
 	}
 	return err
+}
+
+// checkTransfer refuses, before anything is submitted, an argument type that
+// holds resources when the engine cannot carry descriptors (a remote one).
+func (e *engine) checkTransfer(fe *registry.Entry) error {
+	if fe.InHasResource && !e.core.CanTransfer() {
+		return fmt.Errorf("%w: the argument of %q (%v) holds a resource (descriptors or shared memory), which this pool's backend cannot carry", ErrNotTransferable, fe.Name, fe.In)
+	}
+	return nil
 }
 
 // checkSize fails an encoded argument over the message limit, so that the
@@ -218,6 +228,9 @@ func startCall[In, Out any](c *call[Out], ctx context.Context, e *engine, f Func
 		err = f.check()
 	}
 	if err == nil {
+		err = e.checkTransfer(f.e)
+	}
+	if err == nil {
 		var payload []byte
 		payload, err = f.in.Append(c.inl[:0], arg)
 		if err != nil {
@@ -268,6 +281,10 @@ func MapAsync[In, Out any](ctx context.Context, w Workers, f Func[In, Out], item
 		return r
 	}
 	if err := f.check(); err != nil {
+		r.p.settle(nil, err)
+		return r
+	}
+	if err := e.checkTransfer(f.e); err != nil {
 		r.p.settle(nil, err)
 		return r
 	}

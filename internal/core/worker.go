@@ -109,7 +109,7 @@ func (w *worker) awaitInit(ctx context.Context, initName string) error {
 		if ctx.Err() != nil {
 			return fmt.Errorf("multiproc: starting worker: %w", ctx.Err())
 		}
-		return fmt.Errorf("%w: worker %d exited during start-up (%v)", errs.ErrHandshake, w.pid, err)
+		return fmt.Errorf("%w: worker %d exited during start-up: %w", errs.ErrHandshake, w.pid, err)
 	}
 	if kind != kindInit || len(payload) == 0 {
 		return fmt.Errorf("%w: worker %d sent frame kind %#x at start-up", errs.ErrHandshake, w.pid, kind)

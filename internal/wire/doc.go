@@ -1,5 +1,6 @@
 // Package wire is the byte format spoken between a multiproc parent and its
-// children: length-prefixed frames, value codecs, and the error envelope.
+// children: length-prefixed frames, value codecs (raw, string, bytes, record, gob), the type check Register runs, the
+// resource marker, and descriptor-carrying readers. The error envelope lives in internal/errs.
 //
 // A frame is a 4-byte little-endian payload length, a 1-byte kind and the
 // payload. Every reader enforces a maximum payload size before allocating, so
