@@ -92,7 +92,13 @@ func NoResult[In any](fn func(context.Context, In) error) func(context.Context, 
 // `class P(Process): def run(self)`: a struct type whose exported fields
 // travel to the child and whose Run method runs there. Register the type
 // with [RegisterProcess] and start it with [NewProcessOf].
-type Runner = registry.Runner
+type Runner interface {
+	// Run runs in the child with the struct's exported fields as the parent
+	// set them; what it leaves in them travels back after Join. A returned
+	// error (or a panic) makes the child exit with code 1 and reaches the
+	// parent's Join as a *RemoteError.
+	Run(ctx context.Context) error
+}
 
 // ProcessType is the handle of a registered [Runner] type.
 type ProcessType[T any] struct{ name string }
