@@ -34,9 +34,11 @@ var (
 	// completing its start-up handshake (most often: its main does not call
 	// Main first).
 	ErrHandshake = errs.ErrHandshake
-	// ErrNotStarted is returned by methods that need a started process.
+	// ErrNotStarted is returned by methods that need a started process;
+	// after a failed Start, Join and Result return it wrapping Start's error.
 	ErrNotStarted = errs.ErrNotStarted
-	// ErrAlreadyStarted is returned by a second Process.Start.
+	// ErrAlreadyStarted is returned by a second Process.Start, including
+	// after a failed one (a failed Start is final), wrapping its error.
 	ErrAlreadyStarted = errs.ErrAlreadyStarted
 	// ErrClosed is returned by methods of a closed Process.
 	ErrClosed = errs.ErrClosed
