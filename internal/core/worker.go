@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/multiproc-go/multiproc/internal/boot"
+	"github.com/multiproc-go/multiproc/internal/engine"
 	"github.com/multiproc-go/multiproc/internal/errs"
 	"github.com/multiproc-go/multiproc/internal/registry"
 	"github.com/multiproc-go/multiproc/internal/shmword"
@@ -201,7 +202,6 @@ func (p *Pool) headExpired(w *worker, t *Task, gen uint64) {
 		return
 	}
 	t.Sched.TimedOut = true
-	p.stats.timedOut++
 	syscall.Kill(-w.pid, syscall.SIGTERM)
 	w.headTimer = time.AfterFunc(p.cfg.Grace, func() { p.headExpired(w, t, gen) })
 }
@@ -336,7 +336,7 @@ func (w *worker) appendTask(t *Task, flags byte) {
 		}
 		// No pool lock is held here, so the caller is answered at once; the
 		// stub's reply will find the task finished.
-		w.p.finish(t, Result{Err: fmt.Errorf("multiproc: task %q: argument of %d bytes: %w", t.Fn.Name, size, err)})
+		w.p.failUnsent(t, fmt.Errorf("multiproc: task %q: argument of %d bytes: %w", t.Fn.Name, size, err))
 		w.appendTask(t, (flags&^flagDefine)|flagCancelled)
 		return
 	}
@@ -452,25 +452,19 @@ func (p *Pool) acceptResult(w *worker, payload []byte) (t *Task, r Result, ok bo
 			p.avgNs += alpha * (float64(dur) + 1 - p.avgNs)
 		}
 	}
-	switch status {
-	case statusOK:
-		p.stats.done++
-		p.stats.items += int64(t.Items)
-	case statusError, statusPartial:
-		p.stats.failed++
-	}
+	outcome, mine := p.claimResultLocked(t, status)
 	p.armHeadLocked(w)
 	p.checkRecycleLocked(w)
 	if w.retiring && len(w.assigned) == 0 {
 		w.requestExit()
 	}
 	p.mu.Unlock()
-	if status == statusCancelled {
-		// Only a task the pool cancelled is skipped, and whoever cancelled
-		// it answers it (with the context's error): do not race them.
+	if !mine {
+		// A task the pool cancelled (or failed) is answered, and counted, by
+		// whoever did: do not race them.
 		return t, Result{}, false
 	}
-	return t, decodeResult(w, status, data), true
+	return t, resultOf(t, outcome, decodeResult(w, status, data)), true
 }
 
 // recoverResults delivers the results a dead worker finished but had not
@@ -566,7 +560,13 @@ func (p *Pool) checkRecycleLocked(w *worker) {
 // workerExited settles everything w held once its socket closed: reap it,
 // work out from its shared counters which task it was running, fail or
 // retry that one, fail the ones it finished without reporting, and queue
-// again the ones it never started.
+// again the ones it never started. Only then, with w reaped, may its
+// replacement start.
+//
+// Blame decides back-off: a worker that died running a task (exit, signal,
+// OOM kill, a timeout or a cancel that did not stop) is that task's failure,
+// and the replacement starts at once; a death without a task counts toward
+// the restart intensity.
 func (p *Pool) workerExited(w *worker) {
 	w.child.Conn.Close()
 	p.mu.Lock()
@@ -585,8 +585,8 @@ func (p *Pool) workerExited(w *worker) {
 	w.words.Close()
 
 	type failure struct {
-		t   *Task
-		err error
+		t *Task
+		r Result
 	}
 	var fails []failure
 	p.mu.Lock()
@@ -596,17 +596,22 @@ func (p *Pool) workerExited(w *worker) {
 			break
 		}
 	}
-	planned := w.retiring && len(w.assigned) == 0 && code == 0
+	// Running a task: one started and not completed. Whether it was still
+	// unsettled (a cancelled one was answered already) does not matter: it
+	// is what the worker died of.
+	running := started > completed
 	var requeue []*Task
 	for i, t := range w.assigned {
 		ord := w.done + uint64(i) + 1
-		if t.Finished() {
-			continue
+		if claimedLocked(t) {
+			continue // its canceller (or Terminate) answers it
 		}
 		if p.terminated {
 			// Terminate killed it and answers its tasks; whichever answer
 			// lands first must say the same thing.
-			fails = append(fails, failure{t, fmt.Errorf("%w: terminated", errs.ErrPoolClosed)})
+			if p.claimLocked(t, engine.Cancelled) {
+				fails = append(fails, failure{t, Result{Err: fmt.Errorf("%w: terminated", errs.ErrPoolClosed), Outcome: engine.Cancelled}})
+			}
 			continue
 		}
 		died := &errs.ExitError{Pid: w.pid, Code: code, Signal: sig, Worker: true}
@@ -615,17 +620,21 @@ func (p *Pool) workerExited(w *worker) {
 			// Unreachable while workers publish completion only after the
 			// result left (socket or shared area); kept as a safety net.
 			died.Reason = fmt.Sprintf("it ran task %q but died before reporting the result", t.Fn.Name)
-			p.stats.died++
-			fails = append(fails, failure{t, died})
+			if p.claimLocked(t, engine.Died) {
+				fails = append(fails, failure{t, Result{Err: died, Outcome: engine.Died}})
+			}
 		case ord == started:
 			var err error = died
+			outcome := engine.Died
 			if t.Sched.TimedOut {
 				err = fmt.Errorf("%w: %q ran longer than its limit; worker %d was stopped (%v)", errs.ErrTimeout, t.Fn.Name, w.pid, died)
+				outcome = engine.TimedOut
 			} else {
 				died.Reason = fmt.Sprintf("while running task %q", t.Fn.Name)
-				p.stats.died++
 			}
 			if t.Sched.Attempts < p.cfg.Retries && p.cfg.RetryOn(err) {
+				// A re-run, not an outcome: the task is counted once it
+				// ends for good.
 				t.Sched.Attempts++
 				t.Sched.TimedOut = false
 				t.Sched.Owner = nil
@@ -634,7 +643,9 @@ func (p *Pool) workerExited(w *worker) {
 				requeue = append(requeue, t)
 				continue
 			}
-			fails = append(fails, failure{t, err})
+			if p.claimLocked(t, outcome) {
+				fails = append(fails, failure{t, Result{Err: err, Outcome: outcome}})
+			}
 		default:
 			t.Sched.Owner = nil
 			t.Sched.CancelSent = false
@@ -643,19 +654,21 @@ func (p *Pool) workerExited(w *worker) {
 	}
 	w.assigned, w.unsent = nil, 0
 	p.queue.pushFront(requeue)
-	if !planned && !w.retiring {
+	if !running && !w.retiring && !p.terminated {
 		p.noteFailureLocked()
 	}
 	p.ensureWorkersLocked()
 	if p.broken != nil && len(p.workers) == 0 {
 		for p.queue.len() > 0 {
-			fails = append(fails, failure{p.queue.popFront(), p.broken})
+			if t := p.queue.popFront(); p.claimLocked(t, engine.Failed) {
+				fails = append(fails, failure{t, Result{Err: p.broken, Outcome: engine.Failed}})
+			}
 		}
 	}
 	p.dispatchLocked()
 	p.maybeDoneLocked()
 	p.mu.Unlock()
 	for _, f := range fails {
-		p.finish(f.t, Result{Err: f.err})
+		p.finish(f.t, f.r)
 	}
 }
