@@ -141,6 +141,10 @@ func TestOneOutcomePerTask(t *testing.T) {
 				dctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 				defer cancel()
 				_, err := multiproc.Apply(dctx, p, touch, filepath.Join(t.TempDir(), "never"))
+				// Apply returns at the deadline; the pool's own watch of the
+				// context cancels the task a moment later. Keep the worker
+				// busy until it has, or the task could run first.
+				testutil.WaitFor(t, deadline, func() bool { return p.Stats().Cancelled == 1 }, "the queued task cancelled")
 				stop()
 				blocker.Wait(ctx)
 				return err
