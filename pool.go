@@ -251,7 +251,7 @@ func startCall[In, Out any](c *call[Out], ctx context.Context, e *engine, f Func
 func (c *call[T]) TaskDone(res core.Result) {
 	if res.Err != nil {
 		var zero T
-		c.p.settleAs(zero, res.Err, res.Outcome == eng.Cancelled || (res.Outcome == eng.Done && errors.Is(res.Err, context.Canceled)))
+		c.p.settleAs(zero, res.Err, res.Outcome == eng.Cancelled)
 		return
 	}
 	c.p.settle(c.out.Decode(res.Data))

@@ -74,10 +74,12 @@ func alive(pid int) bool { return syscall.Kill(pid, 0) == nil }
 // a task that returns within Grace keeps its worker, which serves the next
 // task. It used to SIGTERM the worker at the deadline.
 func TestTimeoutCooperative(t *testing.T) {
+	// The directory first: cleanups run last-in first-out, so the pool (and
+	// its worker, which may still write here) is gone before it is removed.
+	dir := t.TempDir()
 	p := newPool(t, 1, multiproc.Grace(time.Minute))
 	ctx := ctxT(t)
 	pid0 := p.Stats().PerWorker[0].Pid
-	dir := t.TempDir()
 	_, err := multiproc.Apply(ctx, p, stopper, stopArg{Dir: dir, Mode: "ctx"}, multiproc.Timeout(50*time.Millisecond))
 	if !errors.Is(err, multiproc.ErrTimeout) {
 		t.Fatalf("got %v, want ErrTimeout", err)
@@ -104,10 +106,12 @@ func TestTimeoutCooperative(t *testing.T) {
 // TestTimeoutTerm: a task that ignores its context is answered at the
 // deadline, its worker gets SIGTERM only after Grace, and is replaced.
 func TestTimeoutTerm(t *testing.T) {
+	// The directory first: cleanups run last-in first-out, so the pool (and
+	// its worker, which may still write here) is gone before it is removed.
+	dir := t.TempDir()
 	p := newPool(t, 1, multiproc.Grace(2*time.Second))
 	ctx := ctxT(t)
 	pid0 := p.Stats().PerWorker[0].Pid
-	dir := t.TempDir()
 	_, err := multiproc.Apply(ctx, p, stopper, stopArg{Dir: dir, Mode: "term"}, multiproc.Timeout(50*time.Millisecond))
 	if !errors.Is(err, multiproc.ErrTimeout) {
 		t.Fatalf("got %v, want ErrTimeout", err)
@@ -129,10 +133,12 @@ func TestTimeoutTerm(t *testing.T) {
 // further Grace. The caller was answered long before, while the worker
 // still ran.
 func TestTimeoutKill(t *testing.T) {
+	// The directory first: cleanups run last-in first-out, so the pool (and
+	// its worker, which may still write here) is gone before it is removed.
+	dir := t.TempDir()
 	p := newPool(t, 1, multiproc.Grace(time.Second))
 	ctx := ctxT(t)
 	pid0 := p.Stats().PerWorker[0].Pid
-	dir := t.TempDir()
 	_, err := multiproc.Apply(ctx, p, stopper, stopArg{Dir: dir, Mode: "stubborn"}, multiproc.Timeout(50*time.Millisecond))
 	if !errors.Is(err, multiproc.ErrTimeout) {
 		t.Fatalf("got %v, want ErrTimeout", err)
@@ -152,8 +158,10 @@ func TestTimeoutKill(t *testing.T) {
 
 // TestTimeoutChunkMessage: the error of a timed-out Map chunk says so.
 func TestTimeoutChunkMessage(t *testing.T) {
-	p := newPool(t, 1, multiproc.Grace(time.Minute))
+	// The directory first: cleanups run last-in first-out, so the pool (and
+	// its worker, which may still write here) is gone before it is removed.
 	dir := t.TempDir()
+	p := newPool(t, 1, multiproc.Grace(time.Minute))
 	args := []stopArg{{Dir: dir, Mode: "ctx"}, {Dir: dir, Mode: "ctx"}}
 	_, err := multiproc.Map(ctxT(t), p, stopper, args, multiproc.Chunksize(2), multiproc.Timeout(50*time.Millisecond))
 	if !errors.Is(err, multiproc.ErrTimeout) || !strings.Contains(err.Error(), `task "test.stopper" (a Map chunk of 2 items) exceeded its 50ms time limit`) {
@@ -189,9 +197,10 @@ func TestDeadlineTravels(t *testing.T) {
 // not answered at the deadline; when it returns within Grace it runs again
 // (on the same worker, which lived).
 func TestTimeoutRetried(t *testing.T) {
+	dir := t.TempDir() // before the pool: see TestTimeoutCooperative
 	p := newPool(t, 1, multiproc.Grace(time.Minute), multiproc.Retries(1, multiproc.ErrTimeout))
 	pid0 := p.Stats().PerWorker[0].Pid
-	v, err := multiproc.Apply(ctxT(t), p, slowOnce, filepath.Join(t.TempDir(), "m"), multiproc.Timeout(100*time.Millisecond))
+	v, err := multiproc.Apply(ctxT(t), p, slowOnce, filepath.Join(dir, "m"), multiproc.Timeout(100*time.Millisecond))
 	if err != nil || v != "second attempt" {
 		t.Fatalf("got %q, %v; want the retry's result", v, err)
 	}

@@ -122,6 +122,28 @@ func init() {
 			Python: PyRow{Name: "pool_worker_killed"},
 		},
 		Row{
+			Name: "pool_task_deaths", Unit: "s",
+			Doc: fmt.Sprintf("%d ApplyAsync on a ready Pool(2), no Retries: task i spins %v of CPU, "+
+				"then exits its worker when i%%%d == %d; until all outcomes are in", taskDeathTasks, taskDeathSpin,
+				taskDeathEvery, taskDeathEvery-1),
+			Go:    func(ctx context.Context, env *Env) (float64, error) { return poolTaskDeaths(ctx, env, true) },
+			Limit: "limit.pool_task_deaths.no_exits",
+			Note: "pool_task_deaths is held against the same run without exits (a dead task's worker is " +
+				"replaced at once; only deaths without a task back off); CPython's Pool hangs on a dead " +
+				"worker, so it has no counterpart.",
+		},
+		Row{
+			Name: "limit.pool_task_deaths.no_exits", Unit: "s",
+			Doc: "pool_task_deaths without the exits: the same tasks all succeed",
+			Go:  func(ctx context.Context, env *Env) (float64, error) { return poolTaskDeaths(ctx, env, false) },
+		},
+		Row{
+			Name: "pool_maxtasks1", Unit: "tasks/s", HigherIsBetter: true,
+			Doc: fmt.Sprintf("%d ApplyAsync(ident, i), then Get each, on a Pool(2) with MaxTasksPerChild(1): "+
+				"one worker start per task", maxTasks1Tasks),
+			Go: poolMaxTasks1,
+		},
+		Row{
 			Name: "pool_worker_rss", Unit: "MB",
 			Doc:    "VmRSS (/proc/PID/status) of an idle Pool(2) worker that has run a task, mean of the 2",
 			Go:     poolWorkerRSS,
@@ -499,4 +521,87 @@ func poolWorkerKilled(ctx context.Context, env *Env) (float64, error) {
 		return 0, fmt.Errorf("mpbench: killed worker: got %v, want ErrWorkerDied", err)
 	}
 	return float64(d) / float64(time.Millisecond), nil
+}
+
+// Work sizes of pool_task_deaths and pool_maxtasks1 at scale 1.
+const (
+	taskDeathTasks = 600
+	taskDeathEvery = 12 // task i exits its worker when i%taskDeathEvery == taskDeathEvery-1
+	taskDeathSpin  = 2 * time.Millisecond
+	maxTasks1Tasks = 200
+)
+
+// spinArg is spinExit's argument.
+type spinArg struct {
+	I     int
+	Exits bool
+}
+
+// spinExit burns taskDeathSpin of CPU, then ends its worker with exit status 1 if a.Exits and
+// a.I is one of every taskDeathEvery tasks: a crash in the middle of a workload.
+var spinExit = multiproc.Register("mpbench.spin_exit", multiproc.Plain(func(a spinArg) int {
+	for start := time.Now(); time.Since(start) < taskDeathSpin; {
+	}
+	if a.Exits && a.I%taskDeathEvery == taskDeathEvery-1 {
+		os.Exit(1)
+	}
+	return a.I
+}))
+
+// poolTaskDeaths measures taskDeathTasks ApplyAsync(spinExit) on a ready Pool(2) without
+// retries, in seconds until every outcome is in. With exits, every death must fail its own
+// task with ErrWorkerDied and cost no more than a worker start: a death while running a task
+// is that task's failure, not a crash loop.
+func poolTaskDeaths(ctx context.Context, env *Env, exits bool) (s float64, err error) {
+	n := env.N(taskDeathTasks)
+	p, err := readyPool(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer closePool(p, &err)
+	rs := make([]*multiproc.AsyncResult[int], n)
+	start := time.Now()
+	for i := range rs {
+		rs[i] = multiproc.ApplyAsync(ctx, p, spinExit, spinArg{I: i, Exits: exits})
+	}
+	died := 0
+	for i, r := range rs {
+		v, err := r.Get(ctx)
+		switch {
+		case err == nil && v == i:
+		case exits && i%taskDeathEvery == taskDeathEvery-1 && errors.Is(err, multiproc.ErrWorkerDied):
+			died++
+		default:
+			return 0, fmt.Errorf("mpbench: task %d: got %d, %v", i, v, err)
+		}
+	}
+	elapsed := time.Since(start)
+	if exits && died != n/taskDeathEvery {
+		return 0, fmt.Errorf("mpbench: %d tasks died, want %d", died, n/taskDeathEvery)
+	}
+	return elapsed.Seconds(), nil
+}
+
+// poolMaxTasks1 measures maxTasks1Tasks ApplyAsync(ident) followed by Get of each on a
+// Pool(2) with MaxTasksPerChild(1), in tasks/s: every task costs a worker's exit and a
+// replacement's start, so this is the recycling path's throughput. The pool's start is
+// untimed (NewPool returns once its workers are ready).
+func poolMaxTasks1(ctx context.Context, env *Env) (rate float64, err error) {
+	n := env.N(maxTasks1Tasks)
+	p, err := multiproc.NewPool(ctx, poolWorkers, multiproc.MaxTasksPerChild(1))
+	if err != nil {
+		return 0, fmt.Errorf("mpbench: pool: %w", err)
+	}
+	defer closePool(p, &err)
+	rs := make([]*multiproc.AsyncResult[int], n)
+	start := time.Now()
+	for i := range rs {
+		rs[i] = multiproc.ApplyAsync(ctx, p, ident, i)
+	}
+	for i, r := range rs {
+		if v, err := r.Get(ctx); err != nil || v != i {
+			return 0, fmt.Errorf("mpbench: apply_async(ident, %d) = %d, %v", i, v, err)
+		}
+	}
+	return float64(n) / time.Since(start).Seconds(), nil
 }

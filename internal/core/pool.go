@@ -174,28 +174,34 @@ func (p *Pool) Cancel(t *Task, err error) bool {
 	ok := p.cancelLocked(t)
 	p.mu.Unlock()
 	if ok {
-		p.finish(t, Result{Err: err})
+		p.finish(t, Result{Err: err, Outcome: engine.Cancelled})
 	}
 	return ok
 }
 
 // cancelLocked marks t cancelled and arranges for it to stop; the caller
 // finishes it after unlocking. It returns false if t already finished or
-// already ran.
+// already ran, or if another settle of t is on its way.
 func (p *Pool) cancelLocked(t *Task) bool {
-	if t.Finished() || t.Sched.Cancelled {
+	if claimedLocked(t) {
 		return false
 	}
 	w := owner(t)
 	idx := -1
-	if w != nil && !w.dead {
-		idx = w.indexLocked(t)
-		if idx >= 0 && w.done+uint64(idx)+1 <= w.words.Load(wordCompleted) {
+	if w != nil {
+		// A task its worker holds is in w.assigned until a result or the
+		// worker's death takes it out, and whoever takes it out settles it.
+		if idx = w.indexLocked(t); idx < 0 {
+			return false
+		}
+		if !w.dead && w.done+uint64(idx)+1 <= w.words.Load(wordCompleted) {
 			return false // it ran and its result is on the way: too late
 		}
+		if w.dead {
+			idx = -1 // nothing to tell a dead worker
+		}
 	}
-	t.Sched.Cancelled = true
-	p.stats.cancelled++
+	p.claimLocked(t, engine.Cancelled)
 	if idx >= 0 {
 		if idx < len(w.assigned)-w.unsent && !t.Sched.CancelSent {
 			// Already written to the worker: tell it. A task not yet
@@ -235,7 +241,7 @@ func (p *Pool) CancelPending(err error) {
 	}
 	p.mu.Unlock()
 	for _, t := range ts {
-		p.finish(t, Result{Err: err})
+		p.finish(t, Result{Err: err, Outcome: engine.Cancelled})
 	}
 }
 
@@ -245,11 +251,12 @@ func (p *Pool) CancelPending(err error) {
 func (p *Pool) Running(t *Task) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if t.Finished() || t.Sched.Owner == nil || owner(t).dead {
+	w := owner(t)
+	if t.Finished() || w == nil || w.dead {
 		return false
 	}
-	idx := owner(t).indexLocked(t)
-	return idx >= 0 && idx < len(owner(t).assigned)-owner(t).unsent
+	idx := w.indexLocked(t)
+	return idx >= 0 && idx < len(w.assigned)-w.unsent
 }
 
 func (p *Pool) taskDone(t *Task) {
@@ -289,8 +296,8 @@ func (p *Pool) dispatchKickLocked(busyToo bool) []*worker {
 	window := p.windowLocked()
 	for p.queue.len() > 0 {
 		t := p.queue.front()
-		if t.Finished() {
-			p.queue.popFront()
+		if claimedLocked(t) {
+			p.queue.popFront() // settled, or about to be by whoever claimed it
 			continue
 		}
 		var best *worker
@@ -298,7 +305,10 @@ func (p *Pool) dispatchKickLocked(busyToo bool) []*worker {
 			if w.dead || w.retiring || len(w.assigned) >= window {
 				continue
 			}
-			if p.cfg.MaxAge > 0 && time.Since(w.started) > p.cfg.MaxAge {
+			// A worker that grew old while idle retires before it takes
+			// more work; one that never ran a task does not, or an age
+			// shorter than a start-up would retire every worker unused.
+			if p.cfg.MaxAge > 0 && w.given > 0 && time.Since(w.started) > p.cfg.MaxAge {
 				p.retireLocked(w, "age")
 				continue
 			}
@@ -342,7 +352,9 @@ func (p *Pool) dispatchKickLocked(busyToo bool) []*worker {
 }
 
 // retireLocked stops giving w tasks; it exits once it has answered those
-// it holds, and a replacement starts now.
+// it holds. Its replacement starts once it has been reaped (workerExited):
+// users size pools by memory, so a pool never has more than its size of
+// worker processes, not even while one is recycled.
 func (p *Pool) retireLocked(w *worker, why string) {
 	if w.retiring || w.dead {
 		return
@@ -354,22 +366,18 @@ func (p *Pool) retireLocked(w *worker, why string) {
 	if len(w.assigned) == 0 {
 		w.requestExit()
 	}
-	p.ensureWorkersLocked()
 }
 
 // ensureWorkersLocked starts workers until the pool has its size, unless
-// restarts must back off.
+// restarts must back off. Every worker process counts from its start
+// (p.spawning) until it has been reaped (it leaves p.workers only then),
+// retiring and dead ones included, so that a replacement never overlaps
+// the worker it replaces.
 func (p *Pool) ensureWorkersLocked() {
 	if p.terminated || p.broken != nil || (p.closing && p.pending == 0) {
 		return
 	}
-	live := p.spawning
-	for _, w := range p.workers {
-		if !w.dead && !w.retiring {
-			live++
-		}
-	}
-	for ; live < p.cfg.Workers; live++ {
+	for live := p.spawning + len(p.workers); live < p.cfg.Workers; live++ {
 		if wait := time.Until(p.nextSpawn); wait > 0 {
 			if p.spawnTimer == nil {
 				p.spawnTimer = time.AfterFunc(wait, func() {
@@ -382,7 +390,6 @@ func (p *Pool) ensureWorkersLocked() {
 			return
 		}
 		p.spawning++
-		p.stats.restarts++
 		p.wg.Add(1)
 		go p.respawn()
 	}
@@ -419,11 +426,18 @@ func (p *Pool) respawn() {
 		p.maybeDoneLocked()
 		return
 	}
+	// Restarts counts workers that joined the pool after its start, not
+	// attempts: a start that failed is not a worker.
+	p.stats.restarts++
 	p.addLocked(w)
 }
 
-// noteFailureLocked records an unplanned worker death or failed start and
-// computes the restart back-off, after Erlang/OTP's restart intensity.
+// noteFailureLocked records a worker death without a task (an idle death)
+// or a failed start (start-up or initializer failure) and computes the
+// restart back-off, after Erlang/OTP's restart intensity. A worker that died
+// running a task is not noted: that is the task's failure, and its
+// replacement starts at once (a workload whose tasks crash now and then
+// would otherwise crawl at back-off speed).
 func (p *Pool) noteFailureLocked() {
 	now := time.Now()
 	cut := 0
@@ -432,6 +446,13 @@ func (p *Pool) noteFailureLocked() {
 	}
 	p.deaths = append(p.deaths[cut:], now)
 	if len(p.deaths) > p.cfg.MaxRestarts {
+		if p.backoff == 0 {
+			// Once when a crash loop starts, not once per death; the limiter
+			// also folds a loop that stops and starts again into one line
+			// per interval.
+			p.log.Warn("backoff", "multiproc: workers keep failing without a task; delaying restarts",
+				"pool", p.cfg.Name, "failures", len(p.deaths), "window", p.cfg.RestartWindow)
+		}
 		p.backoff = min(max(2*p.backoff, 50*time.Millisecond), 5*time.Second)
 		p.nextSpawn = now.Add(p.backoff)
 	} else {
@@ -439,12 +460,32 @@ func (p *Pool) noteFailureLocked() {
 	}
 }
 
+// backoffLocked is the current restart back-off: non-zero while the
+// failures within the restart window exceed the intensity.
+func (p *Pool) backoffLocked() time.Duration {
+	if p.backoff == 0 {
+		return 0
+	}
+	now, n := time.Now(), 0
+	for _, d := range p.deaths {
+		if now.Sub(d) <= p.cfg.RestartWindow {
+			n++
+		}
+	}
+	if n > p.cfg.MaxRestarts {
+		return p.backoff
+	}
+	return 0
+}
+
 // breakLocked fails all queued work: no worker can be started.
 func (p *Pool) breakLocked(cause error) {
 	p.broken = fmt.Errorf("%w: workers cannot start: %w", errs.ErrPoolBroken, cause)
 	var ts []*Task
 	for p.queue.len() > 0 {
-		ts = append(ts, p.queue.popFront())
+		if t := p.queue.popFront(); p.claimLocked(t, engine.Failed) {
+			ts = append(ts, t)
+		}
 	}
 	err := p.broken
 	// Finishing takes p.mu (taskDone), which the caller holds.
@@ -452,7 +493,7 @@ func (p *Pool) breakLocked(cause error) {
 	go func() {
 		defer p.wg.Done()
 		for _, t := range ts {
-			p.finish(t, Result{Err: err})
+			p.finish(t, Result{Err: err, Outcome: engine.Failed})
 		}
 	}()
 }
@@ -516,15 +557,21 @@ func (p *Pool) Terminate() error {
 	p.closing, p.terminated = true, true
 	var ts []*Task
 	for p.queue.len() > 0 {
-		ts = append(ts, p.queue.popFront())
+		if t := p.queue.popFront(); p.claimLocked(t, engine.Cancelled) {
+			ts = append(ts, t)
+		}
 	}
 	for _, w := range p.workers {
-		ts = append(ts, w.assigned...)
+		for _, t := range w.assigned {
+			if p.claimLocked(t, engine.Cancelled) {
+				ts = append(ts, t)
+			}
+		}
 		w.killLocked()
 	}
 	p.mu.Unlock()
 	for _, t := range ts {
-		p.finish(t, Result{Err: fmt.Errorf("%w: terminated", errs.ErrPoolClosed)})
+		p.finish(t, Result{Err: fmt.Errorf("%w: terminated", errs.ErrPoolClosed), Outcome: engine.Cancelled})
 	}
 	p.mu.Lock()
 	p.maybeDoneLocked()

@@ -200,7 +200,6 @@ func (p *Pool) armHeadLocked(w *worker) {
 // returns the error to settle it with, or nil if a retry is due instead.
 func (p *Pool) expireLocked(t *Task) error {
 	t.Sched.TimedOut = true
-	p.stats.timedOut++
 	err := p.timeoutError(t)
 	if t.Sched.Attempts < p.cfg.Retries && p.cfg.RetryOn(err) {
 		return nil
@@ -251,7 +250,11 @@ func (p *Pool) headExpired(w *worker, t *Task, gen uint64, stage int) {
 	var settle error
 	switch stage {
 	case 0:
-		settle = p.expireLocked(t)
+		// Counted once, under TimedOut, by the claim; a retry due waits
+		// for the worker to stop instead.
+		if err := p.expireLocked(t); err != nil && p.claimLocked(t, engine.TimedOut) {
+			settle = err
+		}
 	case 1:
 		syscall.Kill(-w.pid, syscall.SIGTERM)
 	default:
@@ -328,9 +331,11 @@ func (w *worker) sendLocked() bool {
 			// may happen while the write is under way.
 			var err error
 			if tf, err = dupAll(t.Files); err != nil {
-				f |= flagCancelled
-				w.wfail = append(w.wfail, t)
-				w.wfailErr = append(w.wfailErr, fmt.Errorf("multiproc: task %q: passing %d descriptors: %w", t.Fn.Name, len(t.Files), err))
+				f |= flagCancelled // its stub's reply counts nothing: the task is claimed here
+				if p.claimLocked(t, engine.Failed) {
+					w.wfail = append(w.wfail, t)
+					w.wfailErr = append(w.wfailErr, fmt.Errorf("multiproc: task %q: passing %d descriptors: %w", t.Fn.Name, len(t.Files), err))
+				}
 			}
 		}
 		flags = append(flags, f)
@@ -452,7 +457,7 @@ func (w *worker) appendTask(t *Task, flags byte, fds []int) {
 		closeAll(fds)
 		// No pool lock is held here, so the caller is answered at once; the
 		// stub's reply will find the task finished.
-		w.p.finish(t, Result{Err: tooLarge, Outcome: engine.Failed})
+		w.p.failUnsent(t, tooLarge)
 		w.appendTask(t, (flags&^(flagDefine|flagBudget))|flagCancelled, nil)
 		return
 	}
@@ -709,19 +714,11 @@ func (p *Pool) acceptResult(w *worker, payload []byte) (t *Task, r Result, ok bo
 		}
 	}
 	late := t.Sched.TimedOut // settled at its deadline, or a retry is due
-	if !late {
-		switch status {
-		case statusOK:
-			p.stats.done++
-			p.stats.items += int64(t.Items)
-		case statusError, statusPartial:
-			p.stats.failed++
-		}
-	}
-	retry := late && !t.Finished() && expired == nil
+	retry := late && !claimedLocked(t) && expired == nil
 	if retry {
 		// It returned within its grace period, so its worker lives on,
-		// but its answer came after the limit: run it again.
+		// but its answer came after the limit: run it again. A re-run is
+		// not an outcome; the task is counted once it ends for good.
 		t.Sched.Attempts++
 		t.Sched.TimedOut = false
 		t.Sched.Owner = nil
@@ -729,15 +726,28 @@ func (p *Pool) acceptResult(w *worker, payload []byte) (t *Task, r Result, ok bo
 		p.stats.retried++
 		p.queue.pushFront([]*Task{t})
 	}
+	var (
+		outcome engine.Outcome
+		mine    bool
+	)
+	switch {
+	case retry:
+	case expired != nil:
+		outcome, mine = engine.TimedOut, p.claimLocked(t, engine.TimedOut)
+	case late:
+		// Settled at its deadline already: the late reply counts nothing.
+	default:
+		outcome, mine = p.claimResultLocked(t, status)
+	}
 	p.armHeadLocked(w)
 	p.checkRecycleLocked(w)
 	if w.retiring && len(w.assigned) == 0 {
 		w.requestExit()
 	}
 	p.mu.Unlock()
-	if status == statusCancelled || retry {
-		// Only a task the pool cancelled is skipped, and whoever cancelled
-		// it answers it (with the context's error): do not race them.
+	if !mine {
+		// A task the pool cancelled, timed out or failed is answered, and
+		// counted, by whoever did; a retried one runs again: do not race.
 		return t, Result{}, false
 	}
 	if expired != nil {
@@ -745,9 +755,9 @@ func (p *Pool) acceptResult(w *worker, payload []byte) (t *Task, r Result, ok bo
 	}
 	r = decodeResult(w.pid, status, data)
 	if r.Partial && r.N > t.Items {
-		r = Result{Err: fmt.Errorf("multiproc: worker %d sent a partial result of %d items for a chunk of %d", w.pid, r.N, t.Items), Outcome: engine.Failed}
+		r = Result{Err: fmt.Errorf("multiproc: worker %d sent a partial result of %d items for a chunk of %d", w.pid, r.N, t.Items)}
 	}
-	return t, r, true
+	return t, resultOf(t, outcome, r), true
 }
 
 // recoverResults delivers the results a dead worker finished but had not
@@ -851,7 +861,13 @@ func (p *Pool) checkRecycleLocked(w *worker) {
 // workerExited settles everything w held once its socket closed: reap it,
 // work out from its shared counters which task it was running, fail or
 // retry that one, fail the ones it finished without reporting, and queue
-// again the ones it never started.
+// again the ones it never started. Only then, with w reaped, may its
+// replacement start.
+//
+// Blame decides back-off: a worker that died running a task (exit, signal,
+// OOM kill, a timeout or a cancel that did not stop) is that task's failure,
+// and the replacement starts at once; a death without a task counts toward
+// the restart intensity.
 func (p *Pool) workerExited(w *worker) {
 	w.child.Conn.Close()
 	p.mu.Lock()
@@ -870,8 +886,8 @@ func (p *Pool) workerExited(w *worker) {
 	w.words.Close()
 
 	type failure struct {
-		t   *Task
-		err error
+		t *Task
+		r Result
 	}
 	var fails []failure
 	p.mu.Lock()
@@ -881,17 +897,22 @@ func (p *Pool) workerExited(w *worker) {
 			break
 		}
 	}
-	planned := w.retiring && len(w.assigned) == 0 && code == 0
+	// Running a task: one started and not completed. Whether it was still
+	// unsettled (a cancelled one was answered already) does not matter: it
+	// is what the worker died of.
+	running := started > completed
 	var requeue []*Task
 	for i, t := range w.assigned {
 		ord := w.done + uint64(i) + 1
-		if t.Finished() {
-			continue
+		if claimedLocked(t) {
+			continue // its canceller (or Terminate) answers it
 		}
 		if p.terminated {
 			// Terminate killed it and answers its tasks; whichever answer
 			// lands first must say the same thing.
-			fails = append(fails, failure{t, fmt.Errorf("%w: terminated", errs.ErrPoolClosed)})
+			if p.claimLocked(t, engine.Cancelled) {
+				fails = append(fails, failure{t, Result{Err: fmt.Errorf("%w: terminated", errs.ErrPoolClosed), Outcome: engine.Cancelled}})
+			}
 			continue
 		}
 		died := &errs.ExitError{Pid: w.pid, Code: code, Signal: sig, Worker: true}
@@ -900,17 +921,21 @@ func (p *Pool) workerExited(w *worker) {
 			// Unreachable while workers publish completion only after the
 			// result left (socket or shared area); kept as a safety net.
 			died.Reason = fmt.Sprintf("it ran task %q but died before reporting the result", t.Fn.Name)
-			p.stats.died++
-			fails = append(fails, failure{t, died})
+			if p.claimLocked(t, engine.Died) {
+				fails = append(fails, failure{t, Result{Err: died, Outcome: engine.Died}})
+			}
 		case ord == started:
 			var err error = died
+			outcome := engine.Died
 			if t.Sched.TimedOut {
 				err = p.timeoutError(t)
+				outcome = engine.TimedOut
 			} else {
 				died.Reason = fmt.Sprintf("while running task %q", t.Fn.Name)
-				p.stats.died++
 			}
 			if t.Sched.Attempts < p.cfg.Retries && p.cfg.RetryOn(err) {
+				// A re-run, not an outcome: the task is counted once it
+				// ends for good.
 				t.Sched.Attempts++
 				t.Sched.TimedOut = false
 				t.Sched.Owner = nil
@@ -919,7 +944,9 @@ func (p *Pool) workerExited(w *worker) {
 				requeue = append(requeue, t)
 				continue
 			}
-			fails = append(fails, failure{t, err})
+			if p.claimLocked(t, outcome) {
+				fails = append(fails, failure{t, Result{Err: err, Outcome: outcome}})
+			}
 		default:
 			t.Sched.Owner = nil
 			t.Sched.CancelSent = false
@@ -928,19 +955,21 @@ func (p *Pool) workerExited(w *worker) {
 	}
 	w.assigned, w.unsent = nil, 0
 	p.queue.pushFront(requeue)
-	if !planned && !w.retiring {
+	if !running && !w.retiring && !p.terminated {
 		p.noteFailureLocked()
 	}
 	p.ensureWorkersLocked()
 	if p.broken != nil && len(p.workers) == 0 {
 		for p.queue.len() > 0 {
-			fails = append(fails, failure{p.queue.popFront(), p.broken})
+			if t := p.queue.popFront(); p.claimLocked(t, engine.Failed) {
+				fails = append(fails, failure{t, Result{Err: p.broken, Outcome: engine.Failed}})
+			}
 		}
 	}
 	p.dispatchLocked()
 	p.maybeDoneLocked()
 	p.mu.Unlock()
 	for _, f := range fails {
-		p.finish(f.t, Result{Err: f.err})
+		p.finish(f.t, f.r)
 	}
 }
