@@ -27,7 +27,7 @@ type promise[T any] struct {
 	// context.Canceled is not enough, and a deadline is a cancellation too).
 	cancelled bool
 	cbs       []func()
-	run  func(func()) // how callbacks run (the pool's callback goroutine)
+	run       func(func()) // how callbacks run (the pool's callback goroutine)
 }
 
 func newPromise[T any](run func(func())) *promise[T] {
