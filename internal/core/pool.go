@@ -390,6 +390,10 @@ func (p *Pool) ensureWorkersLocked() {
 			return
 		}
 		p.spawning++
+		// Restarts counts worker processes started after the pool's start,
+		// counted here, when the start begins, so that whoever sees a
+		// task's ErrWorkerDied sees its replacement counted too.
+		p.stats.restarts++
 		p.wg.Add(1)
 		go p.respawn()
 	}
@@ -426,9 +430,6 @@ func (p *Pool) respawn() {
 		p.maybeDoneLocked()
 		return
 	}
-	// Restarts counts workers that joined the pool after its start, not
-	// attempts: a start that failed is not a worker.
-	p.stats.restarts++
 	p.addLocked(w)
 }
 
