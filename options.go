@@ -164,9 +164,13 @@ func Retries(n int, errs ...error) PoolOption {
 	}
 }
 
-// RestartIntensity lets n unplanned worker deaths happen within window
-// before restarts back off exponentially (up to 5s), as Erlang/OTP
-// supervisors do. Default: 2×size+2 within 10s.
+// RestartIntensity lets n worker failures that no task explains (a worker
+// that died idle, a start or an Initializer that failed) happen within
+// window before restarts back off exponentially (up to 5s), as Erlang/OTP
+// supervisors do; the pool logs one warning when back-off starts, and
+// [Stats].Backoff shows the delay. A worker that died running a task is
+// that task's failure and is replaced at once, whatever the count.
+// Default: 2×size+2 within 10s.
 func RestartIntensity(n int, window time.Duration) PoolOption {
 	return func(c *poolConfig) error {
 		if n <= 0 || window <= 0 {
