@@ -290,17 +290,7 @@ func applyAsyncThroughput(ctx context.Context, env *Env) (rate float64, err erro
 		return 0, err
 	}
 	defer closePool(p, &err)
-	rs := make([]*multiproc.AsyncResult[int], n)
-	start := time.Now()
-	for i := range rs {
-		rs[i] = multiproc.ApplyAsync(ctx, p, ident, i)
-	}
-	for i, r := range rs {
-		if v, err := r.Get(ctx); err != nil || v != i {
-			return 0, fmt.Errorf("mpbench: apply_async(ident, %d) = %d, %v", i, v, err)
-		}
-	}
-	return float64(n) / time.Since(start).Seconds(), nil
+	return applyAsyncRate(ctx, p, n)
 }
 
 // executorSubmitThroughput measures 100k Submit(ident) followed by Result of each, in
@@ -593,6 +583,12 @@ func poolMaxTasks1(ctx context.Context, env *Env) (rate float64, err error) {
 		return 0, fmt.Errorf("mpbench: pool: %w", err)
 	}
 	defer closePool(p, &err)
+	return applyAsyncRate(ctx, p, n)
+}
+
+// applyAsyncRate submits n ApplyAsync(ident, i) on p, then Gets each, and
+// returns the rate in tasks/s.
+func applyAsyncRate(ctx context.Context, p *multiproc.Pool, n int) (float64, error) {
 	rs := make([]*multiproc.AsyncResult[int], n)
 	start := time.Now()
 	for i := range rs {
