@@ -5,11 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"runtime"
 	"runtime/debug"
 	"strconv"
 	"sync"
+
+	"github.com/multiproc-go/multiproc/internal/logs"
 )
 
 // ErrNotReady is returned by AsyncResult.Successful before the result is ready.
@@ -184,7 +185,7 @@ type callbacks struct {
 	// log receives callback panics. The engine sets it when the pool is
 	// built (slog.Default() then, unless the pool was given a logger); nil
 	// means slog.Default() at the time of the panic.
-	log *slog.Logger
+	log *logs.Limiter
 
 	mu      sync.Mutex // guards the fields below
 	q       []func()
@@ -234,11 +235,12 @@ func (c *callbacks) loop() {
 func (c *callbacks) call(f func()) {
 	defer func() {
 		if v := recover(); v != nil {
-			log := c.log
-			if log == nil {
-				log = slog.Default()
+			if c.log == nil {
+				c.log = logs.New(nil) // a zero callbacks, in tests
 			}
-			log.Error("multiproc: callback panicked", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			// Rate-limited: a callback that panics on every result would
+			// otherwise write one stack per task.
+			c.log.Error("callback-panic", "multiproc: callback panicked", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 		}
 	}()
 	f()

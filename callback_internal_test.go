@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+
+	"github.com/multiproc-go/multiproc/internal/logs"
 )
 
 // TestGoroutineID guards the parsing the callback loop relies on to
@@ -25,7 +27,7 @@ func TestGoroutineID(t *testing.T) {
 // its own caller, and the loop against a panicking callback.
 func TestCallbacksWaitFromCallback(t *testing.T) {
 	var buf bytes.Buffer // written only by the loop, read after wait
-	c := &callbacks{log: slog.New(slog.NewTextHandler(&buf, nil))}
+	c := &callbacks{log: logs.New(slog.New(slog.NewTextHandler(&buf, nil)))}
 	var order []string // callbacks run one at a time: no lock needed
 	c.post(func() {
 		c.wait() // returns at once: this is the loop

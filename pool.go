@@ -11,6 +11,7 @@ import (
 	"github.com/multiproc-go/multiproc/internal/core"
 	eng "github.com/multiproc-go/multiproc/internal/engine"
 	"github.com/multiproc-go/multiproc/internal/errs"
+	"github.com/multiproc-go/multiproc/internal/logs"
 	"github.com/multiproc-go/multiproc/internal/registry"
 	"github.com/multiproc-go/multiproc/internal/wire"
 )
@@ -100,7 +101,7 @@ func newEngine(ctx context.Context, n int, opts []PoolOption) (*engine, error) {
 	if maxMsg <= 0 {
 		maxMsg = wire.DefaultMaxFrame
 	}
-	return &engine{core: c, size: c.Size(), progress: newProgressConfig(cfg), maxMsg: maxMsg, cb: callbacks{log: cfg.Logger}}, nil
+	return &engine{core: c, size: c.Size(), progress: newProgressConfig(cfg), maxMsg: maxMsg, cb: callbacks{log: logs.New(cfg.Logger)}}, nil
 }
 
 func (e *engine) close() error { return e.closeContext(context.Background()) }
