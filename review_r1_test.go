@@ -1,0 +1,139 @@
+package multiproc_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/multiproc-go/multiproc"
+	"github.com/multiproc-go/multiproc/internal/testutil"
+)
+
+// startBlocker occupies the only worker of w with a task that runs until
+// the test ends, and returns once it runs.
+func startBlocker(t *testing.T, w multiproc.Workers) {
+	t.Helper()
+	bctx, bcancel := context.WithCancel(ctxT(t))
+	t.Cleanup(bcancel)
+	marker := filepath.Join(t.TempDir(), "started")
+	multiproc.ApplyAsync(bctx, w, block, blockArg{Marker: marker})
+	testutil.WaitFor(t, deadline, func() bool { _, err := os.Stat(marker); return err == nil }, "blocker started")
+}
+
+// TestReviewQueuedExcludesCancelled: Stats counts each task once, under its
+// final outcome, and Queued is "tasks waiting for a worker". Queued tasks
+// whose context was cancelled are counted Cancelled at once but stayed in
+// Queued until a worker freed up, so Done+...+Cancelled+Queued counted them
+// twice and a caller polling Queued == 0 to see the pool drained waited for
+// the busy worker.
+func TestReviewQueuedExcludesCancelled(t *testing.T) {
+	p := newPool(t, 1)
+	ctx := ctxT(t)
+	startBlocker(t, p)
+	qctx, qcancel := context.WithCancel(ctx)
+	var rs []*multiproc.AsyncResult[int]
+	for i := range 3 {
+		rs = append(rs, multiproc.ApplyAsync(qctx, p, square, i))
+	}
+	qcancel()
+	for i, r := range rs {
+		if _, err := r.Get(ctx); !errors.Is(err, context.Canceled) {
+			t.Fatalf("task %d: %v, want context.Canceled", i, err)
+		}
+	}
+	testutil.WaitFor(t, deadline, func() bool { return p.Stats().Cancelled == 3 }, "3 tasks cancelled")
+	if s := p.Stats(); s.Queued != 0 {
+		t.Fatalf("Stats: Cancelled %d and Queued %d: the cancelled tasks are counted twice (want Queued 0)", s.Cancelled, s.Queued)
+	}
+}
+
+// TestReviewWaitFirstExceptionIgnoresCancelled: Python's wait with
+// FIRST_EXCEPTION returns when a future raised, not when one was cancelled
+// (CPython: "not f.cancelled() and f.exception() is not None"). Wait
+// returned at once because a cancelled future counted as failed.
+func TestReviewWaitFirstExceptionIgnoresCancelled(t *testing.T) {
+	ctx := ctxT(t)
+	ex, err := multiproc.NewExecutor(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ex.ShutdownContext(context.Background(), true) })
+	startBlocker(t, ex)
+	running := multiproc.Submit(ctx, ex, square, 2) // queued behind the blocker
+	cancelled := multiproc.Submit(ctx, ex, square, 3)
+	if !cancelled.Cancel() {
+		t.Fatal("Cancel of a queued future returned false")
+	}
+	wctx, wcancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer wcancel()
+	done, notDone, err := multiproc.Wait(wctx, []*multiproc.Future[int]{running, cancelled}, multiproc.FirstException)
+	if err == nil {
+		t.Fatalf("Wait(FirstException) returned (done %d, not done %d) because a future was cancelled; want it to wait (no future raised)", len(done), len(notDone))
+	}
+	if !errors.Is(err, context.DeadlineExceeded) || len(done) != 1 || len(notDone) != 1 {
+		t.Fatalf("Wait: done %d, not done %d, %v; want 1, 1, DeadlineExceeded", len(done), len(notDone), err)
+	}
+}
+
+// TestReviewResultTooLargeAs: ErrTooLarge's doc says "errors that carry
+// the sizes are *TooLargeError" and TooLargeError's says "Get one with
+// errors.As". A result over MaxMessageSize (detected in the worker) gives
+// an error that carries the sizes in its text but errors.As finds no
+// *TooLargeError, and the text names an internal type
+// ("*errs.TooLargeError").
+func TestReviewResultTooLargeAs(t *testing.T) {
+	const limit = 4096
+	p := newPool(t, 1, multiproc.MaxMessageSize(limit))
+	ctx := ctxT(t)
+	_, err := multiproc.Apply(ctx, p, poolBigResult, limit+1)
+	if !errors.Is(err, multiproc.ErrTooLarge) {
+		t.Fatalf("got %v, want ErrTooLarge", err)
+	}
+	var tl *multiproc.TooLargeError
+	if !errors.As(err, &tl) {
+		t.Fatalf("errors.As(%q, *TooLargeError) = false", err)
+	}
+	if tl.What != "result" || tl.Limit != limit || tl.Size <= limit {
+		t.Fatalf("TooLargeError %+v, want What result, Limit %d, Size > limit", *tl, limit)
+	}
+	if strings.Contains(err.Error(), "errs.") {
+		t.Fatalf("error %q names an internal type", err)
+	}
+}
+
+// TestReviewDeadlineWhileRunningIsCancelled: a task whose context reaches
+// its deadline while it runs is cancelled (Future.Cancelled true, Stats
+// Cancelled), whichever comes first: the parent's context timer, or the
+// worker's answer (the deadline travels to the worker as a budget, so a
+// task that honours its context returns DeadlineExceeded at about the same
+// moment). When the answer won, claimResultLocked saw ctx.Err() == nil and
+// counted the task Failed (TestOneOutcomePerTask/deadline_while_running is
+// flaky for this reason; the skipped TestFutureCancelledByDeadline too).
+func TestReviewDeadlineWhileRunningIsCancelled(t *testing.T) {
+	ctx := ctxT(t)
+	x, err := multiproc.NewExecutor(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { x.ShutdownContext(context.Background(), true) })
+	const rounds = 20
+	for i := range rounds {
+		dctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+		f := multiproc.Submit(dctx, x, block, blockArg{})
+		_, err := f.Result(ctx)
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("round %d: got %v, want context.DeadlineExceeded", i, err)
+		}
+		if !f.Cancelled() {
+			t.Fatalf("round %d: Cancelled() = false after the context's deadline (error %q), want true", i, err)
+		}
+	}
+	if s := x.Stats(); s.Cancelled != rounds || s.Failed != 0 {
+		t.Fatalf("Stats: Cancelled %d, Failed %d; want %d, 0", s.Cancelled, s.Failed, rounds)
+	}
+}
