@@ -98,6 +98,17 @@ func (p *promise[T]) get(ctx context.Context) (T, error) {
 	return p.val, p.err
 }
 
+// failed reports whether the outcome is an error other than a
+// cancellation: what Wait's FirstException waits for (CPython's wait
+// skips cancelled futures there too).
+func (p *promise[T]) failed() bool {
+	if !p.ready() {
+		return false
+	}
+	// The fields were written before done was closed.
+	return p.err != nil && !p.cancelled
+}
+
 func (p *promise[T]) ready() bool {
 	select {
 	case <-p.done:
@@ -166,7 +177,7 @@ func (r *AsyncResult[T]) OnError(fn func(error)) *AsyncResult[T] {
 }
 
 func (r *AsyncResult[T]) doneChan() <-chan struct{} { return r.p.done }
-func (r *AsyncResult[T]) failed() bool              { return r.p.ready() && r.p.err != nil }
+func (r *AsyncResult[T]) failed() bool              { return r.p.failed() }
 
 // callbacks runs a pool's callbacks one at a time, in order, on a goroutine
 // that exists only while there are callbacks to run.
