@@ -283,6 +283,29 @@ func (c *callbacks) wait() {
 	}
 }
 
+// waitContext is wait bounded by ctx: if ctx ends first it returns an
+// error wrapping ctx.Err(), and the callbacks go on running.
+func (c *callbacks) waitContext(ctx context.Context) error {
+	if ctx.Done() == nil || c.onLoop() {
+		c.wait()
+		return nil
+	}
+	c.mu.Lock()
+	running := c.running
+	c.mu.Unlock()
+	if !running {
+		return nil
+	}
+	done := make(chan struct{})
+	go func() { c.wait(); close(done) }() // ends with the callbacks
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("multiproc: waiting for callbacks: %w", ctx.Err())
+	}
+}
+
 // goroutineID returns the id of the calling goroutine, from the first line
 // of its stack trace ("goroutine 123 [running]:"), or 0 if that line cannot
 // be read.

@@ -137,3 +137,109 @@ func TestReviewDeadlineWhileRunningIsCancelled(t *testing.T) {
 		t.Fatalf("Stats: Cancelled %d, Failed %d; want %d, 0", s.Cancelled, s.Failed, rounds)
 	}
 }
+
+// TestReviewImapYieldsWhileInputWaits: Imap "yields the results in order
+// as they become available", and Python's imap feeds its input from
+// another thread, so a result is delivered while the input iterator waits.
+// Here a result is yielded only after the next input item arrives, so an
+// input that waits for the consumer (a feedback loop: the next request
+// depends on the last answer, or a channel fed by whoever reads the
+// results) deadlocks. The input below gives up after 3s instead of hanging.
+func TestReviewImapYieldsWhileInputWaits(t *testing.T) {
+	p := newPool(t, 1)
+	ctx := ctxT(t)
+	got := make(chan int, 1)
+	timedOut := false
+	seq := func(yield func(int) bool) {
+		for i := 1; i <= 3; i++ {
+			if !yield(i) {
+				return
+			}
+			select {
+			case <-got: // the consumer saw the result of i
+			case <-time.After(3 * time.Second):
+				timedOut = true
+				return
+			}
+		}
+	}
+	var out []int
+	for v, err := range multiproc.Imap(ctx, p, square, seq) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, v)
+		got <- v
+	}
+	if timedOut {
+		t.Fatalf("the input waited 3s for a result Imap had but did not yield (got %v so far)", out)
+	}
+	if len(out) != 3 {
+		t.Fatalf("got %v, want [1 4 9]", out)
+	}
+}
+
+// TestReviewCloseContextBoundsCallbacks: CloseContext is "Close bounded by
+// ctx", Join "returns an error wrapping ctx.Err()" if ctx ends first, and
+// ShutdownContext is bounded by ctx; but all three wait for pending
+// callbacks without looking at ctx, so one slow callback makes them block
+// past their deadline.
+func TestReviewCloseContextBoundsCallbacks(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		stop func(ctx context.Context, w multiproc.Workers) error
+	}{
+		{"Pool.CloseContext", func(ctx context.Context, w multiproc.Workers) error { return w.(*multiproc.Pool).CloseContext(ctx) }},
+		{"Pool.Join", func(ctx context.Context, w multiproc.Workers) error {
+			p := w.(*multiproc.Pool)
+			go p.Close()
+			for { // Join needs the Close under way: wait until intake stopped
+				if _, err := multiproc.Apply(ctx, p, square, 1); errors.Is(err, multiproc.ErrPoolClosed) {
+					break
+				}
+				time.Sleep(time.Millisecond)
+			}
+			return p.Join(ctx)
+		}},
+		{"Executor.ShutdownContext", func(ctx context.Context, w multiproc.Workers) error {
+			return w.(*multiproc.Executor).ShutdownContext(ctx, false)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := ctxT(t)
+			var w multiproc.Workers
+			if strings.HasPrefix(tc.name, "Pool") {
+				w = newPool(t, 1)
+			} else {
+				x, err := multiproc.NewExecutor(ctx, 1)
+				if err != nil {
+					t.Fatal(err)
+				}
+				w = x
+			}
+			release := make(chan struct{})
+			entered := make(chan struct{})
+			defer close(release) // let the callback go, so the pool can be reaped
+			multiproc.ApplyAsync(ctx, w, square, 2).OnResult(func(int) {
+				close(entered)
+				select {
+				case <-release:
+				case <-time.After(deadline):
+				}
+			})
+			<-entered
+			sctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+			defer cancel()
+			res := make(chan error, 1)
+			go func() { res <- tc.stop(sctx, w) }()
+			select {
+			case err := <-res:
+				if !errors.Is(err, context.DeadlineExceeded) {
+					t.Fatalf("returned %v, want an error wrapping context.DeadlineExceeded", err)
+				}
+			case <-time.After(3 * time.Second):
+				t.Fatal("still waiting for the callback 3s after its ctx's 200ms deadline")
+			}
+		})
+	}
+}
