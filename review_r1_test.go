@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -241,5 +242,29 @@ func TestReviewCloseContextBoundsCallbacks(t *testing.T) {
 				t.Fatal("still waiting for the callback 3s after its ctx's 200ms deadline")
 			}
 		})
+	}
+}
+
+// goexit ends its goroutine in the worker the way t.FailNow or a helper
+// that calls runtime.Goexit would.
+var goexit = multiproc.Register("test.review.goexit", func(context.Context, int) (int, error) {
+	runtime.Goexit()
+	return 0, nil
+})
+
+// TestReviewGoexitInTask: a task that calls runtime.Goexit never answered:
+// the worker's loop ended with it, the worker lived on, and Apply without
+// a deadline waited forever (here it gives up after 5s). The worker must
+// exit so that the task fails with ErrWorkerDied like any other death.
+func TestReviewGoexitInTask(t *testing.T) {
+	p := newPool(t, 1)
+	ctx, cancel := context.WithTimeout(ctxT(t), 5*time.Second)
+	defer cancel()
+	_, err := multiproc.Apply(ctx, p, goexit, 1)
+	if !errors.Is(err, multiproc.ErrWorkerDied) {
+		t.Fatalf("got %v, want ErrWorkerDied", err)
+	}
+	if v, err := multiproc.Apply(ctxT(t), p, square, 3); err != nil || v != 9 {
+		t.Fatalf("next task: %d, %v", v, err)
 	}
 }
