@@ -268,3 +268,23 @@ func TestReviewGoexitInTask(t *testing.T) {
 		t.Fatalf("next task: %d, %v", v, err)
 	}
 }
+
+// TestReviewGoexitInProcess: a Process whose target calls runtime.Goexit
+// (on the child's main goroutine) never ended: the child lived on, Join
+// without a deadline waited forever. It must end and Join report it.
+func TestReviewGoexitInProcess(t *testing.T) {
+	p := multiproc.NewProcess(goexit, 1)
+	if err := p.Start(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { p.Kill(); p.Join(context.Background()) }()
+	ctx, cancel := context.WithTimeout(ctxT(t), 5*time.Second)
+	defer cancel()
+	err := p.Join(ctx)
+	if err == nil || errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Join: %v; want the child to end with an error", err)
+	}
+	if !strings.Contains(err.Error(), "Goexit") {
+		t.Fatalf("Join: %v; want it to say the target called runtime.Goexit", err)
+	}
+}
