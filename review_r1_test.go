@@ -288,3 +288,18 @@ func TestReviewGoexitInProcess(t *testing.T) {
 		t.Fatalf("Join: %v; want it to say the target called runtime.Goexit", err)
 	}
 }
+
+// TestReviewGoexitInInitializer: an initializer that calls runtime.Goexit
+// left its worker alive and silent, so NewPool waited for its whole ctx.
+func TestReviewGoexitInInitializer(t *testing.T) {
+	ctx, cancel := context.WithTimeout(ctxT(t), 5*time.Second)
+	defer cancel()
+	p, err := multiproc.NewPool(ctx, 1, multiproc.Initializer(goexit, 1))
+	if err == nil {
+		p.Terminate()
+		t.Fatal("NewPool succeeded with an initializer that never returned")
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("NewPool: %v; want it to fail when the worker ends, not at the deadline", err)
+	}
+}

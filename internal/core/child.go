@@ -127,7 +127,15 @@ func runInit(name string, arg []byte) error {
 	if err != nil {
 		return err
 	}
+	returned := false
+	defer func() {
+		if !returned { // runtime.Goexit (panics are recovered in Call)
+			fmt.Fprintf(os.Stderr, "multiproc: initializer %q called runtime.Goexit; worker %d exits\n", name, os.Getpid())
+			os.Exit(2)
+		}
+	}()
 	_, err = e.Call(context.Background(), arg, nil)
+	returned = true
 	return err
 }
 
