@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -301,5 +302,27 @@ func TestReviewGoexitInInitializer(t *testing.T) {
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("NewPool: %v; want it to fail when the worker ends, not at the deadline", err)
+	}
+}
+
+// TestReviewBrokenPoolNoBackoff: Stats.Backoff is "the delay before the
+// next worker start"; a broken pool starts no worker any more, yet it kept
+// reporting the last back-off.
+func TestReviewBrokenPoolNoBackoff(t *testing.T) {
+	marker := filepath.Join(t.TempDir(), "fail-from-now-on")
+	p := newPool(t, 2, multiproc.Initializer(setInit, marker))
+	ctx := ctxT(t)
+	if err := os.WriteFile(marker, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range p.Stats().PerWorker {
+		syscall.Kill(w.Pid, syscall.SIGKILL)
+	}
+	testutil.WaitFor(t, deadline, func() bool {
+		_, err := multiproc.Apply(ctx, p, square, 1)
+		return errors.Is(err, multiproc.ErrPoolBroken)
+	}, "the pool broken")
+	if s := p.Stats(); s.Backoff != 0 {
+		t.Fatalf("broken pool: Stats.Backoff = %v, want 0 (no start is coming)", s.Backoff)
 	}
 }
