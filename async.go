@@ -99,6 +99,17 @@ func (p *promise[T]) get(ctx context.Context) (T, error) {
 	return p.val, p.err
 }
 
+// failed reports whether the outcome is an error other than a
+// cancellation: what Wait's FirstException waits for (CPython's wait
+// skips cancelled futures there too).
+func (p *promise[T]) failed() bool {
+	if !p.ready() {
+		return false
+	}
+	// The fields were written before done was closed.
+	return p.err != nil && !p.cancelled
+}
+
 func (p *promise[T]) ready() bool {
 	select {
 	case <-p.done:
@@ -167,7 +178,7 @@ func (r *AsyncResult[T]) OnError(fn func(error)) *AsyncResult[T] {
 }
 
 func (r *AsyncResult[T]) doneChan() <-chan struct{} { return r.p.done }
-func (r *AsyncResult[T]) failed() bool              { return r.p.ready() && r.p.err != nil }
+func (r *AsyncResult[T]) failed() bool              { return r.p.failed() }
 
 // callbacks runs a pool's callbacks one at a time, in order, on a goroutine
 // that exists only while there are callbacks to run.
@@ -271,6 +282,29 @@ func (c *callbacks) wait() {
 	}
 	for c.running {
 		c.idle.Wait()
+	}
+}
+
+// waitContext is wait bounded by ctx: if ctx ends first it returns an
+// error wrapping ctx.Err(), and the callbacks go on running.
+func (c *callbacks) waitContext(ctx context.Context) error {
+	if ctx.Done() == nil || c.onLoop() {
+		c.wait()
+		return nil
+	}
+	c.mu.Lock()
+	running := c.running
+	c.mu.Unlock()
+	if !running {
+		return nil
+	}
+	done := make(chan struct{})
+	go func() { c.wait(); close(done) }() // ends with the callbacks
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("multiproc: waiting for callbacks: %w", ctx.Err())
 	}
 }
 

@@ -181,7 +181,7 @@ func (f *Future[T]) Cancelled() bool {
 func (f *Future[T]) AddDoneCallback(fn func(*Future[T])) { f.p.then(func() { fn(f) }) }
 
 func (f *Future[T]) doneChan() <-chan struct{} { return f.p.done }
-func (f *Future[T]) failed() bool              { return f.p.ready() && f.p.err != nil }
+func (f *Future[T]) failed() bool              { return f.p.failed() }
 
 // Awaitable is a pending outcome that [AsCompleted] and [Wait] can watch:
 // a *Future[T] or an *AsyncResult[T] of any T.
@@ -258,7 +258,8 @@ const (
 	AllCompleted WaitCondition = iota
 	// FirstCompleted: when any future is done.
 	FirstCompleted
-	// FirstException: when any future fails, or all are done.
+	// FirstException: when any future fails, or all are done. As in
+	// Python, a cancelled future is done but has not failed.
 	FirstException
 )
 

@@ -44,8 +44,8 @@ func Initializer[In, Out any](f Func[In, Out], arg In) PoolOption {
 
 // MaxTasksPerChild replaces a worker after it has run n tasks (a chunk
 // counts as one, as in Python), to bound what a leaky task can accumulate.
-// Queued work is not lost and a replacement starts before the old worker
-// leaves.
+// Queued work is not lost; the replacement starts once the old worker has
+// exited, so the pool never has more than its size of worker processes.
 func MaxTasksPerChild(n int) PoolOption {
 	return func(c *poolConfig) error {
 		if n < 0 {

@@ -108,7 +108,9 @@ func (e *engine) close() error { return e.closeContext(context.Background()) }
 
 func (e *engine) closeContext(ctx context.Context) error {
 	err := e.core.Close(ctx)
-	e.cb.wait()
+	if cerr := e.cb.waitContext(ctx); err == nil {
+		err = cerr
+	}
 	return err
 }
 
@@ -162,7 +164,8 @@ func (p *Pool) Close() error { return p.e.close() }
 // CloseContext is Close bounded by ctx: if ctx ends before the work is done,
 // it proceeds as [Pool.Terminate] (unfinished tasks fail with
 // [ErrPoolClosed], the workers are killed and reaped) and returns an error
-// wrapping ctx.Err().
+// wrapping ctx.Err(). If ctx ends while callbacks are still running, it
+// returns such an error without waiting for them; they go on.
 func (p *Pool) CloseContext(ctx context.Context) error { return p.e.closeContext(ctx) }
 
 // Terminate stops the pool at once: unfinished tasks fail with
@@ -180,8 +183,7 @@ func (p *Pool) Join(ctx context.Context) error {
 	if err := p.e.core.Join(ctx); err != nil {
 		return err
 	}
-	p.e.cb.wait()
-	return nil
+	return p.e.cb.waitContext(ctx)
 }
 
 // Stats returns a snapshot of the pool's counters.

@@ -495,6 +495,16 @@ func serveProcess(s *boot.Session) int {
 	buf, off := wire.BeginFrame(make([]byte, 0, 256), kindValue)
 	what := "result"
 	var err error
+	returned := false
+	defer func() {
+		if !returned {
+			// Panics are recovered in Call and Run, so the target called
+			// runtime.Goexit on this, the main, goroutine: the program would
+			// live on without ever answering. Report it and exit.
+			s.Conn.Write(appendErrorFrame(nil, name, errors.New("multiproc: the target called runtime.Goexit"), limit))
+			os.Exit(1)
+		}
+	}()
 	switch kind {
 	case targetFunc:
 		var e *registry.Entry
@@ -510,6 +520,7 @@ func serveProcess(s *boot.Session) int {
 	default:
 		err = fmt.Errorf("multiproc: unknown target kind %q", kind)
 	}
+	returned = true
 	if err == nil && wire.EndFrame(buf, off, limit) != nil {
 		// Caught here, before sending: the parent's reader would refuse
 		// the frame, and the child would look as if it had succeeded.

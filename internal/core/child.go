@@ -127,7 +127,15 @@ func runInit(name string, arg []byte) error {
 	if err != nil {
 		return err
 	}
+	returned := false
+	defer func() {
+		if !returned { // runtime.Goexit (panics are recovered in Call)
+			fmt.Fprintf(os.Stderr, "multiproc: initializer %q called runtime.Goexit; worker %d exits\n", name, os.Getpid())
+			os.Exit(2)
+		}
+	}()
 	_, err = e.Call(context.Background(), arg, nil)
+	returned = true
 	return err
 }
 
@@ -394,11 +402,25 @@ func (w *childWorker) run(t childTask) {
 		n   int
 		err error
 	)
-	if t.flags&flagChunk != 0 {
-		frame, n, err = t.fn.CallChunk(ctx, t.payload, frame)
-	} else {
-		frame, err = t.fn.Call(ctx, t.payload, frame)
-	}
+	func() {
+		returned := false
+		defer func() {
+			if !returned {
+				// Panics are recovered in Call, so the task called
+				// runtime.Goexit (t.FailNow, say): this goroutine is
+				// ending and the task would never be answered. Die, so
+				// that the pool fails it like any other death.
+				fmt.Fprintf(os.Stderr, "multiproc: task %q called runtime.Goexit; worker %d exits\n", t.fn.Name, os.Getpid())
+				os.Exit(2)
+			}
+		}()
+		if t.flags&flagChunk != 0 {
+			frame, n, err = t.fn.CallChunk(ctx, t.payload, frame)
+		} else {
+			frame, err = t.fn.Call(ctx, t.payload, frame)
+		}
+		returned = true
+	}()
 	dur := time.Since(start)
 	// The budget timer is left as it is: resetting it for the next task
 	// costs the same whether it is armed or not, and a late firing finds a

@@ -464,7 +464,8 @@ func (p *Pool) noteFailureLocked() {
 // backoffLocked is the current restart back-off: non-zero while the
 // failures within the restart window exceed the intensity.
 func (p *Pool) backoffLocked() time.Duration {
-	if p.backoff == 0 {
+	if p.backoff == 0 || p.broken != nil || p.terminated {
+		// No start is coming.
 		return 0
 	}
 	now, n := time.Now(), 0

@@ -15,7 +15,7 @@ func (p *Pool) Stats() Stats {
 	s := Stats{
 		Done: c.done, Items: c.items, Failed: c.failed, Died: c.died, TimedOut: c.timedOut,
 		Cancelled: c.cancelled, Retried: c.retried, Restarts: c.restarts, Recycled: c.recycled,
-		Queued: p.queue.len(), Backoff: p.backoffLocked(),
+		Queued: p.queuedLocked(), Backoff: p.backoffLocked(),
 	}
 	for _, w := range p.workers {
 		if w.dead {
@@ -45,6 +45,19 @@ var claimed = new(struct{ byte })
 
 // claimedLocked reports whether t is settled or someone took the right to
 // settle it: a canceller (Sched.Cancelled) or another claimLocked.
+// queuedLocked counts the queued tasks still waiting for a worker. A task
+// cancelled while queued is counted Cancelled at once but leaves the queue
+// only when a dispatch reaches it; it must not be counted twice.
+func (p *Pool) queuedLocked() int {
+	n := 0
+	for _, t := range p.queue.buf[p.queue.head:] {
+		if !claimedLocked(t) {
+			n++
+		}
+	}
+	return n
+}
+
 func claimedLocked(t *Task) bool {
 	return t.Finished() || t.Sched.Cancelled || t.Sched.Owner == any(claimed)
 }
@@ -86,13 +99,14 @@ func (p *Pool) claimLocked(t *Task, o engine.Outcome) bool {
 // settles t: a canceller already answered the caller, so the reply of a
 // cancelled task (the context's error, say) counts nothing. An error from a
 // task whose caller's context has ended (cancelled or past its deadline)
-// is that cancellation: the task most likely returned ctx.Err().
+// is that cancellation: the task most likely returned ctx.Err(). A
+// deadline counts once it has passed, before the context's timer fires.
 func (p *Pool) claimResultLocked(t *Task, status byte) (engine.Outcome, bool) {
 	o := engine.Failed
 	switch {
 	case status == statusOK:
 		o = engine.Done
-	case t.Ctx != nil && t.Ctx.Err() != nil:
+	case t.Ctx != nil && ctxErr(t.Ctx) != nil:
 		o = engine.Cancelled
 	}
 	return o, p.claimLocked(t, o)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"time"
 )
 
 // ctxWatch cancels the unfinished tasks of one context when it ends. Tasks
@@ -87,5 +88,20 @@ func (p *Pool) contextDone(ctx context.Context) {
 }
 
 func cancelled(t *Task, ctx context.Context) error {
-	return fmt.Errorf("multiproc: task %q cancelled: %w", t.Fn.Name, ctx.Err())
+	return fmt.Errorf("multiproc: task %q cancelled: %w", t.Fn.Name, ctxErr(ctx))
+}
+
+// ctxErr is ctx's error, or context.DeadlineExceeded once its deadline has
+// passed even if its timer has not fired yet: a worker's budget ends no
+// earlier than the caller's deadline, so its answer can arrive before a
+// late timer does (on a loaded machine), and the task is cancelled all the
+// same. nil if ctx has not ended.
+func ctxErr(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
