@@ -114,7 +114,7 @@ func recordOf(err error) *RemoteError {
 // registered value that fails to encode is left out and the message says
 // so, so the error itself is never lost.
 func AppendError(dst []byte, fn string, pid int, err error, panicked bool, stack string) []byte {
-	typ := fmt.Sprintf("%T", err)
+	typ := publicTypeName(err)
 	msg := err.Error()
 	var keys []string
 	var typed []typedEntry
@@ -320,4 +320,18 @@ func matchKeys(err error) []string {
 		}
 	}
 	return keys
+}
+
+// publicTypeName is err's type as fmt's %T prints it, except that this
+// package's twins of the root's error types are named by the root's
+// types, the ones a program can name: "*multiproc.TooLargeError", not
+// "*errs.TooLargeError".
+func publicTypeName(err error) string {
+	switch err.(type) {
+	case *ExitError:
+		return "*multiproc.ExitError"
+	case *TooLargeError:
+		return "*multiproc.TooLargeError"
+	}
+	return fmt.Sprintf("%T", err)
 }
