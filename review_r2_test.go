@@ -151,3 +151,60 @@ func TestReviewCyclicArgument(t *testing.T) {
 		t.Fatalf("helper: %v; stdout %q; stderr %q; want Start to fail with an error naming the cycle", err, stdout, stderr)
 	}
 }
+
+// r2NilError is an error type with a pointer receiver that a function
+// returns as a typed nil: Go's classic "nil error that is not nil".
+type r2NilError struct{ Code int }
+
+func (e *r2NilError) Error() string { return fmt.Sprintf("r2 error %d", e.Code) }
+
+// r2PanicError's Error method panics.
+type r2PanicError struct{}
+
+func (r2PanicError) Error() string { panic("Error method exploded") }
+
+var r2BadError = multiproc.Register("r2.badError", func(_ context.Context, mode string) (int, error) {
+	if mode == "typed-nil" {
+		var e *r2NilError
+		return 0, e
+	}
+	return 0, r2PanicError{}
+})
+
+// TestReviewErrorMethodPanics: a target that returns a typed nil error
+// (or an error whose Error method panics) makes the child's error
+// reporting itself panic: the child dies with Go's exit status 2 and a
+// trace on stderr, and the parent gets only "process N exited with code
+// 2", an *ExitError with no word of the function or its error; a pool
+// worker dies the same way (ErrWorkerDied). Expected: a *RemoteError
+// (exit code 1) naming the type, as fmt would print the value.
+func TestReviewErrorMethodPanics(t *testing.T) {
+	for _, mode := range []string{"typed-nil", "panics"} {
+		t.Run("Process "+mode, func(t *testing.T) {
+			p := multiproc.NewProcess(r2BadError, mode)
+			if err := startWithin(t, procCtx(t), p); err != nil {
+				t.Fatal(err)
+			}
+			err := p.Join(procCtx(t))
+			var re *multiproc.RemoteError
+			if !errors.As(err, &re) || re.Func != "r2.badError" || !strings.Contains(re.Type, "r2") {
+				t.Errorf("Join = %v; want a *RemoteError from r2.badError naming the error type", err)
+			}
+			if code, _ := p.ExitCode(); code != 1 {
+				t.Errorf("ExitCode = %d, want 1", code)
+			}
+		})
+		t.Run("Pool "+mode, func(t *testing.T) {
+			pool, err := multiproc.NewPool(ctxT(t), 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pool.Close()
+			_, err = multiproc.Apply(ctxT(t), pool, r2BadError, mode)
+			var re *multiproc.RemoteError
+			if !errors.As(err, &re) || errors.Is(err, multiproc.ErrWorkerDied) {
+				t.Errorf("Apply = %v; want a *RemoteError, not a dead worker", err)
+			}
+		})
+	}
+}
