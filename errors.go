@@ -94,6 +94,14 @@ var (
 // for these types with errors.As, not a type assertion: an error a pool
 // returns may be the internal carrier.
 func init() {
+	// This package's own error types cross processes like the user's
+	// registered ones, so that errors.As finds a child's (or grandchild's)
+	// *ExitError and *TooLargeError in the parent: the internal twins that
+	// the engine builds, and the public types a program may hold itself.
+	RegisterErrorType[*errs.ExitError]()
+	RegisterErrorType[*errs.TooLargeError]()
+	RegisterErrorType[*ExitError]()
+	RegisterErrorType[*TooLargeError]()
 	errs.SetPublic(toPublic, func(err error) *errs.RemoteError {
 		if re, ok := err.(*RemoteError); ok {
 			return re.record()
@@ -275,7 +283,9 @@ func RegisterError(err error) error { return errs.RegisterSentinel(err) }
 // before [Main]. It panics with an error wrapping [ErrLateRegistration]
 // after Main, [ErrDuplicate] if E is registered already, and a
 // type error if E is an interface type or cannot cross a process boundary
-// (a chan or func field).
+// (a chan or func field). This package's own [*ExitError] and
+// [*TooLargeError] are registered already: a child's (or grandchild's)
+// reach the parent for errors.As like the user's.
 func RegisterErrorType[E error]() bool {
 	t := reflect.TypeFor[E]()
 	if registry.Frozen() {

@@ -47,7 +47,9 @@ type Process struct {
 	// An argument over the limit makes Start fail with an error matching
 	// ErrTooLarge (a *TooLargeError) without starting anything; a result
 	// over it is caught by the child before sending, and Join returns a
-	// [*RemoteError] matching ErrTooLarge (exit code 1). A negative value
+	// [*RemoteError] matching ErrTooLarge (exit code 1), in which errors.As
+	// finds the [*TooLargeError]. An error report (the child's failure) may
+	// take at least 64 KiB whatever the limit. A negative value
 	// or one over 1<<32-1 makes Start fail.
 	MaxMessageSize int
 
@@ -235,6 +237,10 @@ func (p *Process) wait(c *boot.Child) {
 		failure error
 		readErr error
 	)
+	// Error reports may use at least minReportLimit, so that a small
+	// MaxMessageSize still lets the child say why it failed.
+	limit, _ := boot.MessageLimit(p.MaxMessageSize) // checked by Start
+	c.Reader.SetLimit(reportLimit(limit))
 	for {
 		kind, payload, err := c.Reader.Next()
 		if err != nil {
@@ -245,7 +251,11 @@ func (p *Process) wait(c *boot.Child) {
 		}
 		switch kind {
 		case kindValue:
-			if p.rtype != nil {
+			if len(payload) > limit {
+				// The child checks its result before sending; this only
+				// keeps the limit exact should it not have.
+				failure = &errs.TooLargeError{What: "result", Func: p.funcName, Size: int64(len(payload)), Limit: int64(limit)}
+			} else if p.rtype != nil {
 				failure = p.rtype.Decode(payload, p.runner)
 			} else if p.decode != nil {
 				result, failure = p.decode(payload)
@@ -527,7 +537,7 @@ func serveProcess(s *boot.Session) int {
 		err = &errs.TooLargeError{What: what, Func: name, Size: int64(len(buf) - off - wire.HeaderSize), Limit: int64(limit)}
 	}
 	if err != nil {
-		buf = appendErrorFrame(buf[:0], name, err, limit)
+		buf = appendErrorFrame(buf[:0], name, err, reportLimit(limit))
 	}
 	s.Conn.Write(buf)
 	Finish()
@@ -536,6 +546,17 @@ func serveProcess(s *boot.Session) int {
 	}
 	return 0
 }
+
+// minReportLimit is the least room an error report has, whatever
+// MaxMessageSize says: a report is a few hundred bytes, more with a panic
+// stack, and a limit below that must not turn a child's failure into an
+// unreadable frame (and the child into one that looks killed by its
+// parent's hang-up).
+const minReportLimit = 64 << 10
+
+// reportLimit is the limit of an error report under a MaxMessageSize of
+// limit; parent and child agree on it.
+func reportLimit(limit int) int { return max(limit, minReportLimit) }
 
 // appendErrorFrame appends the error frame of err, the failure of target
 // name. A report over limit (a huge message or panic stack) is replaced by

@@ -57,7 +57,9 @@ func (f Func[In, Out]) check() error {
 // arrays and structs of them) are copied as memory, unexported fields
 // included; strings and byte slices use a length-prefixed form; other
 // types use encoding/gob, which carries only exported fields: unexported
-// ones arrive as zero values. A type that encodes itself (gob.GobEncoder,
+// ones arrive as zero values; a gob value that holds a pointer cycle (a
+// list node pointing back at its list) cannot be sent, and the call fails
+// with an error naming where the cycle closes. A type that encodes itself (gob.GobEncoder,
 // encoding.BinaryMarshaler, such as time.Time) is not looked into. An
 // interface-typed value cannot be checked here, since its concrete type is
 // known only at run time: pass every concrete type it may hold to

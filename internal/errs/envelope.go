@@ -113,9 +113,20 @@ func recordOf(err error) *RemoteError {
 // inside the chain contributes its typed errors as it received them. A
 // registered value that fails to encode is left out and the message says
 // so, so the error itself is never lost.
-func AppendError(dst []byte, fn string, pid int, err error, panicked bool, stack string) []byte {
-	typ := fmt.Sprintf("%T", err)
-	msg := err.Error()
+func AppendError(dst []byte, fn string, pid int, err error, panicked bool, stack string) (out []byte) {
+	typ := publicTypeName(err)
+	msg := safeMessage(err)
+	n := len(dst)
+	defer func() {
+		// User code in err's chain (an Unwrap or Is method) panicked: the
+		// failure must still be reported, with what is known for sure.
+		if r := recover(); r != nil {
+			if panicked {
+				typ = "panic"
+			}
+			out = appendEnvelope(dst[:n], fn, pid, typ, fmt.Sprintf("%s (multiproc: walking its error chain panicked: %v)", msg, r), stack, panicked, nil, nil)
+		}
+	}()
 	var keys []string
 	var typed []typedEntry
 	var re *RemoteError
@@ -129,6 +140,28 @@ func AppendError(dst []byte, fn string, pid int, err error, panicked bool, stack
 	if panicked {
 		typ = "panic"
 	}
+	return appendEnvelope(dst, fn, pid, typ, msg, stack, panicked, keys, typed)
+}
+
+// safeMessage is err.Error(), or what fmt prints when Error panics: "<nil>"
+// for a nil pointer (a typed nil returned as an error), otherwise the
+// panic value, so that the failure is reported rather than crashing the
+// process that reports it.
+func safeMessage(err error) (msg string) {
+	defer func() {
+		if r := recover(); r != nil {
+			if v := reflect.ValueOf(err); v.Kind() == reflect.Pointer && v.IsNil() {
+				msg = "<nil>"
+				return
+			}
+			msg = fmt.Sprintf("%%!v(PANIC=Error method: %v)", r)
+		}
+	}()
+	return err.Error()
+}
+
+// appendEnvelope appends an envelope with the given parts.
+func appendEnvelope(dst []byte, fn string, pid int, typ, msg, stack string, panicked bool, keys []string, typed []typedEntry) []byte {
 	var flags byte
 	if panicked {
 		flags |= flagPanic
@@ -320,4 +353,18 @@ func matchKeys(err error) []string {
 		}
 	}
 	return keys
+}
+
+// publicTypeName is err's type as fmt's %T prints it, except that this
+// package's twins of the root's error types are named by the root's
+// types, the ones a program can name: "*multiproc.TooLargeError", not
+// "*errs.TooLargeError".
+func publicTypeName(err error) string {
+	switch err.(type) {
+	case *ExitError:
+		return "*multiproc.ExitError"
+	case *TooLargeError:
+		return "*multiproc.TooLargeError"
+	}
+	return fmt.Sprintf("%T", err)
 }

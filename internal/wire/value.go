@@ -253,6 +253,11 @@ type appendWriter struct{ b []byte }
 func (w *appendWriter) Write(p []byte) (int, error) { w.b = append(w.b, p...); return len(p), nil }
 
 func (gobCodec[T]) Append(dst []byte, v T) ([]byte, error) {
+	if t := reflect.TypeFor[T](); mayCycle(t) {
+		if err := cycleError(reflect.ValueOf(&v).Elem(), t.String()); err != nil {
+			return dst, &EncodeError{Type: t.String(), Err: err}
+		}
+	}
 	w := &appendWriter{b: dst}
 	n := len(dst)
 	if err := gob.NewEncoder(w).Encode(&v); err != nil {
@@ -262,6 +267,11 @@ func (gobCodec[T]) Append(dst []byte, v T) ([]byte, error) {
 }
 
 func (gobCodec[T]) AppendSlice(dst []byte, vs []T) ([]byte, error) {
+	if t := reflect.TypeFor[T](); mayCycle(t) {
+		if err := cycleError(reflect.ValueOf(vs), "[]"+t.String()); err != nil {
+			return dst, &EncodeError{Type: t.String(), Err: err}
+		}
+	}
 	w := &appendWriter{b: dst}
 	n := len(dst)
 	if err := gob.NewEncoder(w).Encode(&vs); err != nil {
