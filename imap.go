@@ -15,6 +15,11 @@ import (
 // seq may be endless. On the first error it yields (zero, err) and stops.
 // Stopping the loop early cancels the work in flight. Chunks default to 1
 // item; pass [Chunksize] for small items. Use slices.Values to pass a slice.
+//
+// seq is read on a goroutine of Imap's, so finished results are yielded
+// while seq waits for its next item. If the loop stops early, or ctx ends,
+// seq is stopped at its next item (its yield returns false); an item it is
+// still waiting for when Imap returns is not waited for.
 func Imap[In, Out any](ctx context.Context, w Workers, f Func[In, Out], seq iter.Seq[In], opts ...CallOption) iter.Seq2[Out, error] {
 	return imap(ctx, w.engine(), f, seq, callOptions(opts), true)
 }
@@ -60,7 +65,6 @@ func imap[In, Out any](ctx context.Context, e *engine, f Func[In, Out], seq iter
 			inflight []*slot[Out] // ordered: in submission order; unordered: completed, not yet yielded
 			notify   = make(chan struct{}, 1)
 			pending  int // submitted, not yet yielded
-			stopped  bool
 		)
 		submit := func(chunk []In) error {
 			s := &slot[Out]{}
@@ -128,13 +132,11 @@ func imap[In, Out any](ctx context.Context, e *engine, f Func[In, Out], seq iter
 				for _, s := range ready {
 					for _, v := range s.vals {
 						if !yield(v, nil) {
-							stopped = true
 							return false
 						}
 					}
 					if s.err != nil {
 						yield(zero, s.err)
-						stopped = true
 						return false
 					}
 				}
@@ -145,45 +147,69 @@ func imap[In, Out any](ctx context.Context, e *engine, f Func[In, Out], seq iter
 				case <-notify:
 				case <-ctx.Done():
 					yield(zero, fmt.Errorf("multiproc: imap of %q: %w", f.e.Name, ctx.Err()))
-					stopped = true
 					return false
 				}
 			}
 		}
-		chunk := make([]In, 0, cs)
-		for x := range seq {
-			chunk = append(chunk, x)
-			if len(chunk) < cs {
-				continue
+		// The input is read on a goroutine of its own, so that results are
+		// yielded while the input waits for its next item (a slow generator,
+		// a network stream; Python's imap has a thread for it too). It hands
+		// over whole chunks and stops at its next item once the call ends.
+		chunks := make(chan []In)
+		go func() {
+			defer close(chunks)
+			chunk := make([]In, 0, cs)
+			for x := range seq {
+				if ictx.Err() != nil {
+					return
+				}
+				chunk = append(chunk, x)
+				if len(chunk) < cs {
+					continue
+				}
+				select {
+				case chunks <- chunk:
+				case <-ictx.Done():
+					return
+				}
+				chunk = make([]In, 0, cs)
 			}
-			if err := submit(chunk); err != nil {
-				yield(zero, err)
-				return
+			if len(chunk) > 0 {
+				select {
+				case chunks <- chunk:
+				case <-ictx.Done():
+				}
 			}
-			chunk = chunk[:0]
+		}()
+		in := chunks
+		for in != nil || pendingNow(&mu, &pending) > 0 {
 			if !drain(false) {
 				return
 			}
-			for pendingNow(&mu, &pending) >= prefetch {
-				if !drain(true) {
+			// Take more input only while fewer than prefetch chunks are in
+			// flight: a nil channel blocks, so the select then waits for
+			// results alone.
+			var accept chan []In
+			if pendingNow(&mu, &pending) < prefetch {
+				accept = in
+			}
+			select {
+			case chunk, ok := <-accept:
+				if !ok {
+					in = nil
+					continue
+				}
+				if err := submit(chunk); err != nil {
+					yield(zero, err)
 					return
 				}
-			}
-		}
-		if stopped {
-			return
-		}
-		if len(chunk) > 0 {
-			if err := submit(chunk); err != nil {
-				yield(zero, err)
+			case <-notify:
+			case <-ctx.Done():
+				yield(zero, fmt.Errorf("multiproc: imap of %q: %w", f.e.Name, ctx.Err()))
 				return
 			}
 		}
-		for pendingNow(&mu, &pending) > 0 {
-			if !drain(true) {
-				return
-			}
-		}
+		drain(false)
 	}
 }
 
