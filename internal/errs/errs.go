@@ -180,7 +180,8 @@ func FormatRemote(fn string, pid int, typ, msg string, panicked bool) string {
 		return fmt.Sprintf("multiproc: panic in %s: %s", where, msg)
 	}
 	switch typ {
-	case "", "*errors.errorString", "*fmt.wrapError", "*fmt.wrapErrors", "*errors.joinError":
+	case "", "*errors.errorString", "*fmt.wrapError", "*fmt.wrapErrors", "*errors.joinError",
+		"*errs.TooLargeError": // the worker's own size check: its message says it all
 		return fmt.Sprintf("multiproc: %s: %s", where, msg)
 	}
 	return fmt.Sprintf("multiproc: %s: %s: %s", where, typ, msg)
