@@ -55,8 +55,10 @@ func (f Func[In, Out]) check() error {
 //
 // Arguments and results travel by value. Pointer-free types (numbers,
 // arrays and structs of them) are copied as memory, unexported fields
-// included; strings and byte slices use a length-prefixed form; other
-// types use encoding/gob, which carries only exported fields: unexported
+// included; strings and byte slices use a length-prefixed form, and so do
+// the strings and byte slices of a struct whose other fields are
+// pointer-free (such a struct, too, carries its unexported fields); other
+// types, and every type that implements gob.GobEncoder, use encoding/gob, which carries only exported fields: unexported
 // ones arrive as zero values; a gob value that holds a pointer cycle (a
 // list node pointing back at its list) cannot be sent, and the call fails
 // with an error naming where the cycle closes. A type that encodes itself (gob.GobEncoder,
@@ -114,8 +116,9 @@ func (t ProcessType[T]) Name() string { return t.name }
 // field of T cannot cross a process boundary (a chan, a func, an
 // unsafe.Pointer, also inside containers). Exported fields travel to the
 // child and back after Run; unexported ones keep the parent's values
-// after Join (in the child they are zero, unless T is pointer-free and so
-// copied as memory; see [Register] for the encodings):
+// after Join (in the child they are zero, unless T is copied directly:
+// pointer-free, or pointer-free but for strings and byte slices; see
+// [Register] for the encodings):
 //
 //	var _ = multiproc.RegisterProcess[MyProcess]("my-process")
 func RegisterProcess[T any, PT interface {

@@ -208,3 +208,60 @@ func TestReviewErrorMethodPanics(t *testing.T) {
 		})
 	}
 }
+
+// r2Upper encodes itself: gob would send its text upper-cased and mark it
+// decoded.
+type r2Upper struct{ S string }
+
+func (u r2Upper) GobEncode() ([]byte, error) { return []byte(strings.ToUpper(u.S)), nil }
+func (u *r2Upper) GobDecode(b []byte) error  { u.S = string(b) + "!"; return nil }
+
+var r2EchoUpper = multiproc.Register("r2.echoUpper", multiproc.Plain(func(u r2Upper) string { return u.S }))
+
+// TestReviewGobEncoderHonoured: a struct of strings that implements
+// gob.GobEncoder/GobDecoder is sent with the record codec, which copies
+// its fields and never calls them: the child gets "abc", not "ABC!". A
+// type's own encoding (there to redact, normalise or carry unexported
+// state) is silently bypassed; Register's doc says such types are "not
+// looked into", so they should travel through their own methods.
+func TestReviewGobEncoderHonoured(t *testing.T) {
+	p := multiproc.NewProcess(r2EchoUpper, r2Upper{"abc"})
+	if err := startWithin(t, procCtx(t), p); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Join(procCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := multiproc.Result[string](p); err != nil || got != "ABC!" {
+		t.Errorf("child saw %q, %v; want %q (the type's GobEncode and GobDecode)", got, err, "ABC!")
+	}
+}
+
+// r2Job is a Runner made of strings, sent with the record codec.
+type r2Job struct {
+	Name   string
+	secret string
+	Seen   string
+}
+
+func (j *r2Job) Run(context.Context) error { j.Seen = j.secret; return nil }
+
+var _ = multiproc.RegisterProcess[r2Job]("r2.job")
+
+// TestReviewRecordUnexportedDocumented pins what RegisterProcess's doc now
+// says: it used to say the child sees unexported fields as zero unless T
+// is pointer-free, but a struct of strings (the record codec) carries them
+// too.
+func TestReviewRecordUnexportedDocumented(t *testing.T) {
+	j := &r2Job{Name: "a", secret: "s"}
+	p := multiproc.NewProcessOf(j)
+	if err := startWithin(t, procCtx(t), p); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Join(procCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if j.Seen != "s" || j.secret != "s" {
+		t.Errorf("after Join %+v; want the child to have seen the unexported field and the parent to keep it", *j)
+	}
+}

@@ -3,6 +3,7 @@ package shm
 import (
 	"fmt"
 	"reflect"
+	"strings"
 )
 
 // checkType returns an error wrapping ErrType, naming what in t holds a
@@ -15,10 +16,19 @@ func checkType(what string, t reflect.Type) error {
 	case bad == nil:
 		return nil
 	case path == "":
-		return fmt.Errorf("%w: %s[%s]: a %s holds pointers", ErrType, what, t, t.Kind())
+		return fmt.Errorf("%w: %s[%s]: %s holds pointers", ErrType, what, t, aKind(t.Kind()))
 	default:
-		return fmt.Errorf("%w: %s[%s]: %s is a %s", ErrType, what, t, path, bad.Kind())
+		return fmt.Errorf("%w: %s[%s]: %s is %s", ErrType, what, t, path, aKind(bad.Kind()))
 	}
+}
+
+// aKind is k with its article: "a slice", "an interface".
+func aKind(k reflect.Kind) string {
+	s := k.String()
+	if strings.ContainsRune("aeiou", rune(s[0])) {
+		return "an " + s
+	}
+	return "a " + s
 }
 
 // firstPointer returns the first part of t that is not pointer-free and the

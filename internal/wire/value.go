@@ -32,13 +32,18 @@ type Value[T any] interface {
 
 // For returns the codec for T. Pointer-free types (numbers, bools, arrays
 // and structs of them) are copied as raw memory; string and []byte are
-// length-prefixed; every other type uses self-contained gob encodings.
+// length-prefixed; every other type, and any type that implements
+// gob.GobEncoder, uses self-contained gob encodings.
 //
 // The raw copy is sound only between processes running the same binary on
 // the same architecture, which the boot handshake guarantees.
 func For[T any]() Value[T] {
 	t := reflect.TypeFor[T]()
 	switch {
+	case t.Implements(gobEncoderType) || reflect.PointerTo(t).Implements(gobEncoderType):
+		// The type's own gob encoding is honoured, whatever its layout:
+		// it may redact, normalise or carry what copying would not.
+		return gobCodec[T]{}
 	case t.Kind() == reflect.String:
 		return stringCodec[T]{}
 	case t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Uint8 && t.Elem() == reflect.TypeFor[byte]():
