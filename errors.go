@@ -93,10 +93,6 @@ var (
 // copy of the decoded one's fields that unwraps to the same errors. Test
 // for these types with errors.As, not a type assertion: an error a pool
 // returns may be the internal carrier.
-// tooLargeTyped makes a TooLargeError found in a worker (a result over
-// MaxMessageSize) cross as itself, so that errors.As finds a
-// *TooLargeError with the sizes in the parent too.
-var tooLargeTyped = RegisterErrorType[*errs.TooLargeError]()
 
 func init() {
 	// This package's own error types cross processes like the user's

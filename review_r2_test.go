@@ -45,7 +45,7 @@ var (
 // names an internal package ("*errs.TooLargeError"), not one the user
 // can name.
 func TestReviewLibraryErrorsCrossProcesses(t *testing.T) {
-	join := func(t *testing.T, p *multiproc.Process) (error, *multiproc.RemoteError) {
+	join := func(t *testing.T, p *multiproc.Process) (*multiproc.RemoteError, error) {
 		t.Helper()
 		if err := startWithin(t, procCtx(t), p); err != nil {
 			t.Fatal(err)
@@ -58,26 +58,26 @@ func TestReviewLibraryErrorsCrossProcesses(t *testing.T) {
 		if strings.Contains(re.Type, "errs.") || strings.Contains(err.Error(), "errs.") {
 			t.Errorf("RemoteError.Type = %q, Error() = %q: names an internal type", re.Type, err)
 		}
-		return err, re
+		return re, err
 	}
 	t.Run("result over MaxMessageSize", func(t *testing.T) {
 		p := multiproc.NewProcess(r2BigResult, 10000)
 		p.MaxMessageSize = 1000
-		err, _ := join(t, p)
+		_, err := join(t, p)
 		var tl *multiproc.TooLargeError
 		if !errors.As(err, &tl) || tl.What != "result" || tl.Func != "r2.bigResult" || tl.Limit != 1000 {
 			t.Errorf("errors.As(%v, *TooLargeError) = %v, %+v; want the result's sizes", err, errors.As(err, &tl), tl)
 		}
 	})
 	t.Run("grandchild argument too large", func(t *testing.T) {
-		err, _ := join(t, multiproc.NewProcess(r2Nested, "toolarge"))
+		_, err := join(t, multiproc.NewProcess(r2Nested, "toolarge"))
 		var tl *multiproc.TooLargeError
 		if !errors.Is(err, multiproc.ErrTooLarge) || !errors.As(err, &tl) || tl.What != "argument" || tl.Func != "r2.exit" || tl.Limit != 1 {
 			t.Errorf("errors.As(%v, *TooLargeError) = %+v; want the grandchild's argument sizes", err, tl)
 		}
 	})
 	t.Run("grandchild exit code", func(t *testing.T) {
-		err, _ := join(t, multiproc.NewProcess(r2Nested, "exit"))
+		_, err := join(t, multiproc.NewProcess(r2Nested, "exit"))
 		var ee *multiproc.ExitError
 		if !errors.As(err, &ee) || ee.Code != 3 || ee.Pid == 0 {
 			t.Errorf("errors.As(%v, *ExitError) = %+v; want the grandchild's exit code 3", err, ee)
