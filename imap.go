@@ -186,11 +186,15 @@ func imap[In, Out any](ctx context.Context, e *engine, f Func[In, Out], seq iter
 			if !drain(false) {
 				return
 			}
+			n := pendingNow(&mu, &pending)
+			if in == nil && n == 0 {
+				break // drain yielded the last results: nothing to wait for
+			}
 			// Take more input only while fewer than prefetch chunks are in
 			// flight: a nil channel blocks, so the select then waits for
 			// results alone.
 			var accept chan []In
-			if pendingNow(&mu, &pending) < prefetch {
+			if n < prefetch {
 				accept = in
 			}
 			select {
