@@ -18,8 +18,8 @@ import (
 //
 // seq is read on a goroutine of Imap's, so finished results are yielded
 // while seq waits for its next item. If the loop stops early, or ctx ends,
-// seq is stopped at its next item (its yield returns false); an item it is
-// still waiting for when Imap returns is not waited for.
+// seq is stopped at its next item (its yield returns false), and the loop
+// returns once seq has returned, so seq never runs after it.
 func Imap[In, Out any](ctx context.Context, w Workers, f Func[In, Out], seq iter.Seq[In], opts ...CallOption) iter.Seq2[Out, error] {
 	return imap(ctx, w.engine(), f, seq, callOptions(opts), true)
 }
@@ -156,7 +156,15 @@ func imap[In, Out any](ctx context.Context, e *engine, f Func[In, Out], seq iter
 		// a network stream; Python's imap has a thread for it too). It hands
 		// over whole chunks and stops at its next item once the call ends.
 		chunks := make(chan []In)
+		fed := make(chan struct{})
+		// On return, stop the feeder and wait for it, so that seq never runs
+		// after Imap returns (the caller may read what seq touched).
+		defer func() {
+			cancel()
+			<-fed
+		}()
 		go func() {
+			defer close(fed)
 			defer close(chunks)
 			chunk := make([]In, 0, cs)
 			for x := range seq {
