@@ -55,14 +55,14 @@ type Process struct {
 	// or one over 1<<32-1 makes Start fail.
 	MaxMessageSize int
 
-	payload  []byte // start payload: target kind, name, the argument, its resource table, the table's 4-byte length
-	argLen   int    // bytes of the encoded argument (and table) in payload
+	payload  []byte        // start payload: target kind, name, the argument, its resource table, the table's 4-byte length
+	argLen   int           // bytes of the encoded argument (and table) in payload
 	res      wire.Outgoing // the argument's resources: duplicates owned until Start or Close
-	argWhat  string // what the argument is, for errors: "argument" or "fields"
+	argWhat  string        // what the argument is, for errors: "argument" or "fields"
 	argErr   error
 	funcName string
 	decode   func([]byte, wire.Incoming) (any, error) // decodes the result frame
-	runner   Runner                    // subclass form: refreshed from the child after Run
+	runner   Runner                                   // subclass form: refreshed from the child after Run
 	rtype    *registry.Type
 
 	// mu protects the fields below. done is closed, without mu, by the one
