@@ -355,6 +355,23 @@ type Session struct {
 	Start  StartMsg
 	Conn   *net.UnixConn
 	Reader *wire.Reader
+
+	filesTaken bool
+}
+
+// Files returns the files the parent passed (Config.Files), as fds 4, 5,
+// ... of this process, and hands them to the caller. A second call returns
+// nil.
+func (s *Session) Files() []*os.File {
+	if s.filesTaken || s.Start.Files == 0 {
+		return nil
+	}
+	s.filesTaken = true
+	fs := make([]*os.File, s.Start.Files)
+	for i := range fs {
+		fs[i] = os.NewFile(uintptr(4+i), fmt.Sprintf("multiproc-passed-%d", i))
+	}
+	return fs
 }
 
 var (

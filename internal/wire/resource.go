@@ -1,6 +1,8 @@
 package wire
 
 import (
+	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -277,4 +279,214 @@ func closeAll(fs []*os.File) {
 	for _, f := range fs {
 		f.Close()
 	}
+}
+
+// AppendOut appends v's encoding to dst with codec c, collecting its
+// resources in out when c carries resources (a [ResourceValue]); other
+// codecs ignore out.
+func AppendOut[T any](c Value[T], dst []byte, v T, out *Outgoing) ([]byte, error) {
+	if rc, ok := c.(ResourceValue[T]); ok && out != nil {
+		return rc.AppendOut(dst, v, out)
+	}
+	return c.Append(dst, v)
+}
+
+// AppendSliceOut is AppendOut for a slice of values (one payload).
+func AppendSliceOut[T any](c Value[T], dst []byte, vs []T, out *Outgoing) ([]byte, error) {
+	if rc, ok := c.(ResourceValue[T]); ok && out != nil {
+		return rc.AppendSliceOut(dst, vs, out)
+	}
+	return c.AppendSlice(dst, vs)
+}
+
+// DecodeIn decodes src with codec c, taking resources from in when c
+// carries resources.
+func DecodeIn[T any](c Value[T], src []byte, in Incoming) (T, error) {
+	if rc, ok := c.(ResourceValue[T]); ok {
+		return rc.DecodeIn(src, in)
+	}
+	return c.Decode(src)
+}
+
+// DecodeSliceIn is DecodeIn for a slice encoding, appending to dst.
+func DecodeSliceIn[T any](c Value[T], dst []T, src []byte, in Incoming) ([]T, error) {
+	if rc, ok := c.(ResourceValue[T]); ok {
+		return rc.DecodeSliceIn(dst, src, in)
+	}
+	return c.DecodeSlice(dst, src)
+}
+
+type ctxKey int
+
+// IncomingKey and OutgoingKey are the context keys under which a receiver
+// (a pool worker's task context, a child process) offers the resources
+// that came with a message and collects those of its reply. Contexts of
+// their own implement Value for them; others use [WithResources].
+const (
+	IncomingKey ctxKey = iota
+	OutgoingKey
+)
+
+// WithResources returns a context that carries in and out for the
+// registered function it is given to.
+func WithResources(ctx context.Context, in Incoming, out *Outgoing) context.Context {
+	return resCtx{ctx, in, out}
+}
+
+type resCtx struct {
+	context.Context
+	in  Incoming
+	out *Outgoing
+}
+
+func (c resCtx) Value(key any) any {
+	switch key {
+	case IncomingKey:
+		return c.in
+	case OutgoingKey:
+		return c.out
+	}
+	return c.Context.Value(key)
+}
+
+// IncomingFrom returns the resources offered by ctx, or nil.
+func IncomingFrom(ctx context.Context) Incoming {
+	in, _ := ctx.Value(IncomingKey).(Incoming)
+	return in
+}
+
+// OutgoingFrom returns the table collecting a reply's resources, or nil.
+func OutgoingFrom(ctx context.Context) *Outgoing {
+	out, _ := ctx.Value(OutgoingKey).(*Outgoing)
+	return out
+}
+
+// AppendTable appends the shape of out's resource table: the number of
+// entries, then each entry's ID and descriptor count. SplitFiles reads it.
+func AppendTable(dst []byte, res []Sent) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(res)))
+	for _, s := range res {
+		dst = binary.AppendUvarint(dst, s.ID)
+		dst = binary.AppendUvarint(dst, uint64(len(s.Files)))
+	}
+	return dst
+}
+
+// SplitFiles reads a table written by AppendTable and deals files, in
+// order, to its entries. It fails (closing every file) when the counts do
+// not add up.
+func SplitFiles(d *Buf, files []*os.File) (*Files, error) {
+	n := d.Uvarint()
+	if d.Err() == nil && n > uint64(len(d.Rest())) {
+		d.fail("resource table")
+	}
+	fs := &Files{}
+	rest := files
+	for i := uint64(0); i < n && d.Err() == nil; i++ {
+		d.Uvarint() // the ID: a Files table keeps nothing
+		k := d.Uvarint()
+		if k > uint64(len(rest)) {
+			d.fail("resource table")
+			break
+		}
+		e := rest[:k:k]
+		if k == 0 {
+			e = []*os.File{}
+		}
+		fs.Entries = append(fs.Entries, e)
+		rest = rest[k:]
+	}
+	if err := d.Err(); err != nil || len(rest) != 0 {
+		closeAll(files)
+		if err == nil {
+			err = fmt.Errorf("%w: %d descriptors beyond the resource table", ErrCorrupt, len(rest))
+		}
+		return nil, err
+	}
+	return fs, nil
+}
+
+// AllFiles lists the descriptors of every entry, in table order.
+func AllFiles(res []Sent) []*os.File {
+	var fs []*os.File
+	for _, s := range res {
+		fs = append(fs, s.Files...)
+	}
+	return fs
+}
+
+// Own makes every entry of out own its descriptors, duplicating those it
+// borrows, so that the sender's objects may be closed while the message
+// waits to be sent. On error out is closed.
+func (o *Outgoing) Own() error {
+	for i := range o.Res {
+		if o.Res[i].Owned {
+			continue
+		}
+		own := make([]*os.File, 0, len(o.Res[i].Files))
+		for _, f := range o.Res[i].Files {
+			d, err := DupFD(f)
+			if err != nil {
+				closeAll(own)
+				o.Close()
+				return err
+			}
+			own = append(own, os.NewFile(uintptr(d), f.Name()))
+		}
+		o.Res[i].Files, o.Res[i].Owned = own, true
+	}
+	return nil
+}
+
+// AppendTrailer appends res's table (see AppendTable) and the table's
+// length as 4 bytes: a trailer, so that a value encoded in place before it
+// is never copied. SplitTrailer reads it.
+func AppendTrailer(dst []byte, res []Sent) []byte {
+	n := len(dst)
+	dst = AppendTable(dst, res)
+	return binary.LittleEndian.AppendUint32(dst, uint32(len(dst)-n))
+}
+
+// SplitTrailer separates a payload written with AppendTrailer into the
+// value's bytes and the resources, dealing files to the table's entries.
+// On error it closes files.
+func SplitTrailer(payload []byte, files []*os.File) ([]byte, *Files, error) {
+	if len(payload) < 4 {
+		closeAll(files)
+		return nil, nil, fmt.Errorf("%w: payload without its resource table", ErrCorrupt)
+	}
+	n := int(binary.LittleEndian.Uint32(payload[len(payload)-4:]))
+	if n > len(payload)-4 {
+		closeAll(files)
+		return nil, nil, fmt.Errorf("%w: resource table of %d bytes in a payload of %d", ErrCorrupt, n, len(payload))
+	}
+	at := len(payload) - 4 - n
+	d := NewBuf(payload[at : len(payload)-4])
+	in, err := SplitFiles(d, files)
+	if err == nil && len(d.Rest()) != 0 {
+		in.Close()
+		err = fmt.Errorf("%w: bytes after the resource table", ErrCorrupt)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return payload[:at], in, nil
+}
+
+// Descriptors returns the descriptor numbers of every entry, in table
+// order, for a sendmsg. They stay owned by the entries' files.
+func Descriptors(res []Sent) ([]int, error) {
+	var fds []int
+	for _, s := range res {
+		for _, f := range s.Files {
+			rc, err := f.SyscallConn()
+			if err != nil {
+				return nil, err
+			}
+			if err := rc.Control(func(fd uintptr) { fds = append(fds, int(fd)) }); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return fds, nil
 }
