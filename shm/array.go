@@ -15,7 +15,8 @@ import (
 // are not synchronised: processes writing the same elements need a lock or
 // sync/atomic operations on the elements (atomic.AddInt64(&s[i], 1) works
 // on an Array[int64]). Close must not run concurrently with any other use.
-// Make an Array with [NewArray] or [ArrayOf]; the zero Array is not usable.
+// Make an Array with [NewArray] or [ArrayOf]; the zero Array is not usable
+// (it cannot be passed to another process, and its Close does nothing).
 type Array[T any] struct {
 	seg *segment
 	s   []T // nil once closed

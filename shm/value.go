@@ -17,7 +17,8 @@ import (
 // Load and Store are safe for concurrent use, from any goroutine of any
 // process that maps the value; they are atomic when T has at most 8 bytes.
 // Close must not run concurrently with any other use. Make a Value with
-// [NewValue]; the zero Value is not usable.
+// [NewValue]; the zero Value is not usable (it cannot be passed to another
+// process, and its Close does nothing).
 type Value[T any] struct {
 	seg *segment
 	p   atomic.Pointer[T] // nil once closed
