@@ -114,6 +114,7 @@ func newSegment(what string, kind uint16, t reflect.Type, count int) (*segment, 
 	binary.LittleEndian.PutUint64(h[8:], uint64(elem))
 	binary.LittleEndian.PutUint64(h[16:], uint64(count))
 	binary.LittleEndian.PutUint64(h[24:], typeHash(t))
+	populate(mem)
 	return newSegmentOf(kind, t, count, f, mem), nil
 }
 
@@ -164,6 +165,7 @@ func attachSegment(what string, kind uint16, t reflect.Type, f *os.File) (*segme
 		memfd.Unmap(mem)
 		return mismatch("%s", bad)
 	}
+	populate(mem)
 	return newSegmentOf(kind, t, int(count), f, mem), int(count), nil
 }
 
