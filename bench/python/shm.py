@@ -22,7 +22,7 @@ import mpbench  # noqa: E402  (the shared harness: row, size, main)
 from mpbench import perf, row, size  # noqa: E402
 
 ARRAY_LEN = 10_000_000  # doubles: 80 MB, as rows_shm.go's shmArrayLen
-SUM_PASSES = 1  # Go times 4 warm passes; one sum() here already takes ~1.6 s
+SUM_PASSES = 1  # Go times 16 warm passes; one sum() here already takes ~1.6 s
 PAGE = 4096
 RECORDS = 1_000_000
 
