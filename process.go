@@ -56,7 +56,7 @@ type Process struct {
 	MaxMessageSize int
 
 	payload  []byte        // start payload: target kind, name, the argument, its resource table, the table's 4-byte length
-	argLen   int           // bytes of the encoded argument (and table) in payload
+	argLen   int           // bytes of the encoded argument in payload
 	res      wire.Outgoing // the argument's resources: duplicates owned until Start or Close
 	argWhat  string        // what the argument is, for errors: "argument" or "fields"
 	argErr   error
@@ -127,6 +127,7 @@ func NewProcess[In, Out any](f Func[In, Out], arg In) *Process {
 	// copied again on its way.
 	head := wire.AppendString([]byte{targetFunc}, f.e.Name)
 	payload, err := wire.AppendOut(f.in, head, arg, &p.res)
+	p.argLen = len(payload) - len(head)
 	if err == nil {
 		payload, err = p.finishArg(payload)
 	}
@@ -134,7 +135,7 @@ func NewProcess[In, Out any](f Func[In, Out], arg In) *Process {
 		p.argErr = fmt.Errorf("multiproc: argument of %q: %w", f.e.Name, err)
 		return p
 	}
-	p.payload, p.argLen = payload, len(payload)-len(head)
+	p.payload = payload
 	p.decode = func(b []byte, in wire.Incoming) (any, error) { return wire.DecodeIn(f.out, b, in) }
 	return p
 }
@@ -154,6 +155,7 @@ func NewProcessOf(r Runner) *Process {
 	p.rtype, p.funcName = t, t.Name
 	head := wire.AppendString([]byte{targetType}, t.Name)
 	payload, err := t.Encode(head, r, &p.res)
+	p.argLen = len(payload) - len(head)
 	if err == nil {
 		payload, err = p.finishArg(payload)
 	}
@@ -161,7 +163,7 @@ func NewProcessOf(r Runner) *Process {
 		p.argErr = fmt.Errorf("multiproc: fields of %q: %w", t.Name, err)
 		return p
 	}
-	p.payload, p.argLen = payload, len(payload)-len(head)
+	p.payload = payload
 	return p
 }
 
@@ -268,7 +270,7 @@ func (p *Process) wait(c *boot.Child) {
 	// Error reports may use at least minReportLimit, so that a small
 	// MaxMessageSize still lets the child say why it failed.
 	limit, _ := boot.MessageLimit(p.MaxMessageSize) // checked by Start
-	c.Reader.SetLimit(reportLimit(limit))
+	c.Reader.SetLimit(reportLimit(limit) + tableSlack)
 	// The result may hold resources: their descriptors come with it.
 	c.Reader.ReceiveFiles(c.Conn)
 	defer c.Reader.CloseFiles()
@@ -282,23 +284,21 @@ func (p *Process) wait(c *boot.Child) {
 		}
 		switch kind {
 		case kindValue:
-			if len(payload) > limit {
-				// The child checks its result before sending; this only
-				// keeps the limit exact should it not have.
-				failure = &errs.TooLargeError{What: "result", Func: p.funcName, Size: int64(len(payload)), Limit: int64(limit)}
-			} else {
-				var (
-					in  *wire.Files
-					val []byte
-				)
-				if val, in, failure = wire.SplitTrailer(payload, c.Reader.Files()); failure == nil {
-					if p.rtype != nil {
-						failure = p.rtype.Decode(val, p.runner, in)
-					} else if p.decode != nil {
-						result, failure = p.decode(val, in)
-					}
-					in.Close()
+			var (
+				in  *wire.Files
+				val []byte
+			)
+			if val, in, failure = wire.SplitTrailer(payload, c.Reader.Files()); failure == nil {
+				if len(val) > limit {
+					// The child checks its result before sending; this only
+					// keeps the limit exact should it not have.
+					failure = &errs.TooLargeError{What: "result", Func: p.funcName, Size: int64(len(val)), Limit: int64(limit)}
+				} else if p.rtype != nil {
+					failure = p.rtype.Decode(val, p.runner, in)
+				} else if p.decode != nil {
+					result, failure = p.decode(val, in)
 				}
+				in.Close()
 			}
 			haveRes = failure == nil
 		case kindError:
@@ -576,13 +576,16 @@ func serveProcess(s *boot.Session) int {
 	returned = true
 	in.Close() // what the target did not take
 	var fds []int
+	if size := len(buf) - off - wire.HeaderSize; err == nil && size > limit {
+		// Caught here, before sending: the parent's reader would refuse
+		// the frame, and the child would look as if it had succeeded.
+		err = &errs.TooLargeError{What: what, Func: name, Size: int64(size), Limit: int64(limit)}
+	}
 	if err == nil {
 		buf, fds, err = appendResultTable(buf, off, &out)
 	}
-	if err == nil && wire.EndFrame(buf, off, limit) != nil {
-		// Caught here, before sending: the parent's reader would refuse
-		// the frame, and the child would look as if it had succeeded.
-		err = &errs.TooLargeError{What: what, Func: name, Size: int64(len(buf) - off - wire.HeaderSize), Limit: int64(limit)}
+	if err == nil && wire.EndFrame(buf, off, limit+tableSlack) != nil {
+		err = &errs.TooLargeError{What: what + " with its resource table", Func: name, Size: int64(len(buf) - off - wire.HeaderSize), Limit: int64(limit + tableSlack)}
 	}
 	if err != nil {
 		buf, fds = appendErrorFrame(buf[:0], name, err, reportLimit(limit)), nil
@@ -619,6 +622,10 @@ func appendResultTable(buf []byte, off int, out *wire.Outgoing) ([]byte, []int, 
 	buf[body-1] |= wire.FlagFiles
 	return buf, fds, nil
 }
+
+// tableSlack is the room a result frame has beyond MaxMessageSize for its
+// resource table: the limit bounds the value, not the table.
+const tableSlack = 64 << 10
 
 // minReportLimit is the least room an error report has, whatever
 // MaxMessageSize says: a report is a few hundred bytes, more with a panic

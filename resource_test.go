@@ -1,6 +1,7 @@
 package multiproc_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -158,5 +159,126 @@ func TestProcessResourceNotStarted(t *testing.T) {
 	}
 	if err := p.Start(context.Background()); !errors.Is(err, multiproc.ErrClosed) {
 		t.Fatalf("Start after Close: %v", err)
+	}
+}
+
+// Resources as pool task arguments and results (CPython cannot pass its
+// queues and locks this way: only through inheritance).
+
+func TestPoolResourceArgument(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	p, err := multiproc.NewPool(ctx, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	r, w := pipe(t)
+	jobs := make([]fileJob, 20)
+	for i := range jobs {
+		jobs[i] = fileJob{Out: w, Note: "m"}
+	}
+	// Map: each item's file travels with its chunk.
+	got, err := multiproc.Map(ctx, p, writeToFiles, jobs, multiproc.Chunksize(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, n := range got {
+		if n != 1 {
+			t.Fatalf("item %d wrote to %d files", i, n)
+		}
+	}
+	// Apply, and the caller closing its file while the task is queued.
+	res := multiproc.ApplyAsync(ctx, p, writeToFiles, fileJob{Out: w, Note: "a"})
+	w.Close()
+	if n, err := res.Get(ctx); err != nil || n != 1 {
+		t.Fatalf("ApplyAsync = %d, %v", n, err)
+	}
+	b := make([]byte, 0, 1024)
+	for !bytes.Contains(b, []byte("a from")) {
+		chunk := make([]byte, 256)
+		k, err := r.Read(chunk)
+		if err != nil {
+			t.Fatalf("read: %v (so far %q)", err, b)
+		}
+		b = append(b, chunk[:k]...)
+	}
+	if c := bytes.Count(b, []byte("m from")); c != 20 {
+		t.Fatalf("%d map writes arrived, want 20: %q", c, b)
+	}
+}
+
+func TestPoolResourceResult(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ex, err := multiproc.NewExecutor(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ex.Shutdown(true, false)
+	f, err := multiproc.Submit(ctx, ex, openPipe, "via the executor").Result(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(f)
+	if err != nil || string(b) != "via the executor" {
+		t.Fatalf("read %q, %v", b, err)
+	}
+}
+
+// acceptOne serves one connection on the listener its worker's
+// initializer received: the pre-fork server pattern.
+var (
+	workerListener net.Listener
+	keepListener   = multiproc.Register("test.keep-listener", func(_ context.Context, ln net.Listener) (struct{}, error) {
+		workerListener = ln
+		return struct{}{}, nil
+	})
+	acceptOne = multiproc.Register("test.accept-one", func(_ context.Context, _ struct{}) (int, error) {
+		c, err := workerListener.Accept()
+		if err != nil {
+			return 0, err
+		}
+		defer c.Close()
+		_, err = fmt.Fprintf(c, "%d", os.Getpid())
+		return os.Getpid(), err
+	})
+)
+
+func TestPoolListenerInitializer(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	p, err := multiproc.NewPool(ctx, 2, multiproc.Initializer(keepListener, ln))
+	ln.Close() // each worker has its own
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	const n = 6
+	results := make([]*multiproc.AsyncResult[int], n)
+	for i := range results {
+		results[i] = multiproc.ApplyAsync(ctx, p, acceptOne, struct{}{})
+	}
+	for i := range n {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(c)
+		c.Close()
+		if err != nil || len(b) == 0 {
+			t.Fatalf("connection %d: %q, %v", i, b, err)
+		}
+	}
+	for _, r := range results {
+		if _, err := r.Get(ctx); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
