@@ -52,8 +52,9 @@ const (
 
 // segment is the mapping of a Value or an Array.
 type segment struct {
-	id    uint64 // this process's resource ID of the object (wire.NewID)
-	state []byte // what ExportResource sends besides the descriptor (resource.go)
+	id    uint64     // this process's resource ID of the object (wire.NewID)
+	state []byte     // what ExportResource sends besides the descriptor (resource.go)
+	files []*os.File // f as ExportResource hands it out, made once (see export)
 
 	mu  sync.Mutex // guards f and mem
 	f   *os.File
@@ -69,7 +70,7 @@ func newSegmentOf(kind uint16, t reflect.Type, count int, f *os.File, mem []byte
 	if kind == kindArray {
 		rk = resArray
 	}
-	return &segment{id: wire.NewID(), state: makeState(rk, uint64(count), t.String()), f: f, mem: mem}
+	return &segment{id: wire.NewID(), state: makeState(rk, uint64(count), t.String()), files: []*os.File{f}, f: f, mem: mem}
 }
 
 func typeHash(t reflect.Type) uint64 {

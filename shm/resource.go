@@ -29,9 +29,9 @@ import (
 //
 // For a Value or an Array the segment's 128-byte header (header.go) is then
 // checked as well: it is the authority (it lives in the memory itself), the
-// state only makes the common mistakes readable. The state is built once,
-// when the object is made, so exporting allocates nothing but the one-entry
-// file list.
+// state only makes the common mistakes readable. The state and the
+// one-entry file list of a Value or an Array are built once, when the
+// object is made, so exporting one allocates nothing.
 
 // Resource kinds in the exported state.
 const (
@@ -297,6 +297,9 @@ func (s *segment) export(what string, x *wire.Exported) error {
 	if f == nil {
 		return fmt.Errorf("%w: %s", ErrClosed, what)
 	}
-	x.ID, x.Files, x.Owned, x.State = s.id, []*os.File{f}, false, s.state
+	// The one-entry list is made once: a pool task passed the same object
+	// exports it each time, and the transport only reads the list (the
+	// exporter keeps what is not Owned).
+	x.ID, x.Files, x.Owned, x.State = s.id, s.files, false, s.state
 	return nil
 }
