@@ -98,9 +98,6 @@ func sumFloats(s []float64) float64 {
 	return t
 }
 
-// floatSink keeps the sums alive.
-var floatSink float64
-
 // filledArray makes an Array of n float64s and has a child fill it.
 func filledArray(ctx context.Context, n int) (*shm.Array[float64], error) {
 	a, err := shm.NewArray[float64](n)
@@ -128,12 +125,13 @@ func checkSum(got float64, n int) error {
 	return nil
 }
 
-// bestPass returns the duration of the fastest of passes, each summing s
-// once.
-func bestPass(s []float64, best time.Duration) time.Duration {
+// bestPass times one sum of s, checks it (which also keeps the compiler
+// from dropping the loop), and returns the shorter of its time and best.
+func bestPass(s []float64, best time.Duration) (time.Duration, error) {
 	start := time.Now()
-	floatSink = sumFloats(s)
-	return min(best, time.Since(start))
+	sum := sumFloats(s)
+	d := time.Since(start)
+	return min(best, d), checkSum(sum, len(s))
 }
 
 func gbps(s []float64, d time.Duration) float64 { return float64(len(s)*8) / d.Seconds() / 1e9 }
@@ -160,8 +158,12 @@ func sharedArraySum(ctx context.Context, env *Env) (float64, error) {
 	}
 	bestShared, bestPlain := time.Duration(math.MaxInt64), time.Duration(math.MaxInt64)
 	for range shmSumPasses {
-		bestShared = bestPass(shared, bestShared)
-		bestPlain = bestPass(plain, bestPlain)
+		if bestShared, err = bestPass(shared, bestShared); err != nil {
+			return 0, err
+		}
+		if bestPlain, err = bestPass(plain, bestPlain); err != nil {
+			return 0, err
+		}
 	}
 	sumLimits.put(gbps(plain, bestPlain))
 	return gbps(shared, bestShared), ctx.Err()
@@ -216,7 +218,10 @@ func plainSliceSum(ctx context.Context, env *Env) (float64, error) {
 	}
 	best := time.Duration(math.MaxInt64)
 	for range shmSumPasses {
-		best = bestPass(s, best)
+		var err error
+		if best, err = bestPass(s, best); err != nil {
+			return 0, err
+		}
 	}
 	return gbps(s, best), ctx.Err()
 }
