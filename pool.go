@@ -220,6 +220,7 @@ type call[T any] struct {
 	p   promise[T]
 	t   core.Task
 	out wire.Value[T]
+	res wire.Outgoing // the argument's resources (one inline)
 	inl [16]byte
 }
 
@@ -236,15 +237,15 @@ func startCall[In, Out any](c *call[Out], ctx context.Context, e *engine, f Func
 	}
 	if err == nil {
 		var payload []byte
-		res := e.outgoing()
-		payload, err = wire.AppendOut(f.in, c.inl[:0], arg, &res)
+		c.res.NoDescriptors = !e.core.CanTransfer()
+		payload, err = wire.AppendOut(f.in, c.inl[:0], arg, &c.res)
 		if err != nil {
 			err = fmt.Errorf("multiproc: argument of %q: %w", f.e.Name, err)
 		} else if err = e.checkSize(f.e.Name, "argument", payload); err != nil {
-			res.Close()
+			c.res.Close()
 		} else {
 			c.out = f.out
-			c.t = core.Task{Fn: f.e, Payload: payload, Res: res.Res, Items: 1, Ctx: ctx, Timeout: cfg.timeout, Sink: c}
+			c.t = core.Task{Fn: f.e, Payload: payload, Res: c.res.Res, Items: 1, Ctx: ctx, Timeout: cfg.timeout, Sink: c}
 			err = e.submit(&c.t) // takes the resources, even when it fails
 		}
 	}

@@ -131,6 +131,17 @@ func (in *taskIn) Resource(i int) (any, []*os.File, error) {
 	return nil, nil, fmt.Errorf("resource %d could not be imported by an earlier task", r.id)
 }
 
+// Kept returns the object the worker holds for entry i, or nil: the
+// decoder's fast path for an argument that is itself a kept resource.
+func (in *taskIn) Kept(i int) any {
+	if i >= 0 && i < len(in.res) && in.res[i].id != 0 {
+		if k := in.w.cache[in.res[i].id]; k != nil {
+			return k.obj
+		}
+	}
+	return nil
+}
+
 func (in *taskIn) Keep(i int, obj any) {
 	if i >= 0 && i < len(in.res) && in.res[i].id != 0 {
 		if k := in.w.cache[in.res[i].id]; k != nil {

@@ -214,6 +214,17 @@ func typeName[T any]() string { return reflect.TypeFor[T]().String() }
 // error dst is returned unchanged and the resources this call added to out
 // are removed (their descriptors closed where out owned them).
 func (c resCodec[T]) AppendOut(dst []byte, v T, out *Outgoing) ([]byte, error) {
+	if c.p.kind == pResource && c.p.bi == nil {
+		// The argument is itself a resource (a *shm.Value): no walk, no
+		// reflection, no allocation on the way.
+		if ex, ok := any(v).(Exporter); ok {
+			e := encoder{b: dst, out: out, mark: len(out.Res)}
+			if err := e.export(c.p.t, ex); err != nil {
+				return dst, e.fail(err, typeName[T]())
+			}
+			return e.b, nil
+		}
+	}
 	rv := reflect.ValueOf(&v).Elem()
 	if c.p.cycle {
 		if err := cycleError(rv, typeName[T]()); err != nil {
@@ -247,6 +258,11 @@ func (c resCodec[T]) AppendSliceOut(dst []byte, vs []T, out *Outgoing) ([]byte, 
 // DecodeIn decodes one value, taking its resources from in (nil: the value
 // must hold none).
 func (c resCodec[T]) DecodeIn(src []byte, in Incoming) (T, error) {
+	if c.p.kind == pResource && c.p.bi == nil && c.p.t.Kind() == reflect.Pointer && in != nil {
+		if v, ok, err := c.decodeKept(src, in); ok {
+			return v, err
+		}
+	}
 	var v T
 	d := decoder{Buf: Buf{b: src}, in: in}
 	err := d.walk(c.p, reflect.ValueOf(&v).Elem())
@@ -258,6 +274,24 @@ func (c resCodec[T]) DecodeIn(src []byte, in Incoming) (T, error) {
 		return zero, decodeFail(err, typeName[T]())
 	}
 	return v, nil
+}
+
+// decodeKept decodes a value that is itself a resource held by the
+// receiver (a pool worker's kept *shm.Value), without reflection. ok is
+// false when the general path must decode it (a first import).
+func (c resCodec[T]) decodeKept(src []byte, in Incoming) (v T, ok bool, err error) {
+	d := Buf{b: src}
+	ref := d.Uvarint()
+	d.Bytes() // the state: the kept object has it already
+	if d.err != nil || ref == 0 || len(d.b) != 0 {
+		return v, false, nil
+	}
+	if k, ok := in.(interface{ Kept(i int) any }); ok {
+		if x, ok := k.Kept(int(min(ref-1, 1<<31))).(T); ok {
+			return x, true, nil
+		}
+	}
+	return v, false, nil
 }
 
 // DecodeSliceIn decodes values encoded by AppendSliceOut, appending to dst.
@@ -484,10 +518,7 @@ func (e *encoder) resource(p *plan, v reflect.Value) error {
 		if ex == nil {
 			return &ResourceError{Type: p.t, Err: errors.New("the type is a resource but cannot travel (it does not implement ExportResource)")}
 		}
-		if e.out.NoDescriptors && ex.NeedsDescriptors() {
-			return &ResourceError{Type: p.t, Err: ErrNoTransport}
-		}
-		err = ex.ExportResource(&x)
+		return e.export(p.t, ex)
 	}
 	if err != nil {
 		return &ResourceError{Type: p.t, Err: err}
@@ -501,6 +532,30 @@ func (e *encoder) resource(p *plan, v reflect.Value) error {
 	i := e.out.add(&x)
 	e.b = binary.AppendUvarint(e.b, uint64(i)+1)
 	e.b = AppendBytes(e.b, x.State)
+	return nil
+}
+
+// export adds the resource ex (of type t) to the table and its reference
+// to the encoding.
+func (e *encoder) export(t reflect.Type, ex Exporter) error {
+	if e.out.NoDescriptors && ex.NeedsDescriptors() {
+		return &ResourceError{Type: t, Err: ErrNoTransport}
+	}
+	x := &e.out.x
+	*x = Exported{}
+	if err := ex.ExportResource(x); err != nil {
+		return &ResourceError{Type: t, Err: err}
+	}
+	if e.out.NoDescriptors && len(x.Files) > 0 {
+		if x.Owned {
+			closeAll(x.Files)
+		}
+		return &ResourceError{Type: t, Err: ErrNoTransport}
+	}
+	i := e.out.add(x)
+	e.b = binary.AppendUvarint(e.b, uint64(i)+1)
+	e.b = AppendBytes(e.b, x.State)
+	*x = Exported{}
 	return nil
 }
 

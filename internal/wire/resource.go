@@ -146,6 +146,9 @@ type Outgoing struct {
 	// NoDescriptors makes encoding fail with ErrNoTransport at the first
 	// resource that needs descriptors (a channel that cannot carry them).
 	NoDescriptors bool
+
+	one [1]Sent  // Res's first backing, so one resource costs no allocation
+	x   Exported // the exporter's scratch
 }
 
 // Sent is one resource of an outgoing message.
@@ -190,6 +193,9 @@ func (o *Outgoing) add(x *Exported) int {
 				return i
 			}
 		}
+	}
+	if o.Res == nil {
+		o.Res = o.one[:0]
 	}
 	o.Res = append(o.Res, Sent{ID: x.ID, Files: x.Files, Owned: x.Owned})
 	return len(o.Res) - 1
