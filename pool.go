@@ -241,6 +241,9 @@ func startCall[In, Out any](c *call[Out], ctx context.Context, e *engine, f Func
 		} else if err = e.checkSize(f.e.Name, "argument", payload); err == nil {
 			c.out = f.out
 			c.t = core.Task{Fn: f.e, Payload: payload, Items: 1, Ctx: ctx, Timeout: cfg.timeout, Sink: c}
+			if aw, ok := e.core.(eng.Awaiter); ok {
+				c.p.aw, c.p.at = aw, &c.t
+			}
 			err = e.submit(&c.t)
 		}
 	}

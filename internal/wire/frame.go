@@ -125,6 +125,9 @@ type Reader struct {
 	oob   []byte
 	fds   []int      // received, not yet claimed by a frame, in arrival order
 	files []*os.File // the descriptors of the frame Next returned last
+
+	// nowait makes reads in descriptor mode non-blocking (TryNext).
+	nowait bool
 }
 
 // NewReader returns a Reader on r that rejects frames larger than max bytes
