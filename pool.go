@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 
+	"github.com/multiproc-go/multiproc/internal/bufcache"
 	"github.com/multiproc-go/multiproc/internal/core"
 	eng "github.com/multiproc-go/multiproc/internal/engine"
 	"github.com/multiproc-go/multiproc/internal/errs"
@@ -304,6 +304,7 @@ func MapAsync[In, Out any](ctx context.Context, w Workers, f Func[In, Out], item
 		cs = defaultChunksize(n, e.size)
 	}
 	out := make([]Out, n)
+	prefault(out)
 	mctx, cancel := context.WithCancel(ctx)
 	bar := e.progress.start(f.e.Name, n)
 	nchunks := (n + cs - 1) / cs
@@ -321,7 +322,7 @@ func MapAsync[In, Out any](ctx context.Context, w Workers, f Func[In, Out], item
 	tasks := make([]*core.Task, 0, min(nchunks, group))
 	for lo := 0; lo < n; lo += cs {
 		hi := min(lo+cs, n)
-		payload, err := f.in.AppendSlice(chunkBufs.get(), items[lo:hi])
+		payload, err := f.in.AppendSlice(chunkBufs.Get(), items[lo:hi])
 		if err == nil {
 			err = e.checkSize(f.e.Name, fmt.Sprintf("chunk of %d items", hi-lo), payload)
 		}
@@ -339,7 +340,7 @@ func MapAsync[In, Out any](ctx context.Context, w Workers, f Func[In, Out], item
 					return
 				}
 				// The worker answered, so nothing writes the payload any more.
-				chunkBufs.put(payload)
+				chunkBufs.Put(payload)
 				got, err := f.out.DecodeSlice(out[lo:lo], res.Data)
 				if err == nil && len(got) != hi-lo {
 					err = fmt.Errorf("multiproc: %q: chunk of %d items returned %d results", f.e.Name, hi-lo, len(got))
@@ -384,21 +385,7 @@ func defaultChunksize(n, workers int) int {
 }
 
 // chunkBufs recycles the encoded chunks of maps: a large map would otherwise
-// allocate (and on first touch fault in) its whole input once more.
-var chunkBufs bufPool
-
-type bufPool struct{ p sync.Pool }
-
-func (b *bufPool) get() []byte {
-	if v, ok := b.p.Get().(*[]byte); ok {
-		return (*v)[:0]
-	}
-	return nil
-}
-
-func (b *bufPool) put(buf []byte) {
-	if cap(buf) == 0 || cap(buf) > 1<<20 {
-		return
-	}
-	b.p.Put(&buf)
-}
+// allocate (and on first touch fault in) its whole input once more. It
+// keeps them across garbage collections (see internal/bufcache), up to
+// 16 MiB: a map of a million 8-byte items in flight at once.
+var chunkBufs = &bufcache.Cache{Max: 16 << 20, MaxBuf: 1 << 20}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/multiproc-go/multiproc/internal/boot"
+	"github.com/multiproc-go/multiproc/internal/bufcache"
 	"github.com/multiproc-go/multiproc/internal/errs"
 	"github.com/multiproc-go/multiproc/internal/registry"
 	"github.com/multiproc-go/multiproc/internal/shmword"
@@ -226,22 +227,14 @@ func parseTask(fns map[uint64]*registry.Entry, payload []byte) (childTask, error
 }
 
 // payloads recycles task argument buffers: the reader fills one per task,
-// the executor returns it after the run.
-var payloads sync.Pool
+// the executor returns it after the run. It keeps them across garbage
+// collections (see internal/bufcache: fresh pages are costly to touch), up
+// to 4 MiB, which only a worker that ran large Map chunks holds.
+var payloads = &bufcache.Cache{Max: 4 << 20, MaxBuf: 1 << 20}
 
-func getPayload() []byte {
-	if b, ok := payloads.Get().(*[]byte); ok {
-		return (*b)[:0]
-	}
-	return nil
-}
+func getPayload() []byte { return payloads.Get() }
 
-func putPayload(b []byte) {
-	if cap(b) == 0 || cap(b) > 16<<20 {
-		return
-	}
-	payloads.Put(&b)
-}
+func putPayload(b []byte) { payloads.Put(b) }
 
 func (w *childWorker) execute() {
 	for t := range w.tasks {
