@@ -2,6 +2,7 @@ package core
 
 import (
 	"net"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -55,11 +56,35 @@ func pending(c *net.UnixConn) bool {
 	}
 	waiting := true
 	rc.Control(func(fd uintptr) {
+		// Raw: it cannot block, and skips the scheduler (see wire's
+		// recvmsgNow).
 		var b [1]byte
-		_, _, err := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
-		waiting = err != unix.EAGAIN
+		_, _, e := unix.RawSyscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1,
+			unix.MSG_PEEK|unix.MSG_DONTWAIT, 0, 0)
+		waiting = e != unix.EAGAIN
 	})
 	return waiting
+}
+
+// writeNow writes what c's socket takes of b at once, with one raw system
+// call (c is non-blocking: it cannot block), and returns how many bytes
+// that was.
+func writeNow(c *net.UnixConn, b []byte) int {
+	if len(b) == 0 {
+		return 0
+	}
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return 0
+	}
+	n := 0
+	rc.Control(func(fd uintptr) {
+		r, _, e := unix.RawSyscall(unix.SYS_WRITE, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+		if e == 0 {
+			n = int(r)
+		}
+	})
+	return n
 }
 
 // wake makes a pending or future wait return.

@@ -76,7 +76,7 @@ func (r *Reader) recvNow(p []byte) (n, oobn, flags int, err error) {
 	var rerr error
 	cerr := rc.Control(func(fd uintptr) {
 		for {
-			n, oobn, flags, _, rerr = syscall.Recvmsg(int(fd), p, r.oob, recvFlags)
+			n, oobn, flags, rerr = recvmsgNow(int(fd), p, r.oob)
 			if rerr != syscall.EINTR {
 				return
 			}
