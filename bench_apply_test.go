@@ -102,3 +102,32 @@ func cpuTimes(b *testing.B, p *multiproc.Pool) (self, workers time.Duration) {
 	}
 	return self, workers
 }
+
+// BenchmarkImap measures Imap(square) over 1M ints with Chunksize(1000) on
+// a ready Executor(2), the executor_map row of cmd/mpbench.
+func BenchmarkImap(b *testing.B) {
+	ctx := context.Background()
+	x, err := multiproc.NewExecutor(ctx, 2)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer x.Shutdown(true, true)
+	const n = 1_000_000
+	seq := func(yield func(int) bool) {
+		for i := range n {
+			if !yield(i) {
+				return
+			}
+		}
+	}
+	for b.Loop() {
+		i := 0
+		for v, err := range multiproc.Imap(ctx, x, square, seq, multiproc.Chunksize(1000)) {
+			if err != nil || v != i*i {
+				b.Fatalf("Imap item %d: %d, %v", i, v, err)
+			}
+			i++
+		}
+	}
+	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "items/s")
+}
