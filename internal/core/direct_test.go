@@ -74,14 +74,6 @@ func sleepingOn(p *Pool, task *Task) bool {
 	return w != nil && w.rd.owner == ownerDirect && w.rd.task == task && w.rd.sleeping
 }
 
-// directSleeps is how many times a direct reader blocked reading the
-// stream of p's only worker.
-func directSleeps(p *Pool) int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.workers[0].rd.sleeps
-}
-
 func skipWithoutDirect(t *testing.T) {
 	if !directReads {
 		t.Skip("no direct reads on this platform")
