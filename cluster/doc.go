@@ -1,0 +1,2 @@
+// Package cluster runs multiproc pools on NATS JetStream.
+package cluster
