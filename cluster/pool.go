@@ -83,6 +83,7 @@ type task struct {
 	running  bool          // a host reported it began
 	stopped  bool          // cancelled: its message must not stay queued
 	timeout  time.Duration // its time limit (0: none)
+	since    time.Time     // submitted (or retried) at
 }
 
 type hostSeen struct {
@@ -271,7 +272,7 @@ func (p *pool) Submit(ts ...*engine.Task) error {
 	sts := make([]*task, len(ts))
 	for i, t := range ts {
 		p.nextSeq++
-		st := &task{t: t, seq: p.nextSeq, timeout: t.Timeout}
+		st := &task{t: t, seq: p.nextSeq, timeout: t.Timeout, since: time.Now()}
 		if st.timeout <= 0 {
 			st.timeout = p.cfg.TaskTimeout
 		}
@@ -550,6 +551,7 @@ func (p *pool) onResult(e jetstream.KeyValueEntry) {
 			st.sseq = 0
 		}
 		st.running = false
+		st.since = time.Now()
 		p.mu.Unlock()
 		p.publish(st)
 		return
@@ -668,9 +670,13 @@ func (p *pool) checkLoop() {
 		} else {
 			err = fmt.Errorf("%w for %v", ErrNoWorkers, p.c.noWorkers)
 		}
-		sts := make([]*task, 0, len(p.pending))
+		// Each task waits NoWorkersWait from the later of its submission
+		// and the last host's loss.
+		var sts []*task
 		for _, st := range p.pending {
-			sts = append(sts, st)
+			if now.Sub(st.since) >= p.c.noWorkers {
+				sts = append(sts, st)
+			}
 		}
 		p.mu.Unlock()
 		slices.SortFunc(sts, func(a, b *task) int { return cmp.Compare(a.seq, b.seq) })
@@ -989,5 +995,10 @@ func notFound(err error) bool {
 		return true
 	}
 	var ae *jetstream.APIError
-	return errors.As(err, &ae) && (ae.Code == 404 || ae.ErrorCode == jetstream.JSErrCodeMessageNotFound || ae.ErrorCode == 10043)
+	if errors.As(err, &ae) {
+		return ae.Code == 404 || ae.ErrorCode == jetstream.JSErrCodeMessageNotFound
+	}
+	// DeleteMsg flattens the server's error into text (err_code 10043 or
+	// 10037: no message at that sequence).
+	return strings.Contains(err.Error(), "not found")
 }

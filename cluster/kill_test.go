@@ -1,0 +1,94 @@
+package cluster_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/multiproc-go/multiproc"
+	"github.com/multiproc-go/multiproc/cluster"
+	"github.com/multiproc-go/multiproc/internal/testutil"
+)
+
+// TestHostKilled guards the delivery rule for lost hosts: with three hosts
+// running tasks, one is SIGKILLed mid-run; JetStream redelivers what it
+// held once AckWait passes, no task is lost, and every future settles
+// exactly once (later duplicates are dropped and counted).
+func TestHostKilled(t *testing.T) {
+	tc := newCluster(t, 3, 1)
+	p := tc.pool(t, 3, cluster.AckWait(2*time.Second))
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
+	defer cancel()
+	const n = 150
+	var settles [n]atomic.Int32
+	var finished atomic.Int32
+	rs := make([]*multiproc.AsyncResult[int], n)
+	for i := range n {
+		rs[i] = multiproc.ApplyAsync(ctx, p, spin, 10).
+			OnResult(func(int) { settles[i].Add(1); finished.Add(1) }).
+			OnError(func(error) { settles[i].Add(1); finished.Add(1) })
+	}
+	testutil.WaitFor(t, deadline, func() bool { return finished.Load() >= n/5 }, "a fifth of the tasks to finish")
+	victim := tc.hosts[0]
+	victim.Kill()
+	pids := map[int]bool{}
+	for _, h := range tc.hosts[1:] {
+		pids[h.Pid()] = true
+	}
+	late := 0
+	for i, r := range rs {
+		v, err := r.Get(ctx)
+		if err != nil {
+			t.Fatalf("task %d: %v; want no task lost", i, err)
+		}
+		if v != victim.Pid() && !pids[v] {
+			t.Fatalf("task %d ran under pid %d, not one of the hosts", i, v)
+		}
+		if v != victim.Pid() {
+			late++
+		}
+	}
+	// Callbacks run after Get can return: wait for all of them.
+	testutil.WaitFor(t, deadline, func() bool { return finished.Load() == n }, "every callback")
+	for i := range settles {
+		if c := settles[i].Load(); c != 1 {
+			t.Errorf("task %d settled %d times, want 1", i, c)
+		}
+	}
+	s := p.Stats()
+	if s.Done != n || s.Died != 0 || s.Failed != 0 {
+		t.Errorf("Stats Done %d Died %d Failed %d; want %d, 0, 0", s.Done, s.Died, s.Failed, n)
+	}
+	t.Logf("after the kill: %d of %d tasks ran on the survivors; %d duplicates dropped", late, n, s.Duplicates)
+	tc.hosts = tc.hosts[1:] // the victim is gone; the cleanup stops the rest
+}
+
+// TestMaxDeliver guards that a task whose hosts are lost MaxDeliver times
+// fails with ErrWorkerDied saying so, and that its message is removed.
+func TestMaxDeliver(t *testing.T) {
+	tc := newCluster(t, 1, 1)
+	p := tc.pool(t, 1, cluster.AckWait(500*time.Millisecond), cluster.MaxDeliver(2), cluster.NoWorkersWait(time.Minute))
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
+	defer cancel()
+	marker := filepath.Join(t.TempDir(), "started")
+	r := multiproc.ApplyAsync(ctx, p, block, marker)
+	for range 2 {
+		testutil.WaitFor(t, deadline, func() bool { _, err := os.Stat(marker); return err == nil }, "the task to start")
+		os.Remove(marker)
+		tc.hosts[0].Kill()
+		tc.hosts = tc.hosts[:0]
+		tc.addHost(1)
+	}
+	_, err := r.Get(ctx)
+	if !errors.Is(err, multiproc.ErrWorkerDied) || !strings.Contains(err.Error(), "lost 2 times") {
+		t.Fatalf("task after 2 host losses: %v; want ErrWorkerDied saying the host was lost 2 times", err)
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Errorf("the task ran a third time")
+	}
+}
