@@ -1,6 +1,7 @@
 package cluster_test
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -19,6 +20,9 @@ import (
 
 func TestMain(m *testing.M) {
 	multiproc.Main() // a host or a worker never returns from here
+	if addr := os.Getenv(envTestServer); addr != "" {
+		serveTestServer(addr) // never returns
+	}
 	testutil.Run(m)
 }
 
@@ -72,6 +76,26 @@ var (
 	size = multiproc.Register("cluster.size", multiproc.Plain(func(n int) []byte { return make([]byte, n) }))
 	echo = multiproc.Register("cluster.echo", multiproc.Plain(func(b []byte) int { return len(b) }))
 )
+
+// envTestServer makes the test binary serve an embedded NATS server on the
+// address it names (in whatever network namespace it runs) until its
+// stdin closes: the server side of TestNetworkNamespaces.
+const envTestServer = "MULTIPROC_CLUSTER_TEST_SERVER"
+
+// serveTestServer is the server side; TestMain calls it.
+func serveTestServer(addr string) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	s, err := cluster.StartServer(ctx, cluster.Listen(addr))
+	cancel()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	fmt.Println(s.URL())
+	bufio.NewReader(os.Stdin).ReadString('\n') // until EOF
+	s.Close()
+	os.Exit(0)
+}
 
 // testCluster is an embedded server with worker hosts.
 type testCluster struct {

@@ -41,25 +41,25 @@ type pool struct {
 	subj       string // the subject this pool's tasks are published on
 	maxPayload int
 
-	mu       sync.Mutex
-	pending  map[uint64]*task // by seq: submitted, not settled
-	bySeq    map[uint64]*task // by stream sequence, once published
-	nextSeq  uint64
-	closing  bool
-	idle     chan struct{} // closed when closing and pending is empty
+	mu        sync.Mutex
+	pending   map[uint64]*task // by seq: submitted, not settled
+	bySeq     map[uint64]*task // by stream sequence, once published
+	nextSeq   uint64
+	closing   bool
+	idle      chan struct{} // closed when closing and pending is empty
 	hostsSeen map[string]*hostSeen
-	noHostAt time.Time // since when no host of this build is alive; zero if one is
-	stats    counters
-	perHost  map[string]*engine.HostStats
+	noHostAt  time.Time // since when no host of this build is alive; zero if one is
+	stats     counters
+	perHost   map[string]*engine.HostStats
 	// collected is the highest results-stream sequence handled: every
 	// result of this pool at or below it has been collected or dropped,
 	// so the cleaner purges them all at once.
 	collected uint64
 
-	acks    chan ackWait   // publications waiting for their PubAck, in order
-	cleanup chan cleanJob  // deletions, done off the delivery paths
-	wake    chan struct{}  // the cleaner has a new collected mark
-	stop    chan struct{}  // closed by shutdown: background loops end
+	acks    chan ackWait  // publications waiting for their PubAck, in order
+	cleanup chan cleanJob // deletions, done off the delivery paths
+	wake    chan struct{} // the cleaner has a new collected mark
+	stop    chan struct{} // closed by shutdown: background loops end
 	subs    []*nats.Subscription
 	watches []jetstream.KeyWatcher
 
@@ -191,6 +191,15 @@ func newPool(ctx context.Context, cfg engine.Config, c config) (_ engine.Engine,
 	if c.localHosts > 0 {
 		if err := p.startLocalHosts(ctx, url); err != nil {
 			return nil, err
+		}
+		// The hosts are registered; wait until the watch has seen them, so
+		// that Stats counts them from the first call.
+		for p.Stats().Workers < c.localHosts*c.localEach {
+			select {
+			case <-ctx.Done():
+				return nil, fmt.Errorf("multiproc/cluster: waiting for the local hosts: %w", ctx.Err())
+			case <-time.After(5 * time.Millisecond):
+			}
 		}
 	}
 	return p, nil
