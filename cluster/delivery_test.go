@@ -191,6 +191,9 @@ func TestExecutorAPI(t *testing.T) {
 	for i := range 20 {
 		fs = append(fs, multiproc.Submit(ctx, x, square, i))
 	}
+	if id := fs[0].ID(); !strings.HasSuffix(id, ".1") {
+		t.Errorf("first Future.ID() = %q, want the pool's id and task number 1", id)
+	}
 	done, notDone, err := multiproc.Wait(ctx, fs, multiproc.AllCompleted)
 	if err != nil || len(done) != 20 || len(notDone) != 0 {
 		t.Fatalf("Wait: %d done, %d not, %v", len(done), len(notDone), err)

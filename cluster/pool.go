@@ -286,6 +286,7 @@ func (p *pool) Submit(ts ...*engine.Task) error {
 			st.timeout = p.cfg.TaskTimeout
 		}
 		t.Sched.Owner = st
+		t.ID = resultKey(p.id, st.seq)
 		p.pending[st.seq] = st
 		sts[i] = st
 		if t.Ctx != nil && t.Ctx.Done() != nil {
