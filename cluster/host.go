@@ -124,7 +124,6 @@ type host struct {
 	outSig   chan struct{}
 	busy     time.Duration // the local pool's busy time and tasks at the
 	tasks    int64         // last window update
-	stopping bool
 
 	acks chan hostAck
 	stop chan struct{}

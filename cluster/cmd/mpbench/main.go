@@ -188,12 +188,15 @@ func run(reps int, only *regexp.Regexp) error {
 	return nil
 }
 
+// sink keeps calibrate's work from being optimised away.
+var sink uint64
+
 // calibrate finds how many rounds of burn take d of CPU here.
 func calibrate(d time.Duration) int {
 	n := 100000
 	for {
 		t0 := time.Now()
-		burn(n)
+		sink += burn(n)
 		if el := time.Since(t0); el > 20*time.Millisecond {
 			return int(float64(n) * float64(d) / float64(el))
 		}
