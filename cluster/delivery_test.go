@@ -129,8 +129,8 @@ func TestNotTransferable(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), deadline)
 	defer cancel()
 	_, err := multiproc.Apply(ctx, p, holderName, holder{Name: "x"})
-	if !errors.Is(err, multiproc.ErrNotTransferable) || !strings.Contains(err.Error(), "cluster_test.holder") {
-		t.Errorf("argument holding a resource = %v; want ErrNotTransferable naming the type", err)
+	if !errors.Is(err, multiproc.ErrNotTransferable) || !strings.Contains(err.Error(), "argument.Res (cluster_test.fakeResource)") {
+		t.Errorf("argument holding a resource = %v; want ErrNotTransferable naming the type and its path", err)
 	}
 	if s := p.Stats(); s.Queued != 0 || s.Failed != 0 {
 		t.Errorf("Stats %+v; want nothing submitted", s)
