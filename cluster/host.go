@@ -398,11 +398,9 @@ func (h *host) accept(m jetstream.Msg) {
 		payload, err = h.in.blobs.GetBytes(ctx, blob)
 		cancel()
 		if err != nil {
-			// The pool stored it; it may be gone because the task was
-			// settled meanwhile: nothing to answer, and nothing to retry.
-			h.log.Warn("cluster-blob", "multiproc/cluster: fetching a task's argument", "name", blob, "err", err)
-			m.Term()
-			h.releaseSlots(1)
+			// Gone if the pool settled the task meanwhile (then the answer
+			// is dropped as a duplicate); otherwise the caller learns why.
+			h.answer(hd, fn, engine.Result{Err: fmt.Errorf("multiproc/cluster: host %s: fetching the argument of %q: %w", h.c.name, fn, err), Outcome: engine.Failed})
 			return
 		}
 	}

@@ -64,7 +64,7 @@ func TestHostKilled(t *testing.T) {
 	if s.Done != n || s.Died != 0 || s.Failed != 0 {
 		t.Errorf("Stats Done %d Died %d Failed %d; want %d, 0, 0", s.Done, s.Died, s.Failed, n)
 	}
-	t.Logf("after the kill: %d of %d tasks ran on the survivors; %d duplicates dropped", late, n, s.Duplicates)
+	t.Logf("%d of %d tasks ran on the surviving hosts (before and after the kill); %d duplicates dropped", late, n, s.Duplicates)
 	tc.hosts = tc.hosts[1:] // the victim is gone; the cleanup stops the rest
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -183,11 +184,25 @@ func (tc *testCluster) checkEmpty() {
 	}
 }
 
-func (tc *testCluster) pool(t *testing.T, n int, opts ...cluster.Option) *multiproc.Pool {
+// pool makes a pool on tc's server; opts are cluster options or pool
+// options.
+func (tc *testCluster) pool(t *testing.T, n int, opts ...any) *multiproc.Pool {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), deadline)
 	defer cancel()
-	p, err := multiproc.NewPool(ctx, n, cluster.Backend(append([]cluster.Option{cluster.Use(tc.srv)}, opts...)...))
+	copts := []cluster.Option{cluster.Use(tc.srv)}
+	var popts []multiproc.PoolOption
+	for _, o := range opts {
+		switch o := o.(type) {
+		case cluster.Option:
+			copts = append(copts, o)
+		case multiproc.PoolOption:
+			popts = append(popts, o)
+		default:
+			t.Fatalf("pool option of type %T", o)
+		}
+	}
+	p, err := multiproc.NewPool(ctx, n, append(popts, cluster.Backend(copts...))...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,6 +234,14 @@ func TestMapApply(t *testing.T) {
 	}
 	if v, err := multiproc.Apply(ctx, p, square, 12); err != nil || v != 144 {
 		t.Fatalf("Apply = %d, %v; want 144, nil", v, err)
+	}
+	var progress strings.Builder
+	pp := tc.pool(t, 2, multiproc.ProgressTo(&progress))
+	if _, err := multiproc.Map(ctx, pp, square, items, multiproc.Chunksize(10)); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(progress.String(), "100/100 100%") {
+		t.Errorf("progress lines %q; want a final 100/100 100%%", progress.String())
 	}
 	s := p.Stats()
 	if s.Workers != 2 || len(s.PerHost) != 2 {

@@ -773,14 +773,13 @@ func (p *pool) Cancel(t *engine.Task, err error) bool {
 	}
 	p.stats.cancelled++
 	st.stopped = true
-	sseq, running := st.sseq, st.running
+	sseq := st.sseq
 	p.mu.Unlock()
 	if sseq != 0 {
 		p.queueClean(cleanJob{stream: p.in.tasks, seq: sseq})
 	}
-	if running || sseq != 0 {
-		p.nc.Publish(cancelPrefix+p.build, []byte(resultKey(p.id, st.seq)))
-	}
+	// Told even when no host reported it began: one may hold it already.
+	p.nc.Publish(cancelPrefix+p.build, []byte(resultKey(p.id, st.seq)))
 	p.settled(st)
 	t.Settle(engine.Result{Err: err, Outcome: engine.Cancelled})
 	return true
