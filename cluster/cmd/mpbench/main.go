@@ -138,7 +138,8 @@ func run(reps int, only *regexp.Regexp) error {
 			return err
 		}
 	}
-	iters := calibrate(5 * time.Millisecond)
+	iters, check := calibrate(5 * time.Millisecond)
+	fmt.Printf("# calibration: %d rounds of burn take ~5 ms of CPU here (check %x)\n", iters, check)
 	items := make([]int, 400)
 	for i := range items {
 		items[i] = iters
@@ -188,17 +189,15 @@ func run(reps int, only *regexp.Regexp) error {
 	return nil
 }
 
-// sink keeps calibrate's work from being optimised away.
-var sink uint64
-
-// calibrate finds how many rounds of burn take d of CPU here.
-func calibrate(d time.Duration) int {
+// calibrate finds how many rounds of burn take d of CPU here; check is
+// burn's result, printed so the work cannot be optimised away.
+func calibrate(d time.Duration) (rounds int, check uint64) {
 	n := 100000
 	for {
 		t0 := time.Now()
-		sink += burn(n)
+		check ^= burn(n)
 		if el := time.Since(t0); el > 20*time.Millisecond {
-			return int(float64(n) * float64(d) / float64(el))
+			return int(float64(n) * float64(d) / float64(el)), check
 		}
 		n *= 2
 	}
