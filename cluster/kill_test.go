@@ -3,10 +3,13 @@ package cluster_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -90,5 +93,79 @@ func TestMaxDeliver(t *testing.T) {
 	}
 	if _, err := os.Stat(marker); err == nil {
 		t.Errorf("the task ran a third time")
+	}
+}
+
+// nap appends its host's pid to marker (a line per run), sleeps ms
+// milliseconds (the workload) and returns its host's pid.
+var nap = multiproc.Register("cluster.nap", func(_ context.Context, a napArg) (int, error) {
+	f, err := os.OpenFile(a.Marker, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return 0, err
+	}
+	fmt.Fprintln(f, os.Getppid())
+	f.Close()
+	time.Sleep(time.Duration(a.Ms) * time.Millisecond)
+	return os.Getppid(), nil
+})
+
+type napArg struct {
+	Marker string
+	Ms     int
+}
+
+// TestDuplicateDropped guards "first result wins": a host frozen (SIGSTOP)
+// while its worker runs a task stops reporting progress, so the task is
+// redelivered to the other host, which answers first; when the frozen host
+// resumes, its late answer is dropped and counted in Stats.Duplicates.
+func TestDuplicateDropped(t *testing.T) {
+	tc := newCluster(t, 2, 1)
+	p := tc.pool(t, 2, cluster.AckWait(500*time.Millisecond))
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
+	defer cancel()
+	marker := filepath.Join(t.TempDir(), "host")
+	r := multiproc.ApplyAsync(ctx, p, nap, napArg{Marker: marker, Ms: 1500})
+	var first int
+	testutil.WaitFor(t, deadline, func() bool {
+		b, err := os.ReadFile(marker)
+		first, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+		return err == nil && first != 0
+	}, "the task to start")
+	if err := syscall.Kill(first, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	v, err := r.Get(ctx)
+	syscall.Kill(first, syscall.SIGCONT)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v == first {
+		t.Fatalf("answered by the frozen host %d", first)
+	}
+	testutil.WaitFor(t, deadline, func() bool { return p.Stats().Duplicates == 1 }, "the frozen host's late answer")
+	if s := p.Stats(); s.Done != 1 {
+		t.Errorf("Stats Done %d; want 1 (settled once)", s.Done)
+	}
+}
+
+// TestLongTaskNotRedelivered guards the progress reports: a task that runs
+// three times its AckWait on a live host is not given to the idle other
+// host (which would start it at once, a line in the marker, well before
+// the first run ends).
+func TestLongTaskNotRedelivered(t *testing.T) {
+	tc := newCluster(t, 2, 1)
+	p := tc.pool(t, 2, cluster.AckWait(500*time.Millisecond))
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
+	defer cancel()
+	marker := filepath.Join(t.TempDir(), "runs")
+	if _, err := multiproc.Apply(ctx, p, nap, napArg{Marker: marker, Ms: 1500}); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(marker)
+	if runs := strings.Count(string(b), "\n"); runs != 1 {
+		t.Errorf("the task ran %d times, want 1 (redelivered while its host reported progress)", runs)
+	}
+	if s := p.Stats(); s.Duplicates != 0 || s.Done != 1 {
+		t.Errorf("Stats Duplicates %d Done %d; want 0 and 1", s.Duplicates, s.Done)
 	}
 }
