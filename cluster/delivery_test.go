@@ -96,6 +96,16 @@ func TestCancelAndTimeout(t *testing.T) {
 	if !errors.Is(err, multiproc.ErrTimeout) {
 		t.Errorf("timed-out task = %v; want ErrTimeout", err)
 	}
+	// The caller's deadline travels too: the task's context ends on its
+	// host, and the message is not handed to another host.
+	dctx, dcancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer dcancel()
+	if _, err := multiproc.Apply(dctx, p, block, ""); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("task past the caller's deadline = %v; want context.DeadlineExceeded", err)
+	}
+	if v, err := multiproc.Apply(ctx, p, square, 4); err != nil || v != 16 {
+		t.Errorf("after a deadline: %d, %v", v, err)
+	}
 }
 
 // TestNoWorkers guards that tasks fail after NoWorkersWait with no host,

@@ -549,9 +549,10 @@ func (h *host) publish(hd *held) {
 		return // handed back already
 	}
 	if r.Outcome == engine.Cancelled {
-		// The pool cancelled it (it wants no answer), or the host is
-		// stopping (another host will run it).
-		if cancelled {
+		// The pool cancelled it or the caller's deadline passed (the pool
+		// settled it: no answer is wanted), or the host is stopping
+		// (another host will run it).
+		if cancelled || h.base.Err() == nil {
 			hd.msg.Term()
 		} else {
 			hd.msg.Nak()
