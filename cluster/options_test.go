@@ -8,6 +8,8 @@ import (
 
 	"github.com/multiproc-go/multiproc"
 	"github.com/multiproc-go/multiproc/cluster"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // TestBadInput guards that invalid options, conflicting options and an
@@ -49,5 +51,41 @@ func TestBadInput(t *testing.T) {
 	}
 	if _, err := cluster.StartServer(ctx, cluster.Listen("nohost")); err == nil {
 		t.Error("StartServer(Listen(\"nohost\")) succeeded; want an error")
+	}
+}
+
+// TestFileStorage guards the embedded server's file mode: streams are
+// file-backed (written with sync_always), and a pool with LocalHosts runs
+// on it.
+func TestFileStorage(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
+	defer cancel()
+	srv, err := cluster.StartServer(ctx, cluster.StoreDir(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	p, err := multiproc.NewPool(ctx, 1, cluster.Backend(cluster.Use(srv), cluster.LocalHosts(1, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := multiproc.Apply(ctx, p, square, 5); err != nil || v != 25 {
+		t.Errorf("Apply = %d, %v; want 25", v, err)
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	s, err := js.Stream(ctx, "MULTIPROC_TASKS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := s.CachedInfo().Config.Storage; st != jetstream.FileStorage {
+		t.Errorf("tasks stream storage %v, want file", st)
 	}
 }
