@@ -8,7 +8,7 @@ import (
 	"github.com/multiproc-go/multiproc/internal/wire"
 )
 
-type pathRes struct{ fd int }
+type pathRes struct{}
 
 func (pathRes) NeedsDescriptors() bool { return true }
 
