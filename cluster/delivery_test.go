@@ -111,6 +111,7 @@ func TestCancelAndTimeout(t *testing.T) {
 // TestNoWorkers guards that tasks fail after NoWorkersWait with no host,
 // and with ErrBuildMismatch when the only hosts run another build.
 func TestNoWorkers(t *testing.T) {
+	t.Parallel() // mostly waiting (AckWait, host expiry): overlap with the rest
 	tc := newCluster(t, 0, 1)
 	p := tc.pool(t, 1, cluster.NoWorkersWait(300*time.Millisecond))
 	ctx, cancel := context.WithTimeout(context.Background(), deadline)

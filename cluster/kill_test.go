@@ -23,6 +23,7 @@ import (
 // held once AckWait passes, no task is lost, and every future settles
 // exactly once (later duplicates are dropped and counted).
 func TestHostKilled(t *testing.T) {
+	t.Parallel() // mostly waiting (AckWait, host expiry): overlap with the rest
 	tc := newCluster(t, 3, 1)
 	p := tc.pool(t, 3, cluster.AckWait(2*time.Second))
 	ctx, cancel := context.WithTimeout(context.Background(), deadline)
@@ -74,6 +75,7 @@ func TestHostKilled(t *testing.T) {
 // TestMaxDeliver guards that a task whose hosts are lost MaxDeliver times
 // fails with ErrWorkerDied saying so, and that its message is removed.
 func TestMaxDeliver(t *testing.T) {
+	t.Parallel() // mostly waiting (AckWait, host expiry): overlap with the rest
 	tc := newCluster(t, 1, 1)
 	p := tc.pool(t, 1, cluster.AckWait(500*time.Millisecond), cluster.MaxDeliver(2), cluster.NoWorkersWait(time.Minute))
 	ctx, cancel := context.WithTimeout(context.Background(), deadline)
@@ -119,6 +121,7 @@ type napArg struct {
 // redelivered to the other host, which answers first; when the frozen host
 // resumes, its late answer is dropped and counted in Stats.Duplicates.
 func TestDuplicateDropped(t *testing.T) {
+	t.Parallel() // mostly waiting (AckWait, host expiry): overlap with the rest
 	tc := newCluster(t, 2, 1)
 	p := tc.pool(t, 2, cluster.AckWait(500*time.Millisecond))
 	ctx, cancel := context.WithTimeout(context.Background(), deadline)
@@ -149,16 +152,16 @@ func TestDuplicateDropped(t *testing.T) {
 }
 
 // TestLongTaskNotRedelivered guards the progress reports: a task that runs
-// three times its AckWait on a live host is not given to the idle other
+// two and a half times its AckWait on a live host is not given to the idle other
 // host (which would start it at once, a line in the marker, well before
 // the first run ends).
 func TestLongTaskNotRedelivered(t *testing.T) {
 	tc := newCluster(t, 2, 1)
-	p := tc.pool(t, 2, cluster.AckWait(500*time.Millisecond))
+	p := tc.pool(t, 2, cluster.AckWait(time.Second))
 	ctx, cancel := context.WithTimeout(context.Background(), deadline)
 	defer cancel()
 	marker := filepath.Join(t.TempDir(), "runs")
-	if _, err := multiproc.Apply(ctx, p, nap, napArg{Marker: marker, Ms: 1500}); err != nil {
+	if _, err := multiproc.Apply(ctx, p, nap, napArg{Marker: marker, Ms: 2500}); err != nil {
 		t.Fatal(err)
 	}
 	b, _ := os.ReadFile(marker)

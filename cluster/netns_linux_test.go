@@ -23,6 +23,7 @@ type netns struct{ name, addr string }
 // in the test's namespace that reaches the server through the bridge: the
 // cluster talks over a network, not loopback.
 func TestNetworkNamespaces(t *testing.T) {
+	t.Parallel() // mostly waiting (AckWait, host expiry): overlap with the rest
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to create network namespaces")
 	}

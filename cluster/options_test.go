@@ -58,6 +58,7 @@ func TestBadInput(t *testing.T) {
 // file-backed (written with sync_always), and a pool with LocalHosts runs
 // on it.
 func TestFileStorage(t *testing.T) {
+	t.Parallel() // mostly waiting (AckWait, host expiry): overlap with the rest
 	ctx, cancel := context.WithTimeout(context.Background(), deadline)
 	defer cancel()
 	srv, err := cluster.StartServer(ctx, cluster.StoreDir(t.TempDir()))
