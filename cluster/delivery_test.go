@@ -143,6 +143,10 @@ func TestNotTransferable(t *testing.T) {
 	if !errors.Is(err, multiproc.ErrNotTransferable) || !strings.Contains(err.Error(), "argument.Res (cluster_test.fakeResource)") {
 		t.Errorf("argument holding a resource = %v; want ErrNotTransferable naming the type and its path", err)
 	}
+	_, err = multiproc.Apply(ctx, p, fileName, os.Stdin)
+	if !errors.Is(err, multiproc.ErrNotTransferable) || !strings.Contains(err.Error(), "*os.File") {
+		t.Errorf("*os.File argument = %v; want ErrNotTransferable naming the type", err)
+	}
 	if s := p.Stats(); s.Queued != 0 || s.Failed != 0 {
 		t.Errorf("Stats %+v; want nothing submitted", s)
 	}
@@ -160,6 +164,8 @@ type holder struct {
 	Name string
 	Res  fakeResource
 }
+
+var fileName = multiproc.Register("cluster.fileName", multiproc.Plain(func(f *os.File) string { return f.Name() }))
 
 var holderName = multiproc.Register("cluster.holder", multiproc.Plain(func(h holder) string { return h.Name }))
 

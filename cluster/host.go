@@ -154,9 +154,15 @@ type hostAck struct {
 }
 
 // TaskDone is the local pool's answer; it must not block. Data is copied:
-// the pool reuses its buffer.
+// the pool reuses its buffer. A result holding resources cannot cross
+// machines: its descriptors are closed and the task fails with
+// ErrNotTransferable.
 func (hd *held) TaskDone(r engine.Result) {
 	r.Data = append([]byte(nil), r.Data...)
+	if r.Res != nil {
+		r.Res.Close()
+		r = engine.Result{Outcome: engine.Failed, Err: fmt.Errorf("%w: the result of %q holds a resource (descriptors), which cannot cross machines", errs.ErrNotTransferable, hd.task.Fn.Name)}
+	}
 	h := hd.h
 	h.mu.Lock()
 	hd.res = r

@@ -273,8 +273,19 @@ func (p *pool) Submit(ts ...*engine.Task) error {
 		return errs.ErrPoolClosed
 	}
 	for _, t := range ts {
-		if len(t.Files) > 0 {
+		if len(t.Res) > 0 {
+			// The root refuses such arguments first (CanTransfer is false);
+			// this guards the contract.
 			p.mu.Unlock()
+			for _, t := range ts {
+				for _, r := range t.Res {
+					if r.Owned { // Submit takes these over, failing or not
+						for _, f := range r.Files {
+							f.Close()
+						}
+					}
+				}
+			}
 			return fmt.Errorf("%w: a cluster pool cannot carry descriptors", errs.ErrNotTransferable)
 		}
 	}

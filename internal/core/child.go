@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"runtime"
+	"slices"
 	"sync"
 	"time"
 
@@ -29,21 +30,12 @@ type childTask struct {
 	flags   byte
 	payload []byte
 	budget  time.Duration // the task's time budget, 0 for none (flagBudget)
-	// files arrived with the task frame (SCM_RIGHTS). The function can
-	// reach them through TaskFiles while it runs; they are closed after.
-	files []*os.File
-}
-
-type filesKey struct{}
-
-// TaskFiles returns the descriptors that arrived with the task whose
-// context ctx is, in a pool worker, and nil elsewhere. They are valid while
-// the task runs and closed when it returns; a caller that keeps one must
-// duplicate it. It is the hook through which the resources layer will hand
-// descriptors to decoders.
-func TaskFiles(ctx context.Context) []*os.File {
-	fs, _ := ctx.Value(filesKey{}).([]*os.File)
-	return fs
+	// res is the task's resource table (flagRes), with the descriptors
+	// that arrived with the frame; lost says they could not be received.
+	res  []childRes
+	lost bool
+	// evict, set instead of a task, lists resources to drop (kindEvict).
+	evict []uint64
 }
 
 // worker is the child side of a pool worker.
@@ -58,8 +50,10 @@ type childWorker struct {
 	budgetTimer *time.Timer     // ends the running task's budget; one per worker, reset per task
 	cancelled   map[uint64]bool // ordinals cancelled before they ran
 
-	scratch []byte // result frame under construction (execute's goroutine only)
-	limit   int    // largest result the pool accepts (Config.MaxMessageSize)
+	scratch []byte              // result frame under construction (execute's goroutine only)
+	limit   int                 // largest result the pool accepts (Config.MaxMessageSize)
+	cache   map[uint64]*keptRes // resources held (execute's goroutine only)
+	out     wire.Outgoing       // the running task's result's resources
 
 	outMu    sync.Mutex
 	outLen   int       // bytes of unsent result frames in the shared area
@@ -80,13 +74,18 @@ func serveWorker(s *boot.Session) int {
 		fmt.Fprintf(os.Stderr, "multiproc: worker %d: bad message limit %d in start payload\n", os.Getpid(), limit)
 		return 2
 	}
-	if d.Err() != nil {
-		fmt.Fprintf(os.Stderr, "multiproc: worker %d: bad start payload: %v\n", os.Getpid(), d.Err())
+	files := s.Files() // the shared page, then the initializer's resources
+	if d.Err() != nil || len(files) == 0 {
+		fmt.Fprintf(os.Stderr, "multiproc: worker %d: bad start payload: %v (%d files)\n", os.Getpid(), d.Err(), len(files))
 		return 2
 	}
-	wf := os.NewFile(wordsFD, "multiproc-words")
-	words, err := shmword.Open(wf)
-	wf.Close()
+	initRes, err := parseResTable(d, files[1:])
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "multiproc: worker %d: bad start payload: %v\n", os.Getpid(), err)
+		return 2
+	}
+	words, err := shmword.Open(files[0])
+	files[0].Close()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "multiproc: worker %d: %v\n", os.Getpid(), err)
 		return 2
@@ -95,7 +94,7 @@ func serveWorker(s *boot.Session) int {
 	// between its goroutines stay on one thread instead of waking another
 	// CPU, which halves a small task's round trip on a virtual machine.
 	runtime.GOMAXPROCS(procs)
-	w := &childWorker{s: s, words: words, tasks: make(chan childTask, 2*maxWindow), cancelled: map[uint64]bool{},
+	w := &childWorker{s: s, words: words, tasks: make(chan childTask, 2*maxWindow), cancelled: map[uint64]bool{}, cache: map[uint64]*keptRes{},
 		// A result frame adds a few bytes to the result: keep the frame
 		// within what its 4-byte header can say.
 		limit: int(min(limit, math.MaxUint32-frameSlack))}
@@ -103,8 +102,13 @@ func serveWorker(s *boot.Session) int {
 	// read would discard them), and accept tasks up to the pool's limit.
 	s.Reader.SetLimit(readerLimit(w.limit))
 	s.Reader.ReceiveFiles(s.Conn)
+	// The initializer's resources stay for the worker's life.
+	w.install(initRes, true)
+	in := &taskIn{w: w, res: initRes}
 	if initName != "" {
-		if err := runInit(initName, initArg); err != nil {
+		err := runInit(initName, initArg, in)
+		in.close()
+		if err != nil {
 			buf, off := wire.BeginFrame(nil, kindInit)
 			buf = append(buf, statusError)
 			buf = registry.AppendFailure(buf, initName, err)
@@ -122,7 +126,7 @@ func serveWorker(s *boot.Session) int {
 	return 0
 }
 
-func runInit(name string, arg []byte) error {
+func runInit(name string, arg []byte, in wire.Incoming) error {
 	e, err := registry.Lookup(name)
 	if err != nil {
 		return err
@@ -134,7 +138,7 @@ func runInit(name string, arg []byte) error {
 			os.Exit(2)
 		}
 	}()
-	_, err = e.Call(context.Background(), arg, nil)
+	_, err = e.Call(wire.WithResources(context.Background(), in, nil), arg, nil)
 	returned = true
 	return err
 }
@@ -152,14 +156,28 @@ func (w *childWorker) read() {
 		switch kind {
 		case kindTask:
 			ord++
-			t, err := parseTask(fns, payload)
+			t, err := parseTask(fns, payload, w.s.Reader.Files(), w.s.Reader.FilesLost())
 			if err != nil {
 				fmt.Fprintf(os.Stderr, "multiproc: worker %d: %v\n", os.Getpid(), err)
 				os.Exit(2)
 			}
 			t.ord = ord
-			t.files = w.s.Reader.Files()
 			w.tasks <- t
+		case kindEvict:
+			d := wire.NewBuf(payload)
+			n := d.Uvarint()
+			if n > uint64(len(payload)) {
+				os.Exit(2)
+			}
+			ids := make([]uint64, 0, n)
+			for range n {
+				ids = append(ids, d.Uvarint())
+			}
+			if d.Err() != nil {
+				os.Exit(2)
+			}
+			// In order with the tasks: the ones before may still use them.
+			w.tasks <- childTask{evict: ids}
 		case kindCancel:
 			o, n := binary.Uvarint(payload)
 			if n <= 0 {
@@ -182,7 +200,7 @@ func (w *childWorker) read() {
 	}
 }
 
-func parseTask(fns map[uint64]*registry.Entry, payload []byte) (childTask, error) {
+func parseTask(fns map[uint64]*registry.Entry, payload []byte, files []*os.File, lost bool) (childTask, error) {
 	d := wire.NewBuf(payload)
 	ref := d.Uvarint()
 	flags := d.Byte()
@@ -213,6 +231,27 @@ func parseTask(fns map[uint64]*registry.Entry, payload []byte) (childTask, error
 		if t.budget <= 0 {
 			t.budget = 1 // spent already: the context ends at once
 		}
+	}
+	if flags&flagRes != 0 {
+		var err error
+		if lost {
+			// No descriptors came: read the table for its IDs alone.
+			t.res, err = parseResTable(d, nil)
+			if err != nil {
+				err = nil
+				t.res = nil
+			}
+			for i := range t.res {
+				t.res[i].files = nil
+			}
+			t.lost = true
+		} else if t.res, err = parseResTable(d, files); err != nil {
+			closeFiles(files)
+			return t, fmt.Errorf("multiproc: corrupt task frame (ref %d): %w", ref, err)
+		}
+	} else if len(files) > 0 {
+		closeFiles(files)
+		return t, fmt.Errorf("multiproc: corrupt task frame (ref %d): %d descriptors without a resource table: %w", ref, len(files), wire.ErrCorrupt)
 	}
 	if d.Err() != nil {
 		return t, fmt.Errorf("multiproc: corrupt task frame (ref %d): %w", ref, d.Err())
@@ -245,10 +284,11 @@ func putPayload(b []byte) {
 
 func (w *childWorker) execute() {
 	for t := range w.tasks {
-		w.run(t)
-		for _, f := range t.files {
-			f.Close()
+		if t.evict != nil {
+			w.evict(t.evict)
+			continue
 		}
+		w.run(t)
 		putPayload(t.payload)
 		if len(w.tasks) == 0 {
 			w.flush()
@@ -276,8 +316,9 @@ func (w *childWorker) budgetSpent() {
 // derived from it (WithCancel, WithTimeout) propagate its end without a
 // goroutine each.
 type taskCtx struct {
-	deadline time.Time  // zero without a budget
-	files    []*os.File // TaskFiles
+	deadline time.Time // zero without a budget
+	in       wire.Incoming
+	out      *wire.Outgoing
 
 	mu    sync.Mutex
 	done  chan struct{} // made on demand
@@ -306,8 +347,15 @@ func (c *taskCtx) Err() error {
 }
 
 func (c *taskCtx) Value(key any) any {
-	if _, ok := key.(filesKey); ok && len(c.files) > 0 {
-		return c.files
+	switch key {
+	case wire.IncomingKey:
+		if c.in != nil {
+			return c.in
+		}
+	case wire.OutgoingKey:
+		if c.out != nil {
+			return c.out
+		}
 	}
 	return nil
 }
@@ -361,12 +409,17 @@ func (c *taskCtx) cancel(err error) {
 }
 
 func (w *childWorker) run(t childTask) {
+	// What arrived is held from now on, whether the task runs or not: the
+	// parent counts it as held.
+	missing := w.install(t.res, false)
+	in := &taskIn{w: w, res: t.res}
+	defer in.close()
 	w.mu.Lock()
 	cancelled := t.flags&flagCancelled != 0 || w.cancelled[t.ord]
 	delete(w.cancelled, t.ord)
 	var ctx *taskCtx
-	if !cancelled {
-		ctx = &taskCtx{files: t.files}
+	if !cancelled && !t.lost && missing == 0 {
+		ctx = &taskCtx{in: in, out: &w.out}
 		if t.budget > 0 {
 			// The budget is relative: it starts now, in this process, so
 			// the hosts' clocks need not agree.
@@ -386,9 +439,20 @@ func (w *childWorker) run(t childTask) {
 	// Layout: ordinal, status, fixed 8-byte duration, data.
 	frame, _ := wire.BeginFrame(w.scratch[:0], kindResult)
 	frame = binary.AppendUvarint(frame, t.ord)
-	if cancelled {
-		frame = append(frame, statusCancelled)
+	if cancelled || missing != 0 {
+		st := byte(statusCancelled)
+		if !cancelled {
+			st = statusResend
+		}
+		frame = append(frame, st)
 		frame = binary.LittleEndian.AppendUint64(frame, 0)
+		w.scratch = w.appendResult(frame)
+		return
+	}
+	if t.lost {
+		frame = append(frame, statusError)
+		frame = binary.LittleEndian.AppendUint64(frame, 0)
+		frame = registry.AppendFailure(frame, t.fn.Name, fmt.Errorf("%w: worker %d could not receive the descriptors of the task's resources (its descriptor table is full)", errs.ErrFDLimit, os.Getpid()))
 		w.scratch = w.appendResult(frame)
 		return
 	}
@@ -448,6 +512,17 @@ func (w *childWorker) run(t childTask) {
 		// the failure alone.
 		frame, chunk = frame[:dataAt], false
 	}
+	// A result that holds resources (a partial chunk's results too) ends
+	// with their table and goes out at once with their descriptors.
+	var fds []int
+	hasRes := len(w.out.Res) > 0 && (err == nil || chunk)
+	if hasRes {
+		var derr error
+		if fds, derr = wire.Descriptors(w.out.Res); derr != nil {
+			err = fmt.Errorf("multiproc: %q: passing the result's resources: %w", t.fn.Name, derr)
+			frame, chunk, hasRes, n = frame[:dataAt], false, false, 0
+		}
+	}
 	if err != nil {
 		if chunk {
 			// CallChunk appended the n results before the failure.
@@ -462,7 +537,14 @@ func (w *childWorker) run(t childTask) {
 		frame = registry.AppendFailure(frame, t.fn.Name, err)
 	}
 	binary.LittleEndian.PutUint64(frame[statusAt+1:], uint64(dur))
-	w.scratch = w.appendResult(frame)
+	if hasRes {
+		frame[statusAt] |= statusRes
+		frame = wire.AppendTrailer(frame, w.out.Res)
+		w.scratch = w.sendWithFiles(frame, fds)
+	} else {
+		w.scratch = w.appendResult(frame)
+	}
+	w.out.Close() // the kernel holds its own references to what went out
 	// Completion is published only once the result has left: written to the
 	// socket or to the shared area, where the parent finds it even if this
 	// process dies now. Until then the parent counts the task as running
@@ -507,6 +589,33 @@ func (w *childWorker) appendResult(frame []byte) []byte {
 		w.timer = time.AfterFunc(flushDelay, w.flush)
 	} else if first {
 		w.timer.Reset(flushDelay)
+	}
+	return reuse(frame)
+}
+
+// sendWithFiles sends a result frame (header included) that holds
+// resources, with their descriptors, after the results waiting in the
+// shared area, which cannot carry descriptors.
+func (w *childWorker) sendWithFiles(frame []byte, fds []int) []byte {
+	if len(fds) > 0 {
+		frame = slices.Insert(frame, wire.HeaderSize, binary.AppendUvarint(nil, uint64(len(fds)))...)
+		frame[wire.HeaderSize-1] |= wire.FlagFiles
+	}
+	if err := wire.EndFrame(frame, 0, 0); err != nil {
+		fmt.Fprintf(os.Stderr, "multiproc: worker %d: result too large: %v\n", os.Getpid(), err)
+		os.Exit(2)
+	}
+	w.outMu.Lock()
+	defer w.outMu.Unlock()
+	w.flushLocked()
+	var err error
+	if len(fds) > 0 {
+		err = wire.WriteFiles(w.s.Conn, frame, []wire.Attach{{At: 0, Fds: fds}})
+	} else {
+		_, err = w.s.Conn.Write(frame)
+	}
+	if err != nil {
+		os.Exit(boot.ExitParentDied)
 	}
 	return reuse(frame)
 }

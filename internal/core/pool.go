@@ -11,6 +11,7 @@ import (
 	"github.com/multiproc-go/multiproc/internal/engine"
 	"github.com/multiproc-go/multiproc/internal/errs"
 	"github.com/multiproc-go/multiproc/internal/logs"
+	"github.com/multiproc-go/multiproc/internal/wire"
 )
 
 var _ engine.Engine = (*Pool)(nil)
@@ -54,6 +55,8 @@ type Pool struct {
 	spawnFails  int
 	wakeScratch []*worker
 	watches     map[context.Context]*ctxWatch
+	held        map[uint64]*held // resources of queued and running tasks (resources.go)
+	stopRelease func()
 
 	stats counters
 
@@ -95,6 +98,10 @@ func New(ctx context.Context, cfg Config) (*Pool, error) {
 		}
 	}
 	p := &Pool{cfg: cfg, log: logs.New(cfg.Logger), done: make(chan struct{})}
+	if err := p.adoptInit(); err != nil {
+		return nil, err
+	}
+	p.stopRelease = wire.OnRelease(p.released)
 	type started struct {
 		w   *worker
 		err error
@@ -122,6 +129,10 @@ func New(ctx context.Context, cfg Config) (*Pool, error) {
 		for _, w := range ws {
 			w.abandon()
 		}
+		p.stopRelease()
+		p.mu.Lock()
+		p.releaseInitLocked()
+		p.mu.Unlock()
 		return nil, firstErr
 	}
 	p.mu.Lock()
@@ -144,9 +155,22 @@ func (p *Pool) Submit(ts ...*Task) error {
 		p.mu.Unlock()
 		return p.broken
 	}
-	if err := adoptFiles(ts); err != nil {
-		p.mu.Unlock()
-		return err
+	for i, t := range ts {
+		if err := p.adoptLocked(t); err != nil {
+			for _, d := range ts[:i] {
+				p.releaseLocked(d)
+			}
+			for _, d := range ts[i+1:] {
+				for _, s := range d.Res {
+					if s.Owned {
+						closeFiles(s.Files)
+					}
+				}
+				d.Res = nil
+			}
+			p.mu.Unlock()
+			return err
+		}
 	}
 	for _, t := range ts {
 		p.pending++
@@ -513,6 +537,8 @@ func (p *Pool) maybeDoneLocked() {
 	}
 	if p.pending == 0 && len(p.workers) == 0 && p.spawning == 0 && !p.doneClosed {
 		p.doneClosed = true
+		p.releaseInitLocked()
+		p.stopRelease()
 		if p.spawnTimer != nil {
 			p.spawnTimer.Stop()
 			p.spawnTimer = nil
@@ -538,8 +564,8 @@ func (p *Pool) Close(ctx context.Context) error {
 }
 
 // CanTransfer reports whether tasks may carry descriptors: the local
-// engine passes a task's Files with SCM_RIGHTS in the sendmsg that carries
-// its frame.
+// engine passes a task's resources with SCM_RIGHTS in the sendmsg that
+// carries its frame.
 func (p *Pool) CanTransfer() bool { return true }
 
 // StartClose stops accepting tasks and lets the pool wind down once its work
