@@ -14,6 +14,8 @@
 //     JetStream can reach here.
 //   - cluster_submit_throughput: tasks/s of Submit + Result on 20000
 //     trivial tasks, one host with two worker processes.
+//   - cluster_apply_latency, local_apply_latency: mean µs of sequential
+//     Apply calls of a trivial task, on that host and on a local Pool(2).
 //   - cluster_map.hosts1, cluster_map.hosts2: seconds for Map over 400
 //     items of ~5 ms of CPU each (calibrated at start), one worker process
 //     per host, pool size = workers (default chunking).
@@ -128,12 +130,16 @@ func run(reps int, only *regexp.Regexp) error {
 	if err := add("limit.jetstream_pipelined", "msgs/s", func() (float64, error) { return rawJetStream(ctx, srv.URL(), 20000) }); err != nil {
 		return err
 	}
-	if only.MatchString("cluster_submit_throughput") {
+	if only.MatchString("cluster_submit_throughput") || only.MatchString("cluster_apply_latency") {
 		h, err := cluster.StartHost(ctx, srv.URL(), 2, false)
 		if err != nil {
 			return err
 		}
 		err = add("cluster_submit_throughput", "tasks/s", func() (float64, error) { return submitThroughput(ctx, srv, 20000) })
+		if err == nil {
+			// The same host: two worker processes.
+			err = add("cluster_apply_latency", "us/call", func() (float64, error) { return applyLatency(ctx, cluster.Backend(cluster.Use(srv)), 300) })
+		}
 		h.Stop(ctx)
 		if err != nil {
 			return err
@@ -169,6 +175,9 @@ func run(reps int, only *regexp.Regexp) error {
 	if err := add("local_map.pool2", "s", func() (float64, error) { return localMap(ctx, items) }); err != nil {
 		return err
 	}
+	if err := add("local_apply_latency", "us/call", func() (float64, error) { return applyLatency(ctx, nil, 2000) }); err != nil {
+		return err
+	}
 	get := func(name string) float64 {
 		for _, r := range rows {
 			if r.name == name {
@@ -182,6 +191,9 @@ func run(reps int, only *regexp.Regexp) error {
 	}
 	if h1, h2 := get("cluster_map.hosts1"), get("cluster_map.hosts2"); h1 > 0 && h2 > 0 {
 		fmt.Printf("cluster_map.hosts1 / hosts2 = %.2fx faster with two hosts (bar: >= 1.6x)\n", h1/h2)
+	}
+	if c, l := get("cluster_apply_latency"), get("local_apply_latency"); c > 0 && l > 0 {
+		fmt.Printf("cluster_apply_latency / local_apply_latency = %.1fx\n", c/l)
 	}
 	if h2, l := get("cluster_map.hosts2"), get("local_map.pool2"); h2 > 0 && l > 0 {
 		fmt.Printf("cluster_map.hosts2 / local_map.pool2 = %.2fx (bar: <= 1.3x)\n", h2/l)
@@ -269,6 +281,28 @@ func rawJetStream(ctx context.Context, url string, n int) (float64, error) {
 		return 0, err
 	}
 	return float64(n) / time.Since(t0).Seconds(), nil
+}
+
+// applyLatency is the mean of n sequential Apply calls of a trivial task,
+// on a cluster pool (opt set) or a local Pool(2).
+func applyLatency(ctx context.Context, opt multiproc.PoolOption, n int) (float64, error) {
+	var opts []multiproc.PoolOption
+	if opt != nil {
+		opts = append(opts, opt)
+	}
+	p, err := multiproc.NewPool(ctx, 2, opts...)
+	if err != nil {
+		return 0, err
+	}
+	defer p.Close()
+	waitWorkers(ctx, p.Stats, 2)
+	t0 := time.Now()
+	for i := range n {
+		if _, err := multiproc.Apply(ctx, p, square, i); err != nil {
+			return 0, err
+		}
+	}
+	return float64(time.Since(t0).Microseconds()) / float64(n), nil
 }
 
 func submitThroughput(ctx context.Context, srv *cluster.Server, n int) (float64, error) {
