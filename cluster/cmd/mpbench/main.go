@@ -256,7 +256,7 @@ func rawJetStream(ctx context.Context, url string, n int) (float64, error) {
 	errc := make(chan error, 1)
 	go func() {
 		for range n {
-			if _, err := js.PublishAsync("mpbench.limit", payload); err != nil {
+			if _, err := js.PublishAsync("mpbench.limit", payload, jetstream.WithStallWait(time.Minute)); err != nil {
 				errc <- err
 				return
 			}
@@ -265,6 +265,17 @@ func rawJetStream(ctx context.Context, url string, n int) (float64, error) {
 	}()
 	got := 0
 	for got < n {
+		select {
+		case err := <-errc:
+			if err != nil {
+				return 0, fmt.Errorf("publishing: %w", err)
+			}
+			errc <- nil // done publishing; checked again below
+		default:
+		}
+		if time.Since(t0) > 5*time.Minute {
+			return 0, fmt.Errorf("only %d of %d messages arrived in 5 minutes", got, n)
+		}
 		b, err := c.Fetch(min(n-got, 512), jetstream.FetchMaxWait(5*time.Second))
 		if err != nil {
 			return 0, err
