@@ -128,6 +128,11 @@ func Submit[In, Out any](ctx context.Context, w Workers, f Func[In, Out], arg In
 	return &a.f
 }
 
+// ID is the task's id on a backend that keeps results by id (a cluster
+// pool's results bucket, see the cluster module); empty on a local pool and
+// for a future that failed before it was submitted.
+func (f *Future[T]) ID() string { return f.t.ID }
+
 // Result waits for the outcome and returns it. A cancelled future returns an
 // error matching context.Canceled. If ctx ends first it returns an error
 // wrapping ctx.Err() and the task goes on.

@@ -36,12 +36,21 @@ import (
 // initialisation runs before Main, so code there may still see such
 // descriptors (and one it opened itself without close-on-exec is closed by
 // Main; Go's os and net packages always set close-on-exec).
+//
+// With the environment variable MULTIPROC_CLUSTER set to a NATS URL, Main
+// turns the program into a cluster worker host that joins that cluster and
+// serves its tasks until SIGINT or SIGTERM, then exits; it never returns.
+// That needs the cluster module linked into the program
+// (github.com/multiproc-go/multiproc/cluster); a program without it exits
+// with status 2 and a message saying so. The variable is unset before the
+// host starts its workers, so they never inherit it.
 func Main() {
 	registry.Freeze()
 	if boot.IsChild() {
 		boot.Serve() // never returns
 	}
 	boot.SetMainCalled()
+	boot.ServeClusterIfAsked() // never returns when MULTIPROC_CLUSTER is set
 }
 
 // ProcessInfo identifies a process, like Python's current_process() and

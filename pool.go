@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 
 	"github.com/multiproc-go/multiproc/internal/bufcache"
@@ -53,7 +54,7 @@ func (e *engine) submit(ts ...*core.Task) error {
 // holds resources when the engine cannot carry descriptors (a remote one).
 func (e *engine) checkTransfer(fe *registry.Entry) error {
 	if fe.InHasResource && !e.core.CanTransfer() {
-		return fmt.Errorf("%w: the argument of %q (%v) holds a resource (descriptors or shared memory), which this pool's backend cannot carry", ErrNotTransferable, fe.Name, fe.In)
+		return fmt.Errorf("%w: the argument of %q (%v) holds a resource (descriptors or shared memory) at %s, which this pool's backend cannot carry", ErrNotTransferable, fe.Name, fe.In, strings.Join(wire.ResourcePaths(fe.In, "argument"), ", "))
 	}
 	return nil
 }

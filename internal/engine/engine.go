@@ -155,6 +155,10 @@ type Task struct {
 	// in its own state implements it without allocating a closure.
 	Sink interface{ TaskDone(Result) }
 
+	// ID is set by an engine that keeps results by task id (a remote
+	// engine's result store) in Submit, before it returns; empty locally.
+	ID string
+
 	finished atomic.Bool
 
 	// Sched is the bookkeeping of the engine that accepted the task. Only

@@ -59,6 +59,16 @@ type checker struct {
 	seen     map[reflect.Type]bool
 	resource bool
 	ifaces   []string // paths of interface-typed parts, "In.V (any)"
+	res      []string // paths of resources, "In.F (*os.File)"
+}
+
+// ResourcePaths lists the resources in t (see [Resource]) with their paths
+// from root and their types ("In.Log (*os.File)"), for error messages such
+// as a remote engine's refusal.
+func ResourcePaths(t reflect.Type, root string) []string {
+	c := checker{seen: map[reflect.Type]bool{}}
+	c.walk(t, root)
+	return c.res
 }
 
 // interfacePaths lists the interface-typed parts of t, for error messages.
@@ -71,6 +81,7 @@ func interfacePaths(t reflect.Type, root string) []string {
 func (c *checker) walk(t reflect.Type, path string) error {
 	if isResource(t) {
 		c.resource = true
+		c.res = append(c.res, fmt.Sprintf("%s (%v)", path, t))
 		return nil
 	}
 	switch t.Kind() {
