@@ -1,0 +1,98 @@
+package psync
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/multiproc-go/multiproc/internal/wire"
+)
+
+// obj is what every primitive has: its block in an arena, its resource ID
+// and what an export hands out, prepared once so that exporting allocates
+// nothing.
+type obj struct {
+	a        *arena
+	off      int
+	id       uint64
+	files    []*os.File // the arena's memfd (and, for a Condition, its lock's)
+	state    [12]byte   // kind, offset, and a kind's extra word (a Condition's lock offset)
+	imported bool
+	closed   atomic.Bool
+}
+
+func (o *obj) init(a *arena, off int, k kind, extra uint32) {
+	o.a, o.off, o.id, o.files = a, off, wire.NewID(), a.files
+	binary.LittleEndian.PutUint32(o.state[0:], uint32(k))
+	binary.LittleEndian.PutUint32(o.state[4:], uint32(off))
+	binary.LittleEndian.PutUint32(o.state[8:], extra)
+}
+
+// create allocates a block of size bytes for kind k.
+func (o *obj) create(k kind, size int) (unsafe.Pointer, error) {
+	a, off, err := alloc(size)
+	if err != nil {
+		return nil, err
+	}
+	o.init(a, off, k, 0)
+	return a.newBlock(off, k), nil
+}
+
+// attach maps what ImportResource received and returns the block, after
+// checking that it holds kind k. It owns files.
+func (o *obj) attach(state []byte, files []*os.File, k kind, size int) (unsafe.Pointer, uint32, error) {
+	closeAll := func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}
+	if len(state) != 12 || len(files) == 0 || len(files) > 2 {
+		closeAll()
+		return nil, 0, fmt.Errorf("psync: importing %v: bad state (%d bytes, %d descriptors)", k, len(state), len(files))
+	}
+	if got := kind(binary.LittleEndian.Uint32(state)); got != k {
+		closeAll()
+		return nil, 0, fmt.Errorf("psync: importing %v: the sender exported a %v", k, got)
+	}
+	for _, f := range files[1:] {
+		f.Close() // a Condition's lock arena: its Lock imports it
+	}
+	a, err := attach(files[0])
+	if err != nil {
+		return nil, 0, err
+	}
+	off := int(binary.LittleEndian.Uint32(state[4:]))
+	p, err := a.block(off, size, k)
+	if err != nil {
+		return nil, 0, err
+	}
+	o.init(a, off, k, binary.LittleEndian.Uint32(state[8:]))
+	o.imported = true
+	return p, binary.LittleEndian.Uint32(state[8:]), nil
+}
+
+func (o *obj) needsDescriptors() bool { return o.a != nil && !o.closed.Load() }
+
+func (o *obj) export(x *wire.Exported) error {
+	if !o.needsDescriptors() {
+		return errors.New("psync: exporting a closed or zero primitive")
+	}
+	x.ID, x.Files, x.State = o.id, o.files, o.state[:]
+	return nil
+}
+
+// close releases the creator's object: workers that keep it drop it
+// (wire.Release), and the arena is unmapped with its last object. Closing
+// an imported object does nothing (see the package doc's "Lifetime").
+func (o *obj) close() (bool, error) {
+	if o.a == nil || o.imported || !o.closed.CompareAndSwap(false, true) {
+		return false, nil
+	}
+	wire.Release(o.id)
+	return true, o.a.release()
+}
+
+func u32(p unsafe.Pointer, off uintptr) *uint32 { return (*uint32)(unsafe.Add(p, off)) }
