@@ -41,26 +41,27 @@ func (o *obj) create(k kind, size int) (unsafe.Pointer, error) {
 	return a.newBlock(off, k), nil
 }
 
-// attach maps what ImportResource received and returns the block, after
-// checking that it holds kind k. It owns files.
+// attach maps what ImportResource received (one memfd) and returns the
+// block, after checking that it holds kind k. It owns files.
 func (o *obj) attach(state []byte, files []*os.File, k kind, size int) (unsafe.Pointer, uint32, error) {
-	closeAll := func() {
-		for _, f := range files {
-			f.Close()
-		}
+	if len(files) != 1 {
+		closeFiles(files)
+		return nil, 0, fmt.Errorf("psync: importing %v: %d descriptors, want 1", k, len(files))
 	}
-	if len(state) != 12 || len(files) == 0 || len(files) > 2 {
-		closeAll()
-		return nil, 0, fmt.Errorf("psync: importing %v: bad state (%d bytes, %d descriptors)", k, len(state), len(files))
+	return o.attachFile(state, files[0], k, size)
+}
+
+// attachFile is attach for one file, which it owns.
+func (o *obj) attachFile(state []byte, f *os.File, k kind, size int) (unsafe.Pointer, uint32, error) {
+	if len(state) != 12 {
+		f.Close()
+		return nil, 0, fmt.Errorf("psync: importing %v: bad state (%d bytes)", k, len(state))
 	}
 	if got := kind(binary.LittleEndian.Uint32(state)); got != k {
-		closeAll()
+		f.Close()
 		return nil, 0, fmt.Errorf("psync: importing %v: the sender exported a %v", k, got)
 	}
-	for _, f := range files[1:] {
-		f.Close() // a Condition's lock arena: its Lock imports it
-	}
-	a, err := attach(files[0])
+	a, err := attach(f)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -69,9 +70,16 @@ func (o *obj) attach(state []byte, files []*os.File, k kind, size int) (unsafe.P
 	if err != nil {
 		return nil, 0, err
 	}
-	o.init(a, off, k, binary.LittleEndian.Uint32(state[8:]))
+	extra := binary.LittleEndian.Uint32(state[8:])
+	o.init(a, off, k, extra)
 	o.imported = true
-	return p, binary.LittleEndian.Uint32(state[8:]), nil
+	return p, extra, nil
+}
+
+func closeFiles(fs []*os.File) {
+	for _, f := range fs {
+		f.Close()
+	}
 }
 
 func (o *obj) needsDescriptors() bool { return o.a != nil && !o.closed.Load() }

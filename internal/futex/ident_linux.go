@@ -24,7 +24,7 @@ func Self() (pid, tag uint32) {
 }
 
 var (
-	selfOnce        sync.Once
+	selfOnce         sync.Once
 	selfPid, selfTag uint32
 )
 
