@@ -79,6 +79,12 @@ func (l *Lock) Unlock() error { return l.m.Unlock() }
 // otherwise). It is pthread_mutex_consistent.
 func (l *Lock) MarkConsistent() error { return l.m.MarkConsistent() }
 
+// Holder returns the pid of the process that holds the lock, or 0 when it
+// is free (or not recoverable). It is for diagnostics and tests: the answer
+// may be stale as soon as it returns. A holder that died still shows until
+// someone takes the lock.
+func (l *Lock) Holder() int { return l.m.Holder() }
+
 // Do runs f holding the lock: Python's `with lock:`. It returns Lock's
 // error without running f when the lock is not held; after [ErrOwnerDead]
 // it runs f (which may repair and mark consistent) and returns

@@ -73,8 +73,13 @@ func (o *obj) attachFile(state []byte, f *os.File, k kind, size int) (unsafe.Poi
 	extra := binary.LittleEndian.Uint32(state[8:])
 	o.init(a, off, k, extra)
 	o.imported = true
+	imports.Add(1)
 	return p, extra, nil
 }
+
+// imports counts ImportResource calls in this process (tests: a pool
+// worker imports a primitive once).
+var imports atomic.Int64
 
 func closeFiles(fs []*os.File) {
 	for _, f := range fs {
