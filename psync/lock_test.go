@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/multiproc-go/multiproc"
 	"github.com/multiproc-go/multiproc/psync"
+	"github.com/multiproc-go/multiproc/internal/testutil"
 	"github.com/multiproc-go/multiproc/psync/internal/killtest"
 )
 
@@ -185,8 +187,8 @@ func TestWaiterSeesDeathPromptly(t *testing.T) {
 	held := must(psync.NewEvent())
 	defer held.Close()
 	ctx := testCtx(t)
-	var worst time.Duration
-	for range 5 {
+	var took []time.Duration
+	for range 10 {
 		held.Clear()
 		p := start(t, multiproc.NewProcess(lockAndHang, holdJob{L: l, Held: held}))
 		if err := held.Wait(ctx); err != nil {
@@ -194,25 +196,26 @@ func TestWaiterSeesDeathPromptly(t *testing.T) {
 		}
 		got := make(chan error, 1)
 		go func() { got <- l.Lock(ctx) }()
-		// Let the waiter go to sleep: Holder stays the child's until it
-		// is taken, and the waiter's watch runs once it sleeps.
-		time.Sleep(5 * time.Millisecond) // not synchronisation: a chance to reach the kernel; the test passes either way
+		// The waiters flag is set once the waiter watches the holder and
+		// is about to sleep.
+		testutil.WaitFor(t, time.Minute, func() bool { return psync.Contended(l) }, "the waiter never went to sleep")
 		killed := time.Now()
 		p.Kill()
 		err := <-got
-		took := time.Since(killed)
-		worst = max(worst, took)
+		d := time.Since(killed)
+		took = append(took, d)
 		if !errors.Is(err, psync.ErrOwnerDead) {
 			t.Fatalf("Lock = %v, want ErrOwnerDead", err)
 		}
-		if took > time.Second {
-			t.Fatalf("death seen after %v", took)
+		if d > time.Second {
+			t.Fatalf("death seen after %v", d)
 		}
 		l.MarkConsistent()
 		l.Unlock()
 		p.Join(ctx)
 	}
-	t.Logf("worst time from SIGKILL to ErrOwnerDead: %v", worst)
+	slices.Sort(took)
+	t.Logf("SIGKILL to ErrOwnerDead: median %v, max %v (the kernel's own kill-to-pidfd time for a Go process is part of it)", took[len(took)/2], took[len(took)-1])
 }
 
 type deepArg struct {

@@ -258,6 +258,11 @@ func (m *Mutex) Held() bool {
 	return atomic.LoadUint64(m.w)&^(flagIncons|flagWaiters) == m.self
 }
 
+// Contended reports whether the word's waiters flag is set: some process
+// went to sleep on it (set only after the sleeper began watching the
+// holder). For tests.
+func (m *Mutex) Contended() bool { return atomic.LoadUint64(m.w)&flagWaiters != 0 }
+
 // Holder returns the pid recorded in the word (0: free), for diagnostics
 // and tests; it may be stale as soon as it returns.
 func (m *Mutex) Holder() int {
