@@ -46,6 +46,7 @@ type Barrier struct {
 	parties    int
 	m          *futex.Mutex
 	gate       *futex.Gate
+	hb         futex.HB
 }
 
 // NewBarrier returns a barrier for parties parties (1 ≤ parties ≤
@@ -95,6 +96,7 @@ func (b *Barrier) endLocked(broken bool) {
 		atomic.StoreUint32(ring, atomic.LoadUint32(ring)&^(1<<(g%32)))
 	}
 	atomic.StoreUint32(u32(b.p, barCount), 0)
+	b.hb.Release()
 	atomic.AddUint32(b.gen, 1)
 	if atomic.LoadUint32(b.nwait) > 0 {
 		futex.Wake(b.gen, 0)
@@ -148,6 +150,7 @@ func (b *Barrier) Wait(ctx context.Context) (int, error) {
 		first = false
 		return g, false, nil
 	})
+	b.hb.Acquire()
 	if err != nil && ctx.Err() != nil {
 		if lerr := b.lockState(context.WithoutCancel(ctx)); lerr == nil {
 			if atomic.LoadUint32(b.gen) == g {

@@ -29,6 +29,7 @@ type Event struct {
 	obj
 	flag, nwait *uint32
 	gate        *futex.Gate
+	hb          futex.HB
 }
 
 // NewEvent returns a new, clear Event (errors.ErrUnsupported off Linux).
@@ -48,6 +49,7 @@ func (e *Event) bind(p unsafe.Pointer) {
 
 // Set sets the flag and wakes every waiter.
 func (e *Event) Set() {
+	e.hb.Release()
 	atomic.StoreUint32(e.flag, 1)
 	if atomic.LoadUint32(e.nwait) > 0 {
 		futex.Wake(e.flag, 0)
@@ -58,11 +60,16 @@ func (e *Event) Set() {
 func (e *Event) Clear() { atomic.StoreUint32(e.flag, 0) }
 
 // IsSet reports whether the flag is set.
-func (e *Event) IsSet() bool { return atomic.LoadUint32(e.flag) == 1 }
+func (e *Event) IsSet() bool {
+	set := atomic.LoadUint32(e.flag) == 1
+	e.hb.Acquire()
+	return set
+}
 
 // Wait blocks until the flag is set (nil) or ctx ends (an error wrapping
 // ctx.Err()). Python's wait(timeout) returning False is a ctx deadline.
 func (e *Event) Wait(ctx context.Context) error {
+	defer e.hb.Acquire()
 	for range eventSpins {
 		if atomic.LoadUint32(e.flag) == 1 {
 			return nil

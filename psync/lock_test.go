@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/multiproc-go/multiproc"
-	"github.com/multiproc-go/multiproc/psync"
 	"github.com/multiproc-go/multiproc/internal/testutil"
+	"github.com/multiproc-go/multiproc/psync"
 	"github.com/multiproc-go/multiproc/psync/internal/killtest"
 )
 

@@ -40,6 +40,7 @@ type Semaphore struct {
 	obj
 	value, nwait *uint32
 	gate         *futex.Gate
+	hb           futex.HB
 }
 
 // NewSemaphore returns a semaphore with value units (value ≥ 0; a negative
@@ -69,6 +70,7 @@ func (s *Semaphore) Acquire(ctx context.Context) error {
 	if s.TryAcquire() {
 		return nil
 	}
+	defer s.hb.Acquire()
 	return s.gate.Wait(ctx, s.value, s.nwait, func() (uint32, bool, error) {
 		if s.TryAcquire() {
 			return 0, true, nil
@@ -86,6 +88,7 @@ func (s *Semaphore) TryAcquire() bool {
 			return false
 		}
 		if atomic.CompareAndSwapUint32(s.value, v, v-1) {
+			s.hb.Acquire()
 			return true
 		}
 	}
@@ -93,6 +96,7 @@ func (s *Semaphore) TryAcquire() bool {
 
 // Release returns one unit (any process may release).
 func (s *Semaphore) Release() {
+	s.hb.Release()
 	atomic.AddUint32(s.value, 1)
 	if atomic.LoadUint32(s.nwait) > 0 {
 		futex.Wake(s.value, 1)

@@ -67,6 +67,16 @@ func readStat(pid int) (procStat, bool) {
 	return procStat{state: fields[0][0], tag: uint32(st)}, true
 }
 
+// Ident returns the start-time tag of the live process pid (ok false when
+// there is none): what a word would record for it.
+func Ident(pid uint32) (tag uint32, ok bool) {
+	st, ok := readStat(int(pid))
+	if !ok || st.state == 'Z' || st.state == 'X' || st.state == 'x' {
+		return 0, false
+	}
+	return st.tag, true
+}
+
 // Alive reports whether the process pid with start-time tag still runs: it
 // exists, is not a zombie, and has that start time (a live process with the
 // same pid and another start time reused the pid of a dead one). It reads

@@ -10,6 +10,9 @@ import (
 // Self returns this process's pid; the tag is 0 off Linux.
 func Self() (pid, tag uint32) { return uint32(os.Getpid()), 0 }
 
+// Ident is unavailable off Linux.
+func Ident(pid uint32) (tag uint32, ok bool) { return 0, false }
+
 // Alive is unavailable off Linux: it reports true (never steals a lock).
 func Alive(pid, tag uint32) bool { return true }
 

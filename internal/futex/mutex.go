@@ -59,6 +59,7 @@ type Mutex struct {
 	low  *uint32
 	gate *Gate
 	self uint64 // this process's word: pid and start-time tag
+	hb   HB
 
 	mu    sync.Mutex // guards watch
 	watch *Watch     // of the last foreign holder this process slept on
@@ -85,9 +86,12 @@ func me() uint64 {
 // held).
 func (m *Mutex) Lock(ctx context.Context) error {
 	if atomic.CompareAndSwapUint64(m.w, 0, m.self) {
+		m.hb.Acquire()
 		return nil
 	}
-	return m.lockSlow(ctx)
+	err := m.lockSlow(ctx)
+	m.hb.Acquire()
+	return err
 }
 
 func (m *Mutex) lockSlow(ctx context.Context) error {
@@ -186,6 +190,7 @@ func (m *Mutex) holderDead(v uint64, watch bool) bool {
 // waiting: ok reports whether it is now held; err is nil, [ErrOwnerDead]
 // (held, as for Lock) or [ErrNotRecoverable] (not held).
 func (m *Mutex) TryLock() (ok bool, err error) {
+	defer m.hb.Acquire()
 	self := m.self
 	for {
 		v := atomic.LoadUint64(m.w)
@@ -213,6 +218,7 @@ func (m *Mutex) TryLock() (ok bool, err error) {
 // consistent makes it not recoverable: every later Lock returns
 // [ErrNotRecoverable].
 func (m *Mutex) Unlock() error {
+	m.hb.Release()
 	self := m.self
 	if atomic.CompareAndSwapUint64(m.w, self, 0) {
 		return nil
