@@ -5,6 +5,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/multiproc-go/multiproc"
+
 	"github.com/multiproc-go/multiproc/psync"
 )
 
@@ -28,5 +30,26 @@ func BenchmarkSyncMutex(b *testing.B) {
 	for b.Loop() {
 		mu.Lock()
 		mu.Unlock()
+	}
+}
+
+// BenchmarkEventPingPong: a round trip between this process and a child
+// on two Events (the event_pingpong row).
+func BenchmarkEventPingPong(b *testing.B) {
+	ping, pong := must(psync.NewEvent()), must(psync.NewEvent())
+	defer ping.Close()
+	defer pong.Close()
+	ctx := context.Background()
+	p := multiproc.NewProcess(ponger, pingJob{Ping: ping, Pong: pong, N: 1 << 30})
+	if err := p.Start(ctx); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { p.Kill(); p.Join(ctx); p.Close() }()
+	for b.Loop() {
+		ping.Set()
+		if err := pong.Wait(ctx); err != nil {
+			b.Fatal(err)
+		}
+		pong.Clear()
 	}
 }

@@ -17,7 +17,7 @@ const (
 	// eventSpins bounds the polling before a waiter sleeps: a peer on the
 	// other CPU often sets the event within the microseconds a futex
 	// round trip would cost.
-	eventSpins = 200
+	eventSpins = 100
 )
 
 // Event is a flag shared by processes: Python's multiprocessing.Event.
