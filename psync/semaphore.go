@@ -136,7 +136,7 @@ func (s *Semaphore) ImportResource(state []byte, files []*os.File) error {
 // otherwise a death could not say whose units to return.
 //
 // A dead holder's units are returned when a waiter looks for them: within
-// [futex.Chunk] (50 ms) of the death while some Acquire waits. At most
+// 50 ms of the death while some Acquire waits. At most
 // [MaxHolders] processes may hold units at once.
 //
 // Make one with [NewBoundedSemaphore]; it travels to other processes as a
