@@ -398,3 +398,36 @@ func TestKillHolderNoCgo(t *testing.T) {
 		t.Fatalf("output %q, want prefix %q", out, want)
 	}
 }
+
+var echoLock = multiproc.Register("psync.test.echo-lock", func(ctx context.Context, l *psync.Lock) (*psync.Lock, error) {
+	return l, nil
+})
+
+// TestLockComesBack: a Lock returned by a child names the same lock, and
+// closing both copies in the creator releases the shared memory (the leak
+// check at the end of the package's tests sees any descriptor left).
+func TestLockComesBack(t *testing.T) {
+	ctx := testCtx(t)
+	l := must(psync.NewLock())
+	pool := must(multiproc.NewPool(ctx, 1))
+	defer pool.Close()
+	back, err := multiproc.Apply(ctx, pool, echoLock, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Lock(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := back.TryLock(); ok {
+		t.Fatal("the returned copy is another lock")
+	}
+	if err := back.Unlock(); err != nil { // same process, same lock
+		t.Fatal(err)
+	}
+	if err := back.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+}

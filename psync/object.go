@@ -99,12 +99,15 @@ func (o *obj) export(x *wire.Exported) error {
 
 // close releases the creator's object: workers that keep it drop it
 // (wire.Release), and the arena is unmapped with its last object. Closing
-// an imported object does nothing (see the package doc's "Lifetime").
+// an object received from another process does nothing (see the package
+// doc's "Lifetime"); one of ours that came back counts as ours.
 func (o *obj) close() (bool, error) {
-	if o.a == nil || o.imported || !o.closed.CompareAndSwap(false, true) {
+	if o.a == nil || (o.imported && !o.a.mine) || !o.closed.CompareAndSwap(false, true) {
 		return false, nil
 	}
-	wire.Release(o.id)
+	if !o.imported {
+		wire.Release(o.id)
+	}
 	return true, o.a.release()
 }
 
