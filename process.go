@@ -144,7 +144,10 @@ func NewProcess[In, Out any](f Func[In, Out], arg In) *Process {
 // subclass form. r must be a pointer to a struct type registered with
 // [RegisterProcess]; its exported fields travel to the child, and after a
 // successful Join they hold the values Run left in them (Python cannot do
-// that). Do not touch *r between Start and Join.
+// that). Do not touch *r between Start and Join. A resource field (a file,
+// a listener, shared memory) comes back as a new object, the child's copy,
+// which the caller then owns: keep your own reference to the original if
+// you need to close it.
 func NewProcessOf(r Runner) *Process {
 	p := &Process{Name: defaultName(), done: make(chan struct{}), runner: r, argWhat: "fields"}
 	t, err := registry.TypeOf(r)

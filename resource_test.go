@@ -282,3 +282,42 @@ func TestPoolListenerInitializer(t *testing.T) {
 		}
 	}
 }
+
+// fileWriter is the subclass form with a resource field: Run writes to the
+// file it was given and reports back in a plain field.
+type fileWriter struct {
+	Out  *os.File
+	Said string
+}
+
+func (w *fileWriter) Run(context.Context) error {
+	w.Said = fmt.Sprintf("pid %d", os.Getpid())
+	_, err := io.WriteString(w.Out, w.Said)
+	return err
+}
+
+var _ = multiproc.RegisterProcess[fileWriter]("test.file-writer")
+
+func TestProcessOfResourceField(t *testing.T) {
+	ctx := context.Background()
+	r, w := pipe(t)
+	fw := &fileWriter{Out: w}
+	p := multiproc.NewProcessOf(fw)
+	if err := p.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	if err := p.Join(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The field came back: a copy of the child's file, the pipe's last
+	// write end; closing it lets the read see the end.
+	if fw.Out == w {
+		t.Fatal("the field still holds the parent's file")
+	}
+	fw.Out.Close()
+	b, err := io.ReadAll(r)
+	if err != nil || string(b) != fw.Said || fw.Said != fmt.Sprintf("pid %d", p.Pid()) {
+		t.Fatalf("read %q (%v); Said %q", b, err, fw.Said)
+	}
+}

@@ -15,7 +15,8 @@ import (
 // are not synchronised: processes writing the same elements need a lock or
 // sync/atomic operations on the elements (atomic.AddInt64(&s[i], 1) works
 // on an Array[int64]). Close must not run concurrently with any other use.
-// Make an Array with [NewArray] or [ArrayOf]; the zero Array is not usable.
+// Make an Array with [NewArray] or [ArrayOf]; the zero Array is not usable
+// (it cannot be passed to another process, and its Close does nothing).
 type Array[T any] struct {
 	seg *segment
 	s   []T // nil once closed
@@ -31,8 +32,11 @@ func NewArray[T any](n int) (*Array[T], error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Array[T]{seg: seg, s: unsafe.Slice((*T)(seg.data()), n)}, nil
+	return &Array[T]{seg: seg, s: unsafeSlice[T](seg, n)}, nil
 }
+
+// unsafeSlice is the slice of n elements of T over seg's data.
+func unsafeSlice[T any](seg *segment, n int) []T { return unsafe.Slice((*T)(seg.data()), n) }
 
 // ArrayOf returns an Array holding a copy of vs (Python's
 // Array('i', range(10)) is ArrayOf([]int32{0, 1, ..., 9})). It fails like
@@ -53,7 +57,7 @@ func attachArray[T any](f *os.File) (*Array[T], error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Array[T]{seg: seg, s: unsafe.Slice((*T)(seg.data()), n)}, nil
+	return &Array[T]{seg: seg, s: unsafeSlice[T](seg, n)}, nil
 }
 
 // Slice returns the array as a Go slice of Len elements (its capacity is
@@ -71,14 +75,17 @@ func (a *Array[T]) Len() int { return len(a.s) }
 
 // File returns the open file backing the array's segment and the extent
 // of the mapping (a 128-byte header, then the data): what another process
-// needs to map the same array (the resource mechanism passes it on). The
-// file belongs to a: do not close it. File returns a nil file after Close.
+// needs to map the same array (passing a as an argument sends a duplicate
+// of it). The file belongs to a: do not close it. File returns a nil file
+// after Close.
 func (a *Array[T]) File() (f *os.File, off, size int64) { return a.seg.file() }
 
 // Close unmaps the array and closes its file; its memory is freed once no
 // process holds it. Afterwards every slice that Slice returned must not be
 // touched: that is a fatal fault. Close is idempotent: later calls return
-// nil.
+// nil. It also releases a's resource ID, so pools whose workers keep a
+// mapping of a drop it (see the package documentation); a zero Array's
+// Close does nothing.
 func (a *Array[T]) Close() error {
 	a.s = nil
 	return a.seg.close("Array")

@@ -10,8 +10,7 @@
 // unlinked temporary file elsewhere) that has no name in any file system, so
 // it cannot leak; the kernel frees it when the last process holding its
 // descriptor or a mapping is gone. Other processes reach it only by being
-// given its descriptor ([SharedMemory.File]; passing segments to Process and
-// Pool arguments comes with the resource mechanism).
+// given its descriptor: pass the *SharedMemory to them (see below).
 //
 // A named segment is for processes that were not given it: [Create] with
 // [Name] or [GeneratedName] makes /dev/shm/NAME, and [Open] maps it by name in
@@ -42,6 +41,60 @@
 // Load and Store (atomic for types of at most 8 bytes) and, for integers,
 // the atomic helpers [Add], [Swap] and [CompareAndSwap].
 //
+// The memory of a Value or an Array is reserved when it is made, and on
+// Linux every mapping of it (the creator's, and each receiver's) has its
+// page tables filled at once (MADV_POPULATE_READ): one call instead of a
+// page fault per 4 KiB at first access, which for 80 MB costs a few
+// milliseconds rather than a few hundred. A first pass over memory another
+// process wrote may still be slower than later ones (caches; on the
+// project's virtual machine, the host).
+//
+// # Passing to other processes
+//
+// A *SharedMemory, *Value[T] or *Array[T] is an ordinary argument: of a
+// Process (multiproc.NewProcess, a field of multiproc.NewProcessOf's
+// struct) and of a pool or executor task, on its own or at any depth of the
+// argument (struct fields, slice and map elements). Pass the pointer the
+// constructor returned, never a copy of the struct. The receiving function
+// gets an object that maps the same memory: stores on either side are seen
+// on the other.
+//
+//   - Passing duplicates the descriptor. The sender keeps its own object,
+//     descriptor and mapping, and still has to Close them; the memory lives
+//     until every process has closed (or exited).
+//   - A named SharedMemory travels by descriptor too, not by name: the
+//     receiver maps the same segment even if the name was unlinked or
+//     reused meanwhile. Its [SharedMemory.Name] reports the name and it may
+//     [SharedMemory.Unlink] it, but it is not the creator: its Close never
+//     unlinks.
+//   - The receiver checks what arrived before mapping anything: a segment
+//     of another kind (an Array where a Value is expected), element type or
+//     length fails the argument's decoding with an error wrapping
+//     [ErrMismatch]. For Value and Array the segment's own header (the
+//     element size, count and a hash of the type's name) is the authority.
+//   - A closed or zero object cannot travel: the call that passes it fails
+//     with an error wrapping [ErrClosed] that names where it was in the
+//     argument (arg.Jobs[3].Rows). A backend that cannot carry descriptors
+//     (a cluster) refuses every open segment.
+//   - In a Process, the received object belongs to the child's code: Close
+//     it when done, or leave it to the exit.
+//   - In a pool or executor worker, the object belongs to the worker, which
+//     maps each object once and hands the same mapping to every later task
+//     passed the same object (so an 80 MB Array is not mapped, and its
+//     pages not faulted in, again per task). A task must not Close it, and
+//     using it after the task has returned (from a goroutine or a global)
+//     is undefined: the worker drops its mapping once the parent has closed
+//     its object and the tasks that use it are done. Objects passed to an
+//     Initializer stay mapped for the worker's whole life.
+//
+// Each object has a resource ID, unique within its process, from the
+// moment it is made or received: a pool's workers keep their mappings by
+// the ID of the object the parent sent. A received object gets a new ID in
+// the receiving process rather than the sender's, since IDs of two
+// processes may collide, so it can be passed on again (to the child's own
+// pool) like any object the child made. Close releases the ID, which is how
+// pools learn that their workers may drop their copies.
+//
 // # Lifetime: read this
 //
 // The memory of a segment is not Go memory. The garbage collector neither
@@ -57,8 +110,9 @@
 //
 // It does not synchronise: concurrent writers of the same bytes need a lock
 // (the locks issue adds Value and Array locks, whose words live in an area
-// reserved for them in each segment's header) or atomic operations. It does not pass segments to other processes by itself: that
-// is the resource mechanism of Process and Pool arguments. Its types hold no
+// reserved for them in each segment's header) or atomic operations. It does
+// not transport anything itself: the multiproc package's Process and pool
+// paths carry the descriptors its types export. Its types hold no
 // pointers, so Go values with strings, slices or maps cannot live in shared
 // memory; use a queue or a manager for those.
 package shm

@@ -114,3 +114,56 @@ func ExampleSweep() {
 		log.Print(err)
 	}
 }
+
+// negate runs in a child process, which maps the parent's segments.
+var negate = multiproc.Register("shm_test.example_negate", func(_ context.Context, s struct {
+	Num *shm.Value[float64]
+	Arr *shm.Array[int32]
+}) (struct{}, error) {
+	defer s.Num.Close() // the child's mappings are the child's to close
+	defer s.Arr.Close()
+	s.Num.Store(3.1415927)
+	a := s.Arr.Slice()
+	for i := range a {
+		a[i] = -a[i]
+	}
+	return struct{}{}, nil
+})
+
+// A Value and an Array passed to a child process: the child maps the same
+// memory (its descriptors are duplicated into the child), so the parent
+// sees what the child stored. Python:
+//
+//	num = Value('d', 0.0)
+//	arr = Array('i', range(10))
+//	p = Process(target=f, args=(num, arr))
+func Example_process() {
+	ctx := context.Background()
+	num, err := shm.NewValue(0.0)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer num.Close()
+	arr, err := shm.ArrayOf([]int32{0, 1, 2, 3, 4, 5, 6, 7, 8, 9})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer arr.Close()
+
+	p := multiproc.NewProcess(negate, struct {
+		Num *shm.Value[float64]
+		Arr *shm.Array[int32]
+	}{num, arr})
+	if err := p.Start(ctx); err != nil {
+		log.Fatal(err)
+	}
+	defer p.Close()
+	if err := p.Join(ctx); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(num.Load())
+	fmt.Println(arr.Slice())
+	// Output:
+	// 3.1415927
+	// [0 -1 -2 -3 -4 -5 -6 -7 -8 -9]
+}

@@ -11,6 +11,7 @@ import (
 	"unsafe"
 
 	"github.com/multiproc-go/multiproc/internal/memfd"
+	"github.com/multiproc-go/multiproc/internal/wire"
 )
 
 // The segment of a Value or an Array starts with a header of headerSize
@@ -51,9 +52,25 @@ const (
 
 // segment is the mapping of a Value or an Array.
 type segment struct {
+	id    uint64     // this process's resource ID of the object (wire.NewID)
+	state []byte     // what ExportResource sends besides the descriptor (resource.go)
+	files []*os.File // f as ExportResource hands it out, made once (see export)
+
 	mu  sync.Mutex // guards f and mem
 	f   *os.File
 	mem []byte // header and data; nil once closed
+}
+
+// newSegmentOf wraps a mapping made or attached in this process, giving it
+// an ID of its own: IDs are unique per process, so a segment received from
+// another process gets a new one here rather than keeping the sender's,
+// which could collide with one this process made.
+func newSegmentOf(kind uint16, t reflect.Type, count int, f *os.File, mem []byte) *segment {
+	rk := byte(resValue)
+	if kind == kindArray {
+		rk = resArray
+	}
+	return &segment{id: wire.NewID(), state: makeState(rk, uint64(count), t.String()), files: []*os.File{f}, f: f, mem: mem}
 }
 
 func typeHash(t reflect.Type) uint64 {
@@ -98,17 +115,24 @@ func newSegment(what string, kind uint16, t reflect.Type, count int) (*segment, 
 	binary.LittleEndian.PutUint64(h[8:], uint64(elem))
 	binary.LittleEndian.PutUint64(h[16:], uint64(count))
 	binary.LittleEndian.PutUint64(h[24:], typeHash(t))
-	return &segment{f: f, mem: mem}, nil
+	populate(mem)
+	return newSegmentOf(kind, t, count, f, mem), nil
 }
 
 // attachSegment maps a segment made by newSegment from its file (received
 // from another process) after checking that its header describes what the
-// caller expects, and returns it with its element count. It duplicates
-// nothing: the segment owns f from then on, also on failure.
+// caller expects, and returns it with its element count. A segment that
+// does not is unmapped again at once, never used, and reported with an
+// error wrapping ErrMismatch. It duplicates nothing: the segment owns f from
+// then on, also on failure.
 func attachSegment(what string, kind uint16, t reflect.Type, f *os.File) (*segment, int, error) {
 	fail := func(err error) (*segment, int, error) {
 		f.Close()
 		return nil, 0, fmt.Errorf("shm: attaching %s[%s]: %w", what, t, err)
+	}
+	mismatch := func(format string, args ...any) (*segment, int, error) {
+		f.Close()
+		return nil, 0, fmt.Errorf("%w: attaching %s[%s]: %s", ErrMismatch, what, t, fmt.Sprintf(format, args...))
 	}
 	if err := checkType(what, t); err != nil {
 		f.Close()
@@ -119,7 +143,7 @@ func attachSegment(what string, kind uint16, t reflect.Type, f *os.File) (*segme
 		return fail(err)
 	}
 	if fi.Size() < headerSize+8 || int64(int(fi.Size())) != fi.Size() {
-		return fail(fmt.Errorf("segment of %d bytes is no %s", fi.Size(), what))
+		return mismatch("a segment of %d bytes is no %s", fi.Size(), what)
 	}
 	mem, err := memfd.Map(f, 0, int(fi.Size()))
 	if err != nil {
@@ -127,42 +151,66 @@ func attachSegment(what string, kind uint16, t reflect.Type, f *os.File) (*segme
 	}
 	h := mem[:headerSize]
 	count := binary.LittleEndian.Uint64(h[16:])
-	var bad error
+	var bad string
 	switch {
 	case binary.LittleEndian.Uint32(h[0:]) != headerMagic || binary.LittleEndian.Uint16(h[4:]) != layoutVersion:
-		bad = errors.New("not a multiproc segment of this layout")
+		bad = "the memory is not a Value or Array segment of this layout"
 	case binary.LittleEndian.Uint16(h[6:]) != kind:
-		bad = fmt.Errorf("segment of kind %d, want %d", binary.LittleEndian.Uint16(h[6:]), kind)
+		bad = fmt.Sprintf("the segment holds %s", segKindName(binary.LittleEndian.Uint16(h[6:])))
 	case binary.LittleEndian.Uint64(h[8:]) != uint64(t.Size()) || binary.LittleEndian.Uint64(h[24:]) != typeHash(t):
-		bad = fmt.Errorf("segment holds another element type (%d-byte elements)", binary.LittleEndian.Uint64(h[8:]))
+		bad = fmt.Sprintf("the segment holds another element type (of %d bytes; %s has %d)", binary.LittleEndian.Uint64(h[8:]), t, t.Size())
 	case count > uint64(fi.Size()) || (t.Size() > 0 && count > uint64(fi.Size()-headerSize)/uint64(t.Size())):
-		bad = fmt.Errorf("header announces %d elements in %d bytes", count, fi.Size())
+		bad = fmt.Sprintf("the header announces %d elements in %d bytes", count, fi.Size())
 	}
-	if bad != nil {
+	if bad != "" {
 		memfd.Unmap(mem)
-		return fail(bad)
+		return mismatch("%s", bad)
 	}
-	return &segment{f: f, mem: mem}, int(count), nil
+	populate(mem)
+	return newSegmentOf(kind, t, int(count), f, mem), int(count), nil
 }
 
 // data returns the address of the first element.
 func (s *segment) data() unsafe.Pointer { return unsafe.Pointer(&s.mem[headerSize]) }
 
-// file returns the segment's file and extent (nil once closed).
+// segKindName names a header kind, with its article.
+func segKindName(kind uint16) string {
+	switch kind {
+	case kindValue:
+		return "a Value"
+	case kindArray:
+		return "an Array"
+	}
+	return fmt.Sprintf("an object of unknown kind %d", kind)
+}
+
+// file returns the segment's file and extent (nil once closed, and for
+// the nil segment of a zero object).
 func (s *segment) file() (*os.File, int64, int64) {
+	if s == nil {
+		return nil, 0, 0
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.f, 0, int64(len(s.mem))
 }
 
+// close unmaps the segment and closes its file, once, and then releases
+// its ID (wire.Release), so that pools whose workers keep a mapping of it
+// drop theirs. The release runs outside s.mu: it calls into the pools.
 func (s *segment) close(what string) error {
+	if s == nil {
+		return nil // a zero Value or Array
+	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.f == nil {
+		s.mu.Unlock()
 		return nil
 	}
 	err := errors.Join(memfd.Unmap(s.mem), s.f.Close())
 	s.f, s.mem = nil, nil
+	s.mu.Unlock()
+	wire.Release(s.id)
 	if err != nil {
 		return fmt.Errorf("shm: closing %s: %w", what, err)
 	}

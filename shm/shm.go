@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/multiproc-go/multiproc/internal/memfd"
+	"github.com/multiproc-go/multiproc/internal/wire"
 )
 
 // ErrType is returned (wrapped) when a [Value] or [Array] is asked to hold a
@@ -25,9 +26,11 @@ var ErrType = errors.New("shm: type cannot live in shared memory")
 // Close has started (see the package documentation: touching it afterwards
 // is a fatal fault). The zero SharedMemory is not usable.
 type SharedMemory struct {
-	name string      // "" for an anonymous segment
-	path string      // where the name lives; "" for an anonymous segment
-	info os.FileInfo // identifies the segment behind path, for Unlink
+	name  string      // "" for an anonymous segment
+	path  string      // where the name lives; "" for an anonymous segment
+	info  os.FileInfo // identifies the segment behind path, for Unlink
+	id    uint64      // this process's resource ID of m (wire.NewID)
+	state []byte      // what ExportResource sends besides the descriptor
 
 	mu            sync.Mutex // guards the fields below
 	f             *os.File
@@ -208,7 +211,14 @@ func mapFile(f *os.File, name, path string, size int) (*SharedMemory, error) {
 	if err != nil {
 		return nil, fmt.Errorf("shm: mapping segment %q: %w", name, err)
 	}
-	return &SharedMemory{name: name, path: path, info: fi, f: f, mem: mem}, nil
+	return &SharedMemory{name: name, path: path, info: fi, f: f, mem: mem,
+		id: wire.NewID(), state: makeState(resMemory, uint64(size), name)}, nil
+}
+
+// closeMapping undoes mapFile, for a mapping nobody else has seen.
+func (m *SharedMemory) closeMapping() {
+	memfd.Unmap(m.mem)
+	m.f.Close()
 }
 
 // Buf returns the segment's memory: a slice of Size bytes that every
@@ -231,8 +241,9 @@ func (m *SharedMemory) Name() string { return m.name }
 
 // File returns the open file backing the segment and the extent of it that
 // the segment occupies: what another process needs to map the same memory
-// (the resource mechanism passes it on). The file belongs to m: do not
-// close it; it is valid until Close. File returns nil after Close.
+// (passing m as an argument sends a duplicate of it). The file belongs to
+// m: do not close it; it is valid until Close. File returns nil after
+// Close.
 func (m *SharedMemory) File() (f *os.File, off, size int64) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -244,12 +255,20 @@ func (m *SharedMemory) File() (f *os.File, off, size int64) {
 // names this segment). The memory of an anonymous or unlinked segment is
 // freed when no process holds it any more. Close is idempotent: later calls
 // return nil. After Close the memory must not be touched (a fatal fault).
+//
+// Close also releases m's resource ID, so that pools whose workers keep a
+// mapping of m (it was passed to their tasks) drop those once the tasks
+// that use it are done; processes m was passed to keep theirs until they
+// close them.
 func (m *SharedMemory) Close() error {
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	if m.f == nil {
+		m.mu.Unlock()
 		return nil
 	}
+	// The release calls into the pools: outside m.mu.
+	defer wire.Release(m.id)
+	defer m.mu.Unlock()
 	var errs []error
 	if err := memfd.Unmap(m.mem); err != nil {
 		errs = append(errs, err)

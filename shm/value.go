@@ -17,7 +17,8 @@ import (
 // Load and Store are safe for concurrent use, from any goroutine of any
 // process that maps the value; they are atomic when T has at most 8 bytes.
 // Close must not run concurrently with any other use. Make a Value with
-// [NewValue]; the zero Value is not usable.
+// [NewValue]; the zero Value is not usable (it cannot be passed to another
+// process, and its Close does nothing).
 type Value[T any] struct {
 	seg *segment
 	p   atomic.Pointer[T] // nil once closed
@@ -118,14 +119,17 @@ func (v *Value[T]) Store(x T) {
 
 // File returns the open file backing the value's segment and the extent
 // of the mapping (a 128-byte header, then the data): what another process
-// needs to map the same value (the resource mechanism passes it on). The
-// file belongs to v: do not close it. File returns a nil file after Close.
+// needs to map the same value (passing v as an argument sends a duplicate
+// of it). The file belongs to v: do not close it. File returns a nil file
+// after Close.
 func (v *Value[T]) File() (f *os.File, off, size int64) { return v.seg.file() }
 
 // Close unmaps the value and closes its file; its memory is freed once no
 // process holds it. Afterwards, Load, Store and Pointer panic, and any
 // pointer obtained from Pointer must not be used: that is a fatal fault.
-// Close is idempotent: later calls return nil.
+// Close is idempotent: later calls return nil. It also releases v's
+// resource ID, so pools whose workers keep a mapping of v drop it (see
+// the package documentation); a zero Value's Close does nothing.
 func (v *Value[T]) Close() error {
 	v.p.Store(nil)
 	return v.seg.close("Value")

@@ -34,8 +34,16 @@ type childTask struct {
 	// that arrived with the frame; lost says they could not be received.
 	res  []childRes
 	lost bool
-	// evict, set instead of a task, lists resources to drop (kindEvict).
-	evict []uint64
+	// wake, set instead of a task, makes an idle executor apply the
+	// evictions that came in (see childWorker.evicts).
+	wake bool
+}
+
+// pendingEvict is an evict frame: resources to drop once the tasks that
+// came before it (ordinals up to after) have run.
+type pendingEvict struct {
+	after uint64
+	ids   []uint64
 }
 
 // worker is the child side of a pool worker.
@@ -49,10 +57,12 @@ type childWorker struct {
 	runningCtx  *taskCtx        // the running task's context
 	budgetTimer *time.Timer     // ends the running task's budget; one per worker, reset per task
 	cancelled   map[uint64]bool // ordinals cancelled before they ran
+	evicts      []pendingEvict  // evict frames not yet applied, in order
 
 	scratch []byte              // result frame under construction (execute's goroutine only)
 	limit   int                 // largest result the pool accepts (Config.MaxMessageSize)
 	cache   map[uint64]*keptRes // resources held (execute's goroutine only)
+	lastRun uint64              // ordinal of the last task run (execute's goroutine only)
 	out     wire.Outgoing       // the running task's result's resources
 
 	outMu    sync.Mutex
@@ -176,8 +186,16 @@ func (w *childWorker) read() {
 			if d.Err() != nil {
 				os.Exit(2)
 			}
-			// In order with the tasks: the ones before may still use them.
-			w.tasks <- childTask{evict: ids}
+			// Applied in order with the tasks (the ones before may still
+			// use them), by the executor; an idle one is woken. Never a
+			// blocking send: the reader must stay free for cancels.
+			w.mu.Lock()
+			w.evicts = append(w.evicts, pendingEvict{after: ord, ids: ids})
+			w.mu.Unlock()
+			select {
+			case w.tasks <- childTask{wake: true}:
+			default: // full: the executor is busy and applies them soon
+			}
 		case kindCancel:
 			o, n := binary.Uvarint(payload)
 			if n <= 0 {
@@ -284,11 +302,14 @@ func putPayload(b []byte) {
 
 func (w *childWorker) execute() {
 	for t := range w.tasks {
-		if t.evict != nil {
-			w.evict(t.evict)
+		if t.wake {
+			w.applyEvicts(w.lastRun)
 			continue
 		}
+		w.applyEvicts(t.ord - 1)
 		w.run(t)
+		w.lastRun = t.ord
+		w.applyEvicts(t.ord)
 		putPayload(t.payload)
 		if len(w.tasks) == 0 {
 			w.flush()

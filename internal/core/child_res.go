@@ -79,6 +79,25 @@ func (w *childWorker) install(res []childRes, pinned bool) (missing uint64) {
 	return missing
 }
 
+// applyEvicts applies the evict frames that came after no task later than
+// ordinal done.
+func (w *childWorker) applyEvicts(done uint64) {
+	w.mu.Lock()
+	if len(w.evicts) == 0 || w.evicts[0].after > done {
+		w.mu.Unlock()
+		return
+	}
+	var due []pendingEvict
+	for len(w.evicts) > 0 && w.evicts[0].after <= done {
+		due = append(due, w.evicts[0])
+		w.evicts = w.evicts[1:]
+	}
+	w.mu.Unlock()
+	for _, e := range due {
+		w.evict(e.ids)
+	}
+}
+
 // evict drops resources the parent no longer needs this worker to hold.
 func (w *childWorker) evict(ids []uint64) {
 	for _, id := range ids {
