@@ -3,7 +3,6 @@ package psync_test
 import (
 	"context"
 	"os"
-	"sync/atomic"
 	"testing"
 	"time"
 	"unsafe"
@@ -72,5 +71,3 @@ func join(t *testing.T, p *multiproc.Process) {
 		t.Fatalf("child exit code %d", code)
 	}
 }
-
-var sink atomic.Int64

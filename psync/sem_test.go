@@ -17,8 +17,10 @@ import (
 func TestSemaphore(t *testing.T) {
 	s := must(psync.NewSemaphore(2))
 	defer s.Close()
-	if !s.TryAcquire() || !s.TryAcquire() || s.TryAcquire() {
-		t.Fatal("TryAcquire: want true, true, false")
+	for i, want := range []bool{true, true, false} {
+		if got := s.TryAcquire(); got != want {
+			t.Fatalf("TryAcquire %d = %v, want %v", i, got, want)
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()

@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/multiproc-go/multiproc"
@@ -22,6 +23,9 @@ type Victim struct {
 	L       *psync.Lock
 	Started *psync.Event
 }
+
+// spun keeps spin's result, so that the compiler keeps the work.
+var spun atomic.Int64
 
 // spin burns a little time without a system call.
 //
@@ -43,14 +47,14 @@ var victim = multiproc.Register("psync.killtest.victim", multiproc.NoResult(func
 		if err != nil {
 			return err
 		}
-		spin(200) // holding: about half of the loop
+		spun.Add(int64(spin(200))) // holding: about half of the loop
 		if err := v.L.Unlock(); err != nil {
 			return err
 		}
 		if i == 100 {
 			v.Started.Set()
 		}
-		spin(200)
+		spun.Add(int64(spin(200)))
 	}
 }))
 
