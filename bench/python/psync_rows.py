@@ -78,5 +78,4 @@ def event_pingpong(ctx, scale):
 
 
 if __name__ == "__main__":
-    sys.modules["__main__"].ROWS = mpbench.ROWS
     sys.exit(mpbench.main())
