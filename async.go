@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"sync"
 
+	eng "github.com/multiproc-go/multiproc/internal/engine"
 	"github.com/multiproc-go/multiproc/internal/logs"
 )
 
@@ -29,6 +30,11 @@ type promise[T any] struct {
 	cancelled bool
 	cbs       []func()
 	run       func(func()) // how callbacks run (the pool's callback goroutine)
+	// aw, if set, is the engine of task at, which can deliver at's outcome
+	// on the waiting goroutine itself (Apply's fast path: see
+	// eng.Awaiter); wait asks it before waiting for done.
+	aw eng.Awaiter
+	at *eng.Task
 }
 
 func newPromise[T any](run func(func())) *promise[T] {
@@ -82,6 +88,9 @@ func (p *promise[T]) wait(ctx context.Context) error {
 	case <-p.done:
 		return nil
 	default:
+	}
+	if p.aw != nil {
+		p.aw.Await(ctx, p.at)
 	}
 	select {
 	case <-p.done:

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"iter"
 	"sync"
+	"sync/atomic"
 
 	"github.com/multiproc-go/multiproc/internal/core"
 	"github.com/multiproc-go/multiproc/internal/wire"
@@ -67,10 +68,39 @@ func imap[In, Out any](ctx context.Context, e *engine, f Func[In, Out], seq iter
 			notify   = make(chan struct{}, 1)
 			pending  int // submitted, not yet yielded
 		)
+		// Buffers are recycled within the call: a chunk's encoded items
+		// go back to chunkBufs once its worker answered, and the slice its
+		// results were decoded into once they have been yielded, so a long
+		// imap allocates per chunk only its slot and task.
+		var (
+			valsMu   sync.Mutex
+			freeVals [][]Out
+		)
+		getVals := func() []Out {
+			valsMu.Lock()
+			defer valsMu.Unlock()
+			if n := len(freeVals); n > 0 {
+				v := freeVals[n-1]
+				freeVals = freeVals[:n-1]
+				return v[:0]
+			}
+			return nil
+		}
+		putVals := func(v []Out) {
+			if cap(v) == 0 {
+				return
+			}
+			clear(v) // do not keep results alive through the free list
+			valsMu.Lock()
+			if len(freeVals) < 2*prefetch {
+				freeVals = append(freeVals, v)
+			}
+			valsMu.Unlock()
+		}
 		submit := func(chunk []In) error {
 			s := &slot[Out]{}
 			res := e.outgoing()
-			payload, err := wire.AppendSliceOut(f.in, nil, chunk, &res)
+			payload, err := wire.AppendSliceOut(f.in, chunkBufs.Get(), chunk, &res)
 			if err != nil {
 				return fmt.Errorf("multiproc: item of %q: %w", f.e.Name, err)
 			}
@@ -82,8 +112,13 @@ func imap[In, Out any](ctx context.Context, e *engine, f Func[In, Out], seq iter
 				Done: func(res core.Result) {
 					var vals []Out
 					var err error
+					if res.Err == nil {
+						// The worker answered, so nothing writes the
+						// payload any more.
+						chunkBufs.Put(payload)
+					}
 					if res.Data != nil {
-						vals, err = decodeChunk(f.out, nil, res)
+						vals, err = decodeChunk(f.out, getVals(), res)
 					} else if res.Res != nil {
 						res.Res.Close()
 					}
@@ -140,6 +175,8 @@ func imap[In, Out any](ctx context.Context, e *engine, f Func[In, Out], seq iter
 							return false
 						}
 					}
+					putVals(s.vals)
+					s.vals = nil
 					if s.err != nil {
 						yield(zero, s.err)
 						return false
@@ -161,6 +198,9 @@ func imap[In, Out any](ctx context.Context, e *engine, f Func[In, Out], seq iter
 		// a network stream; Python's imap has a thread for it too). It hands
 		// over whole chunks and stops at its next item once the call ends.
 		chunks := make(chan []In)
+		// Chunks come back from submit once encoded, for the feeder to
+		// fill again.
+		spare := make(chan []In, 2)
 		fed := make(chan struct{})
 		// On return, stop the feeder and wait for it, so that seq never runs
 		// after Imap returns (the caller may read what seq touched).
@@ -171,9 +211,14 @@ func imap[In, Out any](ctx context.Context, e *engine, f Func[In, Out], seq iter
 		go func() {
 			defer close(fed)
 			defer close(chunks)
+			// Checked per item: an atomic load, where ictx.Err takes the
+			// context's lock.
+			var ended atomic.Bool
+			stop := context.AfterFunc(ictx, func() { ended.Store(true) })
+			defer stop()
 			chunk := make([]In, 0, cs)
 			for x := range seq {
-				if ictx.Err() != nil {
+				if ended.Load() {
 					return
 				}
 				chunk = append(chunk, x)
@@ -185,7 +230,11 @@ func imap[In, Out any](ctx context.Context, e *engine, f Func[In, Out], seq iter
 				case <-ictx.Done():
 					return
 				}
-				chunk = make([]In, 0, cs)
+				select {
+				case chunk = <-spare:
+				default:
+					chunk = make([]In, 0, cs)
+				}
 			}
 			if len(chunk) > 0 {
 				select {
@@ -219,6 +268,11 @@ func imap[In, Out any](ctx context.Context, e *engine, f Func[In, Out], seq iter
 				if err := submit(chunk); err != nil {
 					yield(zero, err)
 					return
+				}
+				clear(chunk) // encoded: its items need not stay alive
+				select {
+				case spare <- chunk[:0]:
+				default:
 				}
 			case <-notify:
 			case <-ctx.Done():

@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 
+	"github.com/multiproc-go/multiproc/internal/bufcache"
 	"github.com/multiproc-go/multiproc/internal/core"
 	eng "github.com/multiproc-go/multiproc/internal/engine"
 	"github.com/multiproc-go/multiproc/internal/errs"
@@ -246,6 +246,9 @@ func startCall[In, Out any](c *call[Out], ctx context.Context, e *engine, f Func
 		} else {
 			c.out = f.out
 			c.t = core.Task{Fn: f.e, Payload: payload, Res: c.res.Res, Items: 1, Ctx: ctx, Timeout: cfg.timeout, Sink: c}
+			if aw, ok := e.core.(eng.Awaiter); ok {
+				c.p.aw, c.p.at = aw, &c.t
+			}
 			err = e.submit(&c.t) // takes the resources, even when it fails
 		}
 	}
@@ -335,6 +338,7 @@ func MapAsync[In, Out any](ctx context.Context, w Workers, f Func[In, Out], item
 		cs = defaultChunksize(n, e.size)
 	}
 	out := make([]Out, n)
+	prefault(out)
 	mctx, cancel := context.WithCancel(ctx)
 	bar := e.progress.start(f.e.Name, n)
 	nchunks := (n + cs - 1) / cs
@@ -353,7 +357,7 @@ func MapAsync[In, Out any](ctx context.Context, w Workers, f Func[In, Out], item
 	for lo := 0; lo < n; lo += cs {
 		hi := min(lo+cs, n)
 		res := e.outgoing()
-		payload, err := wire.AppendSliceOut(f.in, chunkBufs.get(), items[lo:hi], &res)
+		payload, err := wire.AppendSliceOut(f.in, chunkBufs.Get(), items[lo:hi], &res)
 		if err == nil {
 			err = e.checkSize(f.e.Name, fmt.Sprintf("chunk of %d items", hi-lo), payload)
 		}
@@ -375,7 +379,7 @@ func MapAsync[In, Out any](ctx context.Context, w Workers, f Func[In, Out], item
 					return
 				}
 				// The worker answered, so nothing writes the payload any more.
-				chunkBufs.put(payload)
+				chunkBufs.Put(payload)
 				got, err := decodeChunk(f.out, out[lo:lo], res)
 				if err == nil && len(got) != hi-lo {
 					err = fmt.Errorf("multiproc: %q: chunk of %d items returned %d results", f.e.Name, hi-lo, len(got))
@@ -420,21 +424,7 @@ func defaultChunksize(n, workers int) int {
 }
 
 // chunkBufs recycles the encoded chunks of maps: a large map would otherwise
-// allocate (and on first touch fault in) its whole input once more.
-var chunkBufs bufPool
-
-type bufPool struct{ p sync.Pool }
-
-func (b *bufPool) get() []byte {
-	if v, ok := b.p.Get().(*[]byte); ok {
-		return (*v)[:0]
-	}
-	return nil
-}
-
-func (b *bufPool) put(buf []byte) {
-	if cap(buf) == 0 || cap(buf) > 1<<20 {
-		return
-	}
-	b.p.Put(&buf)
-}
+// allocate (and on first touch fault in) its whole input once more. It
+// keeps them across garbage collections (see internal/bufcache), up to
+// 16 MiB: a map of a million 8-byte items in flight at once.
+var chunkBufs = &bufcache.Cache{Max: 16 << 20, MaxBuf: 1 << 20}

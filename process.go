@@ -256,12 +256,6 @@ func (p *Process) finishArg(payload []byte) ([]byte, error) {
 	return wire.AppendTrailer(payload, p.res.Res), nil
 }
 
-func closeFiles(fs []*os.File) {
-	for _, f := range fs {
-		f.Close()
-	}
-}
-
 // wait collects the child's result frame, then reaps it.
 func (p *Process) wait(c *boot.Child) {
 	var (

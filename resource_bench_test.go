@@ -65,3 +65,21 @@ func BenchmarkApplyAsyncResource(b *testing.B) {
 	defer f.Close()
 	benchApplyAsync(b, benchWithRes, &benchRes{id: wire.NewID(), f: f})
 }
+
+type benchResArg struct {
+	R *benchRes
+	I int
+}
+
+var benchWithResField = multiproc.Register("bench.with-res-field", multiproc.Plain(func(a benchResArg) int { return a.I }))
+
+// BenchmarkApplyAsyncResourceField passes the kept resource in a struct
+// field, the general (walked) path of the resource codec.
+func BenchmarkApplyAsyncResourceField(b *testing.B) {
+	f, err := os.Open(os.DevNull)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	benchApplyAsync(b, benchWithResField, benchResArg{R: &benchRes{id: wire.NewID(), f: f}, I: 3})
+}

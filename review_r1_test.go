@@ -293,7 +293,7 @@ func TestReviewGoexitInProcess(t *testing.T) {
 // TestReviewGoexitInInitializer: an initializer that calls runtime.Goexit
 // left its worker alive and silent, so NewPool waited for its whole ctx.
 func TestReviewGoexitInInitializer(t *testing.T) {
-	ctx, cancel := context.WithTimeout(ctxT(t), 5*time.Second)
+	ctx, cancel := context.WithTimeout(ctxT(t), deadline)
 	defer cancel()
 	p, err := multiproc.NewPool(ctx, 1, multiproc.Initializer(goexit, 1))
 	if err == nil {

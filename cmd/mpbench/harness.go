@@ -182,6 +182,15 @@ func measureAll(ctx context.Context, cfg *config, env *Env, py *python, rows []*
 			continue
 		}
 
+		var stopLoad func() error
+		if r.Load != nil {
+			var err error
+			if stopLoad, err = r.Load(ctx, env); err != nil {
+				res.goErr = err
+				progress(stderr, r, "go", nil, err)
+				continue
+			}
+		}
 		res.goVal, res.goErr = measureGo(ctx, cfg, env, r.Go)
 		progress(stderr, r, "go", res.goVal, res.goErr)
 		if r.LimitFunc != nil {
@@ -191,6 +200,11 @@ func measureAll(ctx context.Context, cfg *config, env *Env, py *python, rows []*
 		if py.enabled() && r.Python.Name != "" {
 			res.pyVal, res.pyErr = py.measure(ctx, r)
 			progress(stderr, r, "python", res.pyVal, res.pyErr)
+		}
+		if stopLoad != nil {
+			if err := stopLoad(); err != nil && res.goErr == nil {
+				res.goErr = err
+			}
 		}
 	}
 	for _, res := range results {

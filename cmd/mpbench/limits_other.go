@@ -22,3 +22,5 @@ func reexecHandshake(context.Context, *Env, bool) (float64, error) { return 0, e
 func socketpairPingpong(context.Context, *Env) (float64, error) { return 0, errNoSocketpair }
 
 func unixBandwidth(context.Context, *Env) (float64, error) { return 0, errNoSocketpair }
+
+func startSpinners(context.Context, *Env) (func() error, error) { return nil, errNoSocketpair }

@@ -9,6 +9,8 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -20,7 +22,7 @@ const childFD = 3
 // blocking syscalls on fd 3, outside the Go netpoller, like a C program would.
 func serveLimitChild(role string) int {
 	switch role {
-	case roleHandshake, rolePingpong, roleBandwidth:
+	case roleHandshake, rolePingpong, roleBandwidth, roleSpin:
 	default:
 		fmt.Fprintf(os.Stderr, "mpbench: unknown %s role %q\n", limitChildEnv, role)
 		return 2
@@ -41,6 +43,24 @@ func serveLimitChild(role string) int {
 		return fail(err)
 	}
 	switch role {
+	case roleSpin:
+		// Burn one CPU on another goroutine while this one waits, blocked in read,
+		// for the parent to close its end.
+		go func() {
+			for x := uint64(0); ; x++ {
+				spinResult.Store(x) // work the compiler cannot drop
+			}
+		}()
+		b := make([]byte, 1)
+		for {
+			n, err := read(childFD, b)
+			if err != nil {
+				return fail(err)
+			}
+			if n == 0 {
+				return 0
+			}
+		}
 	case rolePingpong:
 		b := make([]byte, 1)
 		for {
@@ -232,6 +252,33 @@ func unixBandwidth(ctx context.Context, env *Env) (float64, error) {
 		return 0, err
 	}
 	return float64(n) * bandwidthChunk / elapsed.Seconds() / 1e9, nil
+}
+
+// spinResult is what a spinner child's loop writes.
+var spinResult atomic.Uint64
+
+// startSpinners starts one spinner child per CPU, each burning a CPU until stop closes
+// its socket: the background load of the *.loaded rows.
+func startSpinners(ctx context.Context, env *Env) (stop func() error, err error) {
+	var cs []*limitChild
+	stop = func() error {
+		var first error
+		for _, c := range cs {
+			if err := c.finish(); err != nil && first == nil {
+				first = err
+			}
+		}
+		return first
+	}
+	for range runtime.NumCPU() {
+		c, err := startReady(ctx, env, roleSpin)
+		if err != nil {
+			stop()
+			return nil, err
+		}
+		cs = append(cs, c)
+	}
+	return stop, nil
 }
 
 // startReady starts a limit child and waits for its ready byte, so the measurement that

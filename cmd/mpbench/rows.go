@@ -42,6 +42,11 @@ type Row struct {
 	// row's limit column. At most one of the two may be set.
 	Limit     string
 	LimitFunc SampleFunc
+
+	// Load, if set, starts a background load before the row's Go side is measured and
+	// the returned stop ends it after the CPython side: both sides (and LimitFunc) are
+	// measured under the same load.
+	Load func(ctx context.Context, env *Env) (stop func() error, err error)
 }
 
 // A SampleFunc returns one sample of a row in the row's unit.

@@ -17,6 +17,7 @@ const (
 	roleHandshake = "handshake" // exit after the ready byte
 	rolePingpong  = "pingpong"  // echo each byte until EOF
 	roleBandwidth = "bandwidth" // read and discard until EOF, then write one byte
+	roleSpin      = "spin"      // burn a CPU until EOF
 )
 
 // Work sizes of one sample at scale 1.

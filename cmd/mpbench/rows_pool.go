@@ -77,6 +77,18 @@ func init() {
 				"(limit.socketpair_pingpong as us per round trip), measured right after the row.",
 		},
 		Row{
+			Name: "apply_latency.loaded", Unit: "us/call",
+			Doc: "apply_latency while one CPU-bound spinner process per CPU runs, for both sides " +
+				"(and the limit) alike",
+			Go:        applyLatency,
+			Python:    PyRow{Name: "apply_latency"},
+			LimitFunc: socketpairRoundTrip,
+			Load:      startSpinners,
+			Note: "apply_latency.loaded: one CPU-bound spinner process per CPU (re-exec'd mpbench " +
+				"children at normal priority) runs throughout the Go side, its limit and the CPython " +
+				"side, so both are measured under the same load.",
+		},
+		Row{
 			Name: "apply_async_throughput", Unit: "tasks/s", HigherIsBetter: true,
 			Doc:    "100k ApplyAsync(ident, i), then Get each, on a ready Pool(2)",
 			Go:     applyAsyncThroughput,

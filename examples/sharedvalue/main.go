@@ -1,9 +1,7 @@
-// Command sharedvalue shares a number and an array with a child process:
-// the seeds' Value/Array example.
+// Command sharedvalue shares numbers and arrays with child processes: the
+// seeds' two Value/Array programs.
 //
-// Python (the seed's version, in Python 3; Python's documentation has the
-// same program with n.value = 3.1415927 and every element negated, which
-// is what this one does):
+// The first (Python 2 in the seed):
 //
 //	def f(n, a):
 //	    n.value = 3.14
@@ -12,23 +10,31 @@
 //	num = multiprocessing.Value('d', 0.0)
 //	arr = multiprocessing.Array('i', range(10))
 //	p = multiprocessing.Process(target=f, args=(num, arr))
-//	p.start()
-//	p.join()
-//	print(num.value)
-//	print(arr[:])
+//	p.start(); p.join()
+//	print num.value   # 3.14
+//	print arr[:]      # [5, 1, 2, 3, 4, 5, 6, 7, 8, 9]
+//
+// The second:
+//
+//	def worker(val, arr):
+//	    val.value = 100
+//	    for i in range(len(arr)):
+//	        arr[i] = -arr[i]
+//
+//	val = Value('i', 0)
+//	arr = Array('d', [1.0, 2.0, 3.0])
+//	p = Process(target=worker, args=(val, arr))
+//	p.start(); p.join()
+//	print(val.value)  # 100
+//	print(arr[:])     # [-1.0, -2.0, -3.0]
 //
 // Run it with
 //
 //	go run ./examples/sharedvalue
 //
-// It prints
-//
-//	3.1415927
-//	[0 -1 -2 -3 -4 -5 -6 -7 -8 -9]
-//
-// The Value and the Array live in shared memory. Passing them to the
-// child passes their descriptors, so the child maps the same memory and
-// the parent sees its stores once Join returns; nothing is copied back.
+// The Values and Arrays live in shared memory. Passing them to the child
+// passes their descriptors, so the child maps the same memory and the
+// parent sees its stores once Join returns; nothing is copied back.
 package main
 
 import (
@@ -40,27 +46,53 @@ import (
 	"github.com/multiproc-go/multiproc/shm"
 )
 
-// shared is f's arguments: (n, a).
-type shared struct {
-	Num *shm.Value[float64]
-	Arr *shm.Array[int32]
+// fArgs is f's arguments: (n, a).
+type fArgs struct {
+	N *shm.Value[float64]
+	A *shm.Array[int32]
 }
 
 // f runs in the child. Its Value and Array are the child's mappings of the
 // parent's memory, the child's to close.
-var f = multiproc.Register("sharedvalue.f", multiproc.NoResult(func(_ context.Context, s shared) error {
-	defer s.Num.Close()
-	defer s.Arr.Close()
-	s.Num.Store(3.1415927)
-	a := s.Arr.Slice() // a plain Go slice over the shared memory
+var f = multiproc.Register("sharedvalue.f", multiproc.NoResult(func(_ context.Context, x fArgs) error {
+	defer x.N.Close()
+	defer x.A.Close()
+	x.N.Store(3.14)
+	x.A.Slice()[0] = 5 // a plain Go slice over the shared memory
+	return nil
+}))
+
+type workerArgs struct {
+	Val *shm.Value[int32]
+	Arr *shm.Array[float64]
+}
+
+var worker = multiproc.Register("sharedvalue.worker", multiproc.NoResult(func(_ context.Context, x workerArgs) error {
+	defer x.Val.Close()
+	defer x.Arr.Close()
+	x.Val.Store(100)
+	a := x.Arr.Slice()
 	for i := range a {
 		a[i] = -a[i]
 	}
 	return nil
 }))
 
+// run starts f(arg) in a child and waits for it, like p.start(); p.join().
+func run[In any](ctx context.Context, f multiproc.Func[In, struct{}], arg In) {
+	p := multiproc.NewProcess(f, arg)
+	if err := p.Start(ctx); err != nil {
+		log.Fatal(err)
+	}
+	defer p.Close()
+	if err := p.Join(ctx); err != nil {
+		log.Fatal(err)
+	}
+}
+
 func main() {
-	multiproc.Main() // in the child: runs f and exits
+	multiproc.Main() // in a child: runs its target and exits
+	ctx := context.Background()
 
 	num, err := shm.NewValue(0.0) // Value('d', 0.0)
 	if err != nil {
@@ -72,16 +104,21 @@ func main() {
 		log.Fatal(err)
 	}
 	defer arr.Close() // after Close, arr.Slice() must not be touched
-
-	ctx := context.Background()
-	p := multiproc.NewProcess(f, shared{Num: num, Arr: arr})
-	if err := p.Start(ctx); err != nil {
-		log.Fatal(err)
-	}
-	defer p.Close()
-	if err := p.Join(ctx); err != nil {
-		log.Fatal(err)
-	}
+	run(ctx, f, fArgs{N: num, A: arr})
 	fmt.Println(num.Load())
 	fmt.Println(arr.Slice())
+
+	val, err := shm.NewValue[int32](0) // Value('i', 0)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer val.Close()
+	darr, err := shm.ArrayOf([]float64{1.0, 2.0, 3.0}) // Array('d', [1.0, 2.0, 3.0])
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer darr.Close()
+	run(ctx, worker, workerArgs{Val: val, Arr: darr})
+	fmt.Println(val.Load())
+	fmt.Println(darr.Slice())
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/multiproc-go/multiproc/internal/boot"
+	"github.com/multiproc-go/multiproc/internal/bufcache"
 	"github.com/multiproc-go/multiproc/internal/errs"
 	"github.com/multiproc-go/multiproc/internal/registry"
 	"github.com/multiproc-go/multiproc/internal/shmword"
@@ -159,7 +160,7 @@ func (w *childWorker) read() {
 	fns := map[uint64]*registry.Entry{}
 	var ord uint64
 	for {
-		kind, payload, err := w.s.Reader.Next()
+		kind, payload, err := w.next()
 		if err != nil {
 			os.Exit(boot.ExitParentDied)
 		}
@@ -216,6 +217,26 @@ func (w *childWorker) read() {
 			os.Exit(2)
 		}
 	}
+}
+
+// next returns the next frame from the pool. It waits in the net
+// package's poller and reads with non-blocking raw system calls
+// (Reader.TryNext): an idle worker's system monitor thread sleeps deeply,
+// and a read through the scheduler would wake it for every task.
+func (w *childWorker) next() (kind byte, payload []byte, err error) {
+	rc, err := w.s.Conn.SyscallConn()
+	if err != nil {
+		return 0, nil, err
+	}
+	var ok bool
+	rerr := rc.Read(func(uintptr) bool {
+		kind, payload, ok, err = w.s.Reader.TryNext()
+		return ok || err != nil
+	})
+	if err == nil && !ok {
+		err = rerr
+	}
+	return kind, payload, err
 }
 
 func parseTask(fns map[uint64]*registry.Entry, payload []byte, files []*os.File, lost bool) (childTask, error) {
@@ -283,22 +304,14 @@ func parseTask(fns map[uint64]*registry.Entry, payload []byte, files []*os.File,
 }
 
 // payloads recycles task argument buffers: the reader fills one per task,
-// the executor returns it after the run.
-var payloads sync.Pool
+// the executor returns it after the run. It keeps them across garbage
+// collections (see internal/bufcache: fresh pages are costly to touch), up
+// to 4 MiB, which only a worker that ran large Map chunks holds.
+var payloads = &bufcache.Cache{Max: 4 << 20, MaxBuf: 1 << 20}
 
-func getPayload() []byte {
-	if b, ok := payloads.Get().(*[]byte); ok {
-		return (*b)[:0]
-	}
-	return nil
-}
+func getPayload() []byte { return payloads.Get() }
 
-func putPayload(b []byte) {
-	if cap(b) == 0 || cap(b) > 16<<20 {
-		return
-	}
-	payloads.Put(&b)
-}
+func putPayload(b []byte) { payloads.Put(b) }
 
 func (w *childWorker) execute() {
 	for t := range w.tasks {
@@ -585,6 +598,14 @@ func (w *childWorker) appendResult(frame []byte) []byte {
 	w.outMu.Lock()
 	defer w.outMu.Unlock()
 	area := w.words.Area()
+	if w.outLen == 0 && len(w.tasks) == 0 {
+		// Nothing else to do and nothing unsent before it: the result goes
+		// out now, as the flush after this task would send it, without the
+		// copy into the area or the flush timer (a synchronous Apply's
+		// path).
+		w.write(frame)
+		return reuse(frame)
+	}
 	if len(frame) >= len(area)/8 || w.outLen+len(frame) > len(area) {
 		w.flushLocked()
 		if len(frame) >= len(area)/8 {
@@ -667,6 +688,13 @@ func (w *childWorker) flushLocked() {
 }
 
 func (w *childWorker) write(b []byte) {
+	// A raw write first (see next: no system call through the scheduler,
+	// which would wake the system monitor); what the socket does not take
+	// goes through the connection, which waits for room.
+	b = b[writeNow(w.s.Conn, b):]
+	if len(b) == 0 {
+		return
+	}
 	if _, err := w.s.Conn.Write(b); err != nil {
 		os.Exit(boot.ExitParentDied)
 	}

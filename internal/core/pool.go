@@ -57,6 +57,7 @@ type Pool struct {
 	watches     map[context.Context]*ctxWatch
 	held        map[uint64]*held // resources of queued and running tasks (resources.go)
 	stopRelease func()
+	directs     int // callers reading a worker's stream themselves (Await)
 
 	stats counters
 
@@ -287,6 +288,16 @@ func (p *Pool) taskDone(t *Task) {
 	p.mu.Lock()
 	p.unwatchLocked(t)
 	p.pending--
+	if p.directs > 0 {
+		// Settled by someone else than its direct reader, maybe (a
+		// cancel, a timeout, Terminate): wake the reader. Its owner field
+		// no longer names the worker once the task is claimed.
+		for _, w := range p.workers {
+			if w.rd.task == t {
+				w.wakeDirectLocked()
+			}
+		}
+	}
 	p.maybeDoneLocked()
 	p.mu.Unlock()
 }

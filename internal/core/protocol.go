@@ -61,9 +61,6 @@ const (
 	wordOutLen    = 2 // bytes of unsent result frames in the shared area
 )
 
-// ctrlFiles: the shared words page is the first extra file, fd 4.
-const wordsFD = 4
-
 // frameSlack is what a task or result frame may add to the message it
 // carries (ordinal, status, duration, function reference and name,
 // budget, descriptor count): the readers accept the message limit plus

@@ -69,6 +69,8 @@ type worker struct {
 	watt     []wire.Attach // descriptors of the batch, by stream offset (they are closed after the write)
 	wfail    []*Task       // tasks whose descriptors could not be duplicated
 	wfailErr []error
+
+	rd readerState // who reads the worker's stream (direct.go)
 }
 
 // spawn starts one worker and waits until its initializer ran.
@@ -140,6 +142,14 @@ func (w *worker) abandon() {
 
 // addLocked makes a started worker part of the pool.
 func (p *Pool) addLocked(w *worker) {
+	// From here on frames may carry descriptors (results holding
+	// resources): read them with recvmsg, which keeps them, and accept
+	// results up to the pool's limit. The initializer's frame, read before,
+	// carries none. Set before the read loop starts: whoever owns the
+	// stream reads through this Reader.
+	r := w.child.Reader
+	r.SetLimit(readerLimit(p.msgLimit()))
+	r.ReceiveFiles(w.child.Conn)
 	p.workers = append(p.workers, w)
 	p.wg.Add(2)
 	go w.readLoop()
@@ -590,23 +600,41 @@ func (w *worker) writeFiles() error {
 	return err
 }
 
-// readLoop receives results until the worker's socket closes.
+// readLoop receives results until the worker's socket closes. It waits
+// for the socket in the net package's poller without reading (the raw
+// connection's Read), and reads what arrived with the non-blocking
+// TryNext, so that a caller waiting for its own task can read the stream
+// instead (Await) while this loop stays parked: see readAvailable.
 func (w *worker) readLoop() {
+	defer w.p.wg.Done()
+	if rc, err := w.child.Conn.SyscallConn(); err == nil {
+		// f runs at once and then whenever the socket may have become
+		// readable; it returns true when the stream has ended. An error
+		// means the connection was closed: the worker has exited already.
+		rc.Read(func(uintptr) bool { return !w.readAvailable() })
+	}
+	w.endStream()
+}
+
+// pump reads and handles every frame that has arrived from w, without
+// waiting; with until set, it stops once until is settled and no whole
+// frame is left buffered (a direct reader: whatever else arrives wakes the
+// read loop, see readerState). The caller owns w's stream. It reports false
+// once the stream has ended or broke; the caller then ends it (endStream),
+// outside any callback of the connection's raw Conn.
+func (w *worker) pump(until *Task) bool {
 	p := w.p
-	defer p.wg.Done()
-	// From here on frames may carry descriptors (results holding
-	// resources): read them with recvmsg, which keeps them, and accept
-	// results up to the pool's limit. The initializer's frame, read before,
-	// carries none.
 	r := w.child.Reader
-	r.SetLimit(readerLimit(p.msgLimit()))
-	r.ReceiveFiles(w.child.Conn)
-	defer r.CloseFiles()
 	for {
-		kind, payload, err := r.Next()
+		if until != nil && until.Finished() && !r.BufferedFrame() {
+			return true
+		}
+		kind, payload, ok, err := r.TryNext()
 		if err != nil {
-			p.workerExited(w)
-			return
+			return false
+		}
+		if !ok {
+			return true
 		}
 		if kind != kindResult {
 			p.protocolError(w, fmt.Sprintf("unexpected frame kind %#x", kind))

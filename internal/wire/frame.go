@@ -131,6 +131,9 @@ type Reader struct {
 	// ended (MSG_CTRUNC): frames that start before it may find fewer
 	// descriptors than they declare.
 	base, truncEnd int64
+
+	// nowait makes reads in descriptor mode non-blocking (TryNext).
+	nowait bool
 }
 
 // NewReader returns a Reader on r that rejects frames larger than max bytes

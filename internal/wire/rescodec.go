@@ -68,10 +68,12 @@ type plan struct {
 	fields []pfield // pStruct: exported fields
 	bi     *builtin // pResource: a standard-library kind, nil for an Exporter
 	cycle  bool     // values may hold a pointer cycle
+	flat   bool     // raw, string and byte-slice parts and Exporter pointers only: see flat.go
 }
 
 type pfield struct {
 	index int
+	off   uintptr
 	name  string
 	p     *plan
 }
@@ -122,6 +124,9 @@ func planFor(t reflect.Type) *plan {
 	}
 	building := map[reflect.Type]*plan{}
 	p := compile(t, building)
+	for _, bp := range building {
+		bp.flat = isFlat(bp, map[*plan]bool{})
+	}
 	for bt, bp := range building {
 		plans.Store(bt, bp)
 	}
@@ -172,7 +177,7 @@ func compile(t reflect.Type, building map[reflect.Type]*plan) *plan {
 		for i := range t.NumField() {
 			f := t.Field(i)
 			if f.IsExported() {
-				p.fields = append(p.fields, pfield{index: i, name: f.Name, p: compile(f.Type, building)})
+				p.fields = append(p.fields, pfield{index: i, off: f.Offset, name: f.Name, p: compile(f.Type, building)})
 			}
 		}
 	default:
@@ -225,6 +230,13 @@ func (c resCodec[T]) AppendOut(dst []byte, v T, out *Outgoing) ([]byte, error) {
 			return e.b, nil
 		}
 	}
+	if c.p.flat {
+		e := encoder{b: dst, out: out, mark: len(out.Res)}
+		if err := e.flat(c.p, unsafe.Pointer(&v)); err != nil {
+			return dst, e.fail(err, typeName[T]())
+		}
+		return e.b, nil
+	}
 	rv := reflect.ValueOf(&v).Elem()
 	if c.p.cycle {
 		if err := cycleError(rv, typeName[T]()); err != nil {
@@ -248,7 +260,13 @@ func (c resCodec[T]) AppendSliceOut(dst []byte, vs []T, out *Outgoing) ([]byte, 
 	}
 	e := encoder{b: binary.AppendUvarint(dst, uint64(len(vs))), out: out, mark: len(out.Res)}
 	for i := range vs {
-		if err := e.walk(c.p, rv.Index(i)); err != nil {
+		var err error
+		if c.p.flat {
+			err = e.flat(c.p, unsafe.Pointer(&vs[i]))
+		} else {
+			err = e.walk(c.p, rv.Index(i))
+		}
+		if err != nil {
 			return dst, e.fail(at(err, "["+strconv.Itoa(i)+"]"), "[]"+typeName[T]())
 		}
 	}
@@ -265,7 +283,12 @@ func (c resCodec[T]) DecodeIn(src []byte, in Incoming) (T, error) {
 	}
 	var v T
 	d := decoder{Buf: Buf{b: src}, in: in}
-	err := d.walk(c.p, reflect.ValueOf(&v).Elem())
+	var err error
+	if c.p.flat {
+		err = d.flat(c.p, unsafe.Pointer(&v))
+	} else {
+		err = d.walk(c.p, reflect.ValueOf(&v).Elem())
+	}
 	if err == nil && len(d.b) != 0 {
 		err = fmt.Errorf("%w: %d trailing bytes", ErrCorrupt, len(d.b))
 	}
@@ -306,11 +329,17 @@ func (c resCodec[T]) DecodeSliceIn(dst []T, src []byte, in Incoming) ([]T, error
 	}
 	start := len(dst)
 	for i := uint64(0); i < n && d.err == nil; i++ {
-		var v T
-		if err := d.walk(c.p, reflect.ValueOf(&v).Elem()); err != nil {
+		dst = append(dst, *new(T))
+		var err error
+		if c.p.flat {
+			err = d.flat(c.p, unsafe.Pointer(&dst[len(dst)-1]))
+		} else {
+			err = d.walk(c.p, reflect.ValueOf(&dst[len(dst)-1]).Elem())
+		}
+		if err != nil {
+			clear(dst[start:])
 			return dst[:start], decodeFail(at(err, "["+strconv.FormatUint(i, 10)+"]"), "[]"+typeName[T]())
 		}
-		dst = append(dst, v)
 	}
 	if d.err != nil {
 		return dst[:start], decodeFail(d.err, "[]"+typeName[T]())
@@ -620,14 +649,29 @@ func explainIface(err error, t reflect.Type) error {
 type decoder struct {
 	Buf
 	in   Incoming
-	seen map[int]any // resources met so far in this message, by index
+	seen []seenRes // resources met so far in this message
+	one  [1]seenRes
+}
+
+type seenRes struct {
+	i   int
+	obj any
 }
 
 func (d *decoder) remember(i int, obj any) {
 	if d.seen == nil {
-		d.seen = map[int]any{}
+		d.seen = d.one[:0]
 	}
-	d.seen[i] = obj
+	d.seen = append(d.seen, seenRes{i, obj})
+}
+
+func (d *decoder) met(i int) (any, bool) {
+	for _, s := range d.seen {
+		if s.i == i {
+			return s.obj, true
+		}
+	}
+	return nil, false
 }
 
 func (d *decoder) walk(p *plan, v reflect.Value) error {
@@ -779,7 +823,7 @@ func (d *decoder) resource(p *plan, v reflect.Value) error {
 		return &ResourceError{Type: p.t, Err: fmt.Errorf("%w: a resource arrived on a channel that carries none", ErrCorrupt)}
 	}
 	i := int(min(ref-1, 1<<31))
-	if obj, ok := d.seen[i]; ok {
+	if obj, ok := d.met(i); ok {
 		// Referenced again in the same message: the same object.
 		return assignKept(p.t, v, obj)
 	}

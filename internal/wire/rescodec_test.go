@@ -279,9 +279,14 @@ func FuzzResourceCodec(f *testing.F) {
 	enc, _ := rc.Append(nil, holder{Jobs: []job{{Name: "a", N: 1}}, ByKey: map[string]*fakeRes{"k": nil}, Any: 3})
 	f.Add(enc)
 	f.Add([]byte{1, 2, 3})
+	flat := For[job]().(ResourceValue[job]) // the flat path
+	enc, _ = flat.Append(nil, job{Name: "x", N: 2})
+	f.Add(enc)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		// No descriptors arrive: every reference must fail cleanly.
 		rc.DecodeIn(b, &Files{})
 		rc.DecodeSliceIn(nil, b, &Files{})
+		flat.DecodeIn(b, &Files{})
+		flat.DecodeSliceIn(nil, b, &Files{})
 	})
 }

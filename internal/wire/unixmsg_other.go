@@ -10,6 +10,7 @@ import (
 
 func oobSize() int { return 0 }
 
+// readMsg reads; there is no non-blocking read here, so TryNext waits.
 func (r *Reader) readMsg(p []byte) (int, error) { return r.uc.Read(p) }
 
 func closeFD(int) {}

@@ -4,6 +4,7 @@ package wire
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"syscall"
@@ -16,7 +17,13 @@ func oobSize() int { return syscall.CmsgSpace(MaxFilesPerMsg * 4) }
 // control buffer sized for a sendmsg's maximum always suffices; MSG_CTRUNC
 // then means the kernel could not install them in this process.
 func (r *Reader) readMsg(p []byte) (int, error) {
-	n, oobn, flags, _, err := r.uc.ReadMsgUnix(p, r.oob)
+	var n, oobn, flags int
+	var err error
+	if r.nowait {
+		n, oobn, flags, err = r.recvNow(p)
+	} else {
+		n, oobn, flags, _, err = r.uc.ReadMsgUnix(p, r.oob)
+	}
 	if oobn > 0 {
 		if perr := r.queueRights(r.oob[:oobn]); perr != nil && err == nil {
 			err = perr
@@ -57,6 +64,41 @@ func (r *Reader) queueRights(oob []byte) error {
 		}
 	}
 	return bad
+}
+
+// recvNow is one recvmsg that does not wait: it runs on the raw descriptor
+// (the net package's descriptors are non-blocking) through Control, which
+// keeps the descriptor open meanwhile without taking the connection's read
+// lock, so it works while another goroutine waits in the connection's
+// RawConn.Read. No data yet is errWouldBlock; end of stream is io.EOF.
+func (r *Reader) recvNow(p []byte) (n, oobn, flags int, err error) {
+	rc, err := r.uc.SyscallConn()
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	var rerr error
+	cerr := rc.Control(func(fd uintptr) {
+		for {
+			n, oobn, flags, rerr = recvmsgNow(int(fd), p, r.oob)
+			if rerr != syscall.EINTR {
+				return
+			}
+		}
+	})
+	switch {
+	case cerr != nil:
+		return 0, 0, 0, cerr
+	case rerr == syscall.EAGAIN:
+		return 0, 0, 0, errWouldBlock
+	case rerr != nil:
+		return 0, 0, 0, os.NewSyscallError("recvmsg", rerr)
+	case n == 0 && len(p) > 0:
+		return 0, 0, 0, io.EOF
+	}
+	if oobn > 0 {
+		setCloseOnExec(r.oob[:oobn])
+	}
+	return n, oobn, flags, nil
 }
 
 func closeFD(fd int) { syscall.Close(fd) }
