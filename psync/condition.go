@@ -1,0 +1,256 @@
+package psync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/multiproc-go/multiproc/internal/futex"
+	"github.com/multiproc-go/multiproc/internal/wire"
+)
+
+const (
+	condTicket = 4 // next waiter's ticket (FIFO order of Notify)
+	condSlots  = line
+	slotSize   = 16 // state u32 (the waiter's futex word), ticket u32, ident u64
+
+	slotFree     = 0
+	slotWaiting  = 1
+	slotNotified = 2
+
+	// MaxConditionWaiters is how many goroutines (of all processes) may
+	// wait on one Condition at the same time.
+	MaxConditionWaiters = 255
+	condSize            = condSlots + MaxConditionWaiters*slotSize
+)
+
+// Condition is a condition variable shared by processes: Python's
+// multiprocessing.Condition over a [Lock]. Wait and Notify need the lock
+// held by the calling process ([ErrNotHeld] otherwise).
+//
+// Each waiter has a slot of its own in shared memory, recording its
+// process; Notify wakes the oldest waiters first and skips (and frees) the
+// slots of waiters whose process died, so a dead waiter never consumes a
+// notification. A waiter that was notified and then died did consume it.
+// Each waiting goroutine sleeps in the kernel on its own word, so it holds
+// an OS thread while it waits: 1000 waiters are 1000 threads (a pids limit
+// counts them); at most [MaxConditionWaiters] may wait at once.
+//
+// Python's Condition defaults to an RLock; this one takes a Lock, whose
+// owner makes "held by the caller" checkable.
+//
+// Make one with [NewCondition]; it travels to other processes as a
+// resource (with its lock) and is safe for concurrent use.
+type Condition struct {
+	obj
+	p    unsafe.Pointer
+	l    *Lock
+	owns bool // l was made by NewCondition: Close closes it
+}
+
+// NewCondition returns a condition variable over l, or over a new Lock
+// when l is nil (errors.ErrUnsupported off Linux).
+func NewCondition(l *Lock) (*Condition, error) {
+	c := &Condition{}
+	if l == nil {
+		nl, err := NewLock()
+		if err != nil {
+			return nil, err
+		}
+		l, c.owns = nl, true
+	}
+	p, err := c.create(kindCondition, condSize)
+	if err != nil {
+		if c.owns {
+			l.Close()
+		}
+		return nil, err
+	}
+	c.p, c.l = p, l
+	c.init(c.a, c.off, kindCondition, uint32(l.off))
+	if l.a != c.a {
+		c.files = []*os.File{c.a.files[0], l.a.files[0]}
+	}
+	return c, nil
+}
+
+// Locker returns the condition's lock.
+func (c *Condition) Locker() *Lock { return c.l }
+
+// Lock acquires the condition's lock ([Lock.Lock]).
+func (c *Condition) Lock(ctx context.Context) error { return c.l.Lock(ctx) }
+
+// Unlock releases the condition's lock ([Lock.Unlock]).
+func (c *Condition) Unlock() error { return c.l.Unlock() }
+
+func (c *Condition) slot(i int) (state, ticket *uint32, ident *uint64) {
+	s := unsafe.Add(c.p, condSlots+i*slotSize)
+	return (*uint32)(s), u32(s, 4), (*uint64)(unsafe.Add(s, 8))
+}
+
+// Wait releases the lock, sleeps until notified or until ctx ends, and
+// takes the lock again before it returns, in every case but ErrNotHeld and
+// ErrTooManyWaiters (where it never released it). It returns nil
+// (notified), an error wrapping ctx.Err() (not notified; the lock is held
+// again), or the error of re-taking the lock ([ErrOwnerDead]: held;
+// [ErrNotRecoverable]: not held). As in Python, a waiter may also return
+// for a notification meant for a condition that has changed again since:
+// re-check the predicate ([Condition.WaitFor] does).
+func (c *Condition) Wait(ctx context.Context) error {
+	if !c.l.m.Held() {
+		return fmt.Errorf("psync: Condition.Wait: %w", ErrNotHeld)
+	}
+	me := self64()
+	i := -1
+	for j := range MaxConditionWaiters {
+		st, _, _ := c.slot(j)
+		if atomic.LoadUint32(st) == slotFree {
+			i = j
+			break
+		}
+	}
+	if i < 0 {
+		return fmt.Errorf("psync: Condition.Wait: %d waiters already: %w", MaxConditionWaiters, ErrTooManyWaiters)
+	}
+	// The lock is held, and Notify needs it too: nobody else touches a
+	// free slot until it is marked waiting.
+	st, tk, id := c.slot(i)
+	atomic.StoreUint64(id, me)
+	atomic.StoreUint32(tk, atomic.AddUint32(u32(c.p, condTicket), 1))
+	atomic.StoreUint32(st, slotWaiting)
+	if err := c.l.Unlock(); err != nil {
+		atomic.StoreUint32(st, slotFree)
+		return err
+	}
+	notified := c.sleep(ctx, st)
+	var werr error
+	if !notified {
+		werr = fmt.Errorf("psync: Condition.Wait: %w", ctx.Err())
+	}
+	if err := c.l.Lock(context.WithoutCancel(ctx)); err != nil {
+		return err
+	}
+	return werr
+}
+
+// sleep waits on the slot until it is notified (true) or ctx ends; either
+// way the slot is free when it returns.
+func (c *Condition) sleep(ctx context.Context, st *uint32) bool {
+	if ctx.Done() != nil {
+		stop := context.AfterFunc(ctx, func() { futex.Wake(st, 0) })
+		defer stop()
+	}
+	for {
+		if atomic.LoadUint32(st) == slotNotified {
+			atomic.StoreUint32(st, slotFree)
+			return true
+		}
+		if ctx.Err() != nil {
+			if atomic.CompareAndSwapUint32(st, slotWaiting, slotFree) {
+				return false
+			}
+			continue // notified meanwhile: take it
+		}
+		futex.Wait(st, slotWaiting, futex.Chunk)
+	}
+}
+
+// WaitFor waits until pred returns true, calling Wait as often as needed:
+// Python's wait_for. pred runs with the lock held. It returns nil once
+// pred is true, or Wait's first error.
+func (c *Condition) WaitFor(ctx context.Context, pred func() bool) error {
+	for !pred() {
+		if err := c.Wait(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Notify wakes up to n waiters, oldest first, skipping waiters whose
+// process died. The lock must be held by this process ([ErrNotHeld]).
+func (c *Condition) Notify(n int) error {
+	if !c.l.m.Held() {
+		return fmt.Errorf("psync: Condition.Notify: %w", ErrNotHeld)
+	}
+	spid, _ := futex.Self()
+	for woken := 0; woken < n; {
+		// The oldest waiting slot (tickets wrap; compare by difference).
+		best, bestTk := -1, uint32(0)
+		for j := range MaxConditionWaiters {
+			st, tk, _ := c.slot(j)
+			if atomic.LoadUint32(st) != slotWaiting {
+				continue
+			}
+			if t := atomic.LoadUint32(tk); best < 0 || int32(t-bestTk) < 0 {
+				best, bestTk = j, t
+			}
+		}
+		if best < 0 {
+			return nil
+		}
+		st, _, id := c.slot(best)
+		v := atomic.LoadUint64(id)
+		if uint32(v) != spid && !futex.Alive(uint32(v), uint32(v>>32)) {
+			atomic.CompareAndSwapUint32(st, slotWaiting, slotFree) // a dead waiter's slot
+			continue
+		}
+		if atomic.CompareAndSwapUint32(st, slotWaiting, slotNotified) {
+			futex.Wake(st, 1)
+			woken++
+		}
+	}
+	return nil
+}
+
+// NotifyAll wakes every waiter ([ErrNotHeld] without the lock).
+func (c *Condition) NotifyAll() error { return c.Notify(MaxConditionWaiters) }
+
+// Close closes the condition (as [Lock.Close]) and its lock if
+// NewCondition made it.
+func (c *Condition) Close() error {
+	_, err := c.close()
+	if c.owns {
+		err = errors.Join(err, c.l.Close())
+	}
+	return err
+}
+
+// NeedsDescriptors reports whether the Condition is open (wire.Resource).
+func (c *Condition) NeedsDescriptors() bool { return c.needsDescriptors() }
+
+// ExportResource describes the Condition and its lock to another process
+// (wire.Exporter).
+func (c *Condition) ExportResource(x *wire.Exported) error { return c.export(x) }
+
+// ImportResource makes c the receiving process's copy, with its lock
+// (wire.Importer).
+func (c *Condition) ImportResource(state []byte, files []*os.File) error {
+	if len(files) != 1 && len(files) != 2 {
+		closeFiles(files)
+		return fmt.Errorf("psync: importing Condition: %d descriptors", len(files))
+	}
+	p, lockOff, err := c.attachFile(state, files[0], kindCondition, condSize)
+	if err != nil {
+		closeFiles(files[1:])
+		return err
+	}
+	la := c.a
+	if len(files) == 2 {
+		if la, err = attach(files[1]); err != nil {
+			return err
+		}
+	}
+	lp, err := la.block(int(lockOff), lockSize, kindLock)
+	if err != nil {
+		return err
+	}
+	l := &Lock{m: futex.MutexAt(unsafe.Add(lp, lockWord))}
+	l.init(la, int(lockOff), kindLock, 0)
+	l.imported = true
+	c.p, c.l = p, l
+	return nil
+}

@@ -1,0 +1,226 @@
+package psync
+
+import (
+	"context"
+	"os"
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/multiproc-go/multiproc/internal/futex"
+	"github.com/multiproc-go/multiproc/internal/wire"
+)
+
+// Block layouts (offsets from the block's start; the kind tag is at 0).
+const (
+	lockWord   = 8  // Lock, RLock: the futex.Mutex word
+	rlockCount = 16 // RLock: recursion depth, written by the holder only
+	lockSize   = line
+)
+
+// Lock is a mutual-exclusion lock shared by processes: Python's
+// multiprocessing.Lock, with an owner. It excludes every goroutine of every
+// process that has it, including other goroutines of the holding process
+// (a sync.Mutex across processes), and it is robust: when its holder dies,
+// the next acquirer takes it and gets [ErrOwnerDead].
+//
+// Make one with [NewLock]; the zero Lock is not usable. Pass it to other
+// processes as a Process argument or a pool task argument (at any depth
+// in a struct): it travels as a resource, and the receiver's copy names
+// the same lock. A Lock is safe for concurrent use.
+//
+// Unlike Python's Lock, which any process may release, Unlock by a process
+// that does not hold the lock returns [ErrNotHeld]: an owner is what makes
+// a dead holder detectable, and releasing someone else's lock is almost
+// always a bug. Any goroutine of the holding process may unlock it, as
+// with sync.Mutex.
+type Lock struct {
+	obj
+	m *futex.Mutex
+}
+
+// NewLock returns a new, unlocked Lock in shared memory (many primitives
+// share one memfd). Off Linux it returns an error matching
+// errors.ErrUnsupported.
+func NewLock() (*Lock, error) {
+	l := &Lock{}
+	p, err := l.create(kindLock, lockSize)
+	if err != nil {
+		return nil, err
+	}
+	l.m = futex.MutexAt(unsafe.Add(p, lockWord))
+	return l, nil
+}
+
+// Lock acquires the lock, blocking until it is free, its holder is found
+// dead, or ctx ends. It returns nil (held); [ErrOwnerDead] (held: the
+// previous holder died holding it, so what it guards may be inconsistent;
+// repair it and call [Lock.MarkConsistent] before Unlock); or, not held,
+// [ErrNotRecoverable] or an error wrapping ctx.Err().
+//
+// A waiter learns that a holder in another process died within about a
+// millisecond (a pidfd watch) and at most within 100 ms (a timed check of
+// /proc). Acquisition is not fair: a process that releases and re-acquires
+// at once may win again.
+func (l *Lock) Lock(ctx context.Context) error { return l.m.Lock(ctx) }
+
+// TryLock acquires the lock if that needs no waiting: Python's
+// acquire(block=False). ok reports whether the lock is now held; err is
+// [ErrOwnerDead] (held, see Lock) or [ErrNotRecoverable] (not held).
+func (l *Lock) TryLock() (ok bool, err error) { return l.m.TryLock() }
+
+// Unlock releases the lock, which this process must hold ([ErrNotHeld]
+// otherwise). After [ErrOwnerDead] without [Lock.MarkConsistent], Unlock
+// makes the lock not recoverable: every later acquisition returns
+// [ErrNotRecoverable].
+func (l *Lock) Unlock() error { return l.m.Unlock() }
+
+// MarkConsistent declares the state the lock guards repaired after
+// [ErrOwnerDead]; this process must hold the lock ([ErrNotHeld]
+// otherwise). It is pthread_mutex_consistent.
+func (l *Lock) MarkConsistent() error { return l.m.MarkConsistent() }
+
+// Holder returns the pid of the process that holds the lock, or 0 when it
+// is free (or not recoverable). It is for diagnostics and tests: the answer
+// may be stale as soon as it returns. A holder that died still shows until
+// someone takes the lock.
+func (l *Lock) Holder() int { return l.m.Holder() }
+
+// Do runs f holding the lock: Python's `with lock:`. It returns Lock's
+// error without running f when the lock is not held; after [ErrOwnerDead]
+// it runs f (which may repair and mark consistent) and returns
+// ErrOwnerDead.
+func (l *Lock) Do(ctx context.Context, f func()) error {
+	err := l.Lock(ctx)
+	if err != nil && err != ErrOwnerDead {
+		return err
+	}
+	defer l.Unlock()
+	f()
+	return err
+}
+
+// Close releases this process's handle. In the process that made the lock
+// it also tells pool workers that keep a copy to drop it; the shared
+// memory is unmapped with the last primitive of its memfd, and using the
+// Lock afterwards is a fatal fault. On a Lock received from another
+// process Close does nothing (see the package doc). Close does not unlock.
+func (l *Lock) Close() error {
+	l.m.Close()
+	_, err := l.close()
+	return err
+}
+
+// NeedsDescriptors reports whether the Lock is open (wire.Resource).
+func (l *Lock) NeedsDescriptors() bool { return l.needsDescriptors() }
+
+// ExportResource describes the Lock to another process (wire.Exporter).
+func (l *Lock) ExportResource(x *wire.Exported) error { return l.export(x) }
+
+// ImportResource makes l the receiving process's copy (wire.Importer).
+func (l *Lock) ImportResource(state []byte, files []*os.File) error {
+	p, _, err := l.attach(state, files, kindLock, lockSize)
+	if err != nil {
+		return err
+	}
+	l.m = futex.MutexAt(unsafe.Add(p, lockWord))
+	return nil
+}
+
+// RLock is a re-entrant lock shared by processes: Python's
+// multiprocessing.RLock, robust like [Lock]. Its owner is a process, not a
+// goroutine (Go has no goroutine identity to record): once a process holds
+// it, every goroutine of that process re-enters it, so an RLock excludes
+// other processes but not the goroutines of the holding one from each
+// other. Guard goroutines of one process with a sync.Mutex beside it, or
+// use a Lock. Each Lock must be matched by an Unlock; the lock is released
+// by the Unlock that matches the first Lock.
+//
+// Make one with [NewRLock]; the zero RLock is not usable. It travels to
+// other processes like a Lock and is safe for concurrent use.
+type RLock struct {
+	obj
+	m     *futex.Mutex
+	count *uint32
+}
+
+// NewRLock returns a new, unlocked RLock (errors.ErrUnsupported off Linux).
+func NewRLock() (*RLock, error) {
+	r := &RLock{}
+	p, err := r.create(kindRLock, lockSize)
+	if err != nil {
+		return nil, err
+	}
+	r.m, r.count = futex.MutexAt(unsafe.Add(p, lockWord)), u32(p, rlockCount)
+	return r, nil
+}
+
+// Lock acquires the lock or re-enters it if this process holds it. Its
+// results are those of [Lock.Lock]; after [ErrOwnerDead] the depth is 1.
+func (r *RLock) Lock(ctx context.Context) error {
+	if r.m.Held() {
+		atomic.AddUint32(r.count, 1)
+		return nil
+	}
+	err := r.m.Lock(ctx)
+	if err == nil || err == ErrOwnerDead {
+		atomic.StoreUint32(r.count, 1)
+	}
+	return err
+}
+
+// TryLock is Lock without waiting, with [Lock.TryLock]'s results.
+func (r *RLock) TryLock() (bool, error) {
+	if r.m.Held() {
+		atomic.AddUint32(r.count, 1)
+		return true, nil
+	}
+	ok, err := r.m.TryLock()
+	if ok {
+		atomic.StoreUint32(r.count, 1)
+	}
+	return ok, err
+}
+
+// Unlock undoes one Lock, releasing the lock when the depth reaches zero
+// ([ErrNotHeld] if this process does not hold it).
+func (r *RLock) Unlock() error {
+	if !r.m.Held() {
+		return ErrNotHeld
+	}
+	for {
+		c := atomic.LoadUint32(r.count)
+		if c <= 1 {
+			atomic.StoreUint32(r.count, 0)
+			return r.m.Unlock()
+		}
+		if atomic.CompareAndSwapUint32(r.count, c, c-1) {
+			return nil
+		}
+	}
+}
+
+// MarkConsistent is [Lock.MarkConsistent].
+func (r *RLock) MarkConsistent() error { return r.m.MarkConsistent() }
+
+// Close is [Lock.Close].
+func (r *RLock) Close() error {
+	r.m.Close()
+	_, err := r.close()
+	return err
+}
+
+// NeedsDescriptors reports whether the RLock is open (wire.Resource).
+func (r *RLock) NeedsDescriptors() bool { return r.needsDescriptors() }
+
+// ExportResource describes the RLock to another process (wire.Exporter).
+func (r *RLock) ExportResource(x *wire.Exported) error { return r.export(x) }
+
+// ImportResource makes r the receiving process's copy (wire.Importer).
+func (r *RLock) ImportResource(state []byte, files []*os.File) error {
+	p, _, err := r.attach(state, files, kindRLock, lockSize)
+	if err != nil {
+		return err
+	}
+	r.m, r.count = futex.MutexAt(unsafe.Add(p, lockWord)), u32(p, rlockCount)
+	return nil
+}

@@ -1,0 +1,5 @@
+//go:build race
+
+package psync_test
+
+const raceEnabled = true
