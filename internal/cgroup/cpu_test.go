@@ -225,4 +225,3 @@ func TestCPULimit(t *testing.T) {
 		})
 	}
 }
-

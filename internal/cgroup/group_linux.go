@@ -503,7 +503,6 @@ func removeLeaf(fs fsys, d string) error {
 	}
 }
 
-
 func releaseTop(fs fsys, top string) {
 	tops.Lock()
 	defer tops.Unlock()
