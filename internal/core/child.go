@@ -17,7 +17,13 @@ import (
 	"github.com/multiproc-go/multiproc/internal/wire"
 )
 
-func init() { boot.Handle("worker", serveWorker) }
+func init() {
+	boot.Handle("worker", func(s *boot.Session) int {
+		code := serveWorker(s)
+		recordExit(exitLibrary, code)
+		return code
+	})
+}
 
 // maxWindow bounds the tasks a pool hands one worker ahead; the worker's
 // queue is larger, so its reader never blocks and cancels always get through.
@@ -58,7 +64,8 @@ type childWorker struct {
 	budgetTimer *time.Timer     // ends the running task's budget; one per worker, reset per task
 	cancelled   map[uint64]bool // ordinals cancelled before they ran
 
-	scratch []byte // result frame under construction (execute's goroutine only)
+	iso     *childIso // limits, CPU guard, output capture (issue 14)
+	scratch []byte    // result frame under construction (execute's goroutine only)
 	limit   int    // largest result the pool accepts (Config.MaxMessageSize)
 
 	outMu    sync.Mutex
@@ -72,6 +79,7 @@ type childWorker struct {
 const flushDelay = 200 * time.Microsecond
 
 func serveWorker(s *boot.Session) int {
+	setCrashOutput()
 	d := wire.NewBuf(s.Start.Payload)
 	initName, initArg := d.String(), d.Bytes()
 	procs := int(d.Uvarint())
@@ -91,6 +99,7 @@ func serveWorker(s *boot.Session) int {
 		fmt.Fprintf(os.Stderr, "multiproc: worker %d: %v\n", os.Getpid(), err)
 		return 2
 	}
+	childWords.Store(words)
 	// One worker is one CPU's worth of work: with a single P, hand-offs
 	// between its goroutines stay on one thread instead of waking another
 	// CPU, which halves a small task's round trip on a virtual machine.
@@ -103,6 +112,18 @@ func serveWorker(s *boot.Session) int {
 	// read would discard them), and accept tasks up to the pool's limit.
 	s.Reader.SetLimit(readerLimit(w.limit))
 	s.Reader.ReceiveFiles(s.Conn)
+	// Limits apply before any user code: the initializer is user code.
+	iso, err := startIso(d, words)
+	if err != nil {
+		buf, off := wire.BeginFrame(nil, kindInit)
+		buf = append(buf, statusError)
+		buf = registry.AppendFailure(buf, limitsName, err)
+		if wire.EndFrame(buf, off, 0) == nil {
+			s.Conn.Write(buf)
+		}
+		return 1
+	}
+	w.iso = iso
 	if initName != "" {
 		if err := runInit(initName, initArg); err != nil {
 			buf, off := wire.BeginFrame(nil, kindInit)
@@ -131,7 +152,7 @@ func runInit(name string, arg []byte) error {
 	defer func() {
 		if !returned { // runtime.Goexit (panics are recovered in Call)
 			fmt.Fprintf(os.Stderr, "multiproc: initializer %q called runtime.Goexit; worker %d exits\n", name, os.Getpid())
-			os.Exit(2)
+			exit(2)
 		}
 	}()
 	_, err = e.Call(context.Background(), arg, nil)
@@ -147,7 +168,7 @@ func (w *childWorker) read() {
 	for {
 		kind, payload, err := w.s.Reader.Next()
 		if err != nil {
-			os.Exit(boot.ExitParentDied)
+			exit(boot.ExitParentDied)
 		}
 		switch kind {
 		case kindTask:
@@ -155,7 +176,7 @@ func (w *childWorker) read() {
 			t, err := parseTask(fns, payload)
 			if err != nil {
 				fmt.Fprintf(os.Stderr, "multiproc: worker %d: %v\n", os.Getpid(), err)
-				os.Exit(2)
+				exit(2)
 			}
 			t.ord = ord
 			t.files = w.s.Reader.Files()
@@ -163,7 +184,7 @@ func (w *childWorker) read() {
 		case kindCancel:
 			o, n := binary.Uvarint(payload)
 			if n <= 0 {
-				os.Exit(2)
+				exit(2)
 			}
 			w.mu.Lock()
 			if o == w.running && w.runningCtx != nil {
@@ -177,7 +198,7 @@ func (w *childWorker) read() {
 			return
 		default:
 			fmt.Fprintf(os.Stderr, "multiproc: worker %d: unexpected frame kind %#x\n", os.Getpid(), kind)
-			os.Exit(2)
+			exit(2)
 		}
 	}
 }
@@ -397,6 +418,7 @@ func (w *childWorker) run(t childTask) {
 	frame = binary.LittleEndian.AppendUint64(frame, 0)
 	dataAt := len(frame)
 	w.words.Store(wordStarted, t.ord)
+	w.iso.begin()
 	start := time.Now()
 	var (
 		n   int
@@ -411,7 +433,7 @@ func (w *childWorker) run(t childTask) {
 				// ending and the task would never be answered. Die, so
 				// that the pool fails it like any other death.
 				fmt.Fprintf(os.Stderr, "multiproc: task %q called runtime.Goexit; worker %d exits\n", t.fn.Name, os.Getpid())
-				os.Exit(2)
+				exit(2)
 			}
 		}()
 		if t.flags&flagChunk != 0 {
@@ -422,6 +444,7 @@ func (w *childWorker) run(t childTask) {
 		returned = true
 	}()
 	dur := time.Since(start)
+	output := w.iso.end(w.words, err != nil)
 	// The budget timer is left as it is: resetting it for the next task
 	// costs the same whether it is armed or not, and a late firing finds a
 	// task whose deadline has not come.
@@ -459,7 +482,7 @@ func (w *childWorker) run(t childTask) {
 			frame = frame[:dataAt]
 			frame[statusAt] = statusError
 		}
-		frame = registry.AppendFailure(frame, t.fn.Name, err)
+		frame = registry.AppendFailureOutput(frame, t.fn.Name, err, output)
 	}
 	binary.LittleEndian.PutUint64(frame[statusAt+1:], uint64(dur))
 	w.scratch = w.appendResult(frame)
@@ -477,7 +500,7 @@ func (w *childWorker) run(t childTask) {
 func (w *childWorker) appendResult(frame []byte) []byte {
 	if err := wire.EndFrame(frame, 0, 0); err != nil {
 		fmt.Fprintf(os.Stderr, "multiproc: worker %d: result too large: %v\n", os.Getpid(), err)
-		os.Exit(2)
+		exit(2)
 	}
 	w.outMu.Lock()
 	defer w.outMu.Unlock()
@@ -538,6 +561,6 @@ func (w *childWorker) flushLocked() {
 
 func (w *childWorker) write(b []byte) {
 	if _, err := w.s.Conn.Write(b); err != nil {
-		os.Exit(boot.ExitParentDied)
+		exit(boot.ExitParentDied)
 	}
 }

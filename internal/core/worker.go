@@ -49,6 +49,9 @@ type worker struct {
 	tasks       int64
 	rss         uint64
 	rssChecked  time.Time
+	poolKilled  bool // the pool signalled it (a timeout, a cancel, a protocol error)
+
+	iso *workerIso // its cgroup, crash report and output files
 
 	// Held while frames are built and written, so they go out in order.
 	writeMu  sync.Mutex
@@ -77,21 +80,32 @@ func (p *Pool) spawn(ctx context.Context) (*worker, error) {
 		initName = p.cfg.Init.Name
 	}
 	name := fmt.Sprintf("%s-%d", p.cfg.Name, workerSeq.Add(1))
-	c, err := boot.Spawn(ctx, boot.Config{
+	wi, err := p.newWorkerIso(name)
+	if err != nil {
+		f.Close()
+		words.Close()
+		return nil, err
+	}
+	bc := boot.Config{
 		Role: "worker", Name: name, NewGroup: true,
-		Payload: appendStartPayload(nil, initName, p.cfg.InitArg, p.cfg.MaxProcs, p.msgLimit()),
-		Files:   []*os.File{f},
+		Payload: appendIsoPayload(appendStartPayload(nil, initName, p.cfg.InitArg, p.cfg.MaxProcs, p.msgLimit()), &p.cfg),
+		Files:   append([]*os.File{f}, wi.files()...),
 		// Chunks of a map are often a megabyte or more.
 		SocketBuffer: 2 << 20,
-	})
+	}
+	wi.configure(&bc)
+	c, err := boot.Spawn(ctx, bc)
 	f.Close()
+	wi.started()
 	if err != nil {
+		wi.release()
 		words.Close()
 		return nil, err
 	}
 	w := &worker{
 		p: p, name: name, child: c, pid: c.Pid(), words: words, started: time.Now(),
 		wake: make(chan struct{}, 1), quit: make(chan struct{}), fnRefs: map[*registry.Entry]uint64{},
+		iso: wi,
 	}
 	if err := w.awaitInit(ctx, initName); err != nil {
 		w.abandon()
@@ -121,6 +135,9 @@ func (w *worker) awaitInit(ctx context.Context, initName string) error {
 	if err != nil {
 		return fmt.Errorf("%w: worker %d: %w", errs.ErrHandshake, w.pid, err)
 	}
+	if re.Func == limitsName {
+		return fmt.Errorf("multiproc: worker %d could not apply its limits: %w", w.pid, re)
+	}
 	return fmt.Errorf("multiproc: worker initializer %q failed: %w", initName, re)
 }
 
@@ -130,6 +147,7 @@ func (w *worker) abandon() {
 	w.child.Conn.Close()
 	w.child.Cmd.Wait()
 	w.words.Close()
+	w.iso.release()
 }
 
 // addLocked makes a started worker part of the pool.
@@ -168,6 +186,7 @@ func (w *worker) indexLocked(t *Task) int {
 // reused: a worker is reaped only after it is marked dead, under p.mu.
 func (w *worker) killLocked() {
 	if !w.dead {
+		w.poolKilled = true
 		syscall.Kill(-w.pid, syscall.SIGKILL)
 	}
 }
@@ -256,6 +275,7 @@ func (p *Pool) headExpired(w *worker, t *Task, gen uint64, stage int) {
 			settle = err
 		}
 	case 1:
+		w.poolKilled = true
 		syscall.Kill(-w.pid, syscall.SIGTERM)
 	default:
 		w.killLocked()
@@ -847,6 +867,7 @@ func (p *Pool) checkRecycleLocked(w *worker) {
 		p.retireLocked(w, "age")
 		return
 	}
+	p.checkCPULocked(w)
 	if p.cfg.MaxMemory > 0 && time.Since(w.rssChecked) > 20*time.Millisecond {
 		w.rssChecked = time.Now()
 		if rss, err := residentBytes(w.pid); err == nil {
@@ -882,8 +903,13 @@ func (p *Pool) workerExited(w *worker) {
 	w.child.Cmd.Wait()
 	code, sig := boot.ExitStatus(w.child.Cmd.ProcessState)
 	started, completed := w.words.Load(wordStarted), w.words.Load(wordCompleted)
+	p.mu.Lock()
+	killed := w.poolKilled || p.terminated
+	p.mu.Unlock()
+	why := w.explain(code, sig, killed)
 	p.recoverResults(w)
 	w.words.Close()
+	w.iso.release()
 
 	type failure struct {
 		t *Task
@@ -921,6 +947,7 @@ func (p *Pool) workerExited(w *worker) {
 			// Unreachable while workers publish completion only after the
 			// result left (socket or shared area); kept as a safety net.
 			died.Reason = fmt.Sprintf("it ran task %q but died before reporting the result", t.Fn.Name)
+			why.apply(died)
 			if p.claimLocked(t, engine.Died) {
 				fails = append(fails, failure{t, Result{Err: died, Outcome: engine.Died}})
 			}
@@ -932,6 +959,7 @@ func (p *Pool) workerExited(w *worker) {
 				outcome = engine.TimedOut
 			} else {
 				died.Reason = fmt.Sprintf("while running task %q", t.Fn.Name)
+				why.apply(died)
 			}
 			if t.Sched.Attempts < p.cfg.Retries && p.cfg.RetryOn(err) {
 				// A re-run, not an outcome: the task is counted once it
