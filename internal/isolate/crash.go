@@ -36,7 +36,11 @@ func Classify(report string) Crash {
 		return OutOfMemory
 	case strings.HasPrefix(report, "panic: ") && !strings.Contains(report, "fatal error:"):
 		return GoroutinePanic
-	case strings.Contains(report, "[signal ") && (strings.Contains(report, "runtime.cgocall") || strings.Contains(report, "_Cfunc_")):
+	case strings.Contains(report, "signal arrived during cgo execution"),
+		strings.Contains(report, "[signal ") && strings.Contains(report, "runtime.cgocall"):
+		// The runtime says so when the signal interrupted C code it
+		// called; a fault in a C thread of its own shows runtime.cgocall
+		// in the trace.
 		return CgoFault
 	}
 	return Fatal
