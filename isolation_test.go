@@ -66,7 +66,7 @@ var (
 		<-ctx.Done()
 		return 0, ctx.Err()
 	})
-	isoCgo   = multiproc.Register("iso.cgo", multiproc.Plain(func(struct{}) int { cgocrash.Segfault(); return 0 }))
+	isoCgo = multiproc.Register("iso.cgo", multiproc.Plain(func(struct{}) int { cgocrash.Segfault(); return 0 }))
 	// isoSleep creates the file marker, then sleeps for d.
 	isoSleep = multiproc.Register("iso.sleep", func(ctx context.Context, a isoSleepArg) (int, error) {
 		os.WriteFile(a.Marker, nil, 0o644)

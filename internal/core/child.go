@@ -66,7 +66,7 @@ type childWorker struct {
 
 	iso     *childIso // limits, CPU guard, output capture (issue 14)
 	scratch []byte    // result frame under construction (execute's goroutine only)
-	limit   int    // largest result the pool accepts (Config.MaxMessageSize)
+	limit   int       // largest result the pool accepts (Config.MaxMessageSize)
 
 	outMu    sync.Mutex
 	outLen   int       // bytes of unsent result frames in the shared area
