@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -535,4 +536,63 @@ func helperPrefix() int {
 		return 1
 	}
 	return 0
+}
+
+// TestIsolationProcessLimits: a Process takes the same Limits, as a field
+// set before Start.
+func TestIsolationProcessLimits(t *testing.T) {
+	t.Run("memory", func(t *testing.T) {
+		p := multiproc.NewProcess(isoAlloc, 2048)
+		p.Limits = multiproc.Limits{Memory: 192 << 20}
+		err := p.Start(ctxT(t))
+		if err != nil && strings.Contains(err.Error(), "no usable cgroup") {
+			t.Skipf("no usable cgroups: %v", err)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = p.Join(ctxT(t))
+		if !errors.Is(err, multiproc.ErrOutOfMemory) {
+			t.Fatalf("Join = %v, want an error matching ErrOutOfMemory", err)
+		}
+		p.Close()
+	})
+	t.Run("cpu", func(t *testing.T) {
+		p := multiproc.NewProcess(isoSpin, struct{}{})
+		p.Limits = multiproc.Limits{CPUTime: time.Second}
+		if err := p.Start(ctxT(t)); err != nil {
+			t.Fatal(err)
+		}
+		err := p.Join(ctxT(t))
+		var ee *multiproc.ExitError
+		if !errors.Is(err, multiproc.ErrCPULimit) || !errors.As(err, &ee) || ee.Signal != syscall.SIGXCPU {
+			t.Fatalf("Join = %v, want an ExitError for SIGXCPU matching ErrCPULimit", err)
+		}
+		p.Close()
+	})
+	t.Run("runtime", func(t *testing.T) {
+		p := multiproc.NewProcess(isoProbe, struct{}{})
+		p.Limits = multiproc.Limits{Nice: 4, OpenFiles: 100, GoMaxProcs: 1}
+		if err := p.Start(ctxT(t)); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Join(ctxT(t)); err != nil {
+			t.Fatal(err)
+		}
+		r, err := multiproc.Result[isoProbeResult](p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.NoFileMax != 100 || r.MaxProcs != 1 || slices.ContainsFunc(r.Nice, func(n int) bool { return n != 4 }) {
+			t.Errorf("in the process: RLIMIT_NOFILE %d, GOMAXPROCS %d, nice %v; want 100, 1, all 4", r.NoFileMax, r.MaxProcs, r.Nice)
+		}
+		p.Close()
+	})
+	t.Run("invalid", func(t *testing.T) {
+		p := multiproc.NewProcess(isoPid, struct{}{})
+		p.Limits = multiproc.Limits{OpenFiles: 3}
+		if err := p.Start(ctxT(t)); err == nil || !strings.Contains(err.Error(), "OpenFiles") {
+			t.Errorf("Start with OpenFiles 3 = %v, want an error naming OpenFiles", err)
+		}
+	})
 }

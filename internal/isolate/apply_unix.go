@@ -173,3 +173,20 @@ func (g *CPUGuard) Close() {
 	close(g.stop)
 	<-g.done
 }
+
+// DieOf ends this process with sig's default action, so that its parent
+// sees that signal in its wait status (Go handles or ignores most signals,
+// so raising one is not enough): the handler is reset and core dumps are
+// turned off first (SIGXCPU's default action would dump core).
+func DieOf(sig syscall.Signal) {
+	unix.Setrlimit(unix.RLIMIT_CORE, &unix.Rlimit{})
+	signal.Reset(sig)
+	// signal.Reset keeps the runtime's own handler, which ignores most
+	// signals: the default action has to be restored below the runtime.
+	defaultAction(sig)
+	syscall.Kill(os.Getpid(), sig)
+	// The signal is pending for this thread or another; if it has not
+	// ended the process in a moment, exit plainly.
+	time.Sleep(time.Second)
+	os.Exit(2)
+}
