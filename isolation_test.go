@@ -1,10 +1,12 @@
 package multiproc_test
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
@@ -17,6 +19,7 @@ import (
 	"unsafe"
 
 	"github.com/multiproc-go/multiproc"
+	"github.com/multiproc-go/multiproc/internal/testutil"
 	"github.com/multiproc-go/multiproc/internal/testutil/cgocrash"
 )
 
@@ -595,4 +598,68 @@ func TestIsolationProcessLimits(t *testing.T) {
 			t.Errorf("Start with OpenFiles 3 = %v, want an error naming OpenFiles", err)
 		}
 	})
+}
+
+// TestIsolationSweepAfterKilledParent: a parent SIGKILLed with a limited
+// pool leaves its workers' cgroups behind (it cannot remove them); the next
+// pool start removes them.
+func TestIsolationSweepAfterKilledParent(t *testing.T) {
+	needCgroups(t, multiproc.Limits{Processes: 64}).Close()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(helperEnviron(), helperEnv+"=iso-orphan")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("helper said nothing: %v", err)
+	}
+	worker, _ := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(line, "worker ")))
+	dirs := cgroupDirsOf(t, worker)
+	cmd.Process.Kill()
+	cmd.Wait()
+	if len(dirs) == 0 {
+		t.Fatalf("the helper's worker %d is in no multiproc cgroup (helper said %q)", worker, line)
+	}
+	// The worker dies with its parent (parent-death signal); its group
+	// stays until someone removes it.
+	testutil.WaitFor(t, deadline, func() bool { return syscall.Kill(worker, 0) != nil }, "the helper's worker to die")
+	for _, d := range dirs {
+		if _, err := os.Stat(filepath.Dir(d)); err != nil {
+			t.Fatalf("the killed parent's cgroup %s is already gone (%v): nothing to sweep", filepath.Dir(d), err)
+		}
+	}
+	needCgroups(t, multiproc.Limits{Processes: 64}).Close()
+	for _, d := range dirs {
+		if _, err := os.Stat(filepath.Dir(d)); !os.IsNotExist(err) {
+			t.Errorf("the killed parent's cgroup %s survived the next pool start: %v", filepath.Dir(d), err)
+		}
+	}
+}
+
+func init() { helpers["iso-orphan"] = helperOrphan }
+
+// helperOrphan starts a limited pool, prints its worker's pid and waits to
+// be killed.
+func helperOrphan() int {
+	ctx := context.Background()
+	p, err := multiproc.NewPool(ctx, 1, multiproc.WorkerLimits(multiproc.Limits{Processes: 64}))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	pid, err := multiproc.Apply(ctx, p, isoPid, struct{}{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Printf("worker %d\n", pid)
+	time.Sleep(time.Minute) // the test kills it long before
+	return 0
 }

@@ -11,7 +11,7 @@
 // time in clock ticks since boot), next to the process's own cgroup in each
 // hierarchy. A parent that was SIGKILLed cannot remove its groups; the next
 // process to make groups there removes those whose maker no longer runs
-// ([Root.Sweep], run once per process by [Find]).
+// ([Root.Sweep], run by every [Find], so at every pool start).
 //
 // Facts it is built around:
 //   - v1 has one hierarchy per controller (memory, cpu, pids...), so a

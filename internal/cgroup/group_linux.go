@@ -105,8 +105,8 @@ type Root struct {
 // processes of its own), else the process's own v2 cgroup, which works only
 // if it can enable the controller for its children. It fails with an
 // error wrapping [ErrUnavailable] that names the controller and says what
-// v2 needs. It removes once per parent directory and process the groups of
-// dead processes ([Root.Sweep]).
+// v2 needs. It removes the groups of dead processes under the parent
+// directories it found ([Root.Sweep]).
 func Find(s Settings, v2Parent string) (*Root, error) {
 	return find(osFS{}, "", s, v2Parent)
 }
@@ -179,8 +179,10 @@ func find(fs fsys, prefix string, s Settings, v2Parent string) (*Root, error) {
 			r.v1Dirs = append(r.v1Dirs, d)
 		}
 	}
+	// A pool's start is the "next start" after a SIGKILLed parent: one
+	// directory listing per parent, negligible beside starting workers.
 	for _, d := range r.dirs() {
-		sweepOnce(fs, d)
+		sweep(fs, d)
 	}
 	return r, nil
 }
@@ -513,25 +515,11 @@ func releaseTop(fs fsys, top string) {
 	}
 }
 
-var swept = struct {
-	sync.Mutex
-	done map[string]bool
-}{done: map[string]bool{}}
-
-func sweepOnce(fs fsys, parent string) {
-	swept.Lock()
-	defer swept.Unlock()
-	if !swept.done[parent] {
-		swept.done[parent] = true
-		sweep(fs, parent)
-	}
-}
-
 // Sweep removes, under the parent directories r uses, the groups of
 // processes that no longer run ("multiproc-PID-START" whose pid is gone or
 // runs with another start time), killing what still runs in them. It
-// returns how many such directories it removed. [Find] runs it once per
-// directory and process.
+// returns how many such directories it removed. [Find] runs it too, so
+// every pool start sweeps.
 func (r *Root) Sweep() int {
 	n := 0
 	for _, d := range r.dirs() {
