@@ -663,3 +663,38 @@ func helperOrphan() int {
 	time.Sleep(time.Minute) // the test kills it long before
 	return 0
 }
+
+// isoAddressSpace lowers the worker's own RLIMIT_AS to what it maps now
+// plus 64 MiB, then allocates 1 GiB: the Go runtime cannot get the memory
+// from the system and dies with "fatal error: runtime: out of memory" (a
+// second road to ErrOutOfMemory, without any cgroup).
+var isoAddressSpace = multiproc.Register("iso.addressSpace", multiproc.Plain(func(struct{}) int {
+	b, _ := os.ReadFile("/proc/self/status")
+	var vm uint64
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmSize:"); ok {
+			kb, _ := strconv.ParseUint(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			vm = kb << 10
+		}
+	}
+	lim := vm + 64<<20
+	syscall.Setrlimit(syscall.RLIMIT_AS, &syscall.Rlimit{Cur: lim, Max: lim})
+	big := make([]byte, 1<<30)
+	for i := 0; i < len(big); i += 4096 {
+		big[i] = 1
+	}
+	return len(big)
+}))
+
+func TestIsolationRuntimeOutOfMemory(t *testing.T) {
+	p := newPool(t, 1)
+	_, err := multiproc.Apply(ctxT(t), p, isoAddressSpace, struct{}{})
+	ee := deathOf(t, err, multiproc.ErrOutOfMemory)
+	// The crash report starts at the traceback (the runtime prints its
+	// "runtime: out of memory" line on stderr before it): the allocator's
+	// frame under runtime.throw is what names the failure there.
+	if !strings.Contains(ee.Report, "runtime.throw(") || !strings.Contains(ee.Report, "runtime.(*mcache).allocLarge(") {
+		t.Errorf("Report should show the allocator throwing; got %.300q", ee.Report)
+	}
+	mustServe(t, p)
+}

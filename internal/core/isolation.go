@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"syscall"
 	"time"
 
@@ -221,6 +222,9 @@ func (w *worker) explain(code int, sig syscall.Signal, killedByPool bool) death 
 		}
 	}
 	crash := isolate.Classify(d.report)
+	if crash == isolate.Fatal && strings.Contains(d.output, "runtime: out of memory") {
+		crash = isolate.OutOfMemory // the runtime's own line, caught by output capture
+	}
 	oom := wi != nil && wi.group != nil && wi.group.OOMKills() > 0
 	switch {
 	case rec&exitRecorded != 0 && (rec>>32)&0x7fffffff == exitCPULimit:

@@ -32,7 +32,7 @@ func Classify(report string) Crash {
 	switch {
 	case report == "":
 		return NoCrash
-	case strings.Contains(report, "runtime: out of memory"):
+	case strings.Contains(report, "runtime: out of memory"), thrownByAllocator(report):
 		return OutOfMemory
 	case strings.HasPrefix(report, "panic: ") && !strings.Contains(report, "fatal error:"):
 		return GoroutinePanic
@@ -44,6 +44,37 @@ func Classify(report string) Crash {
 		return CgoFault
 	}
 	return Fatal
+}
+
+// oomThrowers are the runtime functions that throw "out of memory" when
+// the system refuses memory. The report written through SetCrashOutput
+// starts at the traceback: the lines "runtime: out of memory: cannot
+// allocate..." and "fatal error: out of memory" are printed on stderr
+// before it (measured with Go 1.26), so the frame that threw is what the
+// report shows of an allocation failure.
+var oomThrowers = []string{
+	"runtime.(*mcache).allocLarge(", "runtime.(*mcache).refill(", "runtime.(*mheap).alloc(",
+	"runtime.(*mheap).grow(", "runtime.sysMap(", "runtime.sysMapOS(", "runtime.sysAlloc(",
+	"runtime.persistentalloc1(", "runtime.(*mheap).sysAlloc(", "runtime.largeAlloc(",
+}
+
+// thrownByAllocator reports whether the first frame below runtime.throw
+// in report is one of the allocator's.
+func thrownByAllocator(report string) bool {
+	_, after, ok := strings.Cut(report, "runtime.throw(")
+	if !ok {
+		return false
+	}
+	lines := strings.SplitN(after, "\n", 4)
+	if len(lines) < 3 {
+		return false
+	}
+	for _, f := range oomThrowers {
+		if strings.HasPrefix(lines[2], f) {
+			return true
+		}
+	}
+	return false
 }
 
 // Headline is the first line of a crash report ("fatal error: fault",

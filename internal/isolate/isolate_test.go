@@ -23,6 +23,8 @@ func TestClassify(t *testing.T) {
 		{"panic during panic is fatal", "panic: a\n\tpanic: b\nfatal error: panic during panic\n", Fatal},
 		{"cgo", "SIGSEGV: segmentation violation\nPC=0x820de0 m=0 sigcode=1 addr=0x0\nsignal arrived during cgo execution\n\ngoroutine 1 [syscall]:\nruntime.cgocall(0x820de0, 0xc000)\n", CgoFault},
 		{"runtime oom", "fatal error: runtime: out of memory\n\nruntime stack:\n", OutOfMemory},
+		{"runtime oom as SetCrashOutput writes it", "\ngoroutine 1 gp=0x2 m=0 mp=0xd3 [running]:\nruntime.throw({0x927ca9?, 0x1?})\n\t/usr/local/go/src/runtime/panic.go:1229 +0x48 fp=0x2 sp=0x2 pc=0x4\nruntime.(*mcache).allocLarge(0x860180?, 0x40000000, 0x1)\n\t/usr/local/go/src/runtime/mcache.go:259 +0x18d\n", OutOfMemory},
+		{"a throw elsewhere is fatal", "\ngoroutine 1 [running]:\nruntime.throw({0x9?, 0x4?})\n\t/usr/local/go/src/runtime/panic.go:1229 +0x48\nruntime.sigpanic()\n\t/usr/local/go/src/runtime/signal_unix.go:945\n", Fatal},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
