@@ -103,3 +103,21 @@ func readTrim(t *testing.T, name string) string {
 	}
 	return string(slices.DeleteFunc(b, func(c byte) bool { return c == '\n' }))
 }
+
+// BenchmarkGroupNewRemove is the cgroup part of a limited worker's start
+// and end: make a group with a memory cap and a pids limit, remove it.
+func BenchmarkGroupNewRemove(b *testing.B) {
+	r, err := Find(Settings{Memory: 512 << 20, Pids: 128}, os.Getenv("MULTIPROC_CGROUP_PARENT"))
+	if err != nil {
+		b.Skip(err)
+	}
+	for i := 0; b.Loop(); i++ {
+		g, err := r.New("bench-" + itoa(i))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := g.Remove(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
