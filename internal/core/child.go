@@ -79,7 +79,6 @@ type childWorker struct {
 const flushDelay = 200 * time.Microsecond
 
 func serveWorker(s *boot.Session) int {
-	setCrashOutput()
 	d := wire.NewBuf(s.Start.Payload)
 	initName, initArg := d.String(), d.Bytes()
 	procs := int(d.Uvarint())

@@ -35,10 +35,10 @@ func exit(code int) {
 }
 
 // setCrashOutput sends the runtime's crash reports to the file the parent
-// passed (fd crashFD) as well as to stderr. It runs first thing, so a
-// crash anywhere in the worker is reported.
-func setCrashOutput() {
-	f := os.NewFile(crashFD, "multiproc-crash")
+// passed (descriptor fd) as well as to stderr. It runs before any user
+// code, so a crash anywhere in it is reported.
+func setCrashOutput(fd int) {
+	f := os.NewFile(uintptr(fd), "multiproc-crash")
 	if f == nil {
 		return
 	}
@@ -63,9 +63,11 @@ func startIso(d *wire.Buf, words *shmword.Words) (*childIso, error) {
 		return nil, err
 	}
 	capMax := int(min(d.Uvarint(), 1<<30))
+	crashFD := int(min(d.Uvarint(), 1<<20))
 	if d.Err() != nil {
 		return nil, d.Err()
 	}
+	setCrashOutput(crashFD)
 	if err := isolate.Apply(spec); err != nil {
 		return nil, err
 	}
@@ -81,7 +83,7 @@ func startIso(d *wire.Buf, words *shmword.Words) (*childIso, error) {
 		return nil, err
 	}
 	if capMax > 0 {
-		f := os.NewFile(captureFD, "multiproc-output")
+		f := os.NewFile(uintptr(crashFD+1), "multiproc-output")
 		if ci.capture, err = isolate.NewCapture(f, capMax); err != nil {
 			return nil, err
 		}

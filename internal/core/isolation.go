@@ -23,11 +23,9 @@ import (
 // exit record in the shared page, its cgroup's OOM counter, its crash
 // report and its exit status, and says why.
 
-// Extra files passed to every worker after the shared page (fd 4).
-const (
-	crashFD   = 5 // the crash report file
-	captureFD = 6 // the output capture file, when CaptureOutput is set
-)
+// The crash report file and the output capture file are passed after the
+// worker's other files; their descriptor numbers travel in the start
+// payload (appendIsoPayload), so other files may precede them.
 
 // Exit records: before exiting on its own, a worker stores
 // exitRecorded|reason<<32|code in wordExit, so that its parent tells the
@@ -276,10 +274,13 @@ func (d death) apply(e *errs.ExitError) {
 }
 
 // appendIsoPayload appends the isolation part of a worker's start payload:
-// the encoded limits, the output capture size, and the extra files.
-func appendIsoPayload(dst []byte, cfg *Config) []byte {
+// the encoded limits, the output capture size, and the descriptor number
+// of the crash report file in the worker (first is where wi's files start;
+// the capture file, if any, follows it).
+func appendIsoPayload(dst []byte, cfg *Config, first int) []byte {
 	dst = cfg.Limits.Append(dst)
-	return binary.AppendUvarint(dst, uint64(cfg.CaptureOutput))
+	dst = binary.AppendUvarint(dst, uint64(cfg.CaptureOutput))
+	return binary.AppendUvarint(dst, uint64(first))
 }
 
 // checkCPULocked retires w before its next task could reach its lifetime

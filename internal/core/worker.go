@@ -86,10 +86,11 @@ func (p *Pool) spawn(ctx context.Context) (*worker, error) {
 		words.Close()
 		return nil, err
 	}
+	files := []*os.File{f}
 	bc := boot.Config{
 		Role: "worker", Name: name, NewGroup: true,
-		Payload: appendIsoPayload(appendStartPayload(nil, initName, p.cfg.InitArg, p.cfg.MaxProcs, p.msgLimit()), &p.cfg),
-		Files:   append([]*os.File{f}, wi.files()...),
+		Payload: appendIsoPayload(appendStartPayload(nil, initName, p.cfg.InitArg, p.cfg.MaxProcs, p.msgLimit()), &p.cfg, wordsFD+len(files)),
+		Files:   append(files, wi.files()...),
 		// Chunks of a map are often a megabyte or more.
 		SocketBuffer: 2 << 20,
 	}
