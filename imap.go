@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/multiproc-go/multiproc/internal/core"
+	"github.com/multiproc-go/multiproc/internal/wire"
 )
 
 // Imap runs f on each item of seq and yields the results in order as they
@@ -68,19 +69,23 @@ func imap[In, Out any](ctx context.Context, e *engine, f Func[In, Out], seq iter
 		)
 		submit := func(chunk []In) error {
 			s := &slot[Out]{}
-			payload, err := f.in.AppendSlice(nil, chunk)
+			res := e.outgoing()
+			payload, err := wire.AppendSliceOut(f.in, nil, chunk, &res)
 			if err != nil {
 				return fmt.Errorf("multiproc: item of %q: %w", f.e.Name, err)
 			}
 			if err := e.checkSize(f.e.Name, fmt.Sprintf("chunk of %d items", len(chunk)), payload); err != nil {
+				res.Close()
 				return err
 			}
-			t := &core.Task{Fn: f.e, Chunk: true, Payload: payload, Items: len(chunk), Ctx: ictx, Timeout: cfg.timeout,
+			t := &core.Task{Fn: f.e, Chunk: true, Payload: payload, Res: res.Res, Items: len(chunk), Ctx: ictx, Timeout: cfg.timeout,
 				Done: func(res core.Result) {
 					var vals []Out
 					var err error
 					if res.Data != nil {
-						vals, err = f.out.DecodeSlice(nil, res.Data)
+						vals, err = decodeChunk(f.out, nil, res)
+					} else if res.Res != nil {
+						res.Res.Close()
 					}
 					if res.Err != nil {
 						err = res.Err

@@ -3,6 +3,7 @@ package multiproc
 import (
 	"errors"
 	"fmt"
+	"github.com/multiproc-go/multiproc/internal/wire"
 	"io"
 	"log/slog"
 	"math"
@@ -33,11 +34,13 @@ func Initializer[In, Out any](f Func[In, Out], arg In) PoolOption {
 		if err := f.check(); err != nil {
 			return err
 		}
-		b, err := f.in.Append(nil, arg)
+		var res wire.Outgoing
+		b, err := wire.AppendOut(f.in, nil, arg, &res)
 		if err != nil {
 			return fmt.Errorf("multiproc: initializer argument: %w", err)
 		}
-		c.Init, c.InitArg = f.e, b
+		closeSent(c.InitRes) // an earlier Initializer option's
+		c.Init, c.InitArg, c.InitRes = f.e, b, res.Res
 		return nil
 	}
 }

@@ -83,6 +83,7 @@ func newEngine(ctx context.Context, n int, opts []PoolOption) (*engine, error) {
 			panic("multiproc: nil PoolOption")
 		}
 		if err := o(&cfg); err != nil {
+			closeSent(cfg.InitRes)
 			return nil, err
 		}
 	}
@@ -224,6 +225,7 @@ type call[T any] struct {
 	p   promise[T]
 	t   core.Task
 	out wire.Value[T]
+	res wire.Outgoing // the argument's resources (one inline)
 	inl [16]byte
 }
 
@@ -240,13 +242,16 @@ func startCall[In, Out any](c *call[Out], ctx context.Context, e *engine, f Func
 	}
 	if err == nil {
 		var payload []byte
-		payload, err = f.in.Append(c.inl[:0], arg)
+		c.res.NoDescriptors = !e.core.CanTransfer()
+		payload, err = wire.AppendOut(f.in, c.inl[:0], arg, &c.res)
 		if err != nil {
 			err = fmt.Errorf("multiproc: argument of %q: %w", f.e.Name, err)
-		} else if err = e.checkSize(f.e.Name, "argument", payload); err == nil {
+		} else if err = e.checkSize(f.e.Name, "argument", payload); err != nil {
+			c.res.Close()
+		} else {
 			c.out = f.out
-			c.t = core.Task{Fn: f.e, Payload: payload, Items: 1, Ctx: ctx, Timeout: cfg.timeout, Sink: c}
-			err = e.submit(&c.t)
+			c.t = core.Task{Fn: f.e, Payload: payload, Res: c.res.Res, Items: 1, Ctx: ctx, Timeout: cfg.timeout, Sink: c}
+			err = e.submit(&c.t) // takes the resources, even when it fails
 		}
 	}
 	if err != nil {
@@ -262,7 +267,36 @@ func (c *call[T]) TaskDone(res core.Result) {
 		c.p.settleAs(zero, res.Err, res.Outcome == eng.Cancelled)
 		return
 	}
-	c.p.settle(c.out.Decode(res.Data))
+	if res.Res == nil {
+		c.p.settle(c.out.Decode(res.Data))
+		return
+	}
+	v, err := wire.DecodeIn(c.out, res.Data, res.Res)
+	res.Res.Close() // what the decoder did not take
+	c.p.settle(v, err)
+}
+
+// outgoing returns the resource table for an argument sent through e: an
+// engine that cannot carry descriptors gets an argument holding one
+// refused, with the resource's path.
+func (e *engine) outgoing() wire.Outgoing {
+	return wire.Outgoing{NoDescriptors: !e.core.CanTransfer()}
+}
+
+// closeSent closes the descriptors a resource table owns.
+func closeSent(res []wire.Sent) {
+	o := wire.Outgoing{Res: res}
+	o.Close()
+}
+
+// decodeChunk decodes a chunk's results into dst, taking their resources
+// from r.
+func decodeChunk[Out any](c wire.Value[Out], dst []Out, r core.Result) ([]Out, error) {
+	if r.Res == nil {
+		return c.DecodeSlice(dst, r.Data)
+	}
+	defer r.Res.Close()
+	return wire.DecodeSliceIn(c, dst, r.Data, r.Res)
 }
 
 // Map runs f on every item, in chunks, and returns the results in order:
@@ -323,26 +357,31 @@ func MapAsync[In, Out any](ctx context.Context, w Workers, f Func[In, Out], item
 	tasks := make([]*core.Task, 0, min(nchunks, group))
 	for lo := 0; lo < n; lo += cs {
 		hi := min(lo+cs, n)
-		payload, err := f.in.AppendSlice(chunkBufs.get(), items[lo:hi])
+		res := e.outgoing()
+		payload, err := wire.AppendSliceOut(f.in, chunkBufs.get(), items[lo:hi], &res)
 		if err == nil {
 			err = e.checkSize(f.e.Name, fmt.Sprintf("chunk of %d items", hi-lo), payload)
 		}
 		if err != nil {
+			res.Close()
 			cancel()
 			bar.abort()
 			r.p.settle(nil, fmt.Errorf("multiproc: items %d..%d of %q: %w", lo, hi-1, f.e.Name, err))
 			return r // the chunks already submitted are cancelled with mctx
 		}
 		tasks = append(tasks, &core.Task{
-			Fn: f.e, Chunk: true, Payload: payload, Items: hi - lo, Ctx: mctx, Timeout: cfg.timeout,
+			Fn: f.e, Chunk: true, Payload: payload, Res: res.Res, Items: hi - lo, Ctx: mctx, Timeout: cfg.timeout,
 			Done: func(res core.Result) {
 				if res.Err != nil {
+					if res.Res != nil {
+						res.Res.Close()
+					}
 					fail(res.Err)
 					return
 				}
 				// The worker answered, so nothing writes the payload any more.
 				chunkBufs.put(payload)
-				got, err := f.out.DecodeSlice(out[lo:lo], res.Data)
+				got, err := decodeChunk(f.out, out[lo:lo], res)
 				if err == nil && len(got) != hi-lo {
 					err = fmt.Errorf("multiproc: %q: chunk of %d items returned %d results", f.e.Name, hi-lo, len(got))
 				}

@@ -2,10 +2,12 @@ package multiproc
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -64,13 +66,14 @@ type Process struct {
 	// killed it ([ErrKilled]).
 	Limits Limits
 
-	payload  []byte // start payload: target kind, name, then the argument to the end
-	argLen   int    // bytes of the encoded argument at the end of payload
-	argWhat  string // what the argument is, for errors: "argument" or "fields"
+	payload  []byte        // start payload: target kind, name, the argument, its resource table, the table's 4-byte length
+	argLen   int           // bytes of the encoded argument in payload
+	res      wire.Outgoing // the argument's resources: duplicates owned until Start or Close
+	argWhat  string        // what the argument is, for errors: "argument" or "fields"
 	argErr   error
 	funcName string
-	decode   func([]byte) (any, error) // decodes the result frame
-	runner   Runner                    // subclass form: refreshed from the child after Run
+	decode   func([]byte, wire.Incoming) (any, error) // decodes the result frame
+	runner   Runner                                   // subclass form: refreshed from the child after Run
 	rtype    *registry.Type
 
 	// mu protects the fields below. done is closed, without mu, by the one
@@ -135,13 +138,17 @@ func NewProcess[In, Out any](f Func[In, Out], arg In) *Process {
 	// payload goes to the child from this buffer: a large argument is not
 	// copied again on its way.
 	head := wire.AppendString([]byte{targetFunc}, f.e.Name)
-	payload, err := f.in.Append(head, arg)
+	payload, err := wire.AppendOut(f.in, head, arg, &p.res)
+	p.argLen = len(payload) - len(head)
+	if err == nil {
+		payload, err = p.finishArg(payload)
+	}
 	if err != nil {
 		p.argErr = fmt.Errorf("multiproc: argument of %q: %w", f.e.Name, err)
 		return p
 	}
-	p.payload, p.argLen = payload, len(payload)-len(head)
-	p.decode = func(b []byte) (any, error) { return f.out.Decode(b) }
+	p.payload = payload
+	p.decode = func(b []byte, in wire.Incoming) (any, error) { return wire.DecodeIn(f.out, b, in) }
 	return p
 }
 
@@ -149,7 +156,10 @@ func NewProcess[In, Out any](f Func[In, Out], arg In) *Process {
 // subclass form. r must be a pointer to a struct type registered with
 // [RegisterProcess]; its exported fields travel to the child, and after a
 // successful Join they hold the values Run left in them (Python cannot do
-// that). Do not touch *r between Start and Join.
+// that). Do not touch *r between Start and Join. A resource field (a file,
+// a listener, shared memory) comes back as a new object, the child's copy,
+// which the caller then owns: keep your own reference to the original if
+// you need to close it.
 func NewProcessOf(r Runner) *Process {
 	p := &Process{Name: defaultName(), done: make(chan struct{}), runner: r, argWhat: "fields"}
 	t, err := registry.TypeOf(r)
@@ -159,12 +169,16 @@ func NewProcessOf(r Runner) *Process {
 	}
 	p.rtype, p.funcName = t, t.Name
 	head := wire.AppendString([]byte{targetType}, t.Name)
-	payload, err := t.Encode(head, r)
+	payload, err := t.Encode(head, r, &p.res)
+	p.argLen = len(payload) - len(head)
+	if err == nil {
+		payload, err = p.finishArg(payload)
+	}
 	if err != nil {
 		p.argErr = fmt.Errorf("multiproc: fields of %q: %w", t.Name, err)
 		return p
 	}
-	p.payload, p.argLen = payload, len(payload)-len(head)
+	p.payload = payload
 	return p
 }
 
@@ -242,7 +256,9 @@ func (p *Process) spawn(ctx context.Context) (*boot.Child, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := spawnIn(ctx, boot.Config{Role: "process", Name: p.Name, Daemon: p.Daemon, Payload: payload, MaxMessageSize: limit}, g)
+	c, err := spawnIn(ctx, boot.Config{Role: "process", Name: p.Name, Daemon: p.Daemon, Payload: payload, MaxMessageSize: limit, Files: wire.AllFiles(p.res.Res)}, g)
+	// The child has its own copies now (or never will).
+	p.res.Close()
 	if err != nil {
 		if g != nil {
 			g.Remove()
@@ -251,6 +267,22 @@ func (p *Process) spawn(ctx context.Context) (*boot.Child, error) {
 	}
 	p.cg = g // read by wait, which starts after Start stored the child
 	return c, nil
+}
+
+// finishArg appends the argument's resource table to the start payload
+// and makes the table own its descriptors, so that the caller may close
+// its resources before Start.
+func (p *Process) finishArg(payload []byte) ([]byte, error) {
+	if err := p.res.Own(); err != nil {
+		return nil, fmt.Errorf("passing its resources: %w", err)
+	}
+	return wire.AppendTrailer(payload, p.res.Res), nil
+}
+
+func closeFiles(fs []*os.File) {
+	for _, f := range fs {
+		f.Close()
+	}
 }
 
 // wait collects the child's result frame, then reaps it.
@@ -264,7 +296,10 @@ func (p *Process) wait(c *boot.Child) {
 	// Error reports may use at least minReportLimit, so that a small
 	// MaxMessageSize still lets the child say why it failed.
 	limit, _ := boot.MessageLimit(p.MaxMessageSize) // checked by Start
-	c.Reader.SetLimit(reportLimit(limit))
+	c.Reader.SetLimit(reportLimit(limit) + tableSlack)
+	// The result may hold resources: their descriptors come with it.
+	c.Reader.ReceiveFiles(c.Conn)
+	defer c.Reader.CloseFiles()
 	for {
 		kind, payload, err := c.Reader.Next()
 		if err != nil {
@@ -275,14 +310,21 @@ func (p *Process) wait(c *boot.Child) {
 		}
 		switch kind {
 		case kindValue:
-			if len(payload) > limit {
-				// The child checks its result before sending; this only
-				// keeps the limit exact should it not have.
-				failure = &errs.TooLargeError{What: "result", Func: p.funcName, Size: int64(len(payload)), Limit: int64(limit)}
-			} else if p.rtype != nil {
-				failure = p.rtype.Decode(payload, p.runner)
-			} else if p.decode != nil {
-				result, failure = p.decode(payload)
+			var (
+				in  *wire.Files
+				val []byte
+			)
+			if val, in, failure = wire.SplitTrailer(payload, c.Reader.Files()); failure == nil {
+				if len(val) > limit {
+					// The child checks its result before sending; this only
+					// keeps the limit exact should it not have.
+					failure = &errs.TooLargeError{What: "result", Func: p.funcName, Size: int64(len(val)), Limit: int64(limit)}
+				} else if p.rtype != nil {
+					failure = p.rtype.Decode(val, p.runner, in)
+				} else if p.decode != nil {
+					result, failure = p.decode(val, in)
+				}
+				in.Close()
 			}
 			haveRes = failure == nil
 		case kindError:
@@ -468,6 +510,7 @@ func (p *Process) Close() error {
 		}
 	}
 	p.state = stateClosed
+	p.res.Close() // never started: the argument's descriptors go
 	return nil
 }
 
@@ -529,16 +572,18 @@ func serveProcess(s *boot.Session) int {
 			return 1
 		}
 	}
-	arg := d.Rest()
-	if d.Err() != nil {
-		fmt.Fprintf(os.Stderr, "multiproc: child %d: bad target: %v\n", os.Getpid(), d.Err())
+	arg, in, err := wire.SplitTrailer(d.Rest(), s.Files())
+	if d.Err() != nil || err != nil {
+		fmt.Fprintf(os.Stderr, "multiproc: child %d: bad target: %v\n", os.Getpid(), errors.Join(d.Err(), err))
 		return 2
 	}
 	limit := s.Start.MaxMessageSize
-	ctx := context.Background()
+	// The argument's resources are the target's; those of its result go
+	// back with the result frame.
+	var out wire.Outgoing
+	ctx := wire.WithResources(context.Background(), in, &out)
 	buf, off := wire.BeginFrame(make([]byte, 0, 256), kindValue)
 	what := "result"
-	var err error
 	returned := false
 	defer func() {
 		if !returned {
@@ -565,21 +610,58 @@ func serveProcess(s *boot.Session) int {
 		err = fmt.Errorf("multiproc: unknown target kind %q", kind)
 	}
 	returned = true
-	if err == nil && wire.EndFrame(buf, off, limit) != nil {
+	in.Close() // what the target did not take
+	var fds []int
+	if size := len(buf) - off - wire.HeaderSize; err == nil && size > limit {
 		// Caught here, before sending: the parent's reader would refuse
 		// the frame, and the child would look as if it had succeeded.
-		err = &errs.TooLargeError{What: what, Func: name, Size: int64(len(buf) - off - wire.HeaderSize), Limit: int64(limit)}
+		err = &errs.TooLargeError{What: what, Func: name, Size: int64(size), Limit: int64(limit)}
+	}
+	if err == nil {
+		buf, fds, err = appendResultTable(buf, off, &out)
+	}
+	if err == nil && wire.EndFrame(buf, off, limit+tableSlack) != nil {
+		err = &errs.TooLargeError{What: what + " with its resource table", Func: name, Size: int64(len(buf) - off - wire.HeaderSize), Limit: int64(limit + tableSlack)}
 	}
 	if err != nil {
-		buf = appendErrorFrame(buf[:0], name, err, reportLimit(limit))
+		buf, fds = appendErrorFrame(buf[:0], name, err, reportLimit(limit)), nil
 	}
-	s.Conn.Write(buf)
+	if len(fds) > 0 {
+		wire.WriteFiles(s.Conn, buf, []wire.Attach{{At: off, Fds: fds}})
+	} else {
+		s.Conn.Write(buf)
+	}
+	out.Close()
 	Finish()
 	if err != nil {
 		return 1
 	}
 	return 0
 }
+
+// appendResultTable ends the result frame begun at off with its resource
+// table, and returns the descriptors to send with it. A frame with
+// descriptors declares their count before its payload, so the value is
+// moved once to make room: only results that hold resources pay for it.
+func appendResultTable(buf []byte, off int, out *wire.Outgoing) ([]byte, []int, error) {
+	buf = wire.AppendTrailer(buf, out.Res)
+	if out.Files() == 0 {
+		return buf, nil, nil
+	}
+	fds, err := wire.Descriptors(out.Res)
+	if err != nil {
+		return buf, nil, fmt.Errorf("multiproc: passing the result's resources: %w", err)
+	}
+	count := binary.AppendUvarint(nil, uint64(len(fds)))
+	body := off + wire.HeaderSize
+	buf = slices.Insert(buf, body, count...)
+	buf[body-1] |= wire.FlagFiles
+	return buf, fds, nil
+}
+
+// tableSlack is the room a result frame has beyond MaxMessageSize for its
+// resource table: the limit bounds the value, not the table.
+const tableSlack = 64 << 10
 
 // minReportLimit is the least room an error report has, whatever
 // MaxMessageSize says: a report is a few hundred bytes, more with a panic

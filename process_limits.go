@@ -46,12 +46,17 @@ func (p *Process) limitsPayload() ([]byte, *cgroup.Group, error) {
 			return nil, nil, err
 		}
 	}
-	head := p.payload[:len(p.payload)-p.argLen]
+	// The payload is the target's kind and name, then the argument (and
+	// its resource trailer): the limits go between the two.
+	d := wire.NewBuf(p.payload)
+	d.Byte()
+	_ = d.Bytes() // the name
+	headLen := len(p.payload) - len(d.Rest())
 	b := make([]byte, 0, len(p.payload)+32)
-	b = append(b, head[0]|targetLimits)
-	b = append(b, head[1:]...)
+	b = append(b, p.payload[0]|targetLimits)
+	b = append(b, p.payload[1:headLen]...)
 	b = s.Append(b)
-	b = append(b, p.payload[len(p.payload)-p.argLen:]...)
+	b = append(b, p.payload[headLen:]...)
 	return b, g, nil
 }
 

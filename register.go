@@ -68,6 +68,22 @@ func (f Func[In, Out]) check() error {
 // gob.Register in an init function or package-level var, before Main, so
 // that every process knows it; otherwise the call fails with an error
 // naming the interface and the missing concrete type.
+//
+// Resources travel too, wherever they are in the argument or the result
+// (a field at any depth, slice and map elements, an interface-typed
+// position such as a net.Listener field): *os.File, the net package's TCP,
+// unix and UDP connections and listeners, and the project's shared memory
+// (package shm) and later locks, queues and pipes. Their descriptors go
+// beside the bytes (ExtraFiles to a Process, SCM_RIGHTS to a pool worker).
+// Passing duplicates a descriptor: the sender keeps its own and may close
+// it as soon as the call returns. A file, connection or listener that
+// arrives belongs to the receiving code, which must close it. A resource
+// with an identity (shared memory, locks) arrives in a pool worker once
+// and is reused by every later task there; do not close it in a task, and
+// do not use it after the task returns (the parent may release it). A
+// pool whose backend cannot carry descriptors (the cluster) refuses an
+// argument holding one with an error matching [ErrNotTransferable] that
+// names where it is ("main.Batch.Jobs[3].Out").
 func Register[In, Out any](name string, fn func(context.Context, In) (Out, error)) Func[In, Out] {
 	e, err := registry.Add(name, fn)
 	if err != nil {

@@ -3,6 +3,8 @@ package multiproc
 import (
 	"context"
 	"errors"
+	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -113,5 +115,55 @@ func TestEngineSeam(t *testing.T) {
 	}
 	if s := p.Stats(); s.Duplicates != 3 || len(s.PerHost) != 1 || s.PerHost[0].Host != "h1" {
 		t.Errorf("Stats = %+v, want the engine's remote counts", s)
+	}
+}
+
+// batch holds a file deep inside, behind an interface-typed position that
+// no static check can see into.
+type batch struct {
+	Jobs []struct{ Out any }
+}
+
+var seamBatch = Register("seam.batch", Plain(func(b batch) int { return len(b.Jobs) }))
+
+// TestEngineSeamDynamicResource: an argument whose resource is visible
+// only at run time (a file in an interface field) is refused by an engine
+// that cannot carry descriptors, with its path, before submitting.
+func TestEngineSeamDynamicResource(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var fe *fakeEngine
+	p, err := NewPool(ctx, 1, fakeBackend(&fe))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	f, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var b batch
+	b.Jobs = make([]struct{ Out any }, 3)
+	b.Jobs[2].Out = f
+	before := fe.count()
+	_, err = Apply(ctx, p, seamBatch, b)
+	if !errors.Is(err, ErrNotTransferable) || !strings.Contains(err.Error(), "batch.Jobs[2].Out") {
+		t.Fatalf("got %v, want ErrNotTransferable naming batch.Jobs[2].Out", err)
+	}
+	if _, err := Map(ctx, p, seamBatch, []batch{{}, b}); !errors.Is(err, ErrNotTransferable) {
+		t.Fatalf("Map: %v", err)
+	}
+	if fe.count() != before {
+		t.Fatal("the argument reached the engine")
+	}
+	// Without the file, the same type goes through (the fake engine
+	// echoes the payload as the result, so only the error is checked).
+	b.Jobs[2].Out = 7
+	if err := ApplyAsync(ctx, p, seamBatch, b).Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if fe.count() != before+1 {
+		t.Fatal("the argument without a resource did not reach the engine")
 	}
 }

@@ -133,7 +133,7 @@ type Config struct {
 type Child struct {
 	Cmd    *exec.Cmd
 	Conn   *net.UnixConn
-	Reader *wire.Reader // rejects frames over Config.MaxMessageSize
+	Reader *wire.Reader // descriptor mode (recvmsg); rejects frames over Config.MaxMessageSize
 }
 
 // Pid returns the child's process id.
@@ -224,7 +224,7 @@ func Spawn(ctx context.Context, cfg Config) (*Child, error) {
 		conn.Close()
 		return nil, fmt.Errorf("multiproc: starting child: %w", err)
 	}
-	c := &Child{Cmd: cmd, Conn: conn, Reader: wire.NewReader(conn, limit)}
+	c := &Child{Cmd: cmd, Conn: conn, Reader: wire.NewUnixReader(conn, limit)}
 	if cfg.Started != nil {
 		if err := cfg.Started(c.Pid()); err != nil {
 			c.kill()
@@ -381,6 +381,23 @@ type Session struct {
 	Start  StartMsg
 	Conn   *net.UnixConn
 	Reader *wire.Reader
+
+	filesTaken bool
+}
+
+// Files returns the files the parent passed (Config.Files), as fds 4, 5,
+// ... of this process, and hands them to the caller. A second call returns
+// nil.
+func (s *Session) Files() []*os.File {
+	if s.filesTaken || s.Start.Files == 0 {
+		return nil
+	}
+	s.filesTaken = true
+	fs := make([]*os.File, s.Start.Files)
+	for i := range fs {
+		fs[i] = os.NewFile(uintptr(4+i), fmt.Sprintf("multiproc-passed-%d", i))
+	}
+	return fs
 }
 
 var (
@@ -449,7 +466,7 @@ func Serve() {
 	if _, err := conn.Write(wire.AppendFrame(nil, KindReady, nil)); err != nil {
 		os.Exit(2) // parent gone
 	}
-	os.Exit(h(&Session{Start: msg, Conn: conn, Reader: wire.NewReader(conn, msg.MaxMessageSize)}))
+	os.Exit(h(&Session{Start: msg, Conn: conn, Reader: wire.NewUnixReader(conn, msg.MaxMessageSize)}))
 }
 
 // readStart reads the start message's frame and returns its payload.

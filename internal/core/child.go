@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"runtime"
+	"slices"
 	"sync"
 	"time"
 
@@ -35,21 +36,20 @@ type childTask struct {
 	flags   byte
 	payload []byte
 	budget  time.Duration // the task's time budget, 0 for none (flagBudget)
-	// files arrived with the task frame (SCM_RIGHTS). The function can
-	// reach them through TaskFiles while it runs; they are closed after.
-	files []*os.File
+	// res is the task's resource table (flagRes), with the descriptors
+	// that arrived with the frame; lost says they could not be received.
+	res  []childRes
+	lost bool
+	// wake, set instead of a task, makes an idle executor apply the
+	// evictions that came in (see childWorker.evicts).
+	wake bool
 }
 
-type filesKey struct{}
-
-// TaskFiles returns the descriptors that arrived with the task whose
-// context ctx is, in a pool worker, and nil elsewhere. They are valid while
-// the task runs and closed when it returns; a caller that keeps one must
-// duplicate it. It is the hook through which the resources layer will hand
-// descriptors to decoders.
-func TaskFiles(ctx context.Context) []*os.File {
-	fs, _ := ctx.Value(filesKey{}).([]*os.File)
-	return fs
+// pendingEvict is an evict frame: resources to drop once the tasks that
+// came before it (ordinals up to after) have run.
+type pendingEvict struct {
+	after uint64
+	ids   []uint64
 }
 
 // worker is the child side of a pool worker.
@@ -63,10 +63,14 @@ type childWorker struct {
 	runningCtx  *taskCtx        // the running task's context
 	budgetTimer *time.Timer     // ends the running task's budget; one per worker, reset per task
 	cancelled   map[uint64]bool // ordinals cancelled before they ran
+	evicts      []pendingEvict  // evict frames not yet applied, in order
 
-	iso     *childIso // limits, CPU guard, output capture (issue 14)
-	scratch []byte    // result frame under construction (execute's goroutine only)
-	limit   int       // largest result the pool accepts (Config.MaxMessageSize)
+	iso     *childIso           // limits, CPU guard, output capture (issue 14)
+	scratch []byte              // result frame under construction (execute's goroutine only)
+	limit   int                 // largest result the pool accepts (Config.MaxMessageSize)
+	cache   map[uint64]*keptRes // resources held (execute's goroutine only)
+	lastRun uint64              // ordinal of the last task run (execute's goroutine only)
+	out     wire.Outgoing       // the running task's result's resources
 
 	outMu    sync.Mutex
 	outLen   int       // bytes of unsent result frames in the shared area
@@ -80,6 +84,11 @@ const flushDelay = 200 * time.Microsecond
 
 func serveWorker(s *boot.Session) int {
 	d := wire.NewBuf(s.Start.Payload)
+	isoIn, err := readIso(d)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "multiproc: worker %d: bad start payload: %v\n", os.Getpid(), err)
+		return 2
+	}
 	initName, initArg := d.String(), d.Bytes()
 	procs := int(d.Uvarint())
 	limit := d.Uvarint()
@@ -87,13 +96,20 @@ func serveWorker(s *boot.Session) int {
 		fmt.Fprintf(os.Stderr, "multiproc: worker %d: bad message limit %d in start payload\n", os.Getpid(), limit)
 		return 2
 	}
-	if d.Err() != nil {
-		fmt.Fprintf(os.Stderr, "multiproc: worker %d: bad start payload: %v\n", os.Getpid(), d.Err())
+	files := s.Files() // the shared page, the initializer's resources, the isolation's files
+	if d.Err() != nil || len(files) < 1+isoIn.files() {
+		fmt.Fprintf(os.Stderr, "multiproc: worker %d: bad start payload: %v (%d files)\n", os.Getpid(), d.Err(), len(files))
 		return 2
 	}
-	wf := os.NewFile(wordsFD, "multiproc-words")
-	words, err := shmword.Open(wf)
-	wf.Close()
+	isoFiles := files[len(files)-isoIn.files():]
+	files = files[:len(files)-isoIn.files()]
+	initRes, err := parseResTable(d, files[1:])
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "multiproc: worker %d: bad start payload: %v\n", os.Getpid(), err)
+		return 2
+	}
+	words, err := shmword.Open(files[0])
+	files[0].Close()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "multiproc: worker %d: %v\n", os.Getpid(), err)
 		return 2
@@ -103,7 +119,7 @@ func serveWorker(s *boot.Session) int {
 	// between its goroutines stay on one thread instead of waking another
 	// CPU, which halves a small task's round trip on a virtual machine.
 	runtime.GOMAXPROCS(procs)
-	w := &childWorker{s: s, words: words, tasks: make(chan childTask, 2*maxWindow), cancelled: map[uint64]bool{},
+	w := &childWorker{s: s, words: words, tasks: make(chan childTask, 2*maxWindow), cancelled: map[uint64]bool{}, cache: map[uint64]*keptRes{},
 		// A result frame adds a few bytes to the result: keep the frame
 		// within what its 4-byte header can say.
 		limit: int(min(limit, math.MaxUint32-frameSlack))}
@@ -112,7 +128,7 @@ func serveWorker(s *boot.Session) int {
 	s.Reader.SetLimit(readerLimit(w.limit))
 	s.Reader.ReceiveFiles(s.Conn)
 	// Limits apply before any user code: the initializer is user code.
-	iso, err := startIso(d, words)
+	iso, err := startIso(isoIn, isoFiles)
 	if err != nil {
 		buf, off := wire.BeginFrame(nil, kindInit)
 		buf = append(buf, statusError)
@@ -123,8 +139,13 @@ func serveWorker(s *boot.Session) int {
 		return 1
 	}
 	w.iso = iso
+	// The initializer's resources stay for the worker's life.
+	w.install(initRes, true)
+	in := &taskIn{w: w, res: initRes}
 	if initName != "" {
-		if err := runInit(initName, initArg); err != nil {
+		err := runInit(initName, initArg, in)
+		in.close()
+		if err != nil {
 			buf, off := wire.BeginFrame(nil, kindInit)
 			buf = append(buf, statusError)
 			buf = registry.AppendFailure(buf, initName, err)
@@ -142,7 +163,7 @@ func serveWorker(s *boot.Session) int {
 	return 0
 }
 
-func runInit(name string, arg []byte) error {
+func runInit(name string, arg []byte, in wire.Incoming) error {
 	e, err := registry.Lookup(name)
 	if err != nil {
 		return err
@@ -154,7 +175,7 @@ func runInit(name string, arg []byte) error {
 			exit(2)
 		}
 	}()
-	_, err = e.Call(context.Background(), arg, nil)
+	_, err = e.Call(wire.WithResources(context.Background(), in, nil), arg, nil)
 	returned = true
 	return err
 }
@@ -172,14 +193,36 @@ func (w *childWorker) read() {
 		switch kind {
 		case kindTask:
 			ord++
-			t, err := parseTask(fns, payload)
+			t, err := parseTask(fns, payload, w.s.Reader.Files(), w.s.Reader.FilesLost())
 			if err != nil {
 				fmt.Fprintf(os.Stderr, "multiproc: worker %d: %v\n", os.Getpid(), err)
 				exit(2)
 			}
 			t.ord = ord
-			t.files = w.s.Reader.Files()
 			w.tasks <- t
+		case kindEvict:
+			d := wire.NewBuf(payload)
+			n := d.Uvarint()
+			if n > uint64(len(payload)) {
+				os.Exit(2)
+			}
+			ids := make([]uint64, 0, n)
+			for range n {
+				ids = append(ids, d.Uvarint())
+			}
+			if d.Err() != nil {
+				os.Exit(2)
+			}
+			// Applied in order with the tasks (the ones before may still
+			// use them), by the executor; an idle one is woken. Never a
+			// blocking send: the reader must stay free for cancels.
+			w.mu.Lock()
+			w.evicts = append(w.evicts, pendingEvict{after: ord, ids: ids})
+			w.mu.Unlock()
+			select {
+			case w.tasks <- childTask{wake: true}:
+			default: // full: the executor is busy and applies them soon
+			}
 		case kindCancel:
 			o, n := binary.Uvarint(payload)
 			if n <= 0 {
@@ -202,7 +245,7 @@ func (w *childWorker) read() {
 	}
 }
 
-func parseTask(fns map[uint64]*registry.Entry, payload []byte) (childTask, error) {
+func parseTask(fns map[uint64]*registry.Entry, payload []byte, files []*os.File, lost bool) (childTask, error) {
 	d := wire.NewBuf(payload)
 	ref := d.Uvarint()
 	flags := d.Byte()
@@ -233,6 +276,27 @@ func parseTask(fns map[uint64]*registry.Entry, payload []byte) (childTask, error
 		if t.budget <= 0 {
 			t.budget = 1 // spent already: the context ends at once
 		}
+	}
+	if flags&flagRes != 0 {
+		var err error
+		if lost {
+			// No descriptors came: read the table for its IDs alone.
+			t.res, err = parseResTable(d, nil)
+			if err != nil {
+				err = nil
+				t.res = nil
+			}
+			for i := range t.res {
+				t.res[i].files = nil
+			}
+			t.lost = true
+		} else if t.res, err = parseResTable(d, files); err != nil {
+			closeFiles(files)
+			return t, fmt.Errorf("multiproc: corrupt task frame (ref %d): %w", ref, err)
+		}
+	} else if len(files) > 0 {
+		closeFiles(files)
+		return t, fmt.Errorf("multiproc: corrupt task frame (ref %d): %d descriptors without a resource table: %w", ref, len(files), wire.ErrCorrupt)
 	}
 	if d.Err() != nil {
 		return t, fmt.Errorf("multiproc: corrupt task frame (ref %d): %w", ref, d.Err())
@@ -265,10 +329,14 @@ func putPayload(b []byte) {
 
 func (w *childWorker) execute() {
 	for t := range w.tasks {
-		w.run(t)
-		for _, f := range t.files {
-			f.Close()
+		if t.wake {
+			w.applyEvicts(w.lastRun)
+			continue
 		}
+		w.applyEvicts(t.ord - 1)
+		w.run(t)
+		w.lastRun = t.ord
+		w.applyEvicts(t.ord)
 		putPayload(t.payload)
 		if len(w.tasks) == 0 {
 			w.flush()
@@ -296,8 +364,9 @@ func (w *childWorker) budgetSpent() {
 // derived from it (WithCancel, WithTimeout) propagate its end without a
 // goroutine each.
 type taskCtx struct {
-	deadline time.Time  // zero without a budget
-	files    []*os.File // TaskFiles
+	deadline time.Time // zero without a budget
+	in       wire.Incoming
+	out      *wire.Outgoing
 
 	mu    sync.Mutex
 	done  chan struct{} // made on demand
@@ -326,8 +395,15 @@ func (c *taskCtx) Err() error {
 }
 
 func (c *taskCtx) Value(key any) any {
-	if _, ok := key.(filesKey); ok && len(c.files) > 0 {
-		return c.files
+	switch key {
+	case wire.IncomingKey:
+		if c.in != nil {
+			return c.in
+		}
+	case wire.OutgoingKey:
+		if c.out != nil {
+			return c.out
+		}
 	}
 	return nil
 }
@@ -381,12 +457,17 @@ func (c *taskCtx) cancel(err error) {
 }
 
 func (w *childWorker) run(t childTask) {
+	// What arrived is held from now on, whether the task runs or not: the
+	// parent counts it as held.
+	missing := w.install(t.res, false)
+	in := &taskIn{w: w, res: t.res}
+	defer in.close()
 	w.mu.Lock()
 	cancelled := t.flags&flagCancelled != 0 || w.cancelled[t.ord]
 	delete(w.cancelled, t.ord)
 	var ctx *taskCtx
-	if !cancelled {
-		ctx = &taskCtx{files: t.files}
+	if !cancelled && !t.lost && missing == 0 {
+		ctx = &taskCtx{in: in, out: &w.out}
 		if t.budget > 0 {
 			// The budget is relative: it starts now, in this process, so
 			// the hosts' clocks need not agree.
@@ -406,9 +487,20 @@ func (w *childWorker) run(t childTask) {
 	// Layout: ordinal, status, fixed 8-byte duration, data.
 	frame, _ := wire.BeginFrame(w.scratch[:0], kindResult)
 	frame = binary.AppendUvarint(frame, t.ord)
-	if cancelled {
-		frame = append(frame, statusCancelled)
+	if cancelled || missing != 0 {
+		st := byte(statusCancelled)
+		if !cancelled {
+			st = statusResend
+		}
+		frame = append(frame, st)
 		frame = binary.LittleEndian.AppendUint64(frame, 0)
+		w.scratch = w.appendResult(frame)
+		return
+	}
+	if t.lost {
+		frame = append(frame, statusError)
+		frame = binary.LittleEndian.AppendUint64(frame, 0)
+		frame = registry.AppendFailure(frame, t.fn.Name, fmt.Errorf("%w: worker %d could not receive the descriptors of the task's resources (its descriptor table is full)", errs.ErrFDLimit, os.Getpid()))
 		w.scratch = w.appendResult(frame)
 		return
 	}
@@ -470,6 +562,17 @@ func (w *childWorker) run(t childTask) {
 		// the failure alone.
 		frame, chunk = frame[:dataAt], false
 	}
+	// A result that holds resources (a partial chunk's results too) ends
+	// with their table and goes out at once with their descriptors.
+	var fds []int
+	hasRes := len(w.out.Res) > 0 && (err == nil || chunk)
+	if hasRes {
+		var derr error
+		if fds, derr = wire.Descriptors(w.out.Res); derr != nil {
+			err = fmt.Errorf("multiproc: %q: passing the result's resources: %w", t.fn.Name, derr)
+			frame, chunk, hasRes, n = frame[:dataAt], false, false, 0
+		}
+	}
 	if err != nil {
 		if chunk {
 			// CallChunk appended the n results before the failure.
@@ -484,7 +587,14 @@ func (w *childWorker) run(t childTask) {
 		frame = registry.AppendFailureOutput(frame, t.fn.Name, err, output)
 	}
 	binary.LittleEndian.PutUint64(frame[statusAt+1:], uint64(dur))
-	w.scratch = w.appendResult(frame)
+	if hasRes {
+		frame[statusAt] |= statusRes
+		frame = wire.AppendTrailer(frame, w.out.Res)
+		w.scratch = w.sendWithFiles(frame, fds)
+	} else {
+		w.scratch = w.appendResult(frame)
+	}
+	w.out.Close() // the kernel holds its own references to what went out
 	// Completion is published only once the result has left: written to the
 	// socket or to the shared area, where the parent finds it even if this
 	// process dies now. Until then the parent counts the task as running
@@ -529,6 +639,33 @@ func (w *childWorker) appendResult(frame []byte) []byte {
 		w.timer = time.AfterFunc(flushDelay, w.flush)
 	} else if first {
 		w.timer.Reset(flushDelay)
+	}
+	return reuse(frame)
+}
+
+// sendWithFiles sends a result frame (header included) that holds
+// resources, with their descriptors, after the results waiting in the
+// shared area, which cannot carry descriptors.
+func (w *childWorker) sendWithFiles(frame []byte, fds []int) []byte {
+	if len(fds) > 0 {
+		frame = slices.Insert(frame, wire.HeaderSize, binary.AppendUvarint(nil, uint64(len(fds)))...)
+		frame[wire.HeaderSize-1] |= wire.FlagFiles
+	}
+	if err := wire.EndFrame(frame, 0, 0); err != nil {
+		fmt.Fprintf(os.Stderr, "multiproc: worker %d: result too large: %v\n", os.Getpid(), err)
+		os.Exit(2)
+	}
+	w.outMu.Lock()
+	defer w.outMu.Unlock()
+	w.flushLocked()
+	var err error
+	if len(fds) > 0 {
+		err = wire.WriteFiles(w.s.Conn, frame, []wire.Attach{{At: 0, Fds: fds}})
+	} else {
+		_, err = w.s.Conn.Write(frame)
+	}
+	if err != nil {
+		os.Exit(boot.ExitParentDied)
 	}
 	return reuse(frame)
 }

@@ -34,14 +34,10 @@ func exit(code int) {
 	os.Exit(code)
 }
 
-// setCrashOutput sends the runtime's crash reports to the file the parent
-// passed (descriptor fd) as well as to stderr. It runs before any user
+// setCrashOutput sends the runtime's crash reports to f, the file the
+// parent passed for them, as well as to stderr. It runs before any user
 // code, so a crash anywhere in it is reported.
-func setCrashOutput(fd int) {
-	f := os.NewFile(uintptr(fd), "multiproc-crash")
-	if f == nil {
-		return
-	}
+func setCrashOutput(f *os.File) {
 	if err := isolate.SetCrashOutput(f); err != nil {
 		fmt.Fprintf(os.Stderr, "multiproc: worker %d: crash reports: %v\n", os.Getpid(), err)
 	}
@@ -55,23 +51,43 @@ type childIso struct {
 	capture *isolate.Capture  // output capture; nil without
 }
 
-// startIso reads the isolation part of the start payload and applies the
-// limits, before any user code (the initializer included) runs.
-func startIso(d *wire.Buf, words *shmword.Words) (*childIso, error) {
-	spec, err := isolate.Decode(d)
-	if err != nil {
-		return nil, err
+// isoStart is the isolation part of a worker's start payload, which comes
+// first in it (see appendIsoPayload).
+type isoStart struct {
+	spec    isolate.Spec
+	capture int // bytes of captured output kept, 0 for no capture
+}
+
+// files is how many of the start's files are the isolation's: they come
+// last, the crash report file, then the capture file.
+func (in isoStart) files() int {
+	if in.capture > 0 {
+		return 2
 	}
-	capMax := int(min(d.Uvarint(), 1<<30))
-	crashFD := int(min(d.Uvarint(), 1<<20))
-	if d.Err() != nil {
-		return nil, d.Err()
+	return 1
+}
+
+// readIso reads the isolation part at the start of a worker's payload.
+func readIso(d *wire.Buf) (isoStart, error) {
+	var in isoStart
+	var err error
+	if in.spec, err = isolate.Decode(d); err != nil {
+		return in, err
 	}
-	setCrashOutput(crashFD)
+	in.capture = int(min(d.Uvarint(), 1<<30))
+	return in, d.Err()
+}
+
+// startIso applies the limits, before any user code (the initializer
+// included) runs. files are the isolation's files (see isoStart.files).
+func startIso(in isoStart, files []*os.File) (*childIso, error) {
+	setCrashOutput(files[0])
+	spec := in.spec
 	if err := isolate.Apply(spec); err != nil {
 		return nil, err
 	}
 	ci := &childIso{total: spec.CPUTimeTotal > 0}
+	var err error
 	ci.guard, err = isolate.NewCPUGuard(spec, func() {
 		// The running task crossed its allowance; a goroutine cannot be
 		// stopped from outside, so the worker goes, saying why.
@@ -82,9 +98,8 @@ func startIso(d *wire.Buf, words *shmword.Words) (*childIso, error) {
 	if err != nil {
 		return nil, err
 	}
-	if capMax > 0 {
-		f := os.NewFile(uintptr(crashFD+1), "multiproc-output")
-		if ci.capture, err = isolate.NewCapture(f, capMax); err != nil {
+	if in.capture > 0 {
+		if ci.capture, err = isolate.NewCapture(files[1], in.capture); err != nil {
 			return nil, err
 		}
 	}

@@ -12,7 +12,6 @@ import (
 	"github.com/multiproc-go/multiproc/internal/engine"
 	"github.com/multiproc-go/multiproc/internal/errs"
 	"github.com/multiproc-go/multiproc/internal/registry"
-	"github.com/multiproc-go/multiproc/internal/testutil"
 	"github.com/multiproc-go/multiproc/internal/wire"
 )
 
@@ -37,22 +36,7 @@ func mustAdd[In, Out any](name string, fn func(context.Context, In) (Out, error)
 	return e
 }
 
-var (
-	pidFn = mustAdd("core.test.pid", func(context.Context, int) (int, error) { return os.Getpid(), nil })
-	// filesFn writes its argument byte to every descriptor that came with
-	// the task and reports how many came and how many this worker has open.
-	filesFn = mustAdd("core.test.files", func(ctx context.Context, b byte) (fileReport, error) {
-		fs := TaskFiles(ctx)
-		for _, f := range fs {
-			if _, err := f.Write([]byte{b}); err != nil {
-				return fileReport{}, err
-			}
-		}
-		return fileReport{N: len(fs), Open: openFDs()}, nil
-	})
-)
-
-type fileReport struct{ N, Open int }
+var pidFn = mustAdd("core.test.pid", func(context.Context, int) (int, error) { return os.Getpid(), nil })
 
 // openFDs counts this process's descriptors, -1 where /proc is missing.
 func openFDs() int {
@@ -148,7 +132,7 @@ func TestOversizedFirstTask(t *testing.T) {
 		wg.Done()
 	}}
 	w := &worker{p: &Pool{cfg: Config{MaxMessageSize: 64}}, fnRefs: map[*registry.Entry]uint64{}}
-	w.appendTask(task, 0, nil)
+	w.appendTask(task, 0, nil, nil)
 	wg.Wait()
 
 	kind, payload, n, err := wire.ParseFrame(w.wbuf, 0)
@@ -156,7 +140,7 @@ func TestOversizedFirstTask(t *testing.T) {
 		t.Fatalf("frame: kind %#x, %d of %d bytes, %v", kind, n, len(w.wbuf), err)
 	}
 	fns := map[uint64]*registry.Entry{}
-	ct, err := parseTask(fns, payload)
+	ct, err := parseTask(fns, payload, nil, false)
 	if err != nil {
 		t.Fatalf("the worker would reject the stub: %v", err)
 	}
@@ -184,12 +168,12 @@ func TestTaskBudget(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			w := &worker{p: &Pool{}, fnRefs: map[*registry.Entry]uint64{}}
-			w.appendTask(&Task{Fn: e, Ctx: c.ctx, Timeout: c.timeout, Payload: []byte{1}}, 0, nil)
+			w.appendTask(&Task{Fn: e, Ctx: c.ctx, Timeout: c.timeout, Payload: []byte{1}}, 0, nil, nil)
 			_, payload, _, err := wire.ParseFrame(w.wbuf, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
-			ct, err := parseTask(map[uint64]*registry.Entry{}, payload)
+			ct, err := parseTask(map[uint64]*registry.Entry{}, payload, nil, false)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -233,121 +217,6 @@ func TestNotRegistered(t *testing.T) {
 	if s := p.Stats(); s.Died != 0 || s.Restarts != 0 {
 		t.Fatalf("Died %d, Restarts %d; want 0", s.Died, s.Restarts)
 	}
-}
-
-// TestTaskFiles guards descriptor passing: a task's Files reach the worker
-// (SCM_RIGHTS, in the sendmsg of its frame), exactly as many as were
-// given, and they are the caller's files (the worker writes through them);
-// the caller may close its own once Submit returned.
-func TestTaskFiles(t *testing.T) {
-	p := newTestPool(t, Config{})
-	if !p.CanTransfer() {
-		t.Fatal("CanTransfer = false")
-	}
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pr.Close()
-	defer pw.Close()
-	for _, n := range []int{1, 3, wire.MaxFilesPerMsg + 1} {
-		files := make([]*os.File, n)
-		for i := range files {
-			files[i] = pw
-		}
-		rep := decode[fileReport](t, run(t, p, &Task{Fn: filesFn, Payload: encode(t, byte(n)), Files: files}))
-		if rep.N != n {
-			t.Fatalf("worker received %d descriptors, want %d", rep.N, n)
-		}
-		got := make([]byte, n)
-		if _, err := readFull(pr, got); err != nil {
-			t.Fatal(err)
-		}
-		for i, b := range got {
-			if b != byte(n) {
-				t.Fatalf("byte %d through the passed pipe: %d, want %d", i, b, n)
-			}
-		}
-	}
-	// The caller's descriptor closed right after Submit: the pool's copy
-	// still travels.
-	mine, err := dupFile(pw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ch := make(chan Result, 1)
-	task := &Task{Fn: filesFn, Payload: encode(t, byte('c')), Files: []*os.File{mine}, Ctx: context.Background(), Items: 1,
-		Done: func(r Result) { r.Data = append([]byte(nil), r.Data...); ch <- r }}
-	if err := p.Submit(task); err != nil {
-		t.Fatal(err)
-	}
-	mine.Close()
-	if rep := decode[fileReport](t, <-ch); rep.N != 1 {
-		t.Fatalf("after the caller closed its file: worker received %d descriptors, want 1", rep.N)
-	}
-	var b [1]byte
-	if _, err := readFull(pr, b[:]); err != nil || b[0] != 'c' {
-		t.Fatalf("read %q, %v", b, err)
-	}
-}
-
-// TestTaskFilesNoGrowth: a worker that receives the same descriptor in
-// 1000 tasks does not grow its descriptor table, nor does the pool.
-func TestTaskFilesNoGrowth(t *testing.T) {
-	if openFDs() < 0 {
-		t.Skip("no /proc/self/fd")
-	}
-	p := newTestPool(t, Config{})
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pr.Close()
-	defer pw.Close()
-	one := func() fileReport {
-		rep := decode[fileReport](t, run(t, p, &Task{Fn: filesFn, Payload: encode(t, byte('a')), Files: []*os.File{pw}}))
-		var b [1]byte
-		if _, err := readFull(pr, b[:]); err != nil {
-			t.Fatal(err)
-		}
-		return rep
-	}
-	parentBefore := openFDs()
-	before := one()
-	const n = 1000
-	var wg sync.WaitGroup
-	wg.Add(n)
-	var mu sync.Mutex
-	var bad error
-	tasks := make([]*Task, n)
-	for i := range tasks {
-		tasks[i] = &Task{Fn: filesFn, Payload: encode(t, byte('b')), Files: []*os.File{pw}, Ctx: context.Background(), Items: 1,
-			Done: func(r Result) {
-				if r.Err != nil {
-					mu.Lock()
-					bad = r.Err
-					mu.Unlock()
-				}
-				wg.Done()
-			}}
-	}
-	go func() { // drain the pipe so the workers never block writing
-		buf := make([]byte, n)
-		readFull(pr, buf)
-	}()
-	if err := p.Submit(tasks...); err != nil {
-		t.Fatal(err)
-	}
-	wg.Wait()
-	if bad != nil {
-		t.Fatal(bad)
-	}
-	after := one()
-	if after.Open > before.Open || after.N != 1 {
-		t.Fatalf("worker: %d descriptors open before %d tasks, %d after (received %d); want no growth", before.Open, n, after.Open, after.N)
-	}
-	// The pool closes its copies just after a task's Done returns.
-	testutil.WaitFor(t, deadline, func() bool { return openFDs() <= parentBefore }, "the pool's descriptors back to where they were")
 }
 
 func readFull(f *os.File, b []byte) (int, error) {
@@ -401,7 +270,7 @@ func TestTaskContext(t *testing.T) {
 			t.Fatalf("errors %v, %v, %v; want %v", c.Err(), child.Err(), sub.Err(), want)
 		}
 	}
-	if TaskFiles(&taskCtx{}) != nil || TaskFiles(context.Background()) != nil {
-		t.Fatal("TaskFiles without files")
+	if wire.IncomingFrom(&taskCtx{}) != nil || wire.OutgoingFrom(&taskCtx{}) != nil {
+		t.Fatal("resources in a context without any")
 	}
 }

@@ -23,9 +23,8 @@ import (
 // exit record in the shared page, its cgroup's OOM counter, its crash
 // report and its exit status, and says why.
 
-// The crash report file and the output capture file are passed after the
-// worker's other files; their descriptor numbers travel in the start
-// payload (appendIsoPayload), so other files may precede them.
+// The crash report file and the output capture file are passed as the
+// worker's last files, after the shared page and the initializer's.
 
 // Exit records: before exiting on its own, a worker stores
 // exitRecorded|reason<<32|code in wordExit, so that its parent tells the
@@ -273,14 +272,12 @@ func (d death) apply(e *errs.ExitError) {
 	}
 }
 
-// appendIsoPayload appends the isolation part of a worker's start payload:
-// the encoded limits, the output capture size, and the descriptor number
-// of the crash report file in the worker (first is where wi's files start;
-// the capture file, if any, follows it).
-func appendIsoPayload(dst []byte, cfg *Config, first int) []byte {
+// appendIsoPayload appends the isolation part of a worker's start payload,
+// which comes first in it: the encoded limits and the output capture
+// size. The isolation's files (workerIso.files) are the start's last.
+func appendIsoPayload(dst []byte, cfg *Config) []byte {
 	dst = cfg.Limits.Append(dst)
-	dst = binary.AppendUvarint(dst, uint64(cfg.CaptureOutput))
-	return binary.AppendUvarint(dst, uint64(first))
+	return binary.AppendUvarint(dst, uint64(cfg.CaptureOutput))
 }
 
 // checkCPULocked retires w before its next task could reach its lifetime

@@ -11,6 +11,7 @@ import (
 	"github.com/multiproc-go/multiproc/internal/engine"
 	"github.com/multiproc-go/multiproc/internal/errs"
 	"github.com/multiproc-go/multiproc/internal/logs"
+	"github.com/multiproc-go/multiproc/internal/wire"
 )
 
 var _ engine.Engine = (*Pool)(nil)
@@ -54,6 +55,8 @@ type Pool struct {
 	spawnFails  int
 	wakeScratch []*worker
 	watches     map[context.Context]*ctxWatch
+	held        map[uint64]*held // resources of queued and running tasks (resources.go)
+	stopRelease func()
 
 	stats counters
 
@@ -101,6 +104,10 @@ func New(ctx context.Context, cfg Config) (*Pool, error) {
 	if p.iso, err = newPoolIso(&p.cfg); err != nil {
 		return nil, err
 	}
+	if err := p.adoptInit(); err != nil {
+		return nil, err
+	}
+	p.stopRelease = wire.OnRelease(p.released)
 	type started struct {
 		w   *worker
 		err error
@@ -128,6 +135,10 @@ func New(ctx context.Context, cfg Config) (*Pool, error) {
 		for _, w := range ws {
 			w.abandon()
 		}
+		p.stopRelease()
+		p.mu.Lock()
+		p.releaseInitLocked()
+		p.mu.Unlock()
 		return nil, firstErr
 	}
 	p.mu.Lock()
@@ -150,9 +161,22 @@ func (p *Pool) Submit(ts ...*Task) error {
 		p.mu.Unlock()
 		return p.broken
 	}
-	if err := adoptFiles(ts); err != nil {
-		p.mu.Unlock()
-		return err
+	for i, t := range ts {
+		if err := p.adoptLocked(t); err != nil {
+			for _, d := range ts[:i] {
+				p.releaseLocked(d)
+			}
+			for _, d := range ts[i+1:] {
+				for _, s := range d.Res {
+					if s.Owned {
+						closeFiles(s.Files)
+					}
+				}
+				d.Res = nil
+			}
+			p.mu.Unlock()
+			return err
+		}
 	}
 	for _, t := range ts {
 		p.pending++
@@ -519,6 +543,8 @@ func (p *Pool) maybeDoneLocked() {
 	}
 	if p.pending == 0 && len(p.workers) == 0 && p.spawning == 0 && !p.doneClosed {
 		p.doneClosed = true
+		p.releaseInitLocked()
+		p.stopRelease()
 		if p.spawnTimer != nil {
 			p.spawnTimer.Stop()
 			p.spawnTimer = nil
@@ -544,8 +570,8 @@ func (p *Pool) Close(ctx context.Context) error {
 }
 
 // CanTransfer reports whether tasks may carry descriptors: the local
-// engine passes a task's Files with SCM_RIGHTS in the sendmsg that carries
-// its frame.
+// engine passes a task's resources with SCM_RIGHTS in the sendmsg that
+// carries its frame.
 func (p *Pool) CanTransfer() bool { return true }
 
 // StartClose stops accepting tasks and lets the pool wind down once its work

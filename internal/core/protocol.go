@@ -18,7 +18,8 @@ const (
 	kindTask                 // pool -> worker: fnRef uvarint, flags, [name], [budget uvarint (ns)], payload
 	kindCancel               // pool -> worker: ordinal uvarint
 	kindExit                 // pool -> worker: finish and exit 0
-	kindResult               // worker -> pool: ordinal uvarint, status, duration uint64 LE (ns), data
+	kindResult               // worker -> pool: ordinal uvarint, status, duration uint64 LE (ns), data [+ resource trailer if statusRes]
+	kindEvict                // pool -> worker: count uvarint, resource IDs uvarint: drop them once the tasks before have run
 )
 
 // Task frame flags.
@@ -31,6 +32,11 @@ const (
 	// when the worker starts the task. Its context ends with
 	// context.DeadlineExceeded when the budget is spent.
 	flagBudget
+	// flagRes: the task's resource table follows the budget: a count, then
+	// per resource its ID and how many of the frame's descriptors are its
+	// (0 for a resource the worker holds already). The payload refers to
+	// the entries by index (wire's resource codec).
+	flagRes
 )
 
 // Result statuses.
@@ -39,7 +45,13 @@ const (
 	statusError            // data: error envelope
 	statusPartial          // chunk failed at item n: n uvarint, encoded slice of n results (bytes), envelope
 	statusCancelled        // not run
+	statusResend           // not run: a resource it refers to is not held by the worker; send it again with its descriptors
 	numStatuses
+
+	// statusRes, set in a status, says that the data ends with a resource
+	// trailer (wire.AppendTrailer): the result holds resources, whose
+	// descriptors came with the frame.
+	statusRes = 0x80
 )
 
 // Shared words a worker publishes.
@@ -72,12 +84,15 @@ func (p *Pool) msgLimit() int {
 	return wire.DefaultMaxFrame
 }
 
-// Start payload: initializer name and argument, GOMAXPROCS, message limit.
-func appendStartPayload(dst []byte, initName string, initArg []byte, procs, limit int) []byte {
+// Start payload: initializer name and argument, GOMAXPROCS, message limit,
+// and the initializer's resource table (wire.AppendTable; its descriptors
+// are the start's files after the shared page).
+func appendStartPayload(dst []byte, initName string, initArg []byte, initRes []wire.Sent, procs, limit int) []byte {
 	dst = wire.AppendString(dst, initName)
 	dst = wire.AppendBytes(dst, initArg)
 	dst = binary.AppendUvarint(dst, uint64(procs))
-	return binary.AppendUvarint(dst, uint64(limit))
+	dst = binary.AppendUvarint(dst, uint64(limit))
+	return wire.AppendTable(dst, initRes)
 }
 
 func appendCancel(dst []byte, ord uint64) []byte {
@@ -103,7 +118,7 @@ func parseResult(payload []byte) (ord uint64, status byte, dur time.Duration, da
 		return 0, 0, 0, nil, fmt.Errorf("result frame: %w", d.Err())
 	case ord == 0:
 		return 0, 0, 0, nil, fmt.Errorf("%w: result for task ordinal 0", wire.ErrCorrupt)
-	case status >= numStatuses:
+	case status&^statusRes >= numStatuses || (status&statusRes != 0 && status&^statusRes != statusOK && status&^statusRes != statusPartial):
 		return 0, 0, 0, nil, fmt.Errorf("%w: unknown result status %d", wire.ErrCorrupt, status)
 	case u > math.MaxInt64:
 		return 0, 0, 0, nil, fmt.Errorf("%w: result run time %d ns out of range", wire.ErrCorrupt, u)

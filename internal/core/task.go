@@ -25,8 +25,10 @@ func (p *Pool) finish(t *Task, r Result) bool {
 	if !t.Settle(r) {
 		return false
 	}
-	if len(t.Files) > 0 {
-		p.releaseFiles(t)
+	if len(t.Res) > 0 {
+		p.mu.Lock()
+		p.releaseLocked(t)
+		p.mu.Unlock()
 	}
 	p.taskDone(t)
 	return true

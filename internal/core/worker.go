@@ -3,7 +3,6 @@ package core
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"math"
 	"net"
@@ -39,6 +38,8 @@ type worker struct {
 	cancels     []uint64 // ordinals to cancel, for the writer
 	exitPending bool     // the writer must send EXIT
 	exitSent    bool
+	cache       map[uint64]*cached // the resources the worker holds (see resources.go)
+	evicts      []uint64           // resources it must drop, for the writer
 	retiring    bool
 	dead        bool
 	needWake    bool
@@ -62,8 +63,12 @@ type worker struct {
 	wcancels []uint64
 	wsegs    []segment
 	wiov     [][]byte
-	wsegLen  int           // bytes of the payloads in wsegs
-	wfds     [][]int       // per task of wbatch: duplicates of its descriptors to send
+	wsegLen  int     // bytes of the payloads in wsegs
+	wfds     [][]int // per task of wbatch: duplicates of its descriptors to send
+	wtab     []byte  // resource tables of the batch's tasks
+	wtabEnd  []int   // per task of wbatch: end of its table in wtab (-1: none)
+	wevicts  []uint64
+	wseq     uint64        // writes so far, for the cache's LRU order
 	watt     []wire.Attach // descriptors of the batch, by stream offset (they are closed after the write)
 	wfail    []*Task       // tasks whose descriptors could not be duplicated
 	wfailErr []error
@@ -86,10 +91,10 @@ func (p *Pool) spawn(ctx context.Context) (*worker, error) {
 		words.Close()
 		return nil, err
 	}
-	files := []*os.File{f}
+	files := append([]*os.File{f}, p.initFiles()...)
 	bc := boot.Config{
 		Role: "worker", Name: name, NewGroup: true,
-		Payload: appendIsoPayload(appendStartPayload(nil, initName, p.cfg.InitArg, p.cfg.MaxProcs, p.msgLimit()), &p.cfg, wordsFD+len(files)),
+		Payload: appendStartPayload(appendIsoPayload(nil, &p.cfg), initName, p.cfg.InitArg, p.cfg.InitRes, p.cfg.MaxProcs, p.msgLimit()),
 		Files:   append(files, wi.files()...),
 		// Chunks of a map are often a megabyte or more.
 		SocketBuffer: 2 << 20,
@@ -108,6 +113,7 @@ func (p *Pool) spawn(ctx context.Context) (*worker, error) {
 		wake: make(chan struct{}, 1), quit: make(chan struct{}), fnRefs: map[*registry.Entry]uint64{},
 		iso: wi,
 	}
+	w.pinInitLocked(p.cfg.InitRes) // w is not shared yet
 	if err := w.awaitInit(ctx, initName); err != nil {
 		w.abandon()
 		return nil, err
@@ -335,6 +341,8 @@ func (w *worker) sendLocked() bool {
 	batch := append(w.wbatch[:0], w.assigned[len(w.assigned)-w.unsent:]...)
 	flags := w.wflags[:0]
 	fds := w.wfds[:0]
+	w.wseq++
+	w.wtab, w.wtabEnd = w.wtab[:0], w.wtabEnd[:0]
 	for _, t := range batch {
 		var f byte
 		if t.Sched.Cancelled || t.Finished() {
@@ -346,22 +354,32 @@ func (w *worker) sendLocked() bool {
 			f |= flagChunk
 		}
 		var tf []int
-		if len(t.Files) > 0 && f&flagCancelled == 0 {
-			// Duplicates for this write, made under p.mu: the task's own
-			// descriptors are closed under p.mu when it is settled, which
-			// may happen while the write is under way.
+		tabEnd := -1
+		if len(t.Res) > 0 && f&flagCancelled == 0 {
+			// Duplicates for this write, made under p.mu: the pool's
+			// copies are closed under p.mu when the last task using them
+			// is settled, which may happen while the write is under way.
+			mark := len(w.wtab)
 			var err error
-			if tf, err = dupAll(t.Files); err != nil {
+			if tf, err = w.resTableLocked(t, w.wseq); err != nil {
+				w.wtab = w.wtab[:mark]
 				f |= flagCancelled // its stub's reply counts nothing: the task is claimed here
 				if p.claimLocked(t, engine.Failed) {
 					w.wfail = append(w.wfail, t)
-					w.wfailErr = append(w.wfailErr, fmt.Errorf("multiproc: task %q: passing %d descriptors: %w", t.Fn.Name, len(t.Files), err))
+					w.wfailErr = append(w.wfailErr, fmt.Errorf("multiproc: task %q: passing its resources: %w", t.Fn.Name, err))
 				}
+			} else {
+				f |= flagRes
+				tabEnd = len(w.wtab)
 			}
 		}
 		flags = append(flags, f)
 		fds = append(fds, tf)
+		w.wtabEnd = append(w.wtabEnd, tabEnd)
 	}
+	w.evictLocked(w.wseq)
+	evicts := append(w.wevicts[:0], w.evicts...)
+	w.evicts = w.evicts[:0]
 	w.unsent = 0
 	cancels := append(w.wcancels[:0], w.cancels...)
 	w.cancels = w.cancels[:0]
@@ -378,8 +396,19 @@ func (w *worker) sendLocked() bool {
 	clear(w.wfailErr)
 	w.wfail, w.wfailErr = w.wfail[:0], w.wfailErr[:0]
 	w.wbuf = w.wbuf[:0]
+	if len(evicts) > 0 {
+		// Ahead of this write's tasks, none of which uses them; the worker
+		// drops them once the tasks written before have run.
+		w.wbuf = appendEvict(w.wbuf, evicts)
+	}
+	w.wevicts = evicts[:0]
+	tabStart := 0
 	for i, t := range batch {
-		w.appendTask(t, flags[i], fds[i])
+		var tab []byte
+		if end := w.wtabEnd[i]; end >= 0 {
+			tab, tabStart = w.wtab[tabStart:end], end
+		}
+		w.appendTask(t, flags[i], fds[i], tab)
 	}
 	clear(fds)
 	w.wfds = fds[:0]
@@ -415,9 +444,10 @@ type segment struct {
 }
 
 // appendTask adds t's frame to the batch being built in w.wbuf and w.wsegs,
-// with fds (duplicates of t.Files, which the batch's write closes) declared
-// in the frame and placed in w.watt.
-func (w *worker) appendTask(t *Task, flags byte, fds []int) {
+// with its resource table tab and fds (duplicates of the descriptors the
+// table sends, which the batch's write closes) declared in the frame and
+// placed in w.watt.
+func (w *worker) appendTask(t *Task, flags byte, fds []int, tab []byte) {
 	ref, known := w.fnRefs[t.Fn]
 	if !known {
 		ref = uint64(len(w.fnRefs) + 1)
@@ -448,6 +478,9 @@ func (w *worker) appendTask(t *Task, flags byte, fds []int) {
 	if flags&flagBudget != 0 {
 		buf = binary.AppendUvarint(buf, uint64(budget))
 	}
+	if flags&flagRes != 0 {
+		buf = append(buf, tab...)
+	}
 	size := 0
 	if flags&flagCancelled == 0 {
 		size = len(t.Payload)
@@ -476,10 +509,13 @@ func (w *worker) appendTask(t *Task, flags byte, fds []int) {
 			delete(w.fnRefs, t.Fn)
 		}
 		closeAll(fds)
+		if flags&flagRes != 0 {
+			w.unsend(tab)
+		}
 		// No pool lock is held here, so the caller is answered at once; the
 		// stub's reply will find the task finished.
 		w.p.failUnsent(t, tooLarge)
-		w.appendTask(t, (flags&^(flagDefine|flagBudget))|flagCancelled, nil)
+		w.appendTask(t, (flags&^(flagDefine|flagBudget|flagRes))|flagCancelled, nil, nil)
 		return
 	}
 	if len(fds) > 0 {
@@ -575,69 +611,6 @@ func (w *worker) writeFiles() error {
 	return err
 }
 
-// adoptFiles replaces the Files of each task with duplicates that the pool
-// owns until the task is settled (finish closes them): the caller keeps its
-// own descriptors and may close them once Submit returned, and a task run
-// again after its worker died still has them. On failure no task is
-// changed.
-func adoptFiles(ts []*Task) error {
-	var done []*Task
-	var orig [][]*os.File
-	for _, t := range ts {
-		if len(t.Files) == 0 {
-			continue
-		}
-		fds, err := dupAll(t.Files)
-		if err != nil {
-			for i, d := range done {
-				closeFiles(d.Files)
-				d.Files = orig[i]
-			}
-			return fmt.Errorf("multiproc: task %q: taking its %d descriptors: %w", t.Fn.Name, len(t.Files), err)
-		}
-		own := make([]*os.File, len(fds))
-		for i, fd := range fds {
-			own[i] = os.NewFile(uintptr(fd), t.Files[i].Name())
-		}
-		done, orig = append(done, t), append(orig, t.Files)
-		t.Files = own
-	}
-	return nil
-}
-
-// releaseFiles closes the pool's duplicates of a settled task's
-// descriptors, under p.mu: a writer duplicates them again under p.mu for
-// each write, so none is closed while it is being sent.
-func (p *Pool) releaseFiles(t *Task) {
-	p.mu.Lock()
-	fs := t.Files
-	t.Files = nil
-	p.mu.Unlock()
-	closeFiles(fs)
-}
-
-func dupAll(fs []*os.File) ([]int, error) {
-	fds := make([]int, 0, len(fs))
-	for _, f := range fs {
-		fd, err := wire.DupFD(f)
-		if err != nil {
-			closeAll(fds)
-			if errors.Is(err, syscall.EMFILE) {
-				err = fmt.Errorf("%w: %w", errs.ErrFDLimit, err)
-			}
-			return nil, err
-		}
-		fds = append(fds, fd)
-	}
-	return fds, nil
-}
-
-func closeAll(fds []int) {
-	for _, fd := range fds {
-		wire.CloseFD(fd)
-	}
-}
-
 // readLoop receives results until the worker's socket closes.
 func (w *worker) readLoop() {
 	p := w.p
@@ -660,24 +633,15 @@ func (w *worker) readLoop() {
 			p.protocolError(w, fmt.Sprintf("unexpected frame kind %#x", kind))
 			continue
 		}
-		t, res, ok := p.acceptResult(w, payload)
-		if ok {
-			res.Files = r.Files()
-			if !p.finish(t, res) {
-				closeFiles(res.Files) // settled already: nobody takes them
-			}
+		t, res, ok := p.acceptResult(w, payload, r.Files())
+		if ok && !p.finish(t, res) && res.Res != nil {
+			res.Res.Close() // settled already: nobody takes them
 		}
 		// Refill the workers once per batch of results, not once per
 		// result: one write carries all the tasks the batch made room for.
 		if !r.BufferedFrame() {
 			p.refill()
 		}
-	}
-}
-
-func closeFiles(fs []*os.File) {
-	for _, f := range fs {
-		f.Close()
 	}
 }
 
@@ -698,13 +662,30 @@ func (p *Pool) refill() {
 // after the task's time limit with a retry due (the task is queued again);
 // otherwise the caller must finish t with r (the late reply of a task
 // settled at its deadline finds it finished and is dropped). r.Data
-// aliases payload.
-func (p *Pool) acceptResult(w *worker, payload []byte) (t *Task, r Result, ok bool) {
+// aliases payload. files are the descriptors that came with the frame; they
+// end up in r.Res (or closed, when ok is false).
+func (p *Pool) acceptResult(w *worker, payload []byte, files []*os.File) (t *Task, r Result, ok bool) {
 	ord, status, dur, data, err := parseResult(payload)
+	var res *wire.Files
+	switch {
+	case err != nil:
+	case status&statusRes != 0:
+		status &^= statusRes
+		data, res, err = wire.SplitTrailer(data, files) // closes files on error
+		files = nil
+	case len(files) > 0:
+		err = fmt.Errorf("%w: %d descriptors with a result that holds no resources", wire.ErrCorrupt, len(files))
+	}
 	if err != nil {
+		closeFiles(files)
 		p.protocolError(w, err.Error())
 		return nil, r, false
 	}
+	defer func() {
+		if !ok && res != nil {
+			res.Close()
+		}
+	}()
 	p.mu.Lock()
 	if len(w.assigned) == 0 || ord != w.done+1 {
 		p.mu.Unlock()
@@ -712,6 +693,32 @@ func (p *Pool) acceptResult(w *worker, payload []byte) (t *Task, r Result, ok bo
 		return nil, r, false
 	}
 	t = w.assigned[0]
+	if status == statusResend {
+		// Not run: a resource it refers to is not held by the worker (its
+		// descriptors were lost on the way). Forget what the worker holds,
+		// bar its initializer's, and run the task again, its resources
+		// sent afresh. Not an attempt: nothing ran.
+		w.assigned[0] = nil
+		w.assigned = w.assigned[1:]
+		w.done++
+		for id, c := range w.cache {
+			if !c.pinned {
+				delete(w.cache, id)
+			}
+		}
+		if !claimedLocked(t) {
+			t.Sched.Owner = nil
+			t.Sched.CancelSent = false
+			p.queue.pushFront([]*Task{t})
+		}
+		p.armHeadLocked(w)
+		if w.retiring && len(w.assigned) == 0 {
+			w.requestExit()
+		}
+		p.dispatchLocked()
+		p.mu.Unlock()
+		return t, Result{}, false
+	}
 	var expired error // the error to settle t with if it expired now
 	if !t.Sched.TimedOut && !t.Sched.Cancelled && status != statusCancelled {
 		if limit := p.taskLimit(t); limit > 0 && time.Since(w.headSince) >= limit {
@@ -778,7 +785,16 @@ func (p *Pool) acceptResult(w *worker, payload []byte) (t *Task, r Result, ok bo
 	if r.Partial && r.N > t.Items {
 		r = Result{Err: fmt.Errorf("multiproc: worker %d sent a partial result of %d items for a chunk of %d", w.pid, r.N, t.Items)}
 	}
-	return t, resultOf(t, outcome, r), true
+	r = resultOf(t, outcome, r)
+	if r.Err == nil || r.Partial {
+		r.Res = res
+		res = nil
+	}
+	if res != nil {
+		res.Close()
+		res = nil
+	}
+	return t, r, true
 }
 
 // recoverResults delivers the results a dead worker finished but had not
@@ -806,7 +822,7 @@ func (p *Pool) recoverResults(w *worker) {
 		if seen {
 			continue // sent before it died, already delivered
 		}
-		t, r, ok := p.acceptResult(w, payload)
+		t, r, ok := p.acceptResult(w, payload, nil)
 		if t == nil {
 			return // a bad frame
 		}

@@ -18,12 +18,12 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"os"
 	"sync/atomic"
 	"time"
 
 	"github.com/multiproc-go/multiproc/internal/isolate"
 	"github.com/multiproc-go/multiproc/internal/registry"
+	"github.com/multiproc-go/multiproc/internal/wire"
 )
 
 // Engine runs tasks. All methods are safe for concurrent use.
@@ -62,10 +62,11 @@ type Engine interface {
 	Stats() Stats
 	// Size returns the number of workers the engine keeps.
 	Size() int
-	// CanTransfer reports whether tasks may carry descriptors
-	// (Task.Files). An engine that cannot (a remote one) must be given
-	// none: the root refuses such arguments with ErrNotTransferable before
-	// submitting.
+	// CanTransfer reports whether tasks may carry resources with
+	// descriptors (Task.Res). An engine that cannot (a remote one) is given
+	// none: the root encodes arguments for it with
+	// wire.Outgoing.NoDescriptors, so such an argument fails with
+	// ErrNotTransferable, naming where the resource is, before submitting.
 	CanTransfer() bool
 }
 
@@ -83,10 +84,12 @@ type Config struct {
 	Workers int // number of workers, positive
 
 	// Init, if set, runs once in each worker before it takes tasks, with
-	// InitArg as its encoded argument (and InitFiles beside it).
-	Init      *registry.Entry
-	InitArg   []byte
-	InitFiles []*os.File
+	// InitArg as its encoded argument and InitRes as its resources (owned
+	// by the engine from NewEngine on, success or failure). A worker keeps
+	// the resources its initializer received for its whole life.
+	Init    *registry.Entry
+	InitArg []byte
+	InitRes []wire.Sent
 
 	MaxTasksPerChild int           // retire a worker after that many tasks; 0: never
 	MaxMemory        uint64        // retire a worker above this resident size; 0: never
@@ -140,10 +143,15 @@ type Task struct {
 	Fn      *registry.Entry
 	Chunk   bool   // Payload encodes a slice; the result is a slice
 	Payload []byte // encoded argument(s)
-	// Files are descriptors that travel beside Payload (resources in the
-	// argument). The engine must report CanTransfer for them to be set. The
-	// caller keeps ownership; the engine duplicates what it needs.
-	Files []*os.File
+	// Res are the resources of the argument (wire.Outgoing's table, to
+	// which the payload refers by index). The engine sends their
+	// descriptors beside the payload: a resource with an ID once per
+	// worker, which keeps the imported object for later tasks. Submit
+	// takes over the entries' owned descriptors, success or failure; the
+	// engine keeps what it needs (one duplicate per resource, shared by
+	// the tasks that use it) until the task's final outcome. Set only if
+	// the engine reports CanTransfer.
+	Res   []wire.Sent
 	Items int // number of items (1 unless Chunk), for statistics
 	// Ctx cancels the task: a queued task is dropped, a running one is
 	// asked to stop, and its worker is stopped if it does not. Its deadline,
@@ -204,9 +212,10 @@ type Result struct {
 	// way, the encoded slice of the N results before the failing item.
 	Data []byte
 	N    int
-	// Files are descriptors that came back with Data (a result holding a
-	// resource); the receiver owns them.
-	Files []*os.File
+	// Res are the resources that came back with Data (a result holding
+	// resources), for its decoder; the receiver must Close it. Nil when
+	// there are none.
+	Res *wire.Files
 	// Err is nil on success; a *RemoteError for the function's own error or
 	// panic; otherwise an error matching ErrWorkerDied, ErrTimeout,
 	// ErrTooLarge, ErrPoolClosed, ErrPoolBroken or a context's error.

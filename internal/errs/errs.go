@@ -75,8 +75,9 @@ var (
 	// wire sits below this package.
 	ErrTooLarge = wire.ErrFrameTooLarge
 	// ErrNotTransferable: a value needs descriptors (a resource) and the
-	// engine or transport cannot carry them.
-	ErrNotTransferable = errors.New("multiproc: value cannot be transferred by this engine")
+	// engine or transport cannot carry them (wire's sentinel, like
+	// ErrTooLarge).
+	ErrNotTransferable = wire.ErrNoTransport
 	// ErrOwnerDead: a lock's holder died while holding it.
 	ErrOwnerDead = errors.New("multiproc: owner died")
 	// ErrFDLimit: a process ran out of file descriptors (EMFILE).

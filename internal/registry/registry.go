@@ -68,7 +68,10 @@ type Entry struct {
 	InHasResource, OutHasResource bool
 	// Call decodes one argument, runs the function and appends the encoded
 	// result to dst. A returned error is the function's (a *PanicError for
-	// a panic) or a decoding/encoding failure.
+	// a panic) or a decoding/encoding failure. Resources in the argument
+	// come from wire.IncomingFrom(ctx); those of the result go to
+	// wire.OutgoingFrom(ctx) (without one, a result that holds descriptors
+	// fails to encode).
 	Call func(ctx context.Context, arg, dst []byte) ([]byte, error)
 	// CallChunk decodes a slice of arguments and runs the function on each
 	// in order, appending the encoded slice of results to dst. It stops at
@@ -93,10 +96,11 @@ type Type struct {
 	// Run decodes the struct, runs it, and appends the struct's encoding
 	// after Run to dst, so the parent can see what Run left in its fields.
 	Run func(ctx context.Context, state, dst []byte) ([]byte, error)
-	// Encode encodes a *T given as a Runner.
-	Encode func(dst []byte, r Runner) ([]byte, error)
-	// Decode decodes state into the *T given as a Runner.
-	Decode func(state []byte, r Runner) error
+	// Encode encodes a *T given as a Runner, its resources into out.
+	Encode func(dst []byte, r Runner, out *wire.Outgoing) ([]byte, error)
+	// Decode decodes state into the *T given as a Runner, taking its
+	// resources from in.
+	Decode func(state []byte, r Runner, in wire.Incoming) error
 }
 
 var (
@@ -158,7 +162,7 @@ func Add[In, Out any](name string, fn func(context.Context, In) (Out, error)) (*
 		InHasResource: inRes, OutHasResource: outRes,
 	}
 	e.Call = func(ctx context.Context, arg, dst []byte) (res []byte, err error) {
-		x, err := in.Decode(arg)
+		x, err := wire.DecodeIn(in, arg, wire.IncomingFrom(ctx))
 		if err != nil {
 			return dst, fmt.Errorf("multiproc: %q: decoding argument: %w", name, err)
 		}
@@ -171,7 +175,7 @@ func Add[In, Out any](name string, fn func(context.Context, In) (Out, error)) (*
 		if err != nil {
 			return dst, err
 		}
-		res, err = out.Append(dst, y)
+		res, err = wire.AppendOut(out, dst, y, wire.OutgoingFrom(ctx))
 		if err != nil {
 			return dst, fmt.Errorf("multiproc: %q: encoding result: %w", name, err)
 		}
@@ -202,7 +206,7 @@ func Add[In, Out any](name string, fn func(context.Context, In) (Out, error)) (*
 			xs, ok = raw.View(args)
 		}
 		if !ok {
-			xs, err = in.DecodeSlice(sc.xs[:0], args)
+			xs, err = wire.DecodeSliceIn(in, sc.xs[:0], args, wire.IncomingFrom(ctx))
 			sc.xs = xs
 			if err != nil {
 				return dst, 0, fmt.Errorf("multiproc: %q: decoding arguments: %w", name, err)
@@ -215,7 +219,7 @@ func Add[In, Out any](name string, fn func(context.Context, In) (Out, error)) (*
 			}
 			sc.ys = ys
 			var eerr error
-			res, eerr = out.AppendSlice(dst, ys[:n])
+			res, eerr = wire.AppendSliceOut(out, dst, ys[:n], wire.OutgoingFrom(ctx))
 			if eerr != nil {
 				res, n = dst, 0
 				if err == nil {
@@ -260,7 +264,9 @@ func AddType[T any, PT interface {
 	}
 	c := wire.For[T]()
 	t := &Type{Name: name, Type: rt, HasResource: hasRes}
-	t.Encode = func(dst []byte, r Runner) ([]byte, error) { return c.Append(dst, *r.(PT)) }
+	t.Encode = func(dst []byte, r Runner, out *wire.Outgoing) ([]byte, error) {
+		return wire.AppendOut(c, dst, *r.(PT), out)
+	}
 	// Decode copies back only the exported fields: those are what travels
 	// (the raw codec carries unexported ones too, gob does not), and the
 	// parent's unexported state (a mutex, a logger) must survive Join.
@@ -272,8 +278,8 @@ func AddType[T any, PT interface {
 			}
 		}
 	}
-	t.Decode = func(state []byte, r Runner) error {
-		v, err := c.Decode(state)
+	t.Decode = func(state []byte, r Runner, in wire.Incoming) error {
+		v, err := wire.DecodeIn(c, state, in)
 		if err != nil {
 			return err
 		}
@@ -288,7 +294,7 @@ func AddType[T any, PT interface {
 		return nil
 	}
 	t.Run = func(ctx context.Context, state, dst []byte) (res []byte, err error) {
-		v, err := c.Decode(state)
+		v, err := wire.DecodeIn(c, state, wire.IncomingFrom(ctx))
 		if err != nil {
 			return dst, fmt.Errorf("multiproc: %q: decoding process state: %w", name, err)
 		}
@@ -300,7 +306,7 @@ func AddType[T any, PT interface {
 		if err := PT(&v).Run(ctx); err != nil {
 			return dst, err
 		}
-		res, err = c.Append(dst, v)
+		res, err = wire.AppendOut(c, dst, v, wire.OutgoingFrom(ctx))
 		if err != nil {
 			return dst, fmt.Errorf("multiproc: %q: encoding process state after Run: %w", name, err)
 		}

@@ -125,6 +125,12 @@ type Reader struct {
 	oob   []byte
 	fds   []int      // received, not yet claimed by a frame, in arrival order
 	files []*os.File // the descriptors of the frame Next returned last
+	lost  bool       // the frame Next returned last lost its descriptors
+	// base is the stream offset of buf[0]; truncEnd the stream offset
+	// where the data of the last recvmsg whose descriptors were truncated
+	// ended (MSG_CTRUNC): frames that start before it may find fewer
+	// descriptors than they declare.
+	base, truncEnd int64
 }
 
 // NewReader returns a Reader on r that rejects frames larger than max bytes
@@ -176,6 +182,13 @@ func (r *Reader) Files() []*os.File {
 	return fs
 }
 
+// FilesLost reports whether the frame Next returned last declared
+// descriptors that did not arrive: the kernel could not install them in
+// this process (its descriptor table was full, EMFILE, and recvmsg
+// reported MSG_CTRUNC). Such a frame comes with no descriptors at all,
+// so none can go to the wrong frame, and the stream stays in step.
+func (r *Reader) FilesLost() bool { return r.lost }
+
 // CloseFiles closes every descriptor r holds: received and not yet
 // claimed, and those of the last frame not taken with Files. Call it when
 // the stream is done with.
@@ -196,10 +209,21 @@ func (r *Reader) dropFiles() {
 
 // claimFiles strips the descriptor count from the payload of a frame that
 // declares descriptors and gives the frame as many from the queue.
-func (r *Reader) claimFiles(payload []byte) ([]byte, error) {
+func (r *Reader) claimFiles(payload []byte, start int64) ([]byte, error) {
 	n, k := binary.Uvarint(payload)
 	if k <= 0 || n == 0 || n > MaxFrameFiles {
 		return nil, fmt.Errorf("%w: bad descriptor count in a frame", ErrCorrupt)
+	}
+	if n > uint64(len(r.fds)) && start < r.truncEnd {
+		// Truncated in transit: what did arrive is this frame's (they
+		// come in order), and it is not enough. Later frames of the same
+		// sendmsg find none.
+		for _, fd := range r.fds {
+			closeFD(fd)
+		}
+		r.fds = r.fds[:0]
+		r.lost = true
+		return payload[k:], nil
 	}
 	if n > uint64(len(r.fds)) {
 		return nil, fmt.Errorf("%w: frame declares %d descriptors, %d arrived", ErrCorrupt, n, len(r.fds))
@@ -234,6 +258,7 @@ func (r *Reader) BufferedFrame() bool {
 func (r *Reader) Next() (kind byte, payload []byte, err error) {
 	r.r0 += r.last
 	r.last = 0
+	r.lost = false
 	if r.files != nil {
 		r.dropFiles()
 	}
@@ -245,7 +270,7 @@ func (r *Reader) Next() (kind byte, payload []byte, err error) {
 		if n > 0 {
 			r.last = n
 			if r.uc != nil && kind&FlagFiles != 0 {
-				payload, err = r.claimFiles(payload)
+				payload, err = r.claimFiles(payload, r.base+int64(r.r0))
 				if err != nil {
 					return 0, nil, err
 				}
@@ -268,6 +293,7 @@ func (r *Reader) fill() error {
 	if r.r0 > 0 {
 		copy(r.buf, r.buf[r.r0:r.w0])
 		r.w0 -= r.r0
+		r.base += int64(r.r0)
 		r.r0 = 0
 	}
 	if r.w0 == len(r.buf) {

@@ -13,8 +13,8 @@ func oobSize() int { return syscall.CmsgSpace(MaxFilesPerMsg * 4) }
 
 // readMsg reads bytes and the descriptors that came with them. The kernel
 // ends a recvmsg after the first segment that carries descriptors, so one
-// control buffer sized for a sendmsg's maximum always suffices; if it did
-// not (MSG_CTRUNC), descriptors were lost and the stream cannot be trusted.
+// control buffer sized for a sendmsg's maximum always suffices; MSG_CTRUNC
+// then means the kernel could not install them in this process.
 func (r *Reader) readMsg(p []byte) (int, error) {
 	n, oobn, flags, _, err := r.uc.ReadMsgUnix(p, r.oob)
 	if oobn > 0 {
@@ -23,7 +23,10 @@ func (r *Reader) readMsg(p []byte) (int, error) {
 		}
 	}
 	if err == nil && flags&syscall.MSG_CTRUNC != 0 {
-		err = fmt.Errorf("%w: descriptors truncated in transit", ErrCorrupt)
+		// The control buffer fits a sendmsg's maximum, so the kernel
+		// could not install the descriptors here (EMFILE): the frames
+		// that start in these bytes lose theirs (see FilesLost).
+		r.truncEnd = r.base + int64(r.w0) + int64(n)
 	}
 	if err != nil {
 		return 0, err

@@ -30,16 +30,24 @@ type Value[T any] interface {
 	Name() string
 }
 
-// For returns the codec for T. Pointer-free types (numbers, bools, arrays
-// and structs of them) are copied as raw memory; string and []byte are
-// length-prefixed; every other type, and any type that implements
-// gob.GobEncoder, uses self-contained gob encodings.
+// For returns the codec for T. A type that may hold a resource (a resource
+// type or an interface-typed part, at any depth) uses the resource codec
+// (a [ResourceValue]), which carries resources by reference beside the
+// bytes. Otherwise pointer-free types (numbers, bools, arrays and structs
+// of them) are copied as raw memory; string and []byte are
+// length-prefixed; structs of fixed-size, string and byte-slice fields are
+// records; every other type, and any type that implements gob.GobEncoder,
+// uses self-contained gob encodings.
 //
 // The raw copy is sound only between processes running the same binary on
 // the same architecture, which the boot handshake guarantees.
 func For[T any]() Value[T] {
 	t := reflect.TypeFor[T]()
 	switch {
+	case holdsResource(t):
+		// First: a resource's descriptor numbers must never be copied as
+		// data by the raw or record paths.
+		return resourceFor[T](t)
 	case t.Implements(gobEncoderType) || reflect.PointerTo(t).Implements(gobEncoderType):
 		// The type's own gob encoding is honoured, whatever its layout:
 		// it may redact, normalise or carry what copying would not.

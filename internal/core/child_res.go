@@ -1,0 +1,178 @@
+package core
+
+import (
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/multiproc-go/multiproc/internal/wire"
+)
+
+// The worker's side of resources (see resources.go for the parent's). A
+// worker keeps, per resource ID, the object its first task imported (a
+// mapping, a lock) and hands the same object to every later task that
+// refers to the ID, until the parent says to drop it (an evict frame) or
+// the worker exits. An initializer's resources are kept for good.
+
+// childRes is one entry of a task's resource table.
+type childRes struct {
+	id    uint64
+	files []*os.File // arrived with this frame; nil for a resource the worker holds
+}
+
+// keptRes is a resource the worker holds.
+type keptRes struct {
+	obj    any        // the imported object (a pointer), nil until imported
+	files  []*os.File // descriptors not yet handed to an importer
+	pinned bool       // an initializer's
+}
+
+// parseResTable reads a task's resource table and deals the frame's
+// descriptors to its entries.
+func parseResTable(d *wire.Buf, files []*os.File) ([]childRes, error) {
+	n := d.Uvarint()
+	if d.Err() == nil && n > uint64(len(d.Rest())) {
+		return nil, fmt.Errorf("%w: resource table of %d entries", wire.ErrCorrupt, n)
+	}
+	res := make([]childRes, 0, n)
+	rest := files
+	for range n {
+		id, k := d.Uvarint(), d.Uvarint()
+		if d.Err() != nil {
+			return nil, d.Err()
+		}
+		if k > uint64(len(rest)) {
+			return nil, fmt.Errorf("%w: resource table claims %d descriptors, %d arrived", wire.ErrCorrupt, k, len(rest))
+		}
+		var fs []*os.File
+		if k > 0 {
+			fs, rest = rest[:k:k], rest[k:]
+		}
+		res = append(res, childRes{id: id, files: fs})
+	}
+	if len(rest) > 0 {
+		return nil, fmt.Errorf("%w: %d descriptors beyond the resource table", wire.ErrCorrupt, len(rest))
+	}
+	return res, nil
+}
+
+// install puts the resources that arrived with a task into the cache
+// (replacing what it held under the same ID) and reports the first one
+// the task refers to that the worker does not hold: the parent must send
+// it again.
+func (w *childWorker) install(res []childRes, pinned bool) (missing uint64) {
+	for i := range res {
+		r := &res[i]
+		if r.id == 0 {
+			continue
+		}
+		if len(r.files) > 0 {
+			if old := w.cache[r.id]; old != nil {
+				dropKept(old)
+			}
+			w.cache[r.id] = &keptRes{files: r.files, pinned: pinned}
+			r.files = nil
+		} else if w.cache[r.id] == nil && missing == 0 {
+			missing = r.id
+		}
+	}
+	return missing
+}
+
+// applyEvicts applies the evict frames that came after no task later than
+// ordinal done.
+func (w *childWorker) applyEvicts(done uint64) {
+	w.mu.Lock()
+	if len(w.evicts) == 0 || w.evicts[0].after > done {
+		w.mu.Unlock()
+		return
+	}
+	var due []pendingEvict
+	for len(w.evicts) > 0 && w.evicts[0].after <= done {
+		due = append(due, w.evicts[0])
+		w.evicts = w.evicts[1:]
+	}
+	w.mu.Unlock()
+	for _, e := range due {
+		w.evict(e.ids)
+	}
+}
+
+// evict drops resources the parent no longer needs this worker to hold.
+func (w *childWorker) evict(ids []uint64) {
+	for _, id := range ids {
+		if k := w.cache[id]; k != nil && !k.pinned {
+			dropKept(k)
+			delete(w.cache, id)
+		}
+	}
+}
+
+func dropKept(k *keptRes) {
+	if c, ok := k.obj.(io.Closer); ok {
+		c.Close()
+	}
+	closeFiles(k.files)
+	k.obj, k.files = nil, nil
+}
+
+// taskIn is the wire.Incoming of one task (or the initializer): entries
+// with an ID come from the worker's cache, the others from the frame.
+type taskIn struct {
+	w   *childWorker
+	res []childRes
+}
+
+func (in *taskIn) Resource(i int) (any, []*os.File, error) {
+	if i < 0 || i >= len(in.res) {
+		return nil, nil, fmt.Errorf("%w: resource %d of %d", wire.ErrCorrupt, i, len(in.res))
+	}
+	r := &in.res[i]
+	if r.id == 0 {
+		if r.files == nil {
+			return nil, nil, fmt.Errorf("%w: resource %d taken twice", wire.ErrCorrupt, i)
+		}
+		fs := r.files
+		r.files = nil
+		return nil, fs, nil
+	}
+	k := in.w.cache[r.id]
+	switch {
+	case k == nil:
+		return nil, nil, fmt.Errorf("%w: resource %d is not held by this worker", wire.ErrCorrupt, r.id)
+	case k.obj != nil:
+		return k.obj, nil, nil
+	case k.files != nil:
+		fs := k.files
+		k.files = nil
+		return nil, fs, nil
+	}
+	return nil, nil, fmt.Errorf("resource %d could not be imported by an earlier task", r.id)
+}
+
+// Kept returns the object the worker holds for entry i, or nil: the
+// decoder's fast path for an argument that is itself a kept resource.
+func (in *taskIn) Kept(i int) any {
+	if i >= 0 && i < len(in.res) && in.res[i].id != 0 {
+		if k := in.w.cache[in.res[i].id]; k != nil {
+			return k.obj
+		}
+	}
+	return nil
+}
+
+func (in *taskIn) Keep(i int, obj any) {
+	if i >= 0 && i < len(in.res) && in.res[i].id != 0 {
+		if k := in.w.cache[in.res[i].id]; k != nil {
+			k.obj = obj
+		}
+	}
+}
+
+// close closes the frame's descriptors no decoder took.
+func (in *taskIn) close() {
+	for i := range in.res {
+		closeFiles(in.res[i].files)
+		in.res[i].files = nil
+	}
+}
