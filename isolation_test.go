@@ -698,3 +698,45 @@ func TestIsolationRuntimeOutOfMemory(t *testing.T) {
 	}
 	mustServe(t, p)
 }
+
+// isoInitFile keeps the file its initializer received; isoReadInit reads it.
+var (
+	isoInitFile *os.File
+	isoKeepFile = multiproc.Register("iso.keepFile", func(_ context.Context, f *os.File) (int, error) {
+		isoInitFile = f
+		return 0, nil
+	})
+	isoReadInit = multiproc.Register("iso.readInit", func(_ context.Context, _ struct{}) (string, error) {
+		b := make([]byte, 64)
+		n, err := isoInitFile.ReadAt(b, 0)
+		if n == 0 {
+			return "", err
+		}
+		fmt.Println("read the initializer's file")
+		return string(b[:n]), errors.New("failing on purpose, after printing")
+	})
+)
+
+// TestIsolationWithInitializerResources: the isolation's files come after
+// an initializer's resources; both arrive where they belong.
+func TestIsolationWithInitializerResources(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "init")
+	if err := os.WriteFile(path, []byte("from the parent"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newPool(t, 1, multiproc.Initializer(isoKeepFile, f), multiproc.CaptureOutput(256),
+		multiproc.WorkerLimits(multiproc.Limits{OpenFiles: 128}))
+	f.Close()
+	got, err := multiproc.Apply(ctxT(t), p, isoReadInit, struct{}{})
+	var re *multiproc.RemoteError
+	if !errors.As(err, &re) || !strings.Contains(re.Output, "read the initializer's file") {
+		t.Fatalf("got %q, %v; want the task's failure with its captured output", got, err)
+	}
+	// The crash report file is in place too.
+	_, err = multiproc.Apply(ctxT(t), p, isoFault, struct{}{})
+	deathOf(t, err, multiproc.ErrFatal)
+}
