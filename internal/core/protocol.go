@@ -63,9 +63,6 @@ const (
 	wordCPU       = 4 // CPU time the worker had used after its last task, ns (with a lifetime CPU limit)
 )
 
-// ctrlFiles: the shared words page is the first extra file, fd 4.
-const wordsFD = 4
-
 // frameSlack is what a task or result frame may add to the message it
 // carries (ordinal, status, duration, function reference and name,
 // budget, descriptor count): the readers accept the message limit plus
