@@ -77,9 +77,49 @@ var (
 	// it; the caller now holds the lock and must repair what it guards.
 	ErrOwnerDead = errs.ErrOwnerDead
 	// ErrFDLimit matches failures caused by a process running out of file
-	// descriptors (EMFILE).
+	// descriptors (EMFILE): a task error wrapping syscall.EMFILE matches
+	// it (and syscall.EMFILE) after crossing to the caller, and a pool
+	// that cannot duplicate a task's descriptors reports it. Running out
+	// of descriptors is a task's failure, not a death: the worker lives
+	// on (see [Limits].OpenFiles).
 	ErrFDLimit = errs.ErrFDLimit
+
+	// The errors below say why a worker died. A task's error that matches
+	// [ErrWorkerDied] matches one of them too when the pool could tell
+	// (errors.As to [*ExitError] gives the details: Cause, Code, Signal,
+	// Report).
+
+	// ErrOutOfMemory: the worker's cgroup counted an OOM kill (a
+	// [Limits].Memory cap), or the Go runtime reported "runtime: out of
+	// memory". A bare SIGKILL is [ErrKilled], never this.
+	ErrOutOfMemory = errs.ErrOutOfMemory
+	// ErrCPULimit: the task used more than [Limits].CPUTime of CPU, or
+	// the worker reached [Limits].CPUTimeTotal.
+	ErrCPULimit = errs.ErrCPULimit
+	// ErrKilled: a signal from outside the pool killed the worker
+	// ([ExitError].Signal says which).
+	ErrKilled = errs.ErrKilled
+	// ErrExit: user code called os.Exit ([ExitError].Code is its
+	// argument, exactly: the worker's own exits are recorded apart).
+	ErrExit = errs.ErrExit
+	// ErrFatal: the Go runtime died of a fatal error (a fault such as a
+	// write to an unmapped address, a concurrent map write, a deadlock);
+	// [ExitError].Report holds its crash report.
+	ErrFatal = errs.ErrFatal
+	// ErrGoroutinePanic: a goroutine the task started panicked and did
+	// not recover (a task's own panic is recovered and returned as a
+	// [*RemoteError] instead); [ExitError].Report holds the trace.
+	ErrGoroutinePanic = errs.ErrGoroutinePanic
+	// ErrCgoFault: a signal (SIGSEGV, SIGBUS...) arrived while the worker
+	// ran C code through cgo; [ExitError].Report holds the crash report.
+	ErrCgoFault = errs.ErrCgoFault
 )
+
+// DeathCause classifies a worker's death ([ExitError].Cause). Its String
+// names it; test for a cause with errors.Is and the sentinels above
+// ([ErrOutOfMemory], [ErrCPULimit], [ErrKilled], [ErrExit], [ErrFatal],
+// [ErrGoroutinePanic], [ErrCgoFault]); the zero value means unknown.
+type DeathCause = errs.DeathCause
 
 // The error types below are defined here, so that their fields and docs
 // are this package's, but the internal packages (core, boot, errs) that
@@ -125,7 +165,7 @@ func toPublic(err error, target any) bool {
 		}
 	case *errs.RemoteError:
 		if t, ok := target.(**RemoteError); ok {
-			*t = &RemoteError{Func: e.Func, Pid: e.Pid, Type: e.Type, Message: e.Message, Stack: e.Stack, Panic: e.Panic, rec: e}
+			*t = &RemoteError{Func: e.Func, Pid: e.Pid, Type: e.Type, Message: e.Message, Stack: e.Stack, Panic: e.Panic, Output: e.Output, rec: e}
 			return true
 		}
 	}
@@ -162,6 +202,9 @@ type RemoteError struct {
 	Stack string
 	// Panic reports whether the remote code panicked.
 	Panic bool
+	// Output is the end of what the task printed while it ran, when the
+	// pool captures task output ([CaptureOutput]); empty otherwise.
+	Output string
 
 	rec *errs.RemoteError // the decoded envelope; nil if built by hand
 }
@@ -191,7 +234,7 @@ func (e *RemoteError) record() *errs.RemoteError {
 	} else {
 		r = new(errs.RemoteError)
 	}
-	r.Func, r.Pid, r.Type, r.Message, r.Stack, r.Panic = e.Func, e.Pid, e.Type, e.Message, e.Stack, e.Panic
+	r.Func, r.Pid, r.Type, r.Message, r.Stack, r.Panic, r.Output = e.Func, e.Pid, e.Type, e.Message, e.Stack, e.Panic, e.Output
 	return r
 }
 
@@ -212,13 +255,25 @@ type ExitError struct {
 	// Reason is extra knowledge about the death (the task it was running,
 	// an out-of-memory kill, a limit), empty when nothing more is known.
 	Reason string
+	// Cause classifies the death; the error also matches its sentinel
+	// (ErrOutOfMemory, ErrCPULimit, ErrKilled, ErrExit, ErrFatal,
+	// ErrGoroutinePanic, ErrCgoFault). Zero when unknown.
+	Cause DeathCause
+	// Report is the Go runtime's crash report (its first 64 KiB) when the
+	// worker crashed in Go: a fatal error, an unrecovered panic, a fault
+	// in cgo. The runtime also printed it on the worker's stderr.
+	Report string
+	// Output is the end of what the task printed before the death, when
+	// the pool captures task output ([CaptureOutput]).
+	Output string
 }
 
 // Error says which process (or worker) ended and how: its exit code or
 // its signal, and the Reason if known.
 func (e *ExitError) Error() string { return (*errs.ExitError)(e).Error() }
 
-// Is makes a worker's ExitError match [ErrWorkerDied].
+// Is makes a worker's ExitError match [ErrWorkerDied], and any ExitError
+// the sentinel of its Cause.
 func (e *ExitError) Is(target error) bool { return (*errs.ExitError)(e).Is(target) }
 
 // TooLargeError reports a value over a size limit, with the sizes; it

@@ -59,13 +59,20 @@ func MaxTasksPerChild(n int) PoolOption {
 	}
 }
 
-// MaxMemory replaces a worker once its resident memory exceeds bytes (read
-// from /proc after its tasks; Linux only, ignored elsewhere): a recycling
-// threshold, not a cap. The task that grew it completes normally. 0 means
-// no threshold.
-func MaxMemory(bytes uint64) PoolOption {
+// RecycleMemory replaces a worker once its resident memory exceeds bytes
+// (read from /proc after its tasks; Linux only, ignored elsewhere): a
+// recycling threshold, not a cap. The task that grew it completes
+// normally. 0 means no threshold. For a hard cap, which kills the worker
+// in the middle of a task that goes past it, see [Limits].Memory.
+func RecycleMemory(bytes uint64) PoolOption {
 	return func(c *poolConfig) error { c.MaxMemory = bytes; return nil }
 }
+
+// MaxMemory is the former name of [RecycleMemory].
+//
+// Deprecated: the name read like a cap; use RecycleMemory for the
+// recycling threshold or [Limits].Memory for a hard cap.
+func MaxMemory(bytes uint64) PoolOption { return RecycleMemory(bytes) }
 
 // MaxMessageSize bounds, in bytes, one task's encoded argument and one
 // result (a Map chunk's arguments or results count as one message). The
@@ -199,11 +206,15 @@ func WorkerName(prefix string) PoolOption {
 // about one worker per CPU, so one P per worker uses the machine fully and
 // keeps a worker's internal hand-offs on one thread, which roughly halves a
 // small task's round trip. Raise it for tasks that parallelise internally
-// with goroutines.
+// with goroutines. It is the same setting as [Limits].GoMaxProcs: giving
+// both with different values fails at construction.
 func WorkerMaxProcs(n int) PoolOption {
 	return func(c *poolConfig) error {
 		if n < 0 {
 			return fmt.Errorf("multiproc: WorkerMaxProcs(%d): must not be negative", n)
+		}
+		if g := c.Limits.GoMaxProcs; g > 0 && n != g {
+			return fmt.Errorf("multiproc: WorkerMaxProcs(%d) conflicts with WorkerLimits' GoMaxProcs %d", n, g)
 		}
 		c.MaxProcs = n
 		return nil

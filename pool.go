@@ -88,6 +88,11 @@ func newEngine(ctx context.Context, n int, opts []PoolOption) (*engine, error) {
 			return nil, err
 		}
 	}
+	// Options apply in any order: the limits are checked again against
+	// the final GOMAXPROCS (the pids floor depends on it).
+	if err := cfg.Limits.Validate(max(cfg.MaxProcs, 1)); err != nil {
+		return nil, err
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 
 	"github.com/multiproc-go/multiproc/internal/boot"
+	"github.com/multiproc-go/multiproc/internal/cgroup"
 	"github.com/multiproc-go/multiproc/internal/errs"
 	"github.com/multiproc-go/multiproc/internal/registry"
 	"github.com/multiproc-go/multiproc/internal/wire"
@@ -20,7 +21,8 @@ import (
 
 // Process runs one function, or one [Runner], in a child process: Python's
 // multiprocessing.Process. Create it with [NewProcess] or [NewProcessOf],
-// optionally set Name, Daemon and MaxMessageSize, then Start and Join it:
+// optionally set Name, Daemon, MaxMessageSize and Limits, then Start and
+// Join it:
 //
 //	p := multiproc.NewProcess(worker, "A")
 //	if err := p.Start(ctx); err != nil { ... }
@@ -33,7 +35,8 @@ import (
 //
 // A Process is started at most once. [Process.Exited] gives a channel to
 // select on (Python's sentinel). Methods are safe for concurrent use. Name,
-// Daemon and MaxMessageSize must be set before Start and not changed after.
+// Daemon, MaxMessageSize and Limits must be set before Start and not
+// changed after.
 type Process struct {
 	// Name is the process's name, seen by the child as CurrentProcess().Name.
 	// NewProcess sets it to "Process-N" (numbered per parent, nested as
@@ -54,6 +57,14 @@ type Process struct {
 	// take at least 64 KiB whatever the limit. A negative value
 	// or one over 1<<32-1 makes Start fail.
 	MaxMessageSize int
+	// Limits bounds what the child may use (see [Limits]): applied in the
+	// child before its target runs. Invalid values make Start fail without
+	// starting anything. A CPUTime allowance covers the whole target; past
+	// it the child is killed by SIGXCPU. When the child dies, Join's
+	// [*ExitError] has Cause set if its cgroup counted an OOM kill
+	// ([ErrOutOfMemory]), it crossed CPUTime ([ErrCPULimit]) or a signal
+	// killed it ([ErrKilled]).
+	Limits Limits
 
 	payload  []byte        // start payload: target kind, name, the argument, its resource table, the table's 4-byte length
 	argLen   int           // bytes of the encoded argument in payload
@@ -78,6 +89,7 @@ type Process struct {
 	err      error // what Join reports
 	result   any
 	haveRes  bool
+	cg       *cgroup.Group // the child's cgroup (Limits), removed once it was reaped
 }
 
 type procState int
@@ -240,10 +252,21 @@ func (p *Process) spawn(ctx context.Context) (*boot.Child, error) {
 	if p.argLen > limit {
 		return nil, &errs.TooLargeError{What: p.argWhat, Func: p.funcName, Size: int64(p.argLen), Limit: int64(limit)}
 	}
-	c, err := boot.Spawn(ctx, boot.Config{Role: "process", Name: p.Name, Daemon: p.Daemon, Payload: p.payload, MaxMessageSize: limit, Files: wire.AllFiles(p.res.Res)})
+	payload, g, err := p.limitsPayload()
+	if err != nil {
+		return nil, err
+	}
+	c, err := spawnIn(ctx, boot.Config{Role: "process", Name: p.Name, Daemon: p.Daemon, Payload: payload, MaxMessageSize: limit, Files: wire.AllFiles(p.res.Res)}, g)
 	// The child has its own copies now (or never will).
 	p.res.Close()
-	return c, err
+	if err != nil {
+		if g != nil {
+			g.Remove()
+		}
+		return nil, err
+	}
+	p.cg = g // read by wait, which starts after Start stored the child
+	return c, nil
 }
 
 // finishArg appends the argument's resource table to the start payload
@@ -320,9 +343,12 @@ func (p *Process) wait(c *boot.Child) {
 		// What the child sent is the failure, whatever its exit code.
 		err = fmt.Errorf("multiproc: reading the result of %s (pid %d): %w", p.Name, p.pid, readErr)
 	case code != 0:
-		err = &ExitError{Pid: p.pid, Code: code, Signal: sig}
+		err = &ExitError{Pid: p.pid, Code: code, Signal: sig, Cause: processCause(p.cg, sig)}
 	case readErr != nil:
 		err = fmt.Errorf("multiproc: reading the result of %s (pid %d): %w", p.Name, p.pid, readErr)
+	}
+	if p.cg != nil {
+		p.cg.Remove()
 	}
 	p.mu.Lock()
 	p.code, p.err, p.result, p.haveRes = code, err, result, haveRes
@@ -533,6 +559,13 @@ func serveProcess(s *boot.Session) int {
 	s.WatchParent()
 	d := wire.NewBuf(s.Start.Payload)
 	kind, name := d.Byte(), d.String()
+	if kind&targetLimits != 0 {
+		kind &^= targetLimits
+		if err := applyProcessLimits(d); err != nil {
+			s.Conn.Write(appendErrorFrame(nil, name, fmt.Errorf("multiproc: applying the process's limits: %w", err), s.Start.MaxMessageSize))
+			return 1
+		}
+	}
 	arg, in, err := wire.SplitTrailer(d.Rest(), s.Files())
 	if d.Err() != nil || err != nil {
 		fmt.Fprintf(os.Stderr, "multiproc: child %d: bad target: %v\n", os.Getpid(), errors.Join(d.Err(), err))

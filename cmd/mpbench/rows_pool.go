@@ -54,6 +54,15 @@ func init() {
 			Python: PyRow{Name: "pool_startup"},
 		},
 		Row{
+			Name: "pool_limited_startup", Unit: "ms",
+			Doc: "pool_startup with WorkerLimits (a memory cap and pids limit in a cgroup per worker, " +
+				"CPU time, open files, nice, no core dumps); limit = pool_startup, measured right after",
+			Go:        poolLimitedStartup,
+			LimitFunc: poolStartup,
+			Note: "pool_limited_startup's limit is pool_startup measured right after it in the same run; " +
+				"the bar (issue 14) is at most 1.5x.",
+		},
+		Row{
 			Name: "pool_map_trivial", Unit: "items/s", HigherIsBetter: true,
 			Doc:    "Map(sq, 1M ints) on a ready Pool(2), default chunksize (Python's: 4 chunks per worker)",
 			Go:     func(ctx context.Context, env *Env) (float64, error) { return poolMap(ctx, env, 0) },
@@ -226,6 +235,27 @@ func poolStartup(ctx context.Context, env *Env) (ms float64, err error) {
 	p, err := multiproc.NewPool(ctx, poolWorkers)
 	if err != nil {
 		return 0, fmt.Errorf("mpbench: pool: %w", err)
+	}
+	defer closePool(p, &err)
+	if _, err := multiproc.Apply(ctx, p, sq, 1); err != nil {
+		return 0, fmt.Errorf("mpbench: apply: %w", err)
+	}
+	return time.Since(start).Seconds() * 1e3, nil
+}
+
+// benchLimits are the limits of pool_limited_startup: every kind the workers apply at
+// start, and a cgroup (memory, pids) per worker.
+var benchLimits = multiproc.Limits{
+	Memory: 512 << 20, Processes: 128, CPUTime: time.Minute, OpenFiles: 4096, Nice: 1, NoCoreDumps: true,
+}
+
+// poolLimitedStartup is poolStartup with benchLimits: the cost of making, filling and (untimed)
+// removing a cgroup per worker, and of applying the limits in each worker before its first task.
+func poolLimitedStartup(ctx context.Context, env *Env) (ms float64, err error) {
+	start := time.Now()
+	p, err := multiproc.NewPool(ctx, poolWorkers, multiproc.WorkerLimits(benchLimits))
+	if err != nil {
+		return 0, fmt.Errorf("mpbench: limited pool: %w", err)
 	}
 	defer closePool(p, &err)
 	if _, err := multiproc.Apply(ctx, p, sq, 1); err != nil {

@@ -50,7 +50,7 @@ func TestOutput(t *testing.T) {
 		`error_callback: multiproc: "exceptions\.sqrt" in pid \d+: sqrt\(-1\): negative number`,
 
 		`== apply_async\(work, \(x,\)\) for x in \[0\.\.4, -1, 5\.\.8\]: -1 makes the worker exit\(3\)`,
-		`work\(-1\): multiproc: worker \d+ exited with code 3: while running task "exceptions\.work"`,
+		`work\(-1\): multiproc: worker \d+ exited with code 3: while running task "exceptions\.work": user code called os\.Exit\(3\)`,
 		`exit code: 3`,
 		`the other tasks: \[0 1 4 9 16 25 36 49 64\]`,
 		`the pool keeps working: map\(work, \[10, 11, 12\]\) = \[100 121 144\]`,

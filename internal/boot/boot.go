@@ -116,6 +116,17 @@ type Config struct {
 	// start message itself may be larger (up to [MaxLimit]): roles check
 	// their own payloads against the limit before calling Spawn.
 	MaxMessageSize int
+
+	// Isolation (issue 14). CgroupDir, if set, is a cgroup v2 directory
+	// the child is started in (CLONE_INTO_CGROUP), so it never runs
+	// outside it. Started, if set, runs right after the child was started
+	// and before the handshake (so before any code of the role): a v1
+	// cgroup is joined there. If it fails the child is killed and reaped
+	// and Spawn returns its error. Stdout and Stderr, if set, replace the
+	// inherited streams (a pipe whose reader prefixes the lines).
+	CgroupDir      *os.File
+	Started        func(pid int) error
+	Stdout, Stderr *os.File
 }
 
 // Child is a started child process seen from the parent.
@@ -214,6 +225,12 @@ func Spawn(ctx context.Context, cfg Config) (*Child, error) {
 		return nil, fmt.Errorf("multiproc: starting child: %w", err)
 	}
 	c := &Child{Cmd: cmd, Conn: conn, Reader: wire.NewUnixReader(conn, limit)}
+	if cfg.Started != nil {
+		if err := cfg.Started(c.Pid()); err != nil {
+			c.kill()
+			return nil, err
+		}
+	}
 	if err := c.handshake(ctx, rest); err != nil {
 		return nil, err
 	}
@@ -229,6 +246,15 @@ func command(cfg Config, childEnd *os.File) *exec.Cmd {
 		Stderr:      os.Stderr,
 		ExtraFiles:  append([]*os.File{childEnd}, cfg.Files...),
 		SysProcAttr: sysProcAttr(cfg.NewGroup),
+	}
+	if cfg.Stdout != nil {
+		cmd.Stdout = cfg.Stdout
+	}
+	if cfg.Stderr != nil {
+		cmd.Stderr = cfg.Stderr
+	}
+	if cfg.CgroupDir != nil {
+		setCgroupDir(cmd.SysProcAttr, cfg.CgroupDir)
 	}
 	return cmd
 }

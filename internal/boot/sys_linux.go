@@ -4,6 +4,7 @@ import (
 	"debug/elf"
 	"encoding/hex"
 	"fmt"
+	"os"
 	"sync"
 	"syscall"
 
@@ -23,6 +24,13 @@ func executable() string { return "/proc/self/exe" }
 
 func sysProcAttr(newGroup bool) *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: newGroup}
+}
+
+// setCgroupDir starts the child directly in the cgroup v2 directory dir
+// (clone3 with CLONE_INTO_CGROUP): it never runs outside it.
+func setCgroupDir(a *syscall.SysProcAttr, dir *os.File) {
+	a.UseCgroupFD = true
+	a.CgroupFD = int(dir.Fd())
 }
 
 var buildID = sync.OnceValues(func() (string, error) {

@@ -47,3 +47,7 @@ var buildID = sync.OnceValues(func() (string, error) {
 
 // BuildID identifies this binary's build.
 func BuildID() (string, error) { return buildID() }
+
+// setCgroupDir does nothing: there are no cgroups here (internal/cgroup
+// never hands out a directory).
+func setCgroupDir(a *syscall.SysProcAttr, dir *os.File) {}

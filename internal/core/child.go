@@ -19,7 +19,13 @@ import (
 	"github.com/multiproc-go/multiproc/internal/wire"
 )
 
-func init() { boot.Handle("worker", serveWorker) }
+func init() {
+	boot.Handle("worker", func(s *boot.Session) int {
+		code := serveWorker(s)
+		recordExit(exitLibrary, code)
+		return code
+	})
+}
 
 // maxWindow bounds the tasks a pool hands one worker ahead; the worker's
 // queue is larger, so its reader never blocks and cancels always get through.
@@ -60,6 +66,7 @@ type childWorker struct {
 	cancelled   map[uint64]bool // ordinals cancelled before they ran
 	evicts      []pendingEvict  // evict frames not yet applied, in order
 
+	iso     *childIso           // limits, CPU guard, output capture (issue 14)
 	scratch []byte              // result frame under construction (execute's goroutine only)
 	limit   int                 // largest result the pool accepts (Config.MaxMessageSize)
 	cache   map[uint64]*keptRes // resources held (execute's goroutine only)
@@ -78,6 +85,11 @@ const flushDelay = 200 * time.Microsecond
 
 func serveWorker(s *boot.Session) int {
 	d := wire.NewBuf(s.Start.Payload)
+	isoIn, err := readIso(d)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "multiproc: worker %d: bad start payload: %v\n", os.Getpid(), err)
+		return 2
+	}
 	initName, initArg := d.String(), d.Bytes()
 	procs := int(d.Uvarint())
 	limit := d.Uvarint()
@@ -85,11 +97,13 @@ func serveWorker(s *boot.Session) int {
 		fmt.Fprintf(os.Stderr, "multiproc: worker %d: bad message limit %d in start payload\n", os.Getpid(), limit)
 		return 2
 	}
-	files := s.Files() // the shared page, then the initializer's resources
-	if d.Err() != nil || len(files) == 0 {
+	files := s.Files() // the shared page, the initializer's resources, the isolation's files
+	if d.Err() != nil || len(files) < 1+isoIn.files() {
 		fmt.Fprintf(os.Stderr, "multiproc: worker %d: bad start payload: %v (%d files)\n", os.Getpid(), d.Err(), len(files))
 		return 2
 	}
+	isoFiles := files[len(files)-isoIn.files():]
+	files = files[:len(files)-isoIn.files()]
 	initRes, err := parseResTable(d, files[1:])
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "multiproc: worker %d: bad start payload: %v\n", os.Getpid(), err)
@@ -101,6 +115,7 @@ func serveWorker(s *boot.Session) int {
 		fmt.Fprintf(os.Stderr, "multiproc: worker %d: %v\n", os.Getpid(), err)
 		return 2
 	}
+	childWords.Store(words)
 	// One worker is one CPU's worth of work: with a single P, hand-offs
 	// between its goroutines stay on one thread instead of waking another
 	// CPU, which halves a small task's round trip on a virtual machine.
@@ -113,6 +128,18 @@ func serveWorker(s *boot.Session) int {
 	// read would discard them), and accept tasks up to the pool's limit.
 	s.Reader.SetLimit(readerLimit(w.limit))
 	s.Reader.ReceiveFiles(s.Conn)
+	// Limits apply before any user code: the initializer is user code.
+	iso, err := startIso(isoIn, isoFiles)
+	if err != nil {
+		buf, off := wire.BeginFrame(nil, kindInit)
+		buf = append(buf, statusError)
+		buf = registry.AppendFailure(buf, limitsName, err)
+		if wire.EndFrame(buf, off, 0) == nil {
+			s.Conn.Write(buf)
+		}
+		return 1
+	}
+	w.iso = iso
 	// The initializer's resources stay for the worker's life.
 	w.install(initRes, true)
 	in := &taskIn{w: w, res: initRes}
@@ -146,7 +173,7 @@ func runInit(name string, arg []byte, in wire.Incoming) error {
 	defer func() {
 		if !returned { // runtime.Goexit (panics are recovered in Call)
 			fmt.Fprintf(os.Stderr, "multiproc: initializer %q called runtime.Goexit; worker %d exits\n", name, os.Getpid())
-			os.Exit(2)
+			exit(2)
 		}
 	}()
 	_, err = e.Call(wire.WithResources(context.Background(), in, nil), arg, nil)
@@ -162,7 +189,7 @@ func (w *childWorker) read() {
 	for {
 		kind, payload, err := w.next()
 		if err != nil {
-			os.Exit(boot.ExitParentDied)
+			exit(boot.ExitParentDied)
 		}
 		switch kind {
 		case kindTask:
@@ -170,7 +197,7 @@ func (w *childWorker) read() {
 			t, err := parseTask(fns, payload, w.s.Reader.Files(), w.s.Reader.FilesLost())
 			if err != nil {
 				fmt.Fprintf(os.Stderr, "multiproc: worker %d: %v\n", os.Getpid(), err)
-				os.Exit(2)
+				exit(2)
 			}
 			t.ord = ord
 			w.tasks <- t
@@ -200,7 +227,7 @@ func (w *childWorker) read() {
 		case kindCancel:
 			o, n := binary.Uvarint(payload)
 			if n <= 0 {
-				os.Exit(2)
+				exit(2)
 			}
 			w.mu.Lock()
 			if o == w.running && w.runningCtx != nil {
@@ -214,7 +241,7 @@ func (w *childWorker) read() {
 			return
 		default:
 			fmt.Fprintf(os.Stderr, "multiproc: worker %d: unexpected frame kind %#x\n", os.Getpid(), kind)
-			os.Exit(2)
+			exit(2)
 		}
 	}
 }
@@ -495,6 +522,7 @@ func (w *childWorker) run(t childTask) {
 	frame = binary.LittleEndian.AppendUint64(frame, 0)
 	dataAt := len(frame)
 	w.words.Store(wordStarted, t.ord)
+	w.iso.begin()
 	start := time.Now()
 	var (
 		n   int
@@ -509,7 +537,7 @@ func (w *childWorker) run(t childTask) {
 				// ending and the task would never be answered. Die, so
 				// that the pool fails it like any other death.
 				fmt.Fprintf(os.Stderr, "multiproc: task %q called runtime.Goexit; worker %d exits\n", t.fn.Name, os.Getpid())
-				os.Exit(2)
+				exit(2)
 			}
 		}()
 		if t.flags&flagChunk != 0 {
@@ -520,6 +548,7 @@ func (w *childWorker) run(t childTask) {
 		returned = true
 	}()
 	dur := time.Since(start)
+	output := w.iso.end(w.words, err != nil)
 	// The budget timer is left as it is: resetting it for the next task
 	// costs the same whether it is armed or not, and a late firing finds a
 	// task whose deadline has not come.
@@ -568,7 +597,7 @@ func (w *childWorker) run(t childTask) {
 			frame = frame[:dataAt]
 			frame[statusAt] = statusError
 		}
-		frame = registry.AppendFailure(frame, t.fn.Name, err)
+		frame = registry.AppendFailureOutput(frame, t.fn.Name, err, output)
 	}
 	binary.LittleEndian.PutUint64(frame[statusAt+1:], uint64(dur))
 	if hasRes {
@@ -593,7 +622,7 @@ func (w *childWorker) run(t childTask) {
 func (w *childWorker) appendResult(frame []byte) []byte {
 	if err := wire.EndFrame(frame, 0, 0); err != nil {
 		fmt.Fprintf(os.Stderr, "multiproc: worker %d: result too large: %v\n", os.Getpid(), err)
-		os.Exit(2)
+		exit(2)
 	}
 	w.outMu.Lock()
 	defer w.outMu.Unlock()
@@ -696,6 +725,6 @@ func (w *childWorker) write(b []byte) {
 		return
 	}
 	if _, err := w.s.Conn.Write(b); err != nil {
-		os.Exit(boot.ExitParentDied)
+		exit(boot.ExitParentDied)
 	}
 }

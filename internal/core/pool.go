@@ -62,6 +62,8 @@ type Pool struct {
 	stats counters
 
 	wg sync.WaitGroup // reader, writer and spawner goroutines
+
+	iso *poolIso // where workers' cgroups are made (issue 14)
 }
 
 type counters struct {
@@ -99,6 +101,10 @@ func New(ctx context.Context, cfg Config) (*Pool, error) {
 		}
 	}
 	p := &Pool{cfg: cfg, log: logs.New(cfg.Logger), done: make(chan struct{})}
+	var err error
+	if p.iso, err = newPoolIso(&p.cfg); err != nil {
+		return nil, err
+	}
 	if err := p.adoptInit(); err != nil {
 		return nil, err
 	}

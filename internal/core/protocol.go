@@ -59,6 +59,8 @@ const (
 	wordStarted   = 0 // ordinal of the last task started
 	wordCompleted = 1 // ordinal of the last task whose result has left the worker
 	wordOutLen    = 2 // bytes of unsent result frames in the shared area
+	wordExit      = 3 // the worker's own exit record (see exitRecorded), 0 until it exits on its own
+	wordCPU       = 4 // CPU time the worker had used after its last task, ns (with a lifetime CPU limit)
 )
 
 // frameSlack is what a task or result frame may add to the message it

@@ -50,6 +50,9 @@ type worker struct {
 	tasks       int64
 	rss         uint64
 	rssChecked  time.Time
+	poolKilled  bool // the pool signalled it (a timeout, a cancel, a protocol error)
+
+	iso *workerIso // its cgroup, crash report and output files
 
 	// Held while frames are built and written, so they go out in order.
 	writeMu  sync.Mutex
@@ -84,21 +87,33 @@ func (p *Pool) spawn(ctx context.Context) (*worker, error) {
 		initName = p.cfg.Init.Name
 	}
 	name := fmt.Sprintf("%s-%d", p.cfg.Name, workerSeq.Add(1))
-	c, err := boot.Spawn(ctx, boot.Config{
+	wi, err := p.newWorkerIso(name)
+	if err != nil {
+		f.Close()
+		words.Close()
+		return nil, err
+	}
+	files := append([]*os.File{f}, p.initFiles()...)
+	bc := boot.Config{
 		Role: "worker", Name: name, NewGroup: true,
-		Payload: appendStartPayload(nil, initName, p.cfg.InitArg, p.cfg.InitRes, p.cfg.MaxProcs, p.msgLimit()),
-		Files:   append([]*os.File{f}, p.initFiles()...),
+		Payload: appendStartPayload(appendIsoPayload(nil, &p.cfg), initName, p.cfg.InitArg, p.cfg.InitRes, p.cfg.MaxProcs, p.msgLimit()),
+		Files:   append(files, wi.files()...),
 		// Chunks of a map are often a megabyte or more.
 		SocketBuffer: 2 << 20,
-	})
+	}
+	wi.configure(&bc)
+	c, err := boot.Spawn(ctx, bc)
 	f.Close()
+	wi.started()
 	if err != nil {
+		wi.release()
 		words.Close()
 		return nil, err
 	}
 	w := &worker{
 		p: p, name: name, child: c, pid: c.Pid(), words: words, started: time.Now(),
 		wake: make(chan struct{}, 1), quit: make(chan struct{}), fnRefs: map[*registry.Entry]uint64{},
+		iso: wi,
 	}
 	w.pinInitLocked(p.cfg.InitRes) // w is not shared yet
 	if err := w.awaitInit(ctx, initName); err != nil {
@@ -129,6 +144,9 @@ func (w *worker) awaitInit(ctx context.Context, initName string) error {
 	if err != nil {
 		return fmt.Errorf("%w: worker %d: %w", errs.ErrHandshake, w.pid, err)
 	}
+	if re.Func == limitsName {
+		return fmt.Errorf("multiproc: worker %d could not apply its limits: %w", w.pid, re)
+	}
 	return fmt.Errorf("multiproc: worker initializer %q failed: %w", initName, re)
 }
 
@@ -138,6 +156,7 @@ func (w *worker) abandon() {
 	w.child.Conn.Close()
 	w.child.Cmd.Wait()
 	w.words.Close()
+	w.iso.release()
 }
 
 // addLocked makes a started worker part of the pool.
@@ -184,6 +203,7 @@ func (w *worker) indexLocked(t *Task) int {
 // reused: a worker is reaped only after it is marked dead, under p.mu.
 func (w *worker) killLocked() {
 	if !w.dead {
+		w.poolKilled = true
 		syscall.Kill(-w.pid, syscall.SIGKILL)
 	}
 }
@@ -272,6 +292,7 @@ func (p *Pool) headExpired(w *worker, t *Task, gen uint64, stage int) {
 			settle = err
 		}
 	case 1:
+		w.poolKilled = true
 		syscall.Kill(-w.pid, syscall.SIGTERM)
 	default:
 		w.killLocked()
@@ -891,6 +912,7 @@ func (p *Pool) checkRecycleLocked(w *worker) {
 		p.retireLocked(w, "age")
 		return
 	}
+	p.checkCPULocked(w)
 	if p.cfg.MaxMemory > 0 && time.Since(w.rssChecked) > 20*time.Millisecond {
 		w.rssChecked = time.Now()
 		if rss, err := residentBytes(w.pid); err == nil {
@@ -926,8 +948,13 @@ func (p *Pool) workerExited(w *worker) {
 	w.child.Cmd.Wait()
 	code, sig := boot.ExitStatus(w.child.Cmd.ProcessState)
 	started, completed := w.words.Load(wordStarted), w.words.Load(wordCompleted)
+	p.mu.Lock()
+	killed := w.poolKilled || p.terminated
+	p.mu.Unlock()
+	why := w.explain(code, sig, killed)
 	p.recoverResults(w)
 	w.words.Close()
+	w.iso.release()
 
 	type failure struct {
 		t *Task
@@ -965,6 +992,7 @@ func (p *Pool) workerExited(w *worker) {
 			// Unreachable while workers publish completion only after the
 			// result left (socket or shared area); kept as a safety net.
 			died.Reason = fmt.Sprintf("it ran task %q but died before reporting the result", t.Fn.Name)
+			why.apply(died)
 			if p.claimLocked(t, engine.Died) {
 				fails = append(fails, failure{t, Result{Err: died, Outcome: engine.Died}})
 			}
@@ -976,6 +1004,7 @@ func (p *Pool) workerExited(w *worker) {
 				outcome = engine.TimedOut
 			} else {
 				died.Reason = fmt.Sprintf("while running task %q", t.Fn.Name)
+				why.apply(died)
 			}
 			if t.Sched.Attempts < p.cfg.Retries && p.cfg.RetryOn(err) {
 				// A re-run, not an outcome: the task is counted once it

@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/multiproc-go/multiproc/internal/isolate"
 	"github.com/multiproc-go/multiproc/internal/registry"
 	"github.com/multiproc-go/multiproc/internal/wire"
 )
@@ -113,6 +114,17 @@ type Config struct {
 	// MaxMessageSize bounds one task's argument or result in bytes;
 	// 0 means the wire default (256 MiB).
 	MaxMessageSize int
+
+	// Limits are each worker's resource limits (multiproc.Limits),
+	// validated; the zero value sets none. Limits.GoMaxProcs, when set,
+	// equals MaxProcs.
+	Limits isolate.Spec
+	// PrefixOutput prefixes each line a worker prints on stdout or stderr
+	// with "[name] ". CaptureOutput, if positive, captures each task's
+	// output (fds 1 and 2 while it runs) and attaches its last
+	// CaptureOutput bytes to the task's error.
+	PrefixOutput  bool
+	CaptureOutput int
 
 	// Logger receives the engine's own diagnostics (rate-limited); never
 	// nil once the root has built the Config.

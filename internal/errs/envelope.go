@@ -5,7 +5,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
+	"slices"
+	"syscall"
 
 	"github.com/multiproc-go/multiproc/internal/wire"
 )
@@ -20,6 +23,11 @@ import (
 //	string  panic stack
 //	uvarint n, then n strings: keys of the registered sentinels it matched
 //	        (see RegisterSentinel)
+//	errno section, only when flagErrno is set:
+//	  uvarint n (at most maxErrnos), then n uvarints: the syscall.Errno
+//	          values in the chain (same binary, same system: same numbers)
+//	output section, only when flagOutput is set: string, the end of what
+//	        the task printed (output capture)
 //	typed section, only when flagTyped is set, always last:
 //	  u8      section version (typedVersion)
 //	  uvarint n (at most maxTyped), then n entries of
@@ -34,7 +42,12 @@ import (
 const (
 	flagPanic = 1 << iota
 	flagTyped
+	flagErrno
+	flagOutput
 )
+
+// maxErrnos bounds the errnos one envelope carries.
+const maxErrnos = 8
 
 const (
 	typedVersion = 1
@@ -113,7 +126,17 @@ func recordOf(err error) *RemoteError {
 // inside the chain contributes its typed errors as it received them. A
 // registered value that fails to encode is left out and the message says
 // so, so the error itself is never lost.
+//
+// An error wrapping syscall.EMFILE also matches ErrFDLimit on the other
+// side, and every syscall.Errno in the chain matches there too.
 func AppendError(dst []byte, fn string, pid int, err error, panicked bool, stack string) (out []byte) {
+	return AppendErrorOutput(dst, fn, pid, err, panicked, stack, "")
+}
+
+// AppendErrorOutput is [AppendError] with the end of the output the task
+// printed (output capture), which the decoded RemoteError carries in its
+// Output field.
+func AppendErrorOutput(dst []byte, fn string, pid int, err error, panicked bool, stack, output string) (out []byte) {
 	typ := publicTypeName(err)
 	msg := safeMessage(err)
 	n := len(dst)
@@ -124,23 +147,40 @@ func AppendError(dst []byte, fn string, pid int, err error, panicked bool, stack
 			if panicked {
 				typ = "panic"
 			}
-			out = appendEnvelope(dst[:n], fn, pid, typ, fmt.Sprintf("%s (multiproc: walking its error chain panicked: %v)", msg, r), stack, panicked, nil, nil)
+			out = appendEnvelope(dst[:n], fn, pid, typ, fmt.Sprintf("%s (multiproc: walking its error chain panicked: %v)", msg, r), stack, panicked, nil, nil, nil, output)
 		}
 	}()
 	var keys []string
 	var typed []typedEntry
+	var errnos []syscall.Errno
 	var re *RemoteError
 	walkChain(err, func(e error) (bool, bool) { re = recordOf(e); return true, re == nil })
 	if re != nil && re.Error() == msg {
-		fn, pid, typ, msg, stack, panicked, keys, typed = re.Func, re.Pid, re.Type, re.Message, re.Stack, re.Panic, re.keys, re.typed
+		fn, pid, typ, msg, stack, panicked, keys, typed, errnos = re.Func, re.Pid, re.Type, re.Message, re.Stack, re.Panic, re.keys, re.typed, re.errnos
+		if output == "" {
+			output = re.Output
+		}
 	} else {
 		keys = matchKeys(err)
 		typed, msg = typedEntries(err, msg)
+		errnos = chainErrnos(err)
 	}
 	if panicked {
 		typ = "panic"
 	}
-	return appendEnvelope(dst, fn, pid, typ, msg, stack, panicked, keys, typed)
+	return appendEnvelope(dst, fn, pid, typ, msg, stack, panicked, keys, typed, errnos, output)
+}
+
+// chainErrnos lists the distinct syscall.Errno values in err's chain.
+func chainErrnos(err error) []syscall.Errno {
+	var ns []syscall.Errno
+	walkChain(err, func(e error) (bool, bool) {
+		if n, ok := e.(syscall.Errno); ok && !slices.Contains(ns, n) {
+			ns = append(ns, n)
+		}
+		return true, len(ns) < maxErrnos
+	})
+	return ns
 }
 
 // safeMessage is err.Error(), or what fmt prints when Error panics: "<nil>"
@@ -161,13 +201,19 @@ func safeMessage(err error) (msg string) {
 }
 
 // appendEnvelope appends an envelope with the given parts.
-func appendEnvelope(dst []byte, fn string, pid int, typ, msg, stack string, panicked bool, keys []string, typed []typedEntry) []byte {
+func appendEnvelope(dst []byte, fn string, pid int, typ, msg, stack string, panicked bool, keys []string, typed []typedEntry, errnos []syscall.Errno, output string) []byte {
 	var flags byte
 	if panicked {
 		flags |= flagPanic
 	}
 	if len(typed) > 0 {
 		flags |= flagTyped
+	}
+	if len(errnos) > 0 {
+		flags |= flagErrno
+	}
+	if output != "" {
+		flags |= flagOutput
 	}
 	dst = append(dst, flags)
 	dst = wire.AppendString(dst, fn)
@@ -178,6 +224,15 @@ func appendEnvelope(dst []byte, fn string, pid int, typ, msg, stack string, pani
 	dst = binary.AppendUvarint(dst, uint64(len(keys)))
 	for _, k := range keys {
 		dst = wire.AppendString(dst, k)
+	}
+	if len(errnos) > 0 {
+		dst = binary.AppendUvarint(dst, uint64(len(errnos)))
+		for _, n := range errnos {
+			dst = binary.AppendUvarint(dst, uint64(n))
+		}
+	}
+	if output != "" {
+		dst = wire.AppendString(dst, output)
 	}
 	if len(typed) > 0 {
 		dst = append(dst, typedVersion)
@@ -291,6 +346,22 @@ func DecodeError(payload []byte) (*RemoteError, error) {
 	for range n {
 		e.keys = append(e.keys, d.String())
 	}
+	if flags&flagErrno != 0 {
+		n := d.Uvarint()
+		if n > maxErrnos {
+			return nil, fmt.Errorf("%w: %d errnos in an error envelope", wire.ErrCorrupt, n)
+		}
+		for range n {
+			v := d.Uvarint()
+			if v > math.MaxUint32 {
+				return nil, fmt.Errorf("%w: errno %d", wire.ErrCorrupt, v)
+			}
+			e.errnos = append(e.errnos, syscall.Errno(v))
+		}
+	}
+	if flags&flagOutput != 0 {
+		e.Output = d.String()
+	}
 	if d.Err() != nil {
 		return nil, fmt.Errorf("error envelope: %w", d.Err())
 	}
@@ -306,6 +377,9 @@ func DecodeError(payload []byte) (*RemoteError, error) {
 		}
 	}
 	sentinels.RUnlock()
+	for _, n := range e.errnos {
+		e.local = append(e.local, n)
+	}
 	for _, t := range e.typed {
 		if et := lookupName(t.name); et != nil {
 			if v, err := safeDecode(et, t.data); err == nil {
@@ -343,12 +417,13 @@ func decodeTyped(b []byte) []typedEntry {
 }
 
 // matchKeys lists the keys of registered sentinels that err matches.
+// An error wrapping EMFILE counts as matching ErrFDLimit.
 func matchKeys(err error) []string {
 	sentinels.RLock()
 	defer sentinels.RUnlock()
 	var keys []string
 	for _, s := range sentinels.list {
-		if errors.Is(err, s) {
+		if errors.Is(err, s) || (s == ErrFDLimit && errors.Is(err, syscall.EMFILE)) {
 			keys = append(keys, sentinels.keys[s])
 		}
 	}

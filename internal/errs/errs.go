@@ -82,7 +82,52 @@ var (
 	ErrOwnerDead = errors.New("multiproc: owner died")
 	// ErrFDLimit: a process ran out of file descriptors (EMFILE).
 	ErrFDLimit = errors.New("multiproc: file descriptor limit reached")
+
+	// Why a worker died: an ExitError whose Cause is set matches one.
+	ErrOutOfMemory    = errors.New("multiproc: out of memory")
+	ErrCPULimit       = errors.New("multiproc: CPU time limit exceeded")
+	ErrKilled         = errors.New("multiproc: killed by a signal")
+	ErrExit           = errors.New("multiproc: exited from user code")
+	ErrFatal          = errors.New("multiproc: Go runtime fatal error")
+	ErrGoroutinePanic = errors.New("multiproc: panic in a goroutine")
+	ErrCgoFault       = errors.New("multiproc: fault in cgo code")
 )
+
+// DeathCause says why a process died, as far as its parent could tell.
+type DeathCause uint8
+
+// The causes, each matching its sentinel (see [DeathCause.Err]).
+const (
+	CauseUnknown        DeathCause = iota // nothing more is known
+	CauseOutOfMemory                      // its cgroup's OOM counter rose, or the runtime printed "runtime: out of memory"
+	CauseCPULimit                         // it crossed its CPU time limit
+	CauseKilled                           // a signal from outside killed it (a bare SIGKILL included)
+	CauseExit                             // user code called os.Exit
+	CauseFatal                            // the Go runtime's fatal error (a fault, a concurrent map write...)
+	CauseGoroutinePanic                   // an unrecovered panic in a goroutine a task started
+	CauseCgoFault                         // a signal while running C code through cgo
+	numCauses
+)
+
+var causeErrs = [numCauses]error{nil, ErrOutOfMemory, ErrCPULimit, ErrKilled, ErrExit, ErrFatal, ErrGoroutinePanic, ErrCgoFault}
+
+var causeNames = [numCauses]string{"unknown", "out of memory", "CPU time limit", "killed by a signal", "os.Exit", "Go runtime fatal error", "panic in a goroutine", "fault in cgo"}
+
+// Err is the sentinel the cause matches, nil for CauseUnknown.
+func (c DeathCause) Err() error {
+	if c < numCauses {
+		return causeErrs[c]
+	}
+	return nil
+}
+
+// String names the cause.
+func (c DeathCause) String() string {
+	if c < numCauses {
+		return causeNames[c]
+	}
+	return fmt.Sprintf("DeathCause(%d)", uint8(c))
+}
 
 // TooLargeError reports a value over a size limit; it matches ErrTooLarge.
 type TooLargeError struct {
@@ -120,6 +165,14 @@ type ExitError struct {
 	// Reason is extra knowledge about the death (an out-of-memory kill, a
 	// limit, a recycled worker), empty when nothing more is known.
 	Reason string
+	// Cause classifies the death; the error matches Cause.Err().
+	Cause DeathCause
+	// Report is the Go runtime's crash report (its first 64 KiB), when
+	// it wrote one.
+	Report string
+	// Output is the end of what the task printed before the death, when
+	// output capture was on.
+	Output string
 }
 
 // Error says which process ended and how: its exit code or its signal,
@@ -143,7 +196,13 @@ func (e *ExitError) Error() string {
 }
 
 // Is makes a worker's ExitError match ErrWorkerDied.
-func (e *ExitError) Is(target error) bool { return target == ErrWorkerDied && e.Worker }
+// It also matches the sentinel of its Cause.
+func (e *ExitError) Is(target error) bool {
+	if target == nil {
+		return false
+	}
+	return (target == ErrWorkerDied && e.Worker) || target == e.Cause.Err()
+}
 
 // RemoteError is an error or panic that happened in another process, as
 // decoded from its envelope ([DecodeError]). It is the internal carrier:
@@ -159,9 +218,13 @@ type RemoteError struct {
 	// returned normally (the stack would only show the invoker).
 	Stack string
 	Panic bool
-	keys  []string     // sentinel keys, passed on by a middle process
-	typed []typedEntry // typed-error section, passed on as received
-	local []error      // this process's sentinels and decoded typed errors
+	// Output is the end of what the task printed, when the pool captured
+	// task output (see multiproc.CaptureOutput); empty otherwise.
+	Output string
+	keys   []string        // sentinel keys, passed on by a middle process
+	errnos []syscall.Errno // errnos of the chain, passed on by a middle process
+	typed  []typedEntry    // typed-error section, passed on as received
+	local  []error         // this process's sentinels and decoded typed errors
 }
 
 // Error is [FormatRemote] of the remote error's fields.
@@ -227,6 +290,7 @@ func (e *RemoteError) Clone() *RemoteError {
 	c.keys = slices.Clone(e.keys)
 	c.typed = slices.Clone(e.typed)
 	c.local = slices.Clone(e.local)
+	c.errnos = slices.Clone(e.errnos)
 	return &c
 }
 
@@ -268,6 +332,7 @@ func init() {
 		ErrNotStarted, ErrAlreadyStarted, ErrClosed, ErrStillRunning, ErrDaemonChildren,
 		ErrWorkerDied, ErrTimeout, ErrPoolClosed, ErrPoolBroken, ErrResultType,
 		ErrTooLarge, ErrNotTransferable, ErrOwnerDead, ErrFDLimit,
+		ErrOutOfMemory, ErrCPULimit, ErrKilled, ErrExit, ErrFatal, ErrGoroutinePanic, ErrCgoFault,
 	} {
 		RegisterSentinel(e)
 	}

@@ -41,11 +41,17 @@ func (p *PanicError) Unwrap() error {
 // function's failure in this process: a *PanicError travels as a panic
 // with its stack, any other error as itself.
 func AppendFailure(dst []byte, fn string, err error) []byte {
+	return AppendFailureOutput(dst, fn, err, "")
+}
+
+// AppendFailureOutput is [AppendFailure] with the end of the output the
+// task printed (a pool's output capture), carried in the envelope.
+func AppendFailureOutput(dst []byte, fn string, err error, output string) []byte {
 	var pe *PanicError
 	if errors.As(err, &pe) {
-		return errs.AppendError(dst, fn, os.Getpid(), pe, true, pe.Stack)
+		return errs.AppendErrorOutput(dst, fn, os.Getpid(), pe, true, pe.Stack, output)
 	}
-	return errs.AppendError(dst, fn, os.Getpid(), err, false, "")
+	return errs.AppendErrorOutput(dst, fn, os.Getpid(), err, false, "", output)
 }
 
 // Entry is one registered function, with its typed codecs erased behind

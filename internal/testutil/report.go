@@ -13,6 +13,7 @@ type report struct {
 	Orphans    []proc   // descendants no longer our children, still running
 	FDs        []fd     // descriptors open now that were not in the baseline
 	Shm        []string // /dev/shm paths created since the baseline
+	Cgroups    []string // cgroup directories this process made and left behind
 	Errors     []string // checks that could not run, and why
 }
 
@@ -32,7 +33,7 @@ type fd struct {
 
 func (r *report) empty() bool {
 	return r.Goroutines == "" && len(r.Children) == 0 && len(r.Orphans) == 0 &&
-		len(r.FDs) == 0 && len(r.Shm) == 0 && len(r.Errors) == 0
+		len(r.FDs) == 0 && len(r.Shm) == 0 && len(r.Cgroups) == 0 && len(r.Errors) == 0
 }
 
 // String formats r for a human reading a failed test run: one section per
@@ -62,6 +63,12 @@ func (r *report) String() string {
 		section("file descriptors opened during the tests and never closed")
 		for _, f := range r.FDs {
 			fmt.Fprintf(&b, "\tfd %d -> %s\n", f.Num, f.Target)
+		}
+	}
+	if len(r.Cgroups) > 0 {
+		section("cgroups left behind (multiproc-PID-START directories of this process)")
+		for _, d := range r.Cgroups {
+			fmt.Fprintf(&b, "\t%s\n", d)
 		}
 	}
 	if len(r.Shm) > 0 {

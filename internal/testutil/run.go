@@ -23,7 +23,9 @@ import (
 //     (they carry its pid in MULTIPROC_TESTUTIL_ROOT) or, when they have no
 //     such variable, run this same executable;
 //   - file descriptors not in the baseline;
-//   - new /dev/shm entries with "multiproc" in their name.
+//   - new /dev/shm entries with "multiproc" in their name;
+//   - cgroups this process made ("multiproc-PID-START" directories beside
+//     its own cgroup, in every hierarchy) that are still there.
 //
 // The report of whatever is still there at the deadline goes to stderr. A
 // failing run is not checked: its leaks are most likely the failure's

@@ -86,6 +86,7 @@ func sysCollect(b sysBaseline, o *options, r *report) {
 	} else {
 		r.Shm = newShm(b.shm, now, b.exe)
 	}
+	r.Cgroups = ownCgroups()
 }
 
 func sortProcs(ps []proc) {

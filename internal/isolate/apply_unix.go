@@ -1,0 +1,192 @@
+//go:build unix
+
+package isolate
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+	"runtime"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Apply sets, in this process, what s asks of it: GOMAXPROCS, GOMEMLIMIT
+// (s.GoMemLimit as resolved by [Spec.Append]: positive to set, -1 to leave
+// as it is), core dumps off, the open files limit (soft and hard, so user
+// code cannot raise it back), the lifetime CPU limit (hard RLIMIT_CPU) and
+// nice on every thread. Call it once, early in a child's Main (the Go
+// runtime has started: the descriptor limit it raised at start is lowered
+// again here), before any user code runs. It stops at the first failure and
+// says which limit failed and why.
+func Apply(s Spec) error {
+	if s.GoMaxProcs > 0 {
+		runtime.GOMAXPROCS(s.GoMaxProcs)
+	}
+	if s.GoMemLimit > 0 {
+		debug.SetMemoryLimit(s.GoMemLimit)
+	}
+	if s.NoCoreDumps {
+		if err := unix.Setrlimit(unix.RLIMIT_CORE, &unix.Rlimit{}); err != nil {
+			return fmt.Errorf("multiproc: Limits.NoCoreDumps: %w", err)
+		}
+	}
+	if s.OpenFiles > 0 {
+		if err := applyOpenFiles(uint64(s.OpenFiles)); err != nil {
+			return err
+		}
+	}
+	if s.CPUTimeTotal > 0 {
+		secs := uint64((s.CPUTimeTotal + time.Second - 1) / time.Second)
+		if err := lower(unix.RLIMIT_CPU, secs, "CPUTimeTotal"); err != nil {
+			return err
+		}
+	}
+	if s.Nice != 0 {
+		if err := niceAll(s.Nice); err != nil {
+			return fmt.Errorf("multiproc: Limits.Nice %d: %w", s.Nice, err)
+		}
+	}
+	return nil
+}
+
+// lower sets both limits of resource to n. The hard limit can be lowered
+// but, even by root here, never raised again: a limit above the current
+// hard one fails with an error saying so.
+func lower(resource int, n uint64, field string) error {
+	var rl unix.Rlimit
+	if err := unix.Getrlimit(resource, &rl); err != nil {
+		return fmt.Errorf("multiproc: Limits.%s: %w", field, err)
+	}
+	if rl.Max != unix.RLIM_INFINITY && n > rl.Max {
+		return fmt.Errorf("multiproc: Limits.%s %d is above this process's hard limit %d, which cannot be raised: %w", field, n, rl.Max, syscall.EPERM)
+	}
+	if err := unix.Setrlimit(resource, &unix.Rlimit{Cur: n, Max: n}); err != nil {
+		return fmt.Errorf("multiproc: Limits.%s %d: %w", field, n, err)
+	}
+	return nil
+}
+
+// applyOpenFiles lowers the descriptor limit to n, unless the process
+// already holds descriptors too close to it: numbers at or above the limit
+// stay open but no new descriptor could be made, so the worker would fail
+// at its first task instead of at its start.
+func applyOpenFiles(n uint64) error {
+	if top := highestFD(); top >= 0 && uint64(top)+16 > n {
+		return fmt.Errorf("multiproc: Limits.OpenFiles %d is too low: this worker already uses descriptors up to %d, and needs room above them", n, top)
+	}
+	return lower(unix.RLIMIT_NOFILE, n, "OpenFiles")
+}
+
+// CPUGuard enforces a per-task CPU allowance with the soft RLIMIT_CPU.
+// RLIMIT_CPU counts a process's whole life, and a lowered hard limit
+// cannot be raised again, so before each task [CPUGuard.Begin] sets the
+// soft limit to the CPU used so far plus the allowance (at most the hard
+// limit). The kernel sends SIGXCPU when the soft limit is crossed; Go
+// ignores it unless asked, so the guard asks. A SIGXCPU during a task calls
+// onLimit (which records the reason and exits: a goroutine cannot be
+// stopped from outside); one between tasks (the worker's own bookkeeping
+// crossed a limit set for a task that ended) raises the soft limit back.
+//
+// Begin and End are called by the one goroutine that runs tasks.
+type CPUGuard struct {
+	allow   uint64 // seconds per task
+	hard    uint64 // the hard limit, seconds (RLIM_INFINITY for none)
+	running atomic.Bool
+	mu      sync.Mutex // serialises setrlimit between Begin and the signal goroutine
+	stop    chan struct{}
+	done    chan struct{}
+	sig     chan os.Signal
+}
+
+// NewCPUGuard starts a guard for s (nil if s has no CPUTime). onLimit runs
+// on the guard's goroutine when a task crosses its allowance.
+func NewCPUGuard(s Spec, onLimit func()) (*CPUGuard, error) {
+	if s.CPUTime <= 0 {
+		return nil, nil
+	}
+	var rl unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_CPU, &rl); err != nil {
+		return nil, fmt.Errorf("multiproc: Limits.CPUTime: %w", err)
+	}
+	g := &CPUGuard{allow: s.CPUSeconds(), hard: rl.Max, stop: make(chan struct{}), done: make(chan struct{}), sig: make(chan os.Signal, 1)}
+	signal.Notify(g.sig, syscall.SIGXCPU)
+	go func() {
+		defer close(g.done)
+		for {
+			select {
+			case <-g.sig:
+				if g.running.Load() {
+					onLimit()
+					continue
+				}
+				g.mu.Lock()
+				unix.Setrlimit(unix.RLIMIT_CPU, &unix.Rlimit{Cur: g.hard, Max: g.hard})
+				g.mu.Unlock()
+			case <-g.stop:
+				return
+			}
+		}
+	}()
+	return g, nil
+}
+
+// Used is the CPU time this process has used (user and system, all
+// threads).
+func Used() time.Duration {
+	var ru unix.Rusage
+	if unix.Getrusage(unix.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// Begin arms the allowance for the task about to run and returns the CPU
+// used so far.
+func (g *CPUGuard) Begin() time.Duration {
+	used := Used()
+	soft := uint64((used+time.Second-1)/time.Second) + g.allow
+	if g.hard != unix.RLIM_INFINITY {
+		soft = min(soft, g.hard)
+	}
+	g.mu.Lock()
+	unix.Setrlimit(unix.RLIMIT_CPU, &unix.Rlimit{Cur: soft, Max: g.hard})
+	g.mu.Unlock()
+	g.running.Store(true)
+	return used
+}
+
+// End marks the task over; a SIGXCPU from now on is not the task's.
+func (g *CPUGuard) End() { g.running.Store(false) }
+
+// Close stops the guard's goroutine and its signal delivery.
+func (g *CPUGuard) Close() {
+	if g == nil {
+		return
+	}
+	signal.Stop(g.sig)
+	close(g.stop)
+	<-g.done
+}
+
+// DieOf ends this process with sig's default action, so that its parent
+// sees that signal in its wait status (Go handles or ignores most signals,
+// so raising one is not enough): the handler is reset and core dumps are
+// turned off first (SIGXCPU's default action would dump core).
+func DieOf(sig syscall.Signal) {
+	unix.Setrlimit(unix.RLIMIT_CORE, &unix.Rlimit{})
+	signal.Reset(sig)
+	// signal.Reset keeps the runtime's own handler, which ignores most
+	// signals: the default action has to be restored below the runtime.
+	defaultAction(sig)
+	syscall.Kill(os.Getpid(), sig)
+	// The signal is pending for this thread or another; if it has not
+	// ended the process in a moment, exit plainly.
+	time.Sleep(time.Second)
+	os.Exit(2)
+}

@@ -1,0 +1,75 @@
+package isolate
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/multiproc-go/multiproc/internal/testutil"
+	"github.com/multiproc-go/multiproc/internal/wire"
+)
+
+func TestMain(m *testing.M) { testutil.Run(m) }
+
+func TestClassify(t *testing.T) {
+	tests := []struct {
+		name, report string
+		want         Crash
+	}{
+		{"empty", "", NoCrash},
+		{"fault in Go", "unexpected fault address 0xdead0000\nfatal error: fault\n[signal SIGSEGV: segmentation violation code=0x1 addr=0xdead0000 pc=0x6a5765]\n\ngoroutine 1 [running]:\n", Fatal},
+		{"concurrent map writes", "fatal error: concurrent map writes\n\ngoroutine 7 [running]:\n", Fatal},
+		{"goroutine panic", "panic: boom\n\ngoroutine 18 [running]:\nmain.f()\n", GoroutinePanic},
+		{"panic during panic is fatal", "panic: a\n\tpanic: b\nfatal error: panic during panic\n", Fatal},
+		{"cgo", "SIGSEGV: segmentation violation\nPC=0x820de0 m=0 sigcode=1 addr=0x0\nsignal arrived during cgo execution\n\ngoroutine 1 [syscall]:\nruntime.cgocall(0x820de0, 0xc000)\n", CgoFault},
+		{"runtime oom", "fatal error: runtime: out of memory\n\nruntime stack:\n", OutOfMemory},
+		{"runtime oom as SetCrashOutput writes it", "\ngoroutine 1 gp=0x2 m=0 mp=0xd3 [running]:\nruntime.throw({0x927ca9?, 0x1?})\n\t/usr/local/go/src/runtime/panic.go:1229 +0x48 fp=0x2 sp=0x2 pc=0x4\nruntime.(*mcache).allocLarge(0x860180?, 0x40000000, 0x1)\n\t/usr/local/go/src/runtime/mcache.go:259 +0x18d\n", OutOfMemory},
+		{"a throw elsewhere is fatal", "\ngoroutine 1 [running]:\nruntime.throw({0x9?, 0x4?})\n\t/usr/local/go/src/runtime/panic.go:1229 +0x48\nruntime.sigpanic()\n\t/usr/local/go/src/runtime/signal_unix.go:945\n", Fatal},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Classify(tt.report); got != tt.want {
+				t.Errorf("Classify = %d, want %d", got, tt.want)
+			}
+		})
+	}
+	if h := Headline("\nfatal error: fault\n[signal]"); h != "fatal error: fault" {
+		t.Errorf("Headline = %q", h)
+	}
+}
+
+func TestSpecRoundTrip(t *testing.T) {
+	s := Spec{Memory: 1 << 30, CPUTime: 1500 * time.Millisecond, CPUTimeTotal: time.Minute, OpenFiles: 128, NoCoreDumps: true, Nice: -3, GoMaxProcs: 2}
+	got, err := Decode(wire.NewBuf(s.Append(nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Spec{CPUTime: s.CPUTime, CPUTimeTotal: s.CPUTimeTotal, OpenFiles: 128, NoCoreDumps: true, Nice: -3, GoMaxProcs: 2, GoMemLimit: 1 << 30 / 10 * 9}
+	if got != want {
+		t.Errorf("decoded %+v, want %+v (the child's part, GOMEMLIMIT resolved)", got, want)
+	}
+	if s.CPUSeconds() != 2 {
+		t.Errorf("CPUSeconds() = %d, want 2 (rounded up)", s.CPUSeconds())
+	}
+	if _, err := Decode(wire.NewBuf([]byte{9})); err == nil {
+		t.Error("a spec of an unknown version decoded")
+	}
+}
+
+func TestValidate(t *testing.T) {
+	if err := (Spec{}).Validate(1); err != nil {
+		t.Errorf("zero Spec: %v", err)
+	}
+	for _, s := range []Spec{{Processes: 16}, {Memory: 1}, {CPUs: 0.001}, {Nice: -21}, {CPUTimeTotal: time.Millisecond}} {
+		if err := s.Validate(1); err == nil || !strings.HasPrefix(err.Error(), "multiproc: Limits: ") {
+			t.Errorf("Validate(%+v) = %v, want an error naming the field", s, err)
+		}
+	}
+	// The floor is 16 + GOMAXPROCS: 17 passes with one P, not with two.
+	if err := (Spec{Processes: 17}).Validate(1); err != nil {
+		t.Errorf("Processes 17 with GOMAXPROCS 1: %v", err)
+	}
+	if err := (Spec{Processes: 17}).Validate(2); err == nil {
+		t.Error("Processes 17 with GOMAXPROCS 2 accepted, below the floor of 18")
+	}
+}

@@ -1,0 +1,139 @@
+package multiproc
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/multiproc-go/multiproc/internal/isolate"
+)
+
+// Limits bounds what each worker (or a [Process]) may use, so that a task
+// that leaks memory, spins, exhausts descriptors or forks without end is
+// contained and its failure explained (see the death causes such as
+// [ErrOutOfMemory]) instead of taking the program down. Give it to
+// [NewPool] or [NewExecutor] with [WorkerLimits], or set [Process].Limits
+// before Start. Every zero field means "no limit" (or "unchanged"); invalid
+// values fail at construction, naming the field.
+//
+// Limits are applied in the child before any task (or initializer, or
+// Process target) runs. The memory cap, CPU quota and process limit are a
+// cgroup's, one per worker (v1 here, or v2 in a delegated subtree; see
+// docs/ISOLATION.md): with any of them set and no usable cgroup, NewPool
+// fails with an error that names the missing controller and what cgroup
+// v2 needs. On macOS only the rlimit and runtime fields work (the cgroup
+// ones fail at NewPool with an error matching errors.ErrUnsupported).
+type Limits struct {
+	// Memory is a hard cap on the worker's memory, in bytes (its cgroup's
+	// memory.limit_in_bytes or memory.max; at least 16 MiB): past it the
+	// kernel's OOM killer kills the worker and its task fails with an
+	// error matching [ErrOutOfMemory]. RLIMIT_AS is not used: an idle Go
+	// process maps about 1.2 GB of address space.
+	Memory uint64
+	// Swap is how much swap the worker may use beyond Memory (0: none,
+	// where the kernel accounts swap). It needs Memory.
+	Swap uint64
+	// CPUs is a CPU bandwidth quota (cgroup cpu.max / cfs quota) in CPUs:
+	// 0.5 lets the worker run half of one CPU's time. Not a limit on total
+	// CPU time (see CPUTime).
+	CPUs float64
+	// CPUTime limits the CPU time each task may use (user plus system, all
+	// the worker's threads), rounded up to whole seconds, the kernel's
+	// unit: a task gets between CPUTime and CPUTime+1s. A task past it
+	// kills its worker (SIGXCPU through the soft RLIMIT_CPU, set before
+	// each task) and fails with an error matching [ErrCPULimit]; the
+	// worker is replaced.
+	CPUTime time.Duration
+	// CPUTimeTotal is a lifetime backstop: the worker's hard RLIMIT_CPU
+	// (at least one second, not below CPUTime). The pool recycles a worker
+	// before a task's allowance would reach it.
+	CPUTimeTotal time.Duration
+	// OpenFiles caps the worker's descriptors (RLIMIT_NOFILE, soft and
+	// hard, at least 64). It is applied in the worker after the Go runtime
+	// started (which raises the soft limit to the hard one). A task that
+	// runs out gets EMFILE: its error matches [ErrFDLimit] and
+	// syscall.EMFILE, and the worker lives on.
+	OpenFiles int
+	// Processes caps the worker's tasks, threads included (cgroup
+	// pids.max): at least 16 + GOMAXPROCS, what a Go worker needs to
+	// start. RLIMIT_NPROC is not used: it counts per user and does not
+	// bind root.
+	Processes int
+	// NoCoreDumps turns core dumps off (RLIMIT_CORE 0).
+	NoCoreDumps bool
+	// Nice lowers (1 to 19) or raises (-20 to -1, which needs privilege)
+	// the worker's scheduling priority, on every one of its threads (nice
+	// is per thread on Linux).
+	Nice int
+	// GoMemLimit is the Go runtime's soft memory limit (GOMEMLIMIT) in
+	// bytes. 0 means nine tenths of Memory when Memory is set (so the
+	// garbage collector works harder before the cap kills), otherwise
+	// unchanged; -1 leaves it unchanged even with Memory.
+	GoMemLimit int64
+	// GoMaxProcs is GOMAXPROCS in the worker; 0 keeps the default (1 for
+	// pool workers, see [WorkerMaxProcs]; the machine's CPUs for a
+	// Process).
+	GoMaxProcs int
+	// CgroupParent is, for cgroup v2, the directory of a delegated cgroup
+	// with no processes of its own under which worker cgroups are made
+	// (v2 forbids controllers in a cgroup that holds processes, and the
+	// calling process is never moved). Empty means this process's own
+	// cgroup, which works on v1 and on a v2 root.
+	CgroupParent string
+}
+
+// spec converts l to the internal twin (identical fields).
+func (l Limits) spec() isolate.Spec { return isolate.Spec(l) }
+
+// WorkerLimits applies l to every worker of the pool (see [Limits]). It
+// fails at construction if a field is out of range, or if l.GoMaxProcs
+// conflicts with [WorkerMaxProcs].
+func WorkerLimits(l Limits) PoolOption {
+	return func(c *poolConfig) error {
+		s := l.spec()
+		procs := c.MaxProcs
+		if s.GoMaxProcs > 0 {
+			if c.MaxProcs > 0 && c.MaxProcs != s.GoMaxProcs {
+				return fmt.Errorf("multiproc: WorkerLimits: GoMaxProcs %d conflicts with WorkerMaxProcs(%d)", s.GoMaxProcs, c.MaxProcs)
+			}
+			procs = s.GoMaxProcs
+			c.MaxProcs = s.GoMaxProcs
+		}
+		if procs == 0 {
+			procs = 1 // the pool's default
+		}
+		if err := s.Validate(procs); err != nil {
+			return err
+		}
+		c.Limits = s
+		return nil
+	}
+}
+
+// PrefixOutput makes every line a worker prints on stdout or stderr start
+// with its name in brackets ("[PoolWorker-3] "), as docker compose does,
+// so interleaved output says who wrote it. Without it (the default) the
+// workers' output passes through untouched. Lines are copied by a reader
+// in the parent; a line longer than 64 KiB is cut into several.
+func PrefixOutput() PoolOption {
+	return func(c *poolConfig) error { c.PrefixOutput = true; return nil }
+}
+
+// CaptureOutput captures what each task prints: the worker points its
+// fds 1 and 2 at an in-memory file while the task runs, so everything the
+// process writes there (fmt.Print, log, os.Stderr, C code) is caught. If
+// the task fails, its error carries the last maxBytes of it
+// ([RemoteError].Output; [ExitError].Output if the worker died); if it
+// succeeds, the output is written to the worker's stdout once the task
+// returned (so lines of one task stay together). Output from goroutines
+// that outlive their task goes to whichever task runs when they write, or
+// to the worker's stdout between tasks. maxBytes must be positive; the
+// captured file itself grows with what the task prints.
+func CaptureOutput(maxBytes int) PoolOption {
+	return func(c *poolConfig) error {
+		if maxBytes <= 0 {
+			return fmt.Errorf("multiproc: CaptureOutput(%d): must be positive", maxBytes)
+		}
+		c.CaptureOutput = maxBytes
+		return nil
+	}
+}
