@@ -80,7 +80,10 @@ func (f Func[In, Out]) check() error {
 // arrives belongs to the receiving code, which must close it. A resource
 // with an identity (shared memory, locks) arrives in a pool worker once
 // and is reused by every later task there; do not close it in a task, and
-// do not use it after the task returns (the parent may release it). A
+// do not use it after the task returns (the parent may release it); a
+// task that closes it anyway makes its worker receive it afresh for the
+// next task. One pool task (a Map chunk counts as one) carries at most
+// 1024 descriptors (a *TooLargeError otherwise: lower Chunksize). A
 // pool whose backend cannot carry descriptors (the cluster) refuses an
 // argument holding one with an error matching [ErrNotTransferable] that
 // names where it is ("main.Batch.Jobs[3].Out").

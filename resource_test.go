@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/multiproc-go/multiproc"
+	"github.com/multiproc-go/multiproc/shm"
 )
 
 // Resources as Process arguments and results: a file the child writes to,
@@ -319,5 +320,68 @@ func TestProcessOfResourceField(t *testing.T) {
 	b, err := io.ReadAll(r)
 	if err != nil || string(b) != fw.Said || fw.Said != fmt.Sprintf("pid %d", p.Pid()) {
 		t.Fatalf("read %q (%v); Said %q", b, err, fw.Said)
+	}
+}
+
+var (
+	loadValue = multiproc.Register("test.load-value", multiproc.Plain(func(v *shm.Value[int64]) int64 {
+		if v == nil {
+			return -1
+		}
+		return v.Load()
+	}))
+	closeValue = multiproc.Register("test.close-value", multiproc.Plain(func(v *shm.Value[int64]) int64 {
+		x := v.Load()
+		v.Close() // misuse: the worker keeps it for later tasks
+		return x
+	}))
+)
+
+// TestPoolNilResource: a nil resource as the whole argument arrives nil
+// (it used to panic in the caller, on the no-reflection path).
+func TestPoolNilResource(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	p, err := multiproc.NewPool(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if got, err := multiproc.Apply(ctx, p, loadValue, nil); err != nil || got != -1 {
+		t.Fatalf("Apply(nil) = %d, %v; want -1 (nil arrived)", got, err)
+	}
+	pr := multiproc.NewProcess(loadValue, nil)
+	if err := pr.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := pr.Join(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := multiproc.Result[int64](pr); err != nil || got != -1 {
+		t.Fatalf("Process(nil) = %d, %v", got, err)
+	}
+}
+
+// TestPoolTaskClosesKeptValue: a task that closes the Value its worker
+// keeps does not fail the later tasks given the same Value: the worker
+// finds it closed and the parent sends it again.
+func TestPoolTaskClosesKeptValue(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	p, err := multiproc.NewPool(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	v, err := shm.NewValue[int64](42)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	for i := range 6 {
+		got, err := multiproc.Apply(ctx, p, closeValue, v)
+		if err != nil || got != 42 {
+			t.Fatalf("task %d: %d, %v", i, got, err)
+		}
 	}
 }

@@ -72,8 +72,17 @@ func (w *childWorker) install(res []childRes, pinned bool) (missing uint64) {
 			}
 			w.cache[r.id] = &keptRes{files: r.files, pinned: pinned}
 			r.files = nil
-		} else if w.cache[r.id] == nil && missing == 0 {
-			missing = r.id
+		} else if k := w.cache[r.id]; k == nil || closedKept(k) {
+			// Not held, or held but closed by a task (misuse, but one
+			// task's mistake must not fail every later one): the parent
+			// sends it again.
+			if k != nil {
+				dropKept(k)
+				delete(w.cache, r.id)
+			}
+			if missing == 0 {
+				missing = r.id
+			}
 		}
 	}
 	return missing
@@ -106,6 +115,13 @@ func (w *childWorker) evict(ids []uint64) {
 			delete(w.cache, id)
 		}
 	}
+}
+
+// closedKept reports whether a kept object was closed (a resource that no
+// longer needs descriptors has given them up).
+func closedKept(k *keptRes) bool {
+	r, ok := k.obj.(wire.Resource)
+	return ok && !r.NeedsDescriptors()
 }
 
 func dropKept(k *keptRes) {

@@ -143,6 +143,10 @@ func (e *TooLargeError) Error() string {
 	if e.Func != "" {
 		of = fmt.Sprintf(" of %q", e.Func)
 	}
+	if e.What == "descriptors" {
+		// Not a size MaxMessageSize sets: a frame's descriptor count.
+		return fmt.Sprintf("multiproc: the descriptors%s are %d, over the %d a task frame carries (pass fewer resources per task, or a smaller Chunksize)", of, e.Size, e.Limit)
+	}
 	return fmt.Sprintf("multiproc: %s%s is %d bytes, over the %d-byte limit (see MaxMessageSize)", e.What, of, e.Size, e.Limit)
 }
 

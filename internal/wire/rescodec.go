@@ -222,6 +222,9 @@ func (c resCodec[T]) AppendOut(dst []byte, v T, out *Outgoing) ([]byte, error) {
 	if c.p.kind == pResource && c.p.bi == nil {
 		// The argument is itself a resource (a *shm.Value): no walk, no
 		// reflection, no allocation on the way.
+		if c.p.t.Kind() == reflect.Pointer && *(*unsafe.Pointer)(unsafe.Pointer(&v)) == nil {
+			return append(dst, 0), nil // nil, as the walk encodes it
+		}
 		if ex, ok := any(v).(Exporter); ok {
 			e := encoder{b: dst, out: out, mark: len(out.Res)}
 			if err := e.export(c.p.t, ex); err != nil {
