@@ -618,7 +618,7 @@ func (e *encoder) iface(v reflect.Value) error {
 		}
 	}
 	if isResource(dyn.Type()) {
-		return &ResourceError{Type: dyn.Type(), Err: fmt.Errorf("a resource of this type cannot travel in an interface-typed position (%v); only files, connections and listeners can: declare the field with the resource's own type", v.Type())}
+		return &ResourceError{Type: dyn.Type(), Err: fmt.Errorf("%w: a resource of this type cannot travel in an interface-typed position (%v); only files, connections and listeners can: declare the field with the resource's own type", ErrNoTransport, v.Type())}
 	}
 	e.b = append(e.b, ifaceGob)
 	e.gob.b = e.gob.b[:0]

@@ -253,7 +253,7 @@ func TestResourceCodecInterfaces(t *testing.T) {
 	// A project resource in an interface position is refused by name.
 	_, err = c.(ResourceValue[box]).AppendOut(nil, box{V: newFake(t, "x")}, &Outgoing{})
 	var re *ResourceError
-	if !errors.As(err, &re) || !strings.Contains(err.Error(), "interface-typed position") {
+	if !errors.As(err, &re) || !errors.Is(err, ErrNoTransport) || !strings.Contains(err.Error(), "interface-typed position") {
 		t.Fatalf("got %v", err)
 	}
 }
