@@ -30,28 +30,13 @@ type keptRes struct {
 // parseResTable reads a task's resource table and deals the frame's
 // descriptors to its entries.
 func parseResTable(d *wire.Buf, files []*os.File) ([]childRes, error) {
-	n := d.Uvarint()
-	if d.Err() == nil && n > uint64(len(d.Rest())) {
-		return nil, fmt.Errorf("%w: resource table of %d entries", wire.ErrCorrupt, n)
+	ids, entries, err := wire.ParseTable(d, files)
+	if err != nil {
+		return nil, err
 	}
-	res := make([]childRes, 0, n)
-	rest := files
-	for range n {
-		id, k := d.Uvarint(), d.Uvarint()
-		if d.Err() != nil {
-			return nil, d.Err()
-		}
-		if k > uint64(len(rest)) {
-			return nil, fmt.Errorf("%w: resource table claims %d descriptors, %d arrived", wire.ErrCorrupt, k, len(rest))
-		}
-		var fs []*os.File
-		if k > 0 {
-			fs, rest = rest[:k:k], rest[k:]
-		}
-		res = append(res, childRes{id: id, files: fs})
-	}
-	if len(rest) > 0 {
-		return nil, fmt.Errorf("%w: %d descriptors beyond the resource table", wire.ErrCorrupt, len(rest))
+	res := make([]childRes, len(ids))
+	for i := range ids {
+		res[i] = childRes{id: ids[i], files: entries[i]}
 	}
 	return res, nil
 }

@@ -378,38 +378,50 @@ func AppendTable(dst []byte, res []Sent) []byte {
 	return dst
 }
 
-// SplitFiles reads a table written by AppendTable and deals files, in
-// order, to its entries. It fails (closing every file) when the counts do
-// not add up.
-func SplitFiles(d *Buf, files []*os.File) (*Files, error) {
+// ParseTable reads a table written by AppendTable (or a transport's
+// table of the same shape) and deals files, in order, to its entries: each
+// entry's ID and descriptors (nil for an entry that has none). It fails,
+// closing nothing, when the counts do not add up.
+func ParseTable(d *Buf, files []*os.File) (ids []uint64, entries [][]*os.File, err error) {
 	n := d.Uvarint()
 	if d.Err() == nil && n > uint64(len(d.Rest())) {
 		d.fail("resource table")
 	}
-	fs := &Files{}
 	rest := files
 	for i := uint64(0); i < n && d.Err() == nil; i++ {
-		d.Uvarint() // the ID: a Files table keeps nothing
-		k := d.Uvarint()
+		id, k := d.Uvarint(), d.Uvarint()
 		if k > uint64(len(rest)) {
-			d.fail("resource table")
-			break
+			return nil, nil, fmt.Errorf("%w: resource table claims %d descriptors, %d arrived", ErrCorrupt, k, len(rest))
 		}
-		e := rest[:k:k]
-		if k == 0 {
-			e = []*os.File{}
+		var e []*os.File
+		if k > 0 {
+			e, rest = rest[:k:k], rest[k:]
 		}
-		fs.Entries = append(fs.Entries, e)
-		rest = rest[k:]
+		ids, entries = append(ids, id), append(entries, e)
 	}
-	if err := d.Err(); err != nil || len(rest) != 0 {
+	if err := d.Err(); err != nil {
+		return nil, nil, err
+	}
+	if len(rest) != 0 {
+		return nil, nil, fmt.Errorf("%w: %d descriptors beyond the resource table", ErrCorrupt, len(rest))
+	}
+	return ids, entries, nil
+}
+
+// SplitFiles reads a table written by AppendTable into a [Files]. It
+// fails, closing every file, when the counts do not add up.
+func SplitFiles(d *Buf, files []*os.File) (*Files, error) {
+	_, entries, err := ParseTable(d, files)
+	if err != nil {
 		closeAll(files)
-		if err == nil {
-			err = fmt.Errorf("%w: %d descriptors beyond the resource table", ErrCorrupt, len(rest))
-		}
 		return nil, err
 	}
-	return fs, nil
+	for i, e := range entries {
+		if e == nil {
+			entries[i] = []*os.File{} // present, with no descriptors (nil means taken)
+		}
+	}
+	return &Files{Entries: entries}, nil
 }
 
 // AllFiles lists the descriptors of every entry, in table order.
