@@ -385,3 +385,24 @@ func TestPoolTaskClosesKeptValue(t *testing.T) {
 		}
 	}
 }
+
+// A closed file as an argument is the caller's error, matching os.ErrClosed
+// (it said "use of closed file", which matched nothing), and nothing runs.
+func TestClosedFileArgument(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, w := pipe(t)
+	w.Close()
+	p := multiproc.NewProcess(writeToFiles, fileJob{Out: w, Note: "x"})
+	if err := p.Start(ctx); !errors.Is(err, os.ErrClosed) {
+		t.Fatalf("Process.Start with a closed file = %v, want an error matching os.ErrClosed", err)
+	}
+	pool, err := multiproc.NewPool(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if _, err := multiproc.Apply(ctx, pool, writeToFiles, fileJob{Out: w, Note: "x"}); !errors.Is(err, os.ErrClosed) {
+		t.Fatalf("Apply with a closed file = %v, want an error matching os.ErrClosed", err)
+	}
+}

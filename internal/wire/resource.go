@@ -130,6 +130,10 @@ type ResourceError struct {
 
 // Error names the path, the type and the cause.
 func (e *ResourceError) Error() string {
+	if e.Path == "" || e.Type != nil && e.Path == e.Type.String() {
+		// The resource is the whole value: its path is its type's name.
+		return fmt.Sprintf("resource %v: %v", e.Type, e.Err)
+	}
 	return fmt.Sprintf("resource %s (%v): %v", e.Path, e.Type, e.Err)
 }
 

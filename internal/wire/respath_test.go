@@ -34,3 +34,17 @@ func TestResourcePaths(t *testing.T) {
 		t.Errorf("ResourcePaths(int) = %q, want none", got)
 	}
 }
+
+// TestResourceErrorMessage: a resource that is the whole value is named
+// once (it read "resource *T (*T)"), a nested one by its path and type.
+func TestResourceErrorMessage(t *testing.T) {
+	typ := reflect.TypeFor[*pathRes]()
+	whole := &wire.ResourceError{Path: typ.String(), Type: typ, Err: wire.ErrNoTransport}
+	if got, want := whole.Error(), "resource *wire_test.pathRes: "+wire.ErrNoTransport.Error(); got != want {
+		t.Errorf("whole value: %q, want %q", got, want)
+	}
+	nested := &wire.ResourceError{Path: "job.R", Type: typ, Err: wire.ErrNoTransport}
+	if got, want := nested.Error(), "resource job.R (*wire_test.pathRes): "+wire.ErrNoTransport.Error(); got != want {
+		t.Errorf("nested: %q, want %q", got, want)
+	}
+}

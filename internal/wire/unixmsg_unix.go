@@ -178,7 +178,9 @@ func DupFD(f *os.File) (int, error) {
 		syscall.ForkLock.RUnlock()
 	})
 	if cerr != nil {
-		return -1, cerr
+		// A closed file says "use of closed file" (poll.ErrFileClosing),
+		// which matches nothing a caller can test for: say os.ErrClosed.
+		return -1, fmt.Errorf("%w: %v", os.ErrClosed, cerr)
 	}
 	if derr != nil {
 		return -1, os.NewSyscallError("dup", derr)
