@@ -271,6 +271,11 @@ func (gobCodec[T]) Append(dst []byte, v T) ([]byte, error) {
 			return dst, &EncodeError{Type: t.String(), Err: err}
 		}
 	}
+	if nilPointer(reflect.ValueOf(&v).Elem()) {
+		// gob writes nothing a decoder accepts for a nil pointer at the
+		// top (it flattens pointers): the empty encoding stands for it.
+		return dst, nil
+	}
 	w := &appendWriter{b: dst}
 	n := len(dst)
 	if err := gob.NewEncoder(w).Encode(&v); err != nil {
@@ -295,6 +300,9 @@ func (gobCodec[T]) AppendSlice(dst []byte, vs []T) ([]byte, error) {
 
 func (gobCodec[T]) Decode(src []byte) (T, error) {
 	var v T
+	if len(src) == 0 && reflect.TypeFor[T]().Kind() == reflect.Pointer {
+		return v, nil // a nil pointer (see Append); gob's encodings are never empty
+	}
 	if err := safeGobDecode(src, &v); err != nil {
 		return v, &DecodeError{Type: reflect.TypeFor[T]().String(), Err: explainGob[T](err)}
 	}
@@ -395,3 +403,16 @@ func (e *DecodeError) Error() string {
 
 // Unwrap returns the codec's error.
 func (e *DecodeError) Unwrap() error { return e.Err }
+
+// nilPointer reports whether v is a pointer that is nil or leads through
+// pointers to a nil one (gob, which flattens pointers, sees no value in
+// either). Such a value travels as nil.
+func nilPointer(v reflect.Value) bool {
+	for v.Kind() == reflect.Pointer {
+		if v.IsNil() {
+			return true
+		}
+		v = v.Elem()
+	}
+	return false
+}

@@ -240,3 +240,44 @@ func TestCorruptInputs(t *testing.T) {
 		})
 	}
 }
+
+// TestNilPointerRoundTrip: a nil pointer as the whole value arrives nil (gob
+// alone encodes it to bytes its decoder rejects with EOF); a pointer chain
+// ending in nil arrives nil too, and a non-nil pointer keeps its value.
+func TestNilPointerRoundTrip(t *testing.T) {
+	type rec struct{ A int }
+	checkNil[*int](t)
+	checkNil[*rec](t)
+	checkNil[**int](t)
+	var inner *int
+	if got := oneTrip(t, &inner); got != nil {
+		t.Errorf("**int to a nil *int arrived as %v, want nil", got)
+	}
+	x := 7
+	if got := oneTrip(t, &x); got == nil || *got != 7 {
+		t.Errorf("*int 7 arrived as %v", got)
+	}
+}
+
+func checkNil[T any](t *testing.T) {
+	t.Helper()
+	var zero T
+	got := oneTrip(t, zero)
+	if !reflect.ValueOf(&got).Elem().IsNil() {
+		t.Errorf("nil %T arrived as %v", zero, got)
+	}
+}
+
+func oneTrip[T any](t *testing.T, v T) T {
+	t.Helper()
+	c := wire.For[T]()
+	b, err := c.Append(nil, v)
+	if err != nil {
+		t.Fatalf("%T: Append: %v", v, err)
+	}
+	got, err := c.Decode(b)
+	if err != nil {
+		t.Fatalf("%T (codec %s): Decode: %v", v, c.Name(), err)
+	}
+	return got
+}
