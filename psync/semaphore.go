@@ -170,7 +170,7 @@ func NewBoundedSemaphore(value int) (*BoundedSemaphore, error) {
 func (s *BoundedSemaphore) bind(p unsafe.Pointer) {
 	s.p, s.value, s.nwait = p, u32(p, semValue), u32(p, semWait)
 	s.bound = atomic.LoadUint32(u32(p, bsemBound))
-	s.m, s.gate = futex.MutexAt(unsafe.Add(p, bsemMutex)), futex.NewGate()
+	s.m, s.gate = s.mutex(p, bsemMutex), futex.NewGate()
 }
 
 func (s *BoundedSemaphore) holder(i int) (*uint64, *uint32) {
@@ -339,11 +339,7 @@ func (s *BoundedSemaphore) Release() error {
 func (s *BoundedSemaphore) Value() int { return int(atomic.LoadUint32(s.value)) }
 
 // Close is [Lock.Close].
-func (s *BoundedSemaphore) Close() error {
-	s.m.Close()
-	_, err := s.close()
-	return err
-}
+func (s *BoundedSemaphore) Close() error { return s.closeMutex(s.m) }
 
 // NeedsDescriptors reports whether the semaphore is open (wire.Resource).
 func (s *BoundedSemaphore) NeedsDescriptors() bool { return s.needsDescriptors() }

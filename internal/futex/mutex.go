@@ -347,6 +347,21 @@ func (m *Mutex) Holder() int {
 	return tgid(int(p))
 }
 
+// HolderDied reports whether the word is held by a process that died: the
+// kernel marked it, or the process it names is gone. The next acquirer
+// gets ErrOwnerDead. For diagnostics and tests; it reads /proc when the
+// word names another process.
+func (m *Mutex) HolderDied() bool {
+	v := atomic.LoadUint64(m.w)
+	switch {
+	case v == 0 || uint32(v)&pidMask == notRecoverable:
+		return false
+	case ownerDied(v):
+		return true
+	}
+	return m.holderDead(v, false)
+}
+
 // Close releases this process's handle (its pidfd watch); the word and the
 // lock state are untouched.
 func (m *Mutex) Close() {

@@ -99,12 +99,18 @@ var robustThreadCh = make(chan struct{})
 // robustThread is the dedicated thread (leak checkers know its name). It
 // locks its goroutine to a thread that is not the main thread, registers
 // the list head there, reports its identity and never returns.
-func robustThread(head *robustHead, ready chan<- uint64) {
+func robustThread(head *robustHead, ready chan<- uint64, handover chan<- struct{}) {
 	runtime.LockOSThread() // never unlocked: the thread must outlive every stamp
+	if handover != nil {
+		close(handover) // locked to a thread that is not the main one
+	}
 	if unix.Gettid() == unix.Getpid() {
 		// On the main thread: hand over to a new goroutine, which cannot
-		// get this (locked) thread, and release this one.
-		go robustThread(head, ready)
+		// get this thread while this goroutine keeps it locked, and
+		// release it only once the new one is locked to its own.
+		h := make(chan struct{})
+		go robustThread(head, ready, h)
+		<-h
 		runtime.UnlockOSThread()
 		return
 	}
@@ -145,7 +151,7 @@ func setupRobust() bool {
 	head.next = uintptr(unsafe.Pointer(head)) // empty: points at itself
 	head.offset = int64(half)                 // word = node + half
 	ready := make(chan uint64)
-	go robustThread(head, ready)
+	go robustThread(head, ready, nil)
 	self := <-ready
 	if self == 0 {
 		unix.Munmap(mem)
