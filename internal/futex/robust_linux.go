@@ -50,10 +50,10 @@ import (
 // rely on the pidfd watch and timed checks, as before.
 
 const (
-	robustMax   = 2000    // below the kernel's ROBUST_LIST_LIMIT of 2048
-	regionPages = 4096    // alias slots (16 MiB of address space, mostly never touched)
-	headLen     = 3 * 8   // sizeof(struct robust_list_head) on 64-bit Linux
-	pidfdThread = 0x80    // PIDFD_THREAD (O_EXCL), Linux 6.9
+	robustMax   = 2000  // below the kernel's ROBUST_LIST_LIMIT of 2048
+	regionPages = 4096  // alias slots (16 MiB of address space, mostly never touched)
+	headLen     = 3 * 8 // sizeof(struct robust_list_head) on 64-bit Linux
+	pidfdThread = 0x80  // PIDFD_THREAD (O_EXCL), Linux 6.9
 	is64bit     = ^uintptr(0)>>63 == 1
 )
 
@@ -75,7 +75,7 @@ type pageKey struct {
 
 type aliasPage struct {
 	slot  int
-	refs  int            // registered words
+	refs  int             // registered words
 	words map[uintptr]int // offset in the page → handles on that word
 }
 

@@ -61,7 +61,9 @@ func newRobustWord(t *testing.T) *robustWord {
 	return w
 }
 
-func (w *robustWord) raw() uint64 { return atomic.LoadUint64((*uint64)(unsafe.Pointer(&w.mem[robustOff]))) }
+func (w *robustWord) raw() uint64 {
+	return atomic.LoadUint64((*uint64)(unsafe.Pointer(&w.mem[robustOff])))
+}
 
 // startHolder starts a child that locks w and waits until it has.
 func startHolder(t *testing.T, w *robustWord) *exec.Cmd {
