@@ -103,6 +103,24 @@ func (c *Condition) Lock(ctx context.Context) error { return c.l.Lock(ctx) }
 // Unlock releases (one level of) the condition's lock.
 func (c *Condition) Unlock() error { return c.l.Unlock() }
 
+// TryLock acquires the condition's lock without waiting: Python's
+// acquire(block=False) ([Lock.TryLock]).
+func (c *Condition) TryLock() (bool, error) { return c.l.TryLock() }
+
+// Do runs f holding the condition's lock: Python's `with cond:`. f may
+// call Wait, WaitFor and Notify. It returns the lock's error without
+// running f when the lock is not held; after [ErrOwnerDead] it runs f and
+// returns ErrOwnerDead.
+func (c *Condition) Do(ctx context.Context, f func()) error {
+	err := c.l.Lock(ctx)
+	if err != nil && err != ErrOwnerDead {
+		return err
+	}
+	defer c.l.Unlock()
+	f()
+	return err
+}
+
 func (c *Condition) slot(i int) (state, ticket *uint32, ident *uint64) {
 	s := unsafe.Add(c.p, condSlots+i*slotSize)
 	return (*uint32)(s), u32(s, 4), (*uint64)(unsafe.Add(s, 8))

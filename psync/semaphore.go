@@ -103,6 +103,17 @@ func (s *Semaphore) Release() {
 	}
 }
 
+// Do runs f holding one unit: Python's `with sem:`. It returns Acquire's
+// error without running f when no unit was taken.
+func (s *Semaphore) Do(ctx context.Context, f func()) error {
+	if err := s.Acquire(ctx); err != nil {
+		return err
+	}
+	defer s.Release()
+	f()
+	return nil
+}
+
 // Value returns the number of units available (Python's get_value); it may
 // be stale as soon as it returns.
 func (s *Semaphore) Value() int { return int(atomic.LoadUint32(s.value)) }
@@ -331,6 +342,19 @@ func (s *BoundedSemaphore) Release() error {
 	if err == nil && atomic.LoadUint32(s.nwait) > 0 {
 		futex.Wake(s.value, 1)
 	}
+	return err
+}
+
+// Do runs f holding one unit: Python's `with sem:`. It returns Acquire's
+// error without running f when no unit was taken; when the unit came from
+// a dead holder it runs f and returns [ErrOwnerDead].
+func (s *BoundedSemaphore) Do(ctx context.Context, f func()) error {
+	err := s.Acquire(ctx)
+	if err != nil && err != ErrOwnerDead {
+		return err
+	}
+	defer s.Release()
+	f()
 	return err
 }
 
