@@ -90,9 +90,10 @@ func NewLock() (*Lock, error) {
 // repair it and call [Lock.MarkConsistent] before Unlock); or, not held,
 // [ErrNotRecoverable] or an error wrapping ctx.Err().
 //
-// A waiter learns that a holder in another process died within about a
-// millisecond (a pidfd watch) and at most within 100 ms (a timed check of
-// /proc). Acquisition is not fair: a process that releases and re-acquires
+// A sleeping waiter learns that a holder in another process died from the
+// kernel's robust-list walk as the holder exits (a few hundred
+// microseconds on a quiet machine), else from a pidfd watch, and at most
+// within 100 ms (a timed check of /proc; see the package doc). Acquisition is not fair: a process that releases and re-acquires
 // at once may win again.
 func (l *Lock) Lock(ctx context.Context) error { return l.m.Lock(ctx) }
 
