@@ -193,6 +193,15 @@ func (a *arena) block(off, size int, k kind) (unsafe.Pointer, error) {
 	return unsafe.Pointer(&a.mem[off]), nil
 }
 
+// kindAt returns the kind tag of the block at off (0 when off is outside
+// the arena or not a block).
+func (a *arena) kindAt(off int) kind {
+	if off < line || off%line != 0 || off+4 > len(a.mem) {
+		return 0
+	}
+	return kind(binary.LittleEndian.Uint32(a.mem[off:]) &^ blockMagic)
+}
+
 func (a *arena) newBlock(off int, k kind) unsafe.Pointer {
 	binary.LittleEndian.PutUint32(a.mem[off:], blockMagic|uint32(k))
 	return unsafe.Pointer(&a.mem[off])

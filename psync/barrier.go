@@ -69,7 +69,7 @@ func NewBarrier(parties int) (*Barrier, error) {
 func (b *Barrier) bind(p unsafe.Pointer) {
 	b.p, b.gen, b.nwait = p, u32(p, barGen), u32(p, barWait)
 	b.parties = int(atomic.LoadUint32(u32(p, barParties)))
-	b.m, b.gate = futex.MutexAt(unsafe.Add(p, barMutex)), futex.NewGate()
+	b.m, b.gate = b.mutex(p, barMutex), futex.NewGate()
 }
 
 func (b *Barrier) arrived(i int) *uint64 { return (*uint64)(unsafe.Add(b.p, barArrived+i*8)) }
@@ -223,11 +223,7 @@ func (b *Barrier) NWaiting() int { return int(atomic.LoadUint32(u32(b.p, barCoun
 func (b *Barrier) Broken() bool { return atomic.LoadUint32(u32(b.p, barBroken)) != 0 }
 
 // Close is [Lock.Close].
-func (b *Barrier) Close() error {
-	b.m.Close()
-	_, err := b.close()
-	return err
-}
+func (b *Barrier) Close() error { return b.closeMutex(b.m) }
 
 // NeedsDescriptors reports whether the Barrier is open (wire.Resource).
 func (b *Barrier) NeedsDescriptors() bool { return b.needsDescriptors() }

@@ -162,3 +162,69 @@ func TestConditionNotifyOne(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+type notifyJob struct {
+	C   *psync.Condition
+	Mem *os.File
+}
+
+// condNotifier takes the condition's lock (which it can only do if the
+// waiter released every level), sets the word and notifies.
+var condNotifier = multiproc.Register("psync.test.cond-notifier", multiproc.NoResult(func(ctx context.Context, j notifyJob) error {
+	v, unmap, err := mapCounter(j.Mem)
+	if err != nil {
+		return err
+	}
+	defer unmap()
+	if err := j.C.Lock(ctx); err != nil {
+		return err
+	}
+	defer j.C.Unlock()
+	atomic.StoreUint64(v, 1)
+	return j.C.NotifyAll()
+}))
+
+// TestConditionWaitReleasesEveryRLockLevel: the default lock is an RLock;
+// Wait with it entered three times releases all three (a child can take
+// it) and restores the depth (three Unlocks, then ErrNotHeld). The same
+// with a Condition over a plain Lock passed explicitly.
+func TestConditionWaitReleasesEveryRLockLevel(t *testing.T) {
+	ctx := testCtx(t)
+	for _, tc := range []struct {
+		name  string
+		lock  psync.CondLock
+		depth int
+	}{
+		{"default RLock", nil, 3},
+		{"explicit Lock", must(psync.NewLock()), 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := must(psync.NewCondition(tc.lock))
+			defer c.Close()
+			if tc.lock != nil {
+				defer tc.lock.Close()
+			} else if _, ok := c.Locker().(*psync.RLock); !ok {
+				t.Fatalf("the default lock is a %T, want *psync.RLock", c.Locker())
+			}
+			mem := newCounter(t)
+			for range tc.depth {
+				if err := c.Lock(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			p := start(t, multiproc.NewProcess(condNotifier, notifyJob{C: c, Mem: mem.f}))
+			if err := c.WaitFor(ctx, func() bool { return atomic.LoadUint64(mem.p()) != 0 }); err != nil {
+				t.Fatal(err)
+			}
+			join(t, p)
+			for i := range tc.depth {
+				if err := c.Unlock(); err != nil {
+					t.Fatalf("Unlock %d of %d after Wait: %v", i+1, tc.depth, err)
+				}
+			}
+			if err := c.Unlock(); !errors.Is(err, psync.ErrNotHeld) {
+				t.Fatalf("one Unlock too many = %v, want ErrNotHeld", err)
+			}
+		})
+	}
+}

@@ -28,8 +28,11 @@ const (
 )
 
 // Condition is a condition variable shared by processes: Python's
-// multiprocessing.Condition over a [Lock]. Wait and Notify need the lock
-// held by the calling process ([ErrNotHeld] otherwise).
+// multiprocessing.Condition, over an [RLock] by default (as in Python) or
+// over a [Lock] or RLock of the caller's. Wait and Notify need the lock
+// held by the calling process ([ErrNotHeld] otherwise). Wait over an RLock
+// entered several times releases every level and restores the same depth
+// before it returns (Python's _release_save and _acquire_restore).
 //
 // Each waiter has a slot of its own in shared memory, recording its
 // process; Notify wakes the oldest waiters first and skips (and frees) the
@@ -39,29 +42,29 @@ const (
 // an OS thread while it waits: 1000 waiters are 1000 threads (a pids limit
 // counts them); at most [MaxConditionWaiters] may wait at once.
 //
-// Python's Condition defaults to an RLock; this one takes a Lock, whose
-// owner makes "held by the caller" checkable.
-//
 // Make one with [NewCondition]; it travels to other processes as a
 // resource (with its lock) and is safe for concurrent use.
 type Condition struct {
 	obj
 	p    unsafe.Pointer
-	l    *Lock
+	l    CondLock
+	lc   lockCore
 	owns bool // l was made by NewCondition: Close closes it
 }
 
-// NewCondition returns a condition variable over l, or over a new Lock
-// when l is nil (errors.ErrUnsupported off Linux).
-func NewCondition(l *Lock) (*Condition, error) {
+// NewCondition returns a condition variable over l (a *Lock or an *RLock),
+// or over a new RLock when l is nil, as Python's Condition() is
+// (errors.ErrUnsupported off Linux).
+func NewCondition(l CondLock) (*Condition, error) {
 	c := &Condition{}
-	if l == nil {
-		nl, err := NewLock()
+	if isNil(l) {
+		nl, err := NewRLock()
 		if err != nil {
 			return nil, err
 		}
 		l, c.owns = nl, true
 	}
+	lc := l.core()
 	p, err := c.create(kindCondition, condSize)
 	if err != nil {
 		if c.owns {
@@ -69,22 +72,54 @@ func NewCondition(l *Lock) (*Condition, error) {
 		}
 		return nil, err
 	}
-	c.p, c.l = p, l
-	c.init(c.a, c.off, kindCondition, uint32(l.off))
-	if l.a != c.a {
-		c.files = []*os.File{c.a.files[0], l.a.files[0]}
+	c.p, c.l, c.lc = p, l, lc
+	c.init(c.a, c.off, kindCondition, uint32(lc.o.off))
+	if lc.o.a != c.a {
+		c.files = []*os.File{c.a.files[0], lc.o.a.files[0]}
 	}
 	return c, nil
 }
 
-// Locker returns the condition's lock.
-func (c *Condition) Locker() *Lock { return c.l }
+// isNil reports whether l is nil or a nil *Lock or *RLock.
+func isNil(l CondLock) bool {
+	switch x := l.(type) {
+	case nil:
+		return true
+	case *Lock:
+		return x == nil
+	case *RLock:
+		return x == nil
+	}
+	return false
+}
 
-// Lock acquires the condition's lock ([Lock.Lock]).
+// Locker returns the condition's lock: the *Lock or *RLock it was made
+// over, or the RLock NewCondition made.
+func (c *Condition) Locker() CondLock { return c.l }
+
+// Lock acquires the condition's lock ([Lock.Lock], [RLock.Lock]).
 func (c *Condition) Lock(ctx context.Context) error { return c.l.Lock(ctx) }
 
-// Unlock releases the condition's lock ([Lock.Unlock]).
+// Unlock releases (one level of) the condition's lock.
 func (c *Condition) Unlock() error { return c.l.Unlock() }
+
+// TryLock acquires the condition's lock without waiting: Python's
+// acquire(block=False) ([Lock.TryLock]).
+func (c *Condition) TryLock() (bool, error) { return c.l.TryLock() }
+
+// Do runs f holding the condition's lock: Python's `with cond:`. f may
+// call Wait, WaitFor and Notify. It returns the lock's error without
+// running f when the lock is not held; after [ErrOwnerDead] it runs f and
+// returns ErrOwnerDead.
+func (c *Condition) Do(ctx context.Context, f func()) error {
+	err := c.l.Lock(ctx)
+	if err != nil && err != ErrOwnerDead {
+		return err
+	}
+	defer c.l.Unlock()
+	f()
+	return err
+}
 
 func (c *Condition) slot(i int) (state, ticket *uint32, ident *uint64) {
 	s := unsafe.Add(c.p, condSlots+i*slotSize)
@@ -100,7 +135,8 @@ func (c *Condition) slot(i int) (state, ticket *uint32, ident *uint64) {
 // for a notification meant for a condition that has changed again since:
 // re-check the predicate ([Condition.WaitFor] does).
 func (c *Condition) Wait(ctx context.Context) error {
-	if !c.l.m.Held() {
+	m := c.lc.m
+	if !m.Held() {
 		return fmt.Errorf("psync: Condition.Wait: %w", ErrNotHeld)
 	}
 	me := self64()
@@ -121,7 +157,16 @@ func (c *Condition) Wait(ctx context.Context) error {
 	atomic.StoreUint64(id, me)
 	atomic.StoreUint32(tk, atomic.AddUint32(u32(c.p, condTicket), 1))
 	atomic.StoreUint32(st, slotWaiting)
-	if err := c.l.Unlock(); err != nil {
+	// Release every level of an RLock (its depth is the holder's to
+	// write), and restore it once the lock is held again.
+	depth := uint32(1)
+	if c.lc.count != nil {
+		depth = atomic.SwapUint32(c.lc.count, 0)
+	}
+	if err := m.Unlock(); err != nil {
+		if c.lc.count != nil {
+			atomic.StoreUint32(c.lc.count, depth)
+		}
 		atomic.StoreUint32(st, slotFree)
 		return err
 	}
@@ -130,7 +175,11 @@ func (c *Condition) Wait(ctx context.Context) error {
 	if !notified {
 		werr = fmt.Errorf("psync: Condition.Wait: %w", ctx.Err())
 	}
-	if err := c.l.Lock(context.WithoutCancel(ctx)); err != nil {
+	err := m.Lock(context.WithoutCancel(ctx))
+	if c.lc.count != nil && (err == nil || err == ErrOwnerDead) {
+		atomic.StoreUint32(c.lc.count, depth)
+	}
+	if err != nil {
 		return err
 	}
 	return werr
@@ -173,7 +222,7 @@ func (c *Condition) WaitFor(ctx context.Context, pred func() bool) error {
 // Notify wakes up to n waiters, oldest first, skipping waiters whose
 // process died. The lock must be held by this process ([ErrNotHeld]).
 func (c *Condition) Notify(n int) error {
-	if !c.l.m.Held() {
+	if !c.lc.m.Held() {
 		return fmt.Errorf("psync: Condition.Notify: %w", ErrNotHeld)
 	}
 	spid, _ := futex.Self()
@@ -244,13 +293,29 @@ func (c *Condition) ImportResource(state []byte, files []*os.File) error {
 			return err
 		}
 	}
-	lp, err := la.block(int(lockOff), lockSize, kindLock)
+	k := kindLock
+	if la.kindAt(int(lockOff)) == kindRLock {
+		k = kindRLock
+	}
+	lp, err := la.block(int(lockOff), lockSize, k)
 	if err != nil {
 		return err
 	}
-	l := &Lock{m: futex.MutexAt(unsafe.Add(lp, lockWord))}
-	l.init(la, int(lockOff), kindLock, 0)
-	l.imported = true
-	c.p, c.l = p, l
+	var l CondLock
+	switch k {
+	case kindLock:
+		x := &Lock{}
+		x.init(la, int(lockOff), k, 0)
+		x.imported = true
+		x.m = x.mutex(lp, lockWord)
+		l = x
+	default:
+		x := &RLock{}
+		x.init(la, int(lockOff), k, 0)
+		x.imported = true
+		x.m, x.count = x.mutex(lp, lockWord), u32(lp, rlockCount)
+		l = x
+	}
+	c.p, c.l, c.lc = p, l, l.core()
 	return nil
 }

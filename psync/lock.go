@@ -4,7 +4,6 @@ import (
 	"context"
 	"os"
 	"sync/atomic"
-	"unsafe"
 
 	"github.com/multiproc-go/multiproc/internal/futex"
 	"github.com/multiproc-go/multiproc/internal/wire"
@@ -16,6 +15,40 @@ const (
 	rlockCount = 16 // RLock: recursion depth, written by the holder only
 	lockSize   = line
 )
+
+// Locker is the small interface of a lock held by a process: [Lock],
+// [RLock] and [Condition] have it, and so do package shm's Value and Array
+// (their get_lock), which do not import this package. Lock blocks until the
+// lock is held or ctx ends; it returns nil, [ErrOwnerDead] (held: the
+// previous holder died holding it), or, not held, [ErrNotRecoverable] or an
+// error wrapping ctx.Err(). Unlock returns [ErrNotHeld] when the calling
+// process does not hold the lock.
+type Locker interface {
+	Lock(ctx context.Context) error
+	Unlock() error
+}
+
+// CondLock is a lock a [Condition] can be made over: a *[Lock] or an
+// *[RLock] (the unexported method keeps other implementations out: a
+// Condition needs to know how to release every level of its lock).
+type CondLock interface {
+	Locker
+	TryLock() (bool, error)
+	MarkConsistent() error
+	Holder() int
+	Close() error
+	core() lockCore
+}
+
+// lockCore is what a Condition needs of its lock.
+type lockCore struct {
+	m     *futex.Mutex
+	count *uint32 // an RLock's depth; nil for a Lock
+	o     *obj
+}
+
+func (l *Lock) core() lockCore  { return lockCore{m: l.m, o: &l.obj} }
+func (r *RLock) core() lockCore { return lockCore{m: r.m, count: r.count, o: &r.obj} }
 
 // Lock is a mutual-exclusion lock shared by processes: Python's
 // multiprocessing.Lock, with an owner. It excludes every goroutine of every
@@ -47,7 +80,7 @@ func NewLock() (*Lock, error) {
 	if err != nil {
 		return nil, err
 	}
-	l.m = futex.MutexAt(unsafe.Add(p, lockWord))
+	l.m = l.mutex(p, lockWord)
 	return l, nil
 }
 
@@ -57,9 +90,10 @@ func NewLock() (*Lock, error) {
 // repair it and call [Lock.MarkConsistent] before Unlock); or, not held,
 // [ErrNotRecoverable] or an error wrapping ctx.Err().
 //
-// A waiter learns that a holder in another process died within about a
-// millisecond (a pidfd watch) and at most within 100 ms (a timed check of
-// /proc). Acquisition is not fair: a process that releases and re-acquires
+// A sleeping waiter learns that a holder in another process died from the
+// kernel's robust-list walk as the holder exits (a few hundred
+// microseconds on a quiet machine), else from a pidfd watch, and at most
+// within 100 ms (a timed check of /proc; see the package doc). Acquisition is not fair: a process that releases and re-acquires
 // at once may win again.
 func (l *Lock) Lock(ctx context.Context) error { return l.m.Lock(ctx) }
 
@@ -81,9 +115,16 @@ func (l *Lock) MarkConsistent() error { return l.m.MarkConsistent() }
 
 // Holder returns the pid of the process that holds the lock, or 0 when it
 // is free (or not recoverable). It is for diagnostics and tests: the answer
-// may be stale as soon as it returns. A holder that died still shows until
-// someone takes the lock.
+// may be stale as soon as it returns. A holder that died shows until
+// someone takes the lock or, usually within a millisecond, the kernel marks
+// the lock's holder dead (then 0; see [Lock.HolderDied]).
 func (l *Lock) Holder() int { return l.m.Holder() }
+
+// HolderDied reports whether the lock is held by a process that died, so
+// that the next acquirer will get [ErrOwnerDead]. It is for diagnostics
+// and tests, like Holder (which no longer names a holder that the kernel
+// has reported dead).
+func (l *Lock) HolderDied() bool { return l.m.HolderDied() }
 
 // Do runs f holding the lock: Python's `with lock:`. It returns Lock's
 // error without running f when the lock is not held; after [ErrOwnerDead]
@@ -104,11 +145,7 @@ func (l *Lock) Do(ctx context.Context, f func()) error {
 // memory is unmapped with the last primitive of its memfd, and using the
 // Lock afterwards is a fatal fault. On a Lock received from another
 // process Close does nothing (see the package doc). Close does not unlock.
-func (l *Lock) Close() error {
-	l.m.Close()
-	_, err := l.close()
-	return err
-}
+func (l *Lock) Close() error { return l.closeMutex(l.m) }
 
 // NeedsDescriptors reports whether the Lock is open (wire.Resource).
 func (l *Lock) NeedsDescriptors() bool { return l.needsDescriptors() }
@@ -122,7 +159,7 @@ func (l *Lock) ImportResource(state []byte, files []*os.File) error {
 	if err != nil {
 		return err
 	}
-	l.m = futex.MutexAt(unsafe.Add(p, lockWord))
+	l.m = l.mutex(p, lockWord)
 	return nil
 }
 
@@ -150,7 +187,7 @@ func NewRLock() (*RLock, error) {
 	if err != nil {
 		return nil, err
 	}
-	r.m, r.count = futex.MutexAt(unsafe.Add(p, lockWord)), u32(p, rlockCount)
+	r.m, r.count = r.mutex(p, lockWord), u32(p, rlockCount)
 	return r, nil
 }
 
@@ -202,12 +239,22 @@ func (r *RLock) Unlock() error {
 // MarkConsistent is [Lock.MarkConsistent].
 func (r *RLock) MarkConsistent() error { return r.m.MarkConsistent() }
 
-// Close is [Lock.Close].
-func (r *RLock) Close() error {
-	r.m.Close()
-	_, err := r.close()
+// Holder is [Lock.Holder].
+func (r *RLock) Holder() int { return r.m.Holder() }
+
+// Do runs f holding the lock, as [Lock.Do].
+func (r *RLock) Do(ctx context.Context, f func()) error {
+	err := r.Lock(ctx)
+	if err != nil && err != ErrOwnerDead {
+		return err
+	}
+	defer r.Unlock()
+	f()
 	return err
 }
+
+// Close is [Lock.Close].
+func (r *RLock) Close() error { return r.closeMutex(r.m) }
 
 // NeedsDescriptors reports whether the RLock is open (wire.Resource).
 func (r *RLock) NeedsDescriptors() bool { return r.needsDescriptors() }
@@ -221,6 +268,6 @@ func (r *RLock) ImportResource(state []byte, files []*os.File) error {
 	if err != nil {
 		return err
 	}
-	r.m, r.count = futex.MutexAt(unsafe.Add(p, lockWord)), u32(p, rlockCount)
+	r.m, r.count = r.mutex(p, lockWord), u32(p, rlockCount)
 	return nil
 }

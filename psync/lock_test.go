@@ -16,6 +16,7 @@ import (
 	"github.com/multiproc-go/multiproc"
 	"github.com/multiproc-go/multiproc/internal/testutil"
 	"github.com/multiproc-go/multiproc/psync"
+	"github.com/multiproc-go/multiproc/shm"
 	"github.com/multiproc-go/multiproc/psync/internal/killtest"
 )
 
@@ -429,5 +430,33 @@ func TestLockComesBack(t *testing.T) {
 	}
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestShmLockIsALocker: shm's Value and Array locks (built on the same
+// futex layer, neither package importing the other) have the Locker
+// interface and return the same sentinels.
+func TestShmLockIsALocker(t *testing.T) {
+	v := must(shm.NewValue[int64](0))
+	defer v.Close()
+	a := must(shm.NewArray[int64](1))
+	defer a.Close()
+	pl := must(psync.NewLock())
+	defer pl.Close()
+	pr := must(psync.NewRLock())
+	defer pr.Close()
+	for _, l := range []psync.Locker{v, a, v.GetLock(), pl, pr} {
+		if err := l.Lock(testCtx(t)); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Unlock(); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Unlock(); !errors.Is(err, psync.ErrNotHeld) {
+			t.Fatalf("%T: second Unlock = %v, want psync.ErrNotHeld", l, err)
+		}
+	}
+	if shm.ErrOwnerDead != psync.ErrOwnerDead || shm.ErrNotRecoverable != psync.ErrNotRecoverable || shm.ErrNotHeld != psync.ErrNotHeld {
+		t.Fatal("shm's lock sentinels are not psync's")
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"unsafe"
 
+	"github.com/multiproc-go/multiproc/internal/futex"
 	"github.com/multiproc-go/multiproc/internal/wire"
 )
 
@@ -112,3 +113,26 @@ func (o *obj) close() (bool, error) {
 }
 
 func u32(p unsafe.Pointer, off uintptr) *uint32 { return (*uint32)(unsafe.Add(p, off)) }
+
+// mutex returns a handle on the futex.Mutex word at offset field of the
+// object's block, registered in this process's robust list (futex.NewMutex)
+// so that the kernel reports a holder's death.
+func (o *obj) mutex(p unsafe.Pointer, field int) *futex.Mutex {
+	return futex.NewMutex(unsafe.Add(p, field), o.a.files[0], int64(o.off+field))
+}
+
+// closeMutex is close for an object with a mutex handle: the creator's
+// Close unregisters the word (its memory may be unmapped next); any other
+// Close drops the handle's watch only, the word staying registered for as
+// long as the process keeps the mapping.
+func (o *obj) closeMutex(ms ...*futex.Mutex) error {
+	closed, err := o.close()
+	for _, m := range ms {
+		if closed {
+			m.Release()
+		} else {
+			m.Close()
+		}
+	}
+	return err
+}

@@ -272,3 +272,38 @@ func splitLines(s string) []string {
 	}
 	return out
 }
+
+// TestDoForms: Python's `with` blocks on a Semaphore, a BoundedSemaphore
+// and a Condition (whose f may wait).
+func TestDoForms(t *testing.T) {
+	ctx := testCtx(t)
+	s := must(psync.NewSemaphore(1))
+	defer s.Close()
+	if err := s.Do(ctx, func() {
+		if s.Value() != 0 {
+			t.Error("Do does not hold a unit")
+		}
+	}); err != nil || s.Value() != 1 {
+		t.Fatalf("Semaphore.Do = %v, value %d after", err, s.Value())
+	}
+	b := must(psync.NewBoundedSemaphore(1))
+	defer b.Close()
+	if err := b.Do(ctx, func() {}); err != nil || b.Value() != 1 {
+		t.Fatalf("BoundedSemaphore.Do = %v, value %d after", err, b.Value())
+	}
+	c := must(psync.NewCondition(nil))
+	defer c.Close()
+	short, cancel := context.WithTimeout(ctx, 10*time.Millisecond)
+	defer cancel()
+	var werr error
+	if err := c.Do(ctx, func() { werr = c.Wait(short) }); err != nil || !errors.Is(werr, context.DeadlineExceeded) {
+		t.Fatalf("Condition.Do = %v, Wait inside = %v", err, werr)
+	}
+	if h := c.Locker().Holder(); h != 0 {
+		t.Fatalf("the lock is held by %d after Do", h)
+	}
+	if ok, err := c.TryLock(); !ok || err != nil {
+		t.Fatalf("TryLock = %v, %v", ok, err)
+	}
+	c.Unlock()
+}

@@ -103,6 +103,17 @@ func (s *Semaphore) Release() {
 	}
 }
 
+// Do runs f holding one unit: Python's `with sem:`. It returns Acquire's
+// error without running f when no unit was taken.
+func (s *Semaphore) Do(ctx context.Context, f func()) error {
+	if err := s.Acquire(ctx); err != nil {
+		return err
+	}
+	defer s.Release()
+	f()
+	return nil
+}
+
 // Value returns the number of units available (Python's get_value); it may
 // be stale as soon as it returns.
 func (s *Semaphore) Value() int { return int(atomic.LoadUint32(s.value)) }
@@ -170,7 +181,7 @@ func NewBoundedSemaphore(value int) (*BoundedSemaphore, error) {
 func (s *BoundedSemaphore) bind(p unsafe.Pointer) {
 	s.p, s.value, s.nwait = p, u32(p, semValue), u32(p, semWait)
 	s.bound = atomic.LoadUint32(u32(p, bsemBound))
-	s.m, s.gate = futex.MutexAt(unsafe.Add(p, bsemMutex)), futex.NewGate()
+	s.m, s.gate = s.mutex(p, bsemMutex), futex.NewGate()
 }
 
 func (s *BoundedSemaphore) holder(i int) (*uint64, *uint32) {
@@ -334,16 +345,25 @@ func (s *BoundedSemaphore) Release() error {
 	return err
 }
 
+// Do runs f holding one unit: Python's `with sem:`. It returns Acquire's
+// error without running f when no unit was taken; when the unit came from
+// a dead holder it runs f and returns [ErrOwnerDead].
+func (s *BoundedSemaphore) Do(ctx context.Context, f func()) error {
+	err := s.Acquire(ctx)
+	if err != nil && err != ErrOwnerDead {
+		return err
+	}
+	defer s.Release()
+	f()
+	return err
+}
+
 // Value returns the number of units available; it may be stale as soon as
 // it returns (and does not count a dead holder's units not yet returned).
 func (s *BoundedSemaphore) Value() int { return int(atomic.LoadUint32(s.value)) }
 
 // Close is [Lock.Close].
-func (s *BoundedSemaphore) Close() error {
-	s.m.Close()
-	_, err := s.close()
-	return err
-}
+func (s *BoundedSemaphore) Close() error { return s.closeMutex(s.m) }
 
 // NeedsDescriptors reports whether the semaphore is open (wire.Resource).
 func (s *BoundedSemaphore) NeedsDescriptors() bool { return s.needsDescriptors() }

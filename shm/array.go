@@ -6,13 +6,14 @@ import (
 	"unsafe"
 )
 
-// Array is a fixed-length array of T in shared memory: Python's RawArray
-// (and Array, once the locks issue adds its lock). T must be fixed-size and
+// Array is a fixed-length array of T in shared memory: Python's Array,
+// with its lock (Array.Lock, Array.Do, Array.GetLock: see [Lock]), or its
+// RawArray when the lock is not used. T must be fixed-size and
 // pointer-free: a number, a bool, or an array or struct of such types.
 //
 // [Array.Slice] is the way in: a Go slice over the shared memory, read and
 // written like any slice, with no copy and no call per element. Accesses
-// are not synchronised: processes writing the same elements need a lock or
+// are not synchronised: processes writing the same elements need the lock or
 // sync/atomic operations on the elements (atomic.AddInt64(&s[i], 1) works
 // on an Array[int64]). Close must not run concurrently with any other use.
 // Make an Array with [NewArray] or [ArrayOf]; the zero Array is not usable

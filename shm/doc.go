@@ -1,7 +1,6 @@
 // Package shm is shared memory between processes: Python's
 // multiprocessing.shared_memory.SharedMemory and the shared ctypes objects
-// Value and Array (RawValue and RawArray, until the locks issue adds their
-// optional lock).
+// Value and Array, each with its lock (Python's get_lock(): see [Lock]).
 //
 // # Segments
 //
@@ -108,9 +107,11 @@
 //
 // # What this package does not do
 //
-// It does not synchronise: concurrent writers of the same bytes need a lock
-// (the locks issue adds Value and Array locks, whose words live in an area
-// reserved for them in each segment's header) or atomic operations. It does
+// It does not synchronise by itself: Load and Store do not take a Value's
+// lock, and concurrent writers of the same bytes need the object's lock
+// (robust against a dead holder; it lives in the segment's header, so it
+// travels with the object), a psync lock, or atomic operations. The
+// SharedMemory type has no lock. It does
 // not transport anything itself: the multiproc package's Process and pool
 // paths carry the descriptors its types export. Its types hold no
 // pointers, so Go values with strings, slices or maps cannot live in shared

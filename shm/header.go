@@ -8,8 +8,10 @@ import (
 	"os"
 	"reflect"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
+	"github.com/multiproc-go/multiproc/internal/futex"
 	"github.com/multiproc-go/multiproc/internal/memfd"
 	"github.com/multiproc-go/multiproc/internal/wire"
 )
@@ -28,16 +30,15 @@ import (
 //	16      8     element count (1 for a Value)
 //	24      8     FNV-1a hash of the element type's name
 //	32      32    reserved, zero
-//	64      64    lock area, zero: reserved for the locks issue
+//	64      8     the lock: an internal/futex Mutex word (zero: unlocked)
+//	72      56    reserved, zero
 //	128           data
 //
-// The lock area is the seam for Python's get_lock(): the locks issue puts
-// a futex-based lock word (and whatever owner-death bookkeeping it needs,
-// up to 64 bytes) there, through an internal futex layer that both this
-// package and the public locks package build on, neither importing the
-// other. Zero means unlocked, so every segment made before that issue is a
-// segment with an unlocked lock. The area has a cache line of its own, so
-// lock traffic does not slow accesses to the first elements.
+// The lock area holds the object's lock (Python's get_lock(), lock.go): a
+// robust process-shared mutex of internal/futex, the layer package psync
+// builds on too, neither package importing the other. Zero means unlocked.
+// The area has a cache line of its own, so lock traffic does not slow
+// accesses to the first elements.
 const (
 	headerSize   = 128
 	lockAreaOff  = 64
@@ -59,6 +60,8 @@ type segment struct {
 	mu  sync.Mutex // guards f and mem
 	f   *os.File
 	mem []byte // header and data; nil once closed
+
+	lk atomic.Pointer[futex.Mutex] // the lock's handle, made on first use (lock.go)
 }
 
 // newSegmentOf wraps a mapping made or attached in this process, giving it
@@ -207,6 +210,7 @@ func (s *segment) close(what string) error {
 		s.mu.Unlock()
 		return nil
 	}
+	s.releaseLock()
 	err := errors.Join(memfd.Unmap(s.mem), s.f.Close())
 	s.f, s.mem = nil, nil
 	s.mu.Unlock()

@@ -7,8 +7,9 @@ import (
 	"unsafe"
 )
 
-// Value is one value of type T in shared memory: Python's RawValue (and
-// Value, once the locks issue adds its lock). T must be fixed-size and
+// Value is one value of type T in shared memory: Python's Value, with its
+// lock (Value.Lock, Value.Do, Value.GetLock: see [Lock]), or its RawValue
+// when the lock is not used (an unused lock costs nothing). T must be fixed-size and
 // pointer-free: a number, a bool, or an array or struct of such types.
 //
 // Each Value is a segment of its own: one descriptor and at least one page

@@ -18,7 +18,8 @@
 //
 // A bare cond.wait() misses a notification sent before it waits, so the
 // workers wait for a predicate (WaitFor): the shared "ready" flag, read
-// and written under the condition's lock.
+// and written under the condition's lock. psync.NewCondition(nil) is over
+// an RLock, as Python's Condition() is; Wait releases every level of it.
 package main
 
 import (

@@ -1,5 +1,6 @@
 // Command sharedvalue shares numbers and arrays with child processes: the
-// seeds' two Value/Array programs.
+// seeds' two Value/Array programs, and a counter incremented by four
+// processes under the Value's own lock.
 //
 // The first (Python 2 in the seed):
 //
@@ -27,6 +28,21 @@
 //	p.start(); p.join()
 //	print(val.value)  # 100
 //	print(arr[:])     # [-1.0, -2.0, -3.0]
+//
+// The third is the seed's advice that "using shared objects like Value or
+// Array can still lead to race conditions ... protect the operations using
+// lock primitives", with the lock every Value carries:
+//
+//	def add(val, n):
+//	    for _ in range(n):
+//	        with val.get_lock():
+//	            val.value += 1
+//
+//	counter = Value('i', 0)
+//	ps = [Process(target=add, args=(counter, 1000)) for _ in range(4)]
+//	for p in ps: p.start()
+//	for p in ps: p.join()
+//	print(counter.value)  # 4000
 //
 // Run it with
 //
@@ -78,6 +94,25 @@ var worker = multiproc.Register("sharedvalue.worker", multiproc.NoResult(func(_ 
 	return nil
 }))
 
+type addArgs struct {
+	Val *shm.Value[int32]
+	N   int
+}
+
+// add increments the counter n times, each time under its lock: the load
+// and the store of one increment are not interleaved with another
+// process's (the counter's lock is in its shared memory, so every process
+// given the Value has it).
+var add = multiproc.Register("sharedvalue.add", multiproc.NoResult(func(ctx context.Context, x addArgs) error {
+	defer x.Val.Close()
+	for range x.N {
+		if err := x.Val.Do(ctx, func() { x.Val.Store(x.Val.Load() + 1) }); err != nil {
+			return err
+		}
+	}
+	return nil
+}))
+
 // run starts f(arg) in a child and waits for it, like p.start(); p.join().
 func run[In any](ctx context.Context, f multiproc.Func[In, struct{}], arg In) {
 	p := multiproc.NewProcess(f, arg)
@@ -121,4 +156,28 @@ func main() {
 	run(ctx, worker, workerArgs{Val: val, Arr: darr})
 	fmt.Println(val.Load())
 	fmt.Println(darr.Slice())
+
+	counter, err := shm.NewValue[int32](0) // Value('i', 0), with its lock
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer counter.Close()
+	var ps []*multiproc.Process
+	for range 4 {
+		p := multiproc.NewProcess(add, addArgs{Val: counter, N: 1000})
+		if err := p.Start(ctx); err != nil {
+			log.Fatal(err)
+		}
+		defer p.Close()
+		ps = append(ps, p)
+	}
+	for _, p := range ps {
+		if err := p.Join(ctx); err != nil {
+			log.Fatal(err)
+		}
+		if _, err := multiproc.Result[struct{}](p); err != nil {
+			log.Fatal(err)
+		}
+	}
+	fmt.Println(counter.Load())
 }

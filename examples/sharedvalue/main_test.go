@@ -15,7 +15,7 @@ func TestMain(m *testing.M) {
 
 func TestSharedValueExample(t *testing.T) {
 	got := extest.RunQuiet(t)
-	const want = "3.14\n[5 1 2 3 4 5 6 7 8 9]\n100\n[-1 -2 -3]\n"
+	const want = "3.14\n[5 1 2 3 4 5 6 7 8 9]\n100\n[-1 -2 -3]\n4000\n"
 	if got != want {
 		t.Fatalf("printed\n%s\nwant\n%s", got, want)
 	}

@@ -36,10 +36,15 @@ type procStat struct {
 // readStat reads /proc/PID/stat without allocating much: state (field 3)
 // and starttime (field 22). ok is false when the process does not exist.
 func readStat(pid int) (procStat, bool) {
-	var path [32]byte
-	p := append(append(path[:0], "/proc/"...), strconv.Itoa(pid)...)
-	p = append(p, "/stat"...)
-	fd, err := unix.Open(string(p), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	return readStatPath("/proc/" + itoa(pid) + "/stat")
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+// readStatPath is readStat of a stat file by path (a thread's is
+// /proc/self/task/TID/stat; /proc/TID/stat also works for any thread).
+func readStatPath(path string) (procStat, bool) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return procStat{}, false
 	}
@@ -105,7 +110,7 @@ type Watch struct {
 // timed [Alive] checks.
 func NewWatch(pid, tag uint32, onDeath func()) (*Watch, error) {
 	w := &Watch{Pid: pid, Tag: tag}
-	fd, err := unix.PidfdOpen(int(pid), unix.PIDFD_NONBLOCK)
+	fd, err := openPidfd(pid)
 	if errors.Is(err, unix.ESRCH) {
 		w.dead.Store(true)
 		return w, nil
@@ -157,4 +162,22 @@ func (w *Watch) Close() {
 	w.f.Close()
 	<-w.done
 	w.f = nil
+}
+
+// tgid returns the process (thread group) of thread id tid, from
+// /proc/TID/status, or tid itself when that cannot be read.
+func tgid(tid int) int {
+	b, err := os.ReadFile("/proc/" + itoa(tid) + "/status")
+	if err != nil {
+		return tid
+	}
+	if i := bytes.Index(b, []byte("\nTgid:")); i >= 0 {
+		f := bytes.Fields(b[i+6:])
+		if len(f) > 0 {
+			if n, err := strconv.Atoi(string(f[0])); err == nil {
+				return n
+			}
+		}
+	}
+	return tid
 }

@@ -107,11 +107,16 @@ func check(b *baseline, o *options) *report {
 // signal follows the thread that forked, so that thread must never exit).
 const spawnerFunc = "github.com/multiproc-go/multiproc/internal/boot.spawner"
 
+// robustFunc is internal/futex's robust-list thread: one per process that
+// made a robust mutex, alive until the process exits, by design (the
+// kernel walks its robust list when it exits, i.e. when the process dies).
+const robustFunc = "github.com/multiproc-go/multiproc/internal/futex.robustThread"
+
 // collect looks once at everything check cares about.
 func collect(b *baseline, o *options) *report {
 	r := new(report)
 	sysCollect(b.sys, o, r)
-	gopts := append([]goleak.Option{b.goroutines, goleak.IgnoreTopFunction(spawnerFunc)}, o.goleak...)
+	gopts := append([]goleak.Option{b.goroutines, goleak.IgnoreTopFunction(spawnerFunc), goleak.IgnoreTopFunction(robustFunc)}, o.goleak...)
 	// goleak.Find retries by itself for up to about half a second before it
 	// reports; that is a floor on one round of a failing check, not a cost on
 	// a passing one.

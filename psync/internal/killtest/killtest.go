@@ -135,7 +135,7 @@ func Run(ctx context.Context, rounds int) (Stats, error) {
 		}
 		p.Kill()
 		p.Join(ctx) // an error: it was killed
-		held := l.Holder() == p.Pid()
+		held := l.HolderDied()
 		p.Close()
 		if held {
 			st.Held++
