@@ -437,21 +437,45 @@ func cgroupDirsOf(t *testing.T, pid int) []string {
 }
 
 func TestIsolationInvalidLimits(t *testing.T) {
+	var nofile syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &nofile); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
-		name string
-		l    multiproc.Limits
-		want string
+		name  string
+		l     multiproc.Limits
+		field string // the field the message must name, as "Limits.Field:"
 	}{
 		{"tiny memory", multiproc.Limits{Memory: 1 << 20}, "Memory"},
 		{"swap without memory", multiproc.Limits{Swap: 1 << 20}, "Swap"},
 		{"negative CPUs", multiproc.Limits{CPUs: -1}, "CPUs"},
 		{"negative CPU time", multiproc.Limits{CPUTime: -time.Second}, "CPUTime"},
+		{"negative CPU time total", multiproc.Limits{CPUTimeTotal: -time.Second}, "CPUTimeTotal"},
 		{"total below per task", multiproc.Limits{CPUTime: 5 * time.Second, CPUTimeTotal: 2 * time.Second}, "CPUTimeTotal"},
 		{"too few files", multiproc.Limits{OpenFiles: 10}, "OpenFiles"},
 		{"too few processes", multiproc.Limits{Processes: 5}, "Processes"},
 		{"processes below the GOMAXPROCS floor", multiproc.Limits{Processes: 20, GoMaxProcs: 8}, "Processes"},
 		{"nice out of range", multiproc.Limits{Nice: 20}, "Nice"},
 		{"bad GOMEMLIMIT", multiproc.Limits{GoMemLimit: -5}, "GoMemLimit"},
+		{"GOMEMLIMIT above the cap", multiproc.Limits{Memory: 64 << 20, GoMemLimit: 128 << 20}, "GoMemLimit"},
+	}
+	if nofile.Max < 1<<30 {
+		// The child inherits the hard limit and cannot raise it: caught at
+		// construction, not when the worker starts.
+		tests = append(tests, struct {
+			name  string
+			l     multiproc.Limits
+			field string
+		}{"files above the hard limit", multiproc.Limits{OpenFiles: int(nofile.Max) + 1}, "OpenFiles"})
+	}
+	check := func(t *testing.T, err error, field string) {
+		t.Helper()
+		if !errors.Is(err, multiproc.ErrInvalidLimits) {
+			t.Errorf("error %v does not match ErrInvalidLimits", err)
+		}
+		if err != nil && !strings.Contains(err.Error(), "Limits."+field+":") {
+			t.Errorf("error %q does not name Limits.%s", err, field)
+		}
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -460,16 +484,46 @@ func TestIsolationInvalidLimits(t *testing.T) {
 				p.Terminate()
 				t.Fatalf("NewPool with %+v succeeded", tt.l)
 			}
-			if !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("error %q does not name %s", err, tt.want)
+			check(t, err, tt.field)
+			pr := multiproc.NewProcess(isoPid, struct{}{})
+			pr.Limits = tt.l
+			if err := pr.Start(ctxT(t)); err == nil {
+				pr.Kill()
+				pr.Join(ctxT(t))
+				t.Errorf("Process.Start with %+v succeeded", tt.l)
+			} else {
+				check(t, err, tt.field)
 			}
 		})
 	}
-	// WorkerMaxProcs and GoMaxProcs are one setting.
-	if _, err := multiproc.NewPool(ctxT(t), 1, multiproc.WorkerMaxProcs(2), multiproc.WorkerLimits(multiproc.Limits{GoMaxProcs: 3})); err == nil {
-		t.Error("conflicting WorkerMaxProcs and GoMaxProcs accepted")
+	// WorkerMaxProcs and GoMaxProcs are one setting, in either order.
+	_, err := multiproc.NewPool(ctxT(t), 1, multiproc.WorkerMaxProcs(2), multiproc.WorkerLimits(multiproc.Limits{GoMaxProcs: 3}))
+	check(t, err, "GoMaxProcs")
+	_, err = multiproc.NewPool(ctxT(t), 1, multiproc.WorkerLimits(multiproc.Limits{GoMaxProcs: 3}), multiproc.WorkerMaxProcs(2))
+	check(t, err, "GoMaxProcs")
+	// The sentinel is registered: it still matches after crossing from a
+	// worker whose task tried to start a Process with bad limits.
+	p := newPool(t, 1)
+	_, err = multiproc.Apply(ctxT(t), p, isoBadProcess, struct{}{})
+	var re *multiproc.RemoteError
+	if !errors.As(err, &re) {
+		t.Fatalf("got %v, want the task's RemoteError", err)
 	}
+	check(t, err, "Memory")
 }
+
+// isoBadProcess starts a Process with a memory cap below the floor and
+// returns Start's error.
+var isoBadProcess = multiproc.Register("iso.badProcess", func(ctx context.Context, _ struct{}) (int, error) {
+	p := multiproc.NewProcess(isoPid, struct{}{})
+	p.Limits = multiproc.Limits{Memory: 1 << 20}
+	if err := p.Start(ctx); err != nil {
+		return 0, err
+	}
+	p.Kill()
+	p.Join(ctx)
+	return 0, errors.New("a Process with a 1 MiB cap started")
+})
 
 func TestIsolationCaptureOutput(t *testing.T) {
 	p := newPool(t, 1, multiproc.CaptureOutput(1024))

@@ -13,7 +13,8 @@ import (
 // [ErrOutOfMemory]) instead of taking the program down. Give it to
 // [NewPool] or [NewExecutor] with [WorkerLimits], or set [Process].Limits
 // before Start. Every zero field means "no limit" (or "unchanged"); invalid
-// values fail at construction, naming the field.
+// values fail at construction (NewPool, NewExecutor, Process.Start) with an
+// error that names the field and matches [ErrInvalidLimits].
 //
 // Limits are applied in the child before any task (or initializer, or
 // Process target) runs. The memory cap, CPU quota and process limit are a
@@ -81,19 +82,32 @@ type Limits struct {
 	CgroupParent string
 }
 
+// ErrInvalidLimits matches the error of a [Limits] value that cannot be
+// used, which makes NewPool, NewExecutor or Process.Start fail: a field out
+// of range ("Limits.Memory: 1048576 is below the 16777216 bytes a Go worker
+// needs to start"), fields that contradict each other (GoMemLimit above
+// Memory, CPUTimeTotal below CPUTime, GoMaxProcs against WorkerMaxProcs),
+// an rlimit above this process's hard limit (OpenFiles, CPUTimeTotal: a
+// child inherits the hard limit and cannot raise it, even as root), or a
+// limit the child could not apply (a negative Nice without privilege). The
+// message names the field. A missing cgroup controller is not this error
+// (it wraps the cgroup package's own "no usable cgroup controller").
+var ErrInvalidLimits = isolate.ErrInvalidLimits
+
 // spec converts l to the internal twin (identical fields).
 func (l Limits) spec() isolate.Spec { return isolate.Spec(l) }
 
 // WorkerLimits applies l to every worker of the pool (see [Limits]). It
-// fails at construction if a field is out of range, or if l.GoMaxProcs
-// conflicts with [WorkerMaxProcs].
+// fails at construction, with an error matching [ErrInvalidLimits], if a
+// field is out of range, or if l.GoMaxProcs conflicts with
+// [WorkerMaxProcs].
 func WorkerLimits(l Limits) PoolOption {
 	return func(c *poolConfig) error {
 		s := l.spec()
 		procs := c.MaxProcs
 		if s.GoMaxProcs > 0 {
 			if c.MaxProcs > 0 && c.MaxProcs != s.GoMaxProcs {
-				return fmt.Errorf("multiproc: WorkerLimits: GoMaxProcs %d conflicts with WorkerMaxProcs(%d)", s.GoMaxProcs, c.MaxProcs)
+				return &isolate.LimitError{Field: "GoMaxProcs", Problem: fmt.Sprintf("%d conflicts with WorkerMaxProcs(%d)", s.GoMaxProcs, c.MaxProcs)}
 			}
 			procs = s.GoMaxProcs
 			c.MaxProcs = s.GoMaxProcs

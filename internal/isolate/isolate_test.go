@@ -1,6 +1,7 @@
 package isolate
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -61,7 +62,7 @@ func TestValidate(t *testing.T) {
 		t.Errorf("zero Spec: %v", err)
 	}
 	for _, s := range []Spec{{Processes: 16}, {Memory: 1}, {CPUs: 0.001}, {Nice: -21}, {CPUTimeTotal: time.Millisecond}} {
-		if err := s.Validate(1); err == nil || !strings.HasPrefix(err.Error(), "multiproc: Limits: ") {
+		if err := s.Validate(1); err == nil || !errors.Is(err, ErrInvalidLimits) || !strings.HasPrefix(err.Error(), "multiproc: Limits.") {
 			t.Errorf("Validate(%+v) = %v, want an error naming the field", s, err)
 		}
 	}
