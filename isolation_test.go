@@ -157,7 +157,7 @@ func deathOf(t *testing.T, err error, cause error) *multiproc.ExitError {
 		t.Fatalf("errors.As(%v, *ExitError) = false", err)
 	}
 	for _, other := range []error{multiproc.ErrOutOfMemory, multiproc.ErrCPULimit, multiproc.ErrKilled, multiproc.ErrExit,
-		multiproc.ErrFatal, multiproc.ErrGoroutinePanic, multiproc.ErrCgoFault} {
+		multiproc.ErrFatal, multiproc.ErrGoroutinePanic, multiproc.ErrCgoFault, multiproc.ErrProcessLimit} {
 		if other != cause && errors.Is(err, other) {
 			t.Errorf("%v also matches %v", err, other)
 		}
@@ -363,6 +363,48 @@ func TestIsolationProcesses(t *testing.T) {
 	}
 	if again, err := multiproc.Apply(ctxT(t), p, isoPid, struct{}{}); err != nil || again != pid {
 		t.Errorf("after the failed fork the task ran in pid %d (%v), want the same worker %d", again, err, pid)
+	}
+}
+
+// isoThreads starts n goroutines that each block in a raw system call, so
+// that the runtime needs a thread for each; under a pids.max below that
+// the runtime cannot create one and the worker dies.
+var isoThreads = multiproc.Register("iso.threads", multiproc.Plain(func(n int) int {
+	for range n {
+		go func() {
+			ts := syscall.Timespec{Sec: 600}
+			syscall.Syscall(syscall.SYS_NANOSLEEP, uintptr(unsafe.Pointer(&ts)), 0, 0)
+		}()
+	}
+	time.Sleep(time.Minute) // the worker dies long before
+	return n
+}))
+
+// TestIsolationProcessLimit: a task that needs more threads than
+// Limits.Processes kills its worker (the runtime dies when it cannot
+// create a thread: SIGABRT from pthread_create with cgo, "fatal error:
+// newosproc" without); the error names the process/thread limit, not a
+// generic fatal error, and the pool carries on.
+func TestIsolationProcessLimit(t *testing.T) {
+	for _, capture := range []bool{false, true} {
+		t.Run(fmt.Sprintf("capture=%v", capture), func(t *testing.T) {
+			l := multiproc.Limits{Processes: 24}
+			p := needCgroups(t, l)
+			if capture {
+				// The captured stderr holds the runtime's own lines.
+				p = newPool(t, 1, multiproc.WorkerLimits(l), multiproc.CaptureOutput(4096))
+			}
+			_, err := multiproc.Apply(ctxT(t), p, isoThreads, 40)
+			ee := deathOf(t, err, multiproc.ErrProcessLimit)
+			if !strings.Contains(ee.Reason, "Limits.Processes 24") {
+				t.Errorf("Reason %q should name the limit", ee.Reason)
+			}
+			if ee.Cause.String() != "process/thread limit" {
+				t.Errorf("Cause = %v", ee.Cause)
+			}
+			t.Logf("error: %v", err)
+			mustServe(t, p)
+		})
 	}
 }
 

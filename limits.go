@@ -56,8 +56,10 @@ type Limits struct {
 	OpenFiles int
 	// Processes caps the worker's tasks, threads included (cgroup
 	// pids.max): at least 16 + GOMAXPROCS, what a Go worker needs to
-	// start. RLIMIT_NPROC is not used: it counts per user and does not
-	// bind root.
+	// start. A fork past it fails in the task (EAGAIN) and the worker
+	// lives; a thread the Go runtime cannot create kills the worker, and
+	// its task fails with an error matching [ErrProcessLimit].
+	// RLIMIT_NPROC is not used: it counts per user and does not bind root.
 	Processes int
 	// NoCoreDumps turns core dumps off (RLIMIT_CORE 0).
 	NoCoreDumps bool

@@ -125,6 +125,13 @@ func TestV2FakeDelegated(t *testing.T) {
 	if n := g.OOMKills(); n != 1 {
 		t.Errorf("OOMKills() = %d after memory.events says oom_kill 1, want 1", n)
 	}
+	if n := g.PidsLimitHits(); n != 0 {
+		t.Errorf("PidsLimitHits() = %d before any refusal, want 0", n)
+	}
+	os.WriteFile(filepath.Join(leaf, "pids.events"), []byte("max 3\n"), 0o644)
+	if n := g.PidsLimitHits(); n != 3 {
+		t.Errorf("PidsLimitHits() = %d after pids.events says max 3, want 3", n)
+	}
 	// A process left in the group: Remove writes cgroup.kill, then removes.
 	os.WriteFile(filepath.Join(leaf, "cgroup.procs"), []byte("999999999\n"), 0o644)
 	if err := g.Remove(); err != nil {

@@ -434,6 +434,24 @@ func (g *Group) OOMKills() uint64 {
 	return n
 }
 
+// PidsLimitHits is how many times a fork or thread creation in the group
+// failed because it had reached pids.max (the "max" counter of v1 and v2
+// pids.events); 0 without a pids limit or where it cannot be read. It
+// rises for a fork that fails with EAGAIN in a task as well as for the
+// thread creation a Go process dies of.
+func (g *Group) PidsLimitHits() uint64 {
+	d, ok := g.ctl["pids"]
+	if !ok {
+		return 0
+	}
+	b, err := g.r.fs.ReadFile(filepath.Join(d, "pids.events"))
+	if err != nil {
+		return 0
+	}
+	n, _ := parseKeyed(string(b), "max")
+	return n
+}
+
 // Pids lists the processes in the group.
 func (g *Group) Pids() []int {
 	seen := map[int]bool{}

@@ -223,6 +223,11 @@ func (w *worker) explain(code int, sig syscall.Signal, killedByPool bool) death 
 		crash = isolate.OutOfMemory // the runtime's own line, caught by output capture
 	}
 	oom := wi != nil && wi.group != nil && wi.group.OOMKills() > 0
+	// pids.max refused a thread or a fork at some point; with cgo, a
+	// refused thread is a SIGABRT whose report says nothing more.
+	pidsHit := wi != nil && wi.group != nil && wi.group.PidsLimitHits() > 0
+	threads := crash == isolate.ThreadLimit || (crash != isolate.NoCrash && isolate.ThreadLimitText(d.output)) ||
+		(pidsHit && isolate.Aborted(d.report))
 	switch {
 	case rec&exitRecorded != 0 && (rec>>32)&0x7fffffff == exitCPULimit:
 		d.cause = errs.CauseCPULimit
@@ -233,6 +238,9 @@ func (w *worker) explain(code int, sig syscall.Signal, killedByPool bool) death 
 	case crash == isolate.OutOfMemory:
 		d.cause = errs.CauseOutOfMemory
 		d.why = "the Go runtime ran out of memory"
+	case threads:
+		d.cause = errs.CauseProcessLimit
+		d.why = threadLimitWhy(w.p.cfg.Limits.Processes, pidsHit)
 	case crash == isolate.GoroutinePanic:
 		d.cause = errs.CauseGoroutinePanic
 		d.why = "a goroutine the task started panicked: " + isolate.Headline(d.report)
@@ -258,6 +266,20 @@ func (w *worker) explain(code int, sig syscall.Signal, killedByPool bool) death 
 		d.why = fmt.Sprintf("user code called os.Exit(%d)", code)
 	}
 	return d
+}
+
+// threadLimitWhy is the reason of a death by a refused thread, with the
+// worker's Limits.Processes (0 for none) and whether its cgroup counted
+// the refusal.
+func threadLimitWhy(processes int, counted bool) string {
+	if processes > 0 {
+		how := "the runtime could not create a thread"
+		if counted {
+			how = "its cgroup refused a new thread"
+		}
+		return fmt.Sprintf("%s: it reached its process/thread limit (Limits.Processes %d: pids.max counts threads)", how, processes)
+	}
+	return "the Go runtime could not create a thread (a process/thread limit of the system: RLIMIT_NPROC, threads-max, an outer pids.max)"
 }
 
 // apply records d in an ExitError.
