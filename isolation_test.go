@@ -696,11 +696,17 @@ func TestIsolationProcessLimits(t *testing.T) {
 	})
 }
 
+// orphanLimits are the helper's: one group in each of the memory, cpu and
+// pids hierarchies on v1.
+var orphanLimits = multiproc.Limits{Memory: 256 << 20, CPUs: 1, Processes: 64}
+
 // TestIsolationSweepAfterKilledParent: a parent SIGKILLed with a limited
 // pool leaves its workers' cgroups behind (it cannot remove them); the next
-// pool start removes them.
+// limited start removes them in every hierarchy, whatever it limits itself
+// (here a memory cap alone, while the helper's groups are in the memory,
+// cpu and pids hierarchies).
 func TestIsolationSweepAfterKilledParent(t *testing.T) {
-	needCgroups(t, multiproc.Limits{Processes: 64}).Close()
+	needCgroups(t, orphanLimits).Close()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(helperEnviron(), helperEnv+"=iso-orphan")
 	out, err := cmd.StdoutPipe()
@@ -731,7 +737,10 @@ func TestIsolationSweepAfterKilledParent(t *testing.T) {
 			t.Fatalf("the killed parent's cgroup %s is already gone (%v): nothing to sweep", filepath.Dir(d), err)
 		}
 	}
-	needCgroups(t, multiproc.Limits{Processes: 64}).Close()
+	if len(dirs) < 3 {
+		t.Logf("the helper's worker is in %d hierarchies (%v), not 3", len(dirs), dirs)
+	}
+	needCgroups(t, multiproc.Limits{Memory: 256 << 20}).Close()
 	for _, d := range dirs {
 		if _, err := os.Stat(filepath.Dir(d)); !os.IsNotExist(err) {
 			t.Errorf("the killed parent's cgroup %s survived the next pool start: %v", filepath.Dir(d), err)
@@ -745,7 +754,7 @@ func init() { helpers["iso-orphan"] = helperOrphan }
 // be killed.
 func helperOrphan() int {
 	ctx := context.Background()
-	p, err := multiproc.NewPool(ctx, 1, multiproc.WorkerLimits(multiproc.Limits{Processes: 64}))
+	p, err := multiproc.NewPool(ctx, 1, multiproc.WorkerLimits(orphanLimits))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

@@ -197,3 +197,20 @@ func TestV2FakeSweep(t *testing.T) {
 		t.Errorf("live parent's directory removed: %v", err)
 	}
 }
+
+// TestV2FakeSweepOwnCgroup: groups left in the process's own v2 cgroup (by
+// a parent that ran without CgroupParent) are swept by a start that makes
+// its groups under a delegated parent.
+func TestV2FakeSweepOwnCgroup(t *testing.T) {
+	root := fakeTree(t)
+	ff := fakeFS{t}
+	own := filepath.Join(root, "sys/fs/cgroup/user.slice/app", "multiproc-999999999-3")
+	ff.Mkdir(own)
+	ff.Mkdir(filepath.Join(own, "PoolWorker-2"))
+	if _, err := find(ff, root, Settings{Pids: 40}, "/sys/fs/cgroup/delegated"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(own); !os.IsNotExist(err) {
+		t.Errorf("the dead parent's group in the process's own v2 cgroup survived: %v", err)
+	}
+}
