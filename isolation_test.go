@@ -845,3 +845,153 @@ func TestIsolationWithInitializerResources(t *testing.T) {
 	_, err = multiproc.Apply(ctxT(t), p, isoFault, struct{}{})
 	deathOf(t, err, multiproc.ErrFatal)
 }
+
+// processDeath runs fn(arg) in a Process, limited by l, and returns Join's
+// error, which must be an ExitError matching cause and no other cause.
+func processDeath(t *testing.T, l multiproc.Limits, fn any, arg any, cause error) *multiproc.ExitError {
+	t.Helper()
+	var p *multiproc.Process
+	switch f := fn.(type) {
+	case multiproc.Func[int, int]:
+		p = multiproc.NewProcess(f, arg.(int))
+	case multiproc.Func[struct{}, int]:
+		p = multiproc.NewProcess(f, struct{}{})
+	default:
+		t.Fatalf("processDeath: %T", fn)
+	}
+	p.Limits = l
+	if err := p.Start(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	err := p.Join(ctxT(t))
+	p.Close()
+	var ee *multiproc.ExitError
+	if !errors.As(err, &ee) {
+		t.Fatalf("Join = %v, want an ExitError", err)
+	}
+	if cause != nil && !errors.Is(err, cause) {
+		t.Fatalf("Join = %v, want an error matching %v", err, cause)
+	}
+	for _, other := range []error{multiproc.ErrOutOfMemory, multiproc.ErrCPULimit, multiproc.ErrKilled, multiproc.ErrExit,
+		multiproc.ErrFatal, multiproc.ErrGoroutinePanic, multiproc.ErrCgoFault, multiproc.ErrProcessLimit} {
+		if other != cause && errors.Is(err, other) {
+			t.Errorf("%v also matches %v", err, other)
+		}
+	}
+	if errors.Is(err, multiproc.ErrWorkerDied) {
+		t.Errorf("a Process's death %v matches ErrWorkerDied", err)
+	}
+	return ee
+}
+
+// poolReason is the Reason of the death fn(arg) causes in a pool worker.
+func poolReason[A any](t *testing.T, fn multiproc.Func[A, int], arg A) string {
+	t.Helper()
+	p := newPool(t, 1)
+	_, err := multiproc.Apply(ctxT(t), p, fn, arg)
+	var ee *multiproc.ExitError
+	if !errors.As(err, &ee) {
+		t.Fatalf("pool: %v, want an ExitError", err)
+	}
+	return ee.Reason
+}
+
+// TestIsolationProcessDeaths: a Process's death is classified as a pool
+// worker's is, with the same reason text (the pool's starts with the
+// task's name), limited or not.
+func TestIsolationProcessDeaths(t *testing.T) {
+	same := func(t *testing.T, ee *multiproc.ExitError, pool string) {
+		t.Helper()
+		want := strings.ReplaceAll(ee.Reason, "target", "task")
+		if ee.Reason == "" || !strings.HasSuffix(pool, ": "+want) {
+			t.Errorf("Process Reason %q; the pool's is %q: want the same text", ee.Reason, pool)
+		}
+	}
+	t.Run("exit", func(t *testing.T) {
+		for _, code := range []int{3, 2} {
+			ee := processDeath(t, multiproc.Limits{}, isoExit, code, multiproc.ErrExit)
+			if ee.Code != code {
+				t.Errorf("Code %d, want %d", ee.Code, code)
+			}
+			same(t, ee, poolReason(t, isoExit, code))
+		}
+	})
+	t.Run("fatal", func(t *testing.T) {
+		ee := processDeath(t, multiproc.Limits{}, isoFault, struct{}{}, multiproc.ErrFatal)
+		if !strings.Contains(ee.Report, "0xdead0000") {
+			t.Errorf("Report should show the fault address; got %.300q", ee.Report)
+		}
+		same(t, ee, poolReason(t, isoFault, struct{}{}))
+	})
+	t.Run("goroutine panic", func(t *testing.T) {
+		ee := processDeath(t, multiproc.Limits{}, isoGoPanicPlain, struct{}{}, multiproc.ErrGoroutinePanic)
+		if !strings.Contains(ee.Report, "panic: boom in a goroutine") {
+			t.Errorf("Report should hold the panic; got %.300q", ee.Report)
+		}
+		same(t, ee, poolReason(t, isoGoPanicPlain, struct{}{}))
+	})
+	t.Run("cgo", func(t *testing.T) {
+		if !cgocrash.Available {
+			t.Skip("no cgo in this build")
+		}
+		ee := processDeath(t, multiproc.Limits{}, isoCgo, struct{}{}, multiproc.ErrCgoFault)
+		same(t, ee, poolReason(t, isoCgo, struct{}{}))
+	})
+	t.Run("runtime out of memory", func(t *testing.T) {
+		ee := processDeath(t, multiproc.Limits{}, isoAddressSpace, struct{}{}, multiproc.ErrOutOfMemory)
+		same(t, ee, poolReason(t, isoAddressSpace, struct{}{}))
+	})
+	t.Run("thread limit", func(t *testing.T) {
+		l := multiproc.Limits{Processes: 24, GoMaxProcs: 1}
+		pr := multiproc.NewProcess(isoPid, struct{}{})
+		pr.Limits = l
+		if err := pr.Start(ctxT(t)); err != nil && strings.Contains(err.Error(), "no usable cgroup") {
+			t.Skipf("no usable cgroups: %v", err)
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		pr.Join(ctxT(t))
+		pr.Close()
+		ee := processDeath(t, l, isoThreads, 40, multiproc.ErrProcessLimit)
+		if !strings.Contains(ee.Reason, "Limits.Processes 24") {
+			t.Errorf("Reason %q should name the limit", ee.Reason)
+		}
+	})
+	t.Run("killed from outside", func(t *testing.T) {
+		marker := filepath.Join(t.TempDir(), "started")
+		p := multiproc.NewProcess(isoSleep, isoSleepArg{time.Minute, marker})
+		if err := p.Start(ctxT(t)); err != nil {
+			t.Fatal(err)
+		}
+		waitForFile(t, marker)
+		syscall.Kill(p.Pid(), syscall.SIGKILL)
+		err := p.Join(ctxT(t))
+		p.Close()
+		var ee *multiproc.ExitError
+		if !errors.Is(err, multiproc.ErrKilled) || !errors.As(err, &ee) || !strings.Contains(ee.Reason, "from outside") {
+			t.Fatalf("Join = %v, want an ExitError matching ErrKilled that says it came from outside", err)
+		}
+	})
+	t.Run("terminated", func(t *testing.T) {
+		marker := filepath.Join(t.TempDir(), "started")
+		p := multiproc.NewProcess(isoSleep, isoSleepArg{time.Minute, marker})
+		if err := p.Start(ctxT(t)); err != nil {
+			t.Fatal(err)
+		}
+		waitForFile(t, marker)
+		p.Terminate()
+		err := p.Join(ctxT(t))
+		p.Close()
+		var ee *multiproc.ExitError
+		if !errors.As(err, &ee) || ee.Cause != 0 || errors.Is(err, multiproc.ErrKilled) || !strings.Contains(ee.Reason, "stopped by Process.Terminate") {
+			t.Fatalf("Join = %v, want an ExitError without a cause, saying Terminate stopped it", err)
+		}
+	})
+}
+
+// isoGoPanicPlain panics in a goroutine it starts, and waits.
+var isoGoPanicPlain = multiproc.Register("iso.gopanicPlain", multiproc.Plain(func(struct{}) int {
+	go func() { panic("boom in a goroutine the task started") }()
+	time.Sleep(time.Minute)
+	return 0
+}))
