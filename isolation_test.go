@@ -995,3 +995,46 @@ var isoGoPanicPlain = multiproc.Register("iso.gopanicPlain", multiproc.Plain(fun
 	time.Sleep(time.Minute)
 	return 0
 }))
+
+// isoPrintMB writes mb MiB of lines to stderr.
+var isoPrintMB = multiproc.Register("iso.printmb", multiproc.Plain(func(mb int) int {
+	line := strings.Repeat("x", 1023) + "\n"
+	for range mb * 1024 {
+		os.Stderr.WriteString(line)
+	}
+	return os.Getpid()
+}))
+
+// cgroupMemory is the memory charged to process pid's v1 memory cgroup
+// (memory.usage_in_bytes), or -1 where it cannot be read.
+func cgroupMemory(t *testing.T, pid int) int64 {
+	for _, d := range cgroupDirsOf(t, pid) {
+		if b, err := os.ReadFile(filepath.Join(d, "memory.usage_in_bytes")); err == nil {
+			n, _ := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+			return n
+		}
+	}
+	return -1
+}
+
+// TestIsolationCaptureOutputCharge: with CaptureOutput, what a task prints
+// is held in a memory file whose pages count against the worker's Memory
+// cap while the task runs (documented on CaptureOutput, with the figure);
+// they are freed when the task returns, not left charged until the next
+// task.
+func TestIsolationCaptureOutputCharge(t *testing.T) {
+	needCgroups(t, multiproc.Limits{Memory: 256 << 20}).Close()
+	p := newPool(t, 1, multiproc.WorkerLimits(multiproc.Limits{Memory: 256 << 20}), multiproc.CaptureOutput(4096))
+	pid, err := multiproc.Apply(ctxT(t), p, isoPrintMB, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	used := cgroupMemory(t, pid)
+	if used < 0 {
+		t.Skip("no v1 memory.usage_in_bytes for the worker")
+	}
+	t.Logf("worker's cgroup after a task printed 64 MiB: %d bytes charged", used)
+	if used > 32<<20 {
+		t.Errorf("the worker's cgroup still has %d bytes charged after the task returned: the captured output should have been freed", used)
+	}
+}

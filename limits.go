@@ -142,8 +142,17 @@ func PrefixOutput() PoolOption {
 // succeeds, the output is written to the worker's stdout once the task
 // returned (so lines of one task stay together). Output from goroutines
 // that outlive their task goes to whichever task runs when they write, or
-// to the worker's stdout between tasks. maxBytes must be positive; the
-// captured file itself grows with what the task prints.
+// to the worker's stdout between tasks. maxBytes must be positive.
+//
+// The in-memory file holds all of a task's output while the task runs,
+// not only maxBytes, and its pages count against the worker's
+// [Limits].Memory cap (a memory file's pages are charged to the cgroup of
+// the process that writes them, whoever created the file): measured here,
+// a task printing 64 MiB under CaptureOutput(4096) had 64 MiB more charged
+// to its worker's cgroup, and one printing 128 MiB under a 64 MiB cap was
+// OOM-killed ([ErrOutOfMemory]). The file is emptied, and its pages freed,
+// as soon as the task returns. Leave room in Memory for what a task may
+// print, or do not capture the output of chatty tasks.
 func CaptureOutput(maxBytes int) PoolOption {
 	return func(c *poolConfig) error {
 		if maxBytes <= 0 {
