@@ -370,10 +370,15 @@ func TestIsolationProcesses(t *testing.T) {
 // that the runtime needs a thread for each; under a pids.max below that
 // the runtime cannot create one and the worker dies.
 var isoThreads = multiproc.Register("iso.threads", multiproc.Plain(func(n int) int {
+	var fds [2]int
+	if err := syscall.Pipe(fds[:]); err != nil {
+		return -1
+	}
 	for range n {
 		go func() {
-			ts := syscall.Timespec{Sec: 600}
-			syscall.Syscall(syscall.SYS_NANOSLEEP, uintptr(unsafe.Pointer(&ts)), 0, 0)
+			// A blocking read on a raw descriptor holds its thread.
+			var b [1]byte
+			syscall.Read(fds[0], b[:])
 		}()
 	}
 	time.Sleep(time.Minute) // the worker dies long before

@@ -178,3 +178,13 @@ func BenchmarkGroupNewRemove(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkFind is what every limited start pays before its first group:
+// reading /proc/self/cgroup and mountinfo, and sweeping every hierarchy.
+func BenchmarkFind(b *testing.B) {
+	for b.Loop() {
+		if _, err := Find(Settings{Memory: 512 << 20, Pids: 128}, os.Getenv("MULTIPROC_CGROUP_PARENT")); err != nil {
+			b.Skip(err)
+		}
+	}
+}
