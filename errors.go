@@ -113,12 +113,21 @@ var (
 	// ErrCgoFault: a signal (SIGSEGV, SIGBUS...) arrived while the worker
 	// ran C code through cgo; [ExitError].Report holds the crash report.
 	ErrCgoFault = errs.ErrCgoFault
+	// ErrProcessLimit: the Go runtime could not create a thread because
+	// the worker reached its process/thread limit ([Limits].Processes,
+	// the cgroup's pids.max, which counts threads), and died: with cgo,
+	// of SIGABRT after "runtime/cgo: pthread_create failed"; without, of
+	// "fatal error: newosproc". Known from the cgroup's pids.events
+	// counter or the crash report. A fork that fails under the limit is
+	// not a death: the task gets EAGAIN.
+	ErrProcessLimit = errs.ErrProcessLimit
 )
 
 // DeathCause classifies a worker's death ([ExitError].Cause). Its String
 // names it; test for a cause with errors.Is and the sentinels above
 // ([ErrOutOfMemory], [ErrCPULimit], [ErrKilled], [ErrExit], [ErrFatal],
-// [ErrGoroutinePanic], [ErrCgoFault]); the zero value means unknown.
+// [ErrGoroutinePanic], [ErrCgoFault], [ErrProcessLimit]); the zero value
+// means unknown.
 type DeathCause = errs.DeathCause
 
 // The error types below are defined here, so that their fields and docs

@@ -77,3 +77,19 @@ func ExampleExitError_cause() {
 	// cause: os.Exit, code 3
 	// ErrExit: true
 }
+
+// Limits are checked when the pool is made: a value that cannot work
+// fails NewPool with an error that names the field and matches
+// ErrInvalidLimits, before any worker starts.
+func ExampleWorkerLimits_invalid() {
+	ctx := context.Background()
+	_, err := multiproc.NewPool(ctx, 1, multiproc.WorkerLimits(multiproc.Limits{
+		Memory:     64 << 20,
+		GoMemLimit: 128 << 20, // the garbage collector would never get to work before the cap kills
+	}))
+	fmt.Println("ErrInvalidLimits:", errors.Is(err, multiproc.ErrInvalidLimits))
+	fmt.Println(err)
+	// Output:
+	// ErrInvalidLimits: true
+	// multiproc: Limits.GoMemLimit: 134217728 is above Memory 67108864: the kernel would kill the worker before the garbage collector worked harder
+}

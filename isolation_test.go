@@ -157,7 +157,7 @@ func deathOf(t *testing.T, err error, cause error) *multiproc.ExitError {
 		t.Fatalf("errors.As(%v, *ExitError) = false", err)
 	}
 	for _, other := range []error{multiproc.ErrOutOfMemory, multiproc.ErrCPULimit, multiproc.ErrKilled, multiproc.ErrExit,
-		multiproc.ErrFatal, multiproc.ErrGoroutinePanic, multiproc.ErrCgoFault} {
+		multiproc.ErrFatal, multiproc.ErrGoroutinePanic, multiproc.ErrCgoFault, multiproc.ErrProcessLimit} {
 		if other != cause && errors.Is(err, other) {
 			t.Errorf("%v also matches %v", err, other)
 		}
@@ -366,6 +366,53 @@ func TestIsolationProcesses(t *testing.T) {
 	}
 }
 
+// isoThreads starts n goroutines that each block in a raw system call, so
+// that the runtime needs a thread for each; under a pids.max below that
+// the runtime cannot create one and the worker dies.
+var isoThreads = multiproc.Register("iso.threads", multiproc.Plain(func(n int) int {
+	var fds [2]int
+	if err := syscall.Pipe(fds[:]); err != nil {
+		return -1
+	}
+	for range n {
+		go func() {
+			// A blocking read on a raw descriptor holds its thread.
+			var b [1]byte
+			syscall.Read(fds[0], b[:])
+		}()
+	}
+	time.Sleep(time.Minute) // the worker dies long before
+	return n
+}))
+
+// TestIsolationProcessLimit: a task that needs more threads than
+// Limits.Processes kills its worker (the runtime dies when it cannot
+// create a thread: SIGABRT from pthread_create with cgo, "fatal error:
+// newosproc" without); the error names the process/thread limit, not a
+// generic fatal error, and the pool carries on.
+func TestIsolationProcessLimit(t *testing.T) {
+	for _, capture := range []bool{false, true} {
+		t.Run(fmt.Sprintf("capture=%v", capture), func(t *testing.T) {
+			l := multiproc.Limits{Processes: 24}
+			p := needCgroups(t, l)
+			if capture {
+				// The captured stderr holds the runtime's own lines.
+				p = newPool(t, 1, multiproc.WorkerLimits(l), multiproc.CaptureOutput(4096))
+			}
+			_, err := multiproc.Apply(ctxT(t), p, isoThreads, 40)
+			ee := deathOf(t, err, multiproc.ErrProcessLimit)
+			if !strings.Contains(ee.Reason, "Limits.Processes 24") {
+				t.Errorf("Reason %q should name the limit", ee.Reason)
+			}
+			if ee.Cause.String() != "process/thread limit" {
+				t.Errorf("Cause = %v", ee.Cause)
+			}
+			t.Logf("error: %v", err)
+			mustServe(t, p)
+		})
+	}
+}
+
 // isoFork starts n sleeping children (killing them all before it returns).
 var isoFork = multiproc.Register("iso.fork", func(_ context.Context, n int) (int, error) {
 	var ps []*os.Process
@@ -437,21 +484,45 @@ func cgroupDirsOf(t *testing.T, pid int) []string {
 }
 
 func TestIsolationInvalidLimits(t *testing.T) {
+	var nofile syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &nofile); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
-		name string
-		l    multiproc.Limits
-		want string
+		name  string
+		l     multiproc.Limits
+		field string // the field the message must name, as "Limits.Field:"
 	}{
 		{"tiny memory", multiproc.Limits{Memory: 1 << 20}, "Memory"},
 		{"swap without memory", multiproc.Limits{Swap: 1 << 20}, "Swap"},
 		{"negative CPUs", multiproc.Limits{CPUs: -1}, "CPUs"},
 		{"negative CPU time", multiproc.Limits{CPUTime: -time.Second}, "CPUTime"},
+		{"negative CPU time total", multiproc.Limits{CPUTimeTotal: -time.Second}, "CPUTimeTotal"},
 		{"total below per task", multiproc.Limits{CPUTime: 5 * time.Second, CPUTimeTotal: 2 * time.Second}, "CPUTimeTotal"},
 		{"too few files", multiproc.Limits{OpenFiles: 10}, "OpenFiles"},
 		{"too few processes", multiproc.Limits{Processes: 5}, "Processes"},
 		{"processes below the GOMAXPROCS floor", multiproc.Limits{Processes: 20, GoMaxProcs: 8}, "Processes"},
 		{"nice out of range", multiproc.Limits{Nice: 20}, "Nice"},
 		{"bad GOMEMLIMIT", multiproc.Limits{GoMemLimit: -5}, "GoMemLimit"},
+		{"GOMEMLIMIT above the cap", multiproc.Limits{Memory: 64 << 20, GoMemLimit: 128 << 20}, "GoMemLimit"},
+	}
+	if nofile.Max < 1<<30 {
+		// The child inherits the hard limit and cannot raise it: caught at
+		// construction, not when the worker starts.
+		tests = append(tests, struct {
+			name  string
+			l     multiproc.Limits
+			field string
+		}{"files above the hard limit", multiproc.Limits{OpenFiles: int(nofile.Max) + 1}, "OpenFiles"})
+	}
+	check := func(t *testing.T, err error, field string) {
+		t.Helper()
+		if !errors.Is(err, multiproc.ErrInvalidLimits) {
+			t.Errorf("error %v does not match ErrInvalidLimits", err)
+		}
+		if err != nil && !strings.Contains(err.Error(), "Limits."+field+":") {
+			t.Errorf("error %q does not name Limits.%s", err, field)
+		}
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -460,16 +531,46 @@ func TestIsolationInvalidLimits(t *testing.T) {
 				p.Terminate()
 				t.Fatalf("NewPool with %+v succeeded", tt.l)
 			}
-			if !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("error %q does not name %s", err, tt.want)
+			check(t, err, tt.field)
+			pr := multiproc.NewProcess(isoPid, struct{}{})
+			pr.Limits = tt.l
+			if err := pr.Start(ctxT(t)); err == nil {
+				pr.Kill()
+				pr.Join(ctxT(t))
+				t.Errorf("Process.Start with %+v succeeded", tt.l)
+			} else {
+				check(t, err, tt.field)
 			}
 		})
 	}
-	// WorkerMaxProcs and GoMaxProcs are one setting.
-	if _, err := multiproc.NewPool(ctxT(t), 1, multiproc.WorkerMaxProcs(2), multiproc.WorkerLimits(multiproc.Limits{GoMaxProcs: 3})); err == nil {
-		t.Error("conflicting WorkerMaxProcs and GoMaxProcs accepted")
+	// WorkerMaxProcs and GoMaxProcs are one setting, in either order.
+	_, err := multiproc.NewPool(ctxT(t), 1, multiproc.WorkerMaxProcs(2), multiproc.WorkerLimits(multiproc.Limits{GoMaxProcs: 3}))
+	check(t, err, "GoMaxProcs")
+	_, err = multiproc.NewPool(ctxT(t), 1, multiproc.WorkerLimits(multiproc.Limits{GoMaxProcs: 3}), multiproc.WorkerMaxProcs(2))
+	check(t, err, "GoMaxProcs")
+	// The sentinel is registered: it still matches after crossing from a
+	// worker whose task tried to start a Process with bad limits.
+	p := newPool(t, 1)
+	_, err = multiproc.Apply(ctxT(t), p, isoBadProcess, struct{}{})
+	var re *multiproc.RemoteError
+	if !errors.As(err, &re) {
+		t.Fatalf("got %v, want the task's RemoteError", err)
 	}
+	check(t, err, "Memory")
 }
+
+// isoBadProcess starts a Process with a memory cap below the floor and
+// returns Start's error.
+var isoBadProcess = multiproc.Register("iso.badProcess", func(ctx context.Context, _ struct{}) (int, error) {
+	p := multiproc.NewProcess(isoPid, struct{}{})
+	p.Limits = multiproc.Limits{Memory: 1 << 20}
+	if err := p.Start(ctx); err != nil {
+		return 0, err
+	}
+	p.Kill()
+	p.Join(ctx)
+	return 0, errors.New("a Process with a 1 MiB cap started")
+})
 
 func TestIsolationCaptureOutput(t *testing.T) {
 	p := newPool(t, 1, multiproc.CaptureOutput(1024))
@@ -600,11 +701,17 @@ func TestIsolationProcessLimits(t *testing.T) {
 	})
 }
 
+// orphanLimits are the helper's: one group in each of the memory, cpu and
+// pids hierarchies on v1.
+var orphanLimits = multiproc.Limits{Memory: 256 << 20, CPUs: 1, Processes: 64}
+
 // TestIsolationSweepAfterKilledParent: a parent SIGKILLed with a limited
 // pool leaves its workers' cgroups behind (it cannot remove them); the next
-// pool start removes them.
+// limited start removes them in every hierarchy, whatever it limits itself
+// (here a memory cap alone, while the helper's groups are in the memory,
+// cpu and pids hierarchies).
 func TestIsolationSweepAfterKilledParent(t *testing.T) {
-	needCgroups(t, multiproc.Limits{Processes: 64}).Close()
+	needCgroups(t, orphanLimits).Close()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(helperEnviron(), helperEnv+"=iso-orphan")
 	out, err := cmd.StdoutPipe()
@@ -635,7 +742,10 @@ func TestIsolationSweepAfterKilledParent(t *testing.T) {
 			t.Fatalf("the killed parent's cgroup %s is already gone (%v): nothing to sweep", filepath.Dir(d), err)
 		}
 	}
-	needCgroups(t, multiproc.Limits{Processes: 64}).Close()
+	if len(dirs) < 3 {
+		t.Logf("the helper's worker is in %d hierarchies (%v), not 3", len(dirs), dirs)
+	}
+	needCgroups(t, multiproc.Limits{Memory: 256 << 20}).Close()
 	for _, d := range dirs {
 		if _, err := os.Stat(filepath.Dir(d)); !os.IsNotExist(err) {
 			t.Errorf("the killed parent's cgroup %s survived the next pool start: %v", filepath.Dir(d), err)
@@ -649,7 +759,7 @@ func init() { helpers["iso-orphan"] = helperOrphan }
 // be killed.
 func helperOrphan() int {
 	ctx := context.Background()
-	p, err := multiproc.NewPool(ctx, 1, multiproc.WorkerLimits(multiproc.Limits{Processes: 64}))
+	p, err := multiproc.NewPool(ctx, 1, multiproc.WorkerLimits(orphanLimits))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -739,4 +849,197 @@ func TestIsolationWithInitializerResources(t *testing.T) {
 	// The crash report file is in place too.
 	_, err = multiproc.Apply(ctxT(t), p, isoFault, struct{}{})
 	deathOf(t, err, multiproc.ErrFatal)
+}
+
+// processDeath runs fn(arg) in a Process, limited by l, and returns Join's
+// error, which must be an ExitError matching cause and no other cause.
+func processDeath(t *testing.T, l multiproc.Limits, fn any, arg any, cause error) *multiproc.ExitError {
+	t.Helper()
+	var p *multiproc.Process
+	switch f := fn.(type) {
+	case multiproc.Func[int, int]:
+		p = multiproc.NewProcess(f, arg.(int))
+	case multiproc.Func[struct{}, int]:
+		p = multiproc.NewProcess(f, struct{}{})
+	default:
+		t.Fatalf("processDeath: %T", fn)
+	}
+	p.Limits = l
+	if err := p.Start(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	err := p.Join(ctxT(t))
+	p.Close()
+	var ee *multiproc.ExitError
+	if !errors.As(err, &ee) {
+		t.Fatalf("Join = %v, want an ExitError", err)
+	}
+	if cause != nil && !errors.Is(err, cause) {
+		t.Fatalf("Join = %v, want an error matching %v", err, cause)
+	}
+	for _, other := range []error{multiproc.ErrOutOfMemory, multiproc.ErrCPULimit, multiproc.ErrKilled, multiproc.ErrExit,
+		multiproc.ErrFatal, multiproc.ErrGoroutinePanic, multiproc.ErrCgoFault, multiproc.ErrProcessLimit} {
+		if other != cause && errors.Is(err, other) {
+			t.Errorf("%v also matches %v", err, other)
+		}
+	}
+	if errors.Is(err, multiproc.ErrWorkerDied) {
+		t.Errorf("a Process's death %v matches ErrWorkerDied", err)
+	}
+	return ee
+}
+
+// poolReason is the Reason of the death fn(arg) causes in a pool worker.
+func poolReason[A any](t *testing.T, fn multiproc.Func[A, int], arg A) string {
+	t.Helper()
+	p := newPool(t, 1)
+	_, err := multiproc.Apply(ctxT(t), p, fn, arg)
+	var ee *multiproc.ExitError
+	if !errors.As(err, &ee) {
+		t.Fatalf("pool: %v, want an ExitError", err)
+	}
+	return ee.Reason
+}
+
+// TestIsolationProcessDeaths: a Process's death is classified as a pool
+// worker's is, with the same reason text (the pool's starts with the
+// task's name), limited or not.
+func TestIsolationProcessDeaths(t *testing.T) {
+	same := func(t *testing.T, ee *multiproc.ExitError, pool string) {
+		t.Helper()
+		want := strings.ReplaceAll(ee.Reason, "target", "task")
+		if ee.Reason == "" || !strings.HasSuffix(pool, ": "+want) {
+			t.Errorf("Process Reason %q; the pool's is %q: want the same text", ee.Reason, pool)
+		}
+	}
+	t.Run("exit", func(t *testing.T) {
+		for _, code := range []int{3, 2} {
+			ee := processDeath(t, multiproc.Limits{}, isoExit, code, multiproc.ErrExit)
+			if ee.Code != code {
+				t.Errorf("Code %d, want %d", ee.Code, code)
+			}
+			same(t, ee, poolReason(t, isoExit, code))
+		}
+	})
+	t.Run("fatal", func(t *testing.T) {
+		ee := processDeath(t, multiproc.Limits{}, isoFault, struct{}{}, multiproc.ErrFatal)
+		if !strings.Contains(ee.Report, "0xdead0000") {
+			t.Errorf("Report should show the fault address; got %.300q", ee.Report)
+		}
+		same(t, ee, poolReason(t, isoFault, struct{}{}))
+	})
+	t.Run("goroutine panic", func(t *testing.T) {
+		ee := processDeath(t, multiproc.Limits{}, isoGoPanicPlain, struct{}{}, multiproc.ErrGoroutinePanic)
+		if !strings.Contains(ee.Report, "panic: boom in a goroutine") {
+			t.Errorf("Report should hold the panic; got %.300q", ee.Report)
+		}
+		same(t, ee, poolReason(t, isoGoPanicPlain, struct{}{}))
+	})
+	t.Run("cgo", func(t *testing.T) {
+		if !cgocrash.Available {
+			t.Skip("no cgo in this build")
+		}
+		ee := processDeath(t, multiproc.Limits{}, isoCgo, struct{}{}, multiproc.ErrCgoFault)
+		same(t, ee, poolReason(t, isoCgo, struct{}{}))
+	})
+	t.Run("runtime out of memory", func(t *testing.T) {
+		ee := processDeath(t, multiproc.Limits{}, isoAddressSpace, struct{}{}, multiproc.ErrOutOfMemory)
+		same(t, ee, poolReason(t, isoAddressSpace, struct{}{}))
+	})
+	t.Run("thread limit", func(t *testing.T) {
+		l := multiproc.Limits{Processes: 24, GoMaxProcs: 1}
+		pr := multiproc.NewProcess(isoPid, struct{}{})
+		pr.Limits = l
+		if err := pr.Start(ctxT(t)); err != nil && strings.Contains(err.Error(), "no usable cgroup") {
+			t.Skipf("no usable cgroups: %v", err)
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		pr.Join(ctxT(t))
+		pr.Close()
+		ee := processDeath(t, l, isoThreads, 40, multiproc.ErrProcessLimit)
+		if !strings.Contains(ee.Reason, "Limits.Processes 24") {
+			t.Errorf("Reason %q should name the limit", ee.Reason)
+		}
+	})
+	t.Run("killed from outside", func(t *testing.T) {
+		marker := filepath.Join(t.TempDir(), "started")
+		p := multiproc.NewProcess(isoSleep, isoSleepArg{time.Minute, marker})
+		if err := p.Start(ctxT(t)); err != nil {
+			t.Fatal(err)
+		}
+		waitForFile(t, marker)
+		syscall.Kill(p.Pid(), syscall.SIGKILL)
+		err := p.Join(ctxT(t))
+		p.Close()
+		var ee *multiproc.ExitError
+		if !errors.Is(err, multiproc.ErrKilled) || !errors.As(err, &ee) || !strings.Contains(ee.Reason, "from outside") {
+			t.Fatalf("Join = %v, want an ExitError matching ErrKilled that says it came from outside", err)
+		}
+	})
+	t.Run("terminated", func(t *testing.T) {
+		marker := filepath.Join(t.TempDir(), "started")
+		p := multiproc.NewProcess(isoSleep, isoSleepArg{time.Minute, marker})
+		if err := p.Start(ctxT(t)); err != nil {
+			t.Fatal(err)
+		}
+		waitForFile(t, marker)
+		p.Terminate()
+		err := p.Join(ctxT(t))
+		p.Close()
+		var ee *multiproc.ExitError
+		if !errors.As(err, &ee) || ee.Cause != 0 || errors.Is(err, multiproc.ErrKilled) || !strings.Contains(ee.Reason, "stopped by Process.Terminate") {
+			t.Fatalf("Join = %v, want an ExitError without a cause, saying Terminate stopped it", err)
+		}
+	})
+}
+
+// isoGoPanicPlain panics in a goroutine it starts, and waits.
+var isoGoPanicPlain = multiproc.Register("iso.gopanicPlain", multiproc.Plain(func(struct{}) int {
+	go func() { panic("boom in a goroutine the task started") }()
+	time.Sleep(time.Minute)
+	return 0
+}))
+
+// isoPrintMB writes mb MiB of lines to stderr.
+var isoPrintMB = multiproc.Register("iso.printmb", multiproc.Plain(func(mb int) int {
+	line := strings.Repeat("x", 1023) + "\n"
+	for range mb * 1024 {
+		os.Stderr.WriteString(line)
+	}
+	return os.Getpid()
+}))
+
+// cgroupMemory is the memory charged to process pid's v1 memory cgroup
+// (memory.usage_in_bytes), or -1 where it cannot be read.
+func cgroupMemory(t *testing.T, pid int) int64 {
+	for _, d := range cgroupDirsOf(t, pid) {
+		if b, err := os.ReadFile(filepath.Join(d, "memory.usage_in_bytes")); err == nil {
+			n, _ := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+			return n
+		}
+	}
+	return -1
+}
+
+// TestIsolationCaptureOutputCharge: with CaptureOutput, what a task prints
+// is held in a memory file whose pages count against the worker's Memory
+// cap while the task runs (documented on CaptureOutput, with the figure);
+// they are freed when the task returns, not left charged until the next
+// task.
+func TestIsolationCaptureOutputCharge(t *testing.T) {
+	needCgroups(t, multiproc.Limits{Memory: 256 << 20}).Close()
+	p := newPool(t, 1, multiproc.WorkerLimits(multiproc.Limits{Memory: 256 << 20}), multiproc.CaptureOutput(4096))
+	pid, err := multiproc.Apply(ctxT(t), p, isoPrintMB, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	used := cgroupMemory(t, pid)
+	if used < 0 {
+		t.Skip("no v1 memory.usage_in_bytes for the worker")
+	}
+	t.Logf("worker's cgroup after a task printed 64 MiB: %d bytes charged", used)
+	if used > 32<<20 {
+		t.Errorf("the worker's cgroup still has %d bytes charged after the task returned: the captured output should have been freed", used)
+	}
 }

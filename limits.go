@@ -13,7 +13,8 @@ import (
 // [ErrOutOfMemory]) instead of taking the program down. Give it to
 // [NewPool] or [NewExecutor] with [WorkerLimits], or set [Process].Limits
 // before Start. Every zero field means "no limit" (or "unchanged"); invalid
-// values fail at construction, naming the field.
+// values fail at construction (NewPool, NewExecutor, Process.Start) with an
+// error that names the field and matches [ErrInvalidLimits].
 //
 // Limits are applied in the child before any task (or initializer, or
 // Process target) runs. The memory cap, CPU quota and process limit are a
@@ -55,8 +56,10 @@ type Limits struct {
 	OpenFiles int
 	// Processes caps the worker's tasks, threads included (cgroup
 	// pids.max): at least 16 + GOMAXPROCS, what a Go worker needs to
-	// start. RLIMIT_NPROC is not used: it counts per user and does not
-	// bind root.
+	// start. A fork past it fails in the task (EAGAIN) and the worker
+	// lives; a thread the Go runtime cannot create kills the worker, and
+	// its task fails with an error matching [ErrProcessLimit].
+	// RLIMIT_NPROC is not used: it counts per user and does not bind root.
 	Processes int
 	// NoCoreDumps turns core dumps off (RLIMIT_CORE 0).
 	NoCoreDumps bool
@@ -81,19 +84,32 @@ type Limits struct {
 	CgroupParent string
 }
 
+// ErrInvalidLimits matches the error of a [Limits] value that cannot be
+// used, which makes NewPool, NewExecutor or Process.Start fail: a field out
+// of range ("Limits.Memory: 1048576 is below the 16777216 bytes a Go worker
+// needs to start"), fields that contradict each other (GoMemLimit above
+// Memory, CPUTimeTotal below CPUTime, GoMaxProcs against WorkerMaxProcs),
+// an rlimit above this process's hard limit (OpenFiles, CPUTimeTotal: a
+// child inherits the hard limit and cannot raise it, even as root), or a
+// limit the child could not apply (a negative Nice without privilege). The
+// message names the field. A missing cgroup controller is not this error
+// (it wraps the cgroup package's own "no usable cgroup controller").
+var ErrInvalidLimits = isolate.ErrInvalidLimits
+
 // spec converts l to the internal twin (identical fields).
 func (l Limits) spec() isolate.Spec { return isolate.Spec(l) }
 
 // WorkerLimits applies l to every worker of the pool (see [Limits]). It
-// fails at construction if a field is out of range, or if l.GoMaxProcs
-// conflicts with [WorkerMaxProcs].
+// fails at construction, with an error matching [ErrInvalidLimits], if a
+// field is out of range, or if l.GoMaxProcs conflicts with
+// [WorkerMaxProcs].
 func WorkerLimits(l Limits) PoolOption {
 	return func(c *poolConfig) error {
 		s := l.spec()
 		procs := c.MaxProcs
 		if s.GoMaxProcs > 0 {
 			if c.MaxProcs > 0 && c.MaxProcs != s.GoMaxProcs {
-				return fmt.Errorf("multiproc: WorkerLimits: GoMaxProcs %d conflicts with WorkerMaxProcs(%d)", s.GoMaxProcs, c.MaxProcs)
+				return &isolate.LimitError{Field: "GoMaxProcs", Problem: fmt.Sprintf("%d conflicts with WorkerMaxProcs(%d)", s.GoMaxProcs, c.MaxProcs)}
 			}
 			procs = s.GoMaxProcs
 			c.MaxProcs = s.GoMaxProcs
@@ -126,8 +142,17 @@ func PrefixOutput() PoolOption {
 // succeeds, the output is written to the worker's stdout once the task
 // returned (so lines of one task stay together). Output from goroutines
 // that outlive their task goes to whichever task runs when they write, or
-// to the worker's stdout between tasks. maxBytes must be positive; the
-// captured file itself grows with what the task prints.
+// to the worker's stdout between tasks. maxBytes must be positive.
+//
+// The in-memory file holds all of a task's output while the task runs,
+// not only maxBytes, and its pages count against the worker's
+// [Limits].Memory cap (a memory file's pages are charged to the cgroup of
+// the process that writes them, whoever created the file): measured here,
+// a task printing 64 MiB under CaptureOutput(4096) had 64 MiB more charged
+// to its worker's cgroup, and one printing 128 MiB under a 64 MiB cap was
+// OOM-killed ([ErrOutOfMemory]). The file is emptied, and its pages freed,
+// as soon as the task returns. Leave room in Memory for what a task may
+// print, or do not capture the output of chatty tasks.
 func CaptureOutput(maxBytes int) PoolOption {
 	return func(c *poolConfig) error {
 		if maxBytes <= 0 {

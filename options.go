@@ -10,6 +10,7 @@ import (
 	"time"
 
 	eng "github.com/multiproc-go/multiproc/internal/engine"
+	"github.com/multiproc-go/multiproc/internal/isolate"
 )
 
 // PoolOption configures a [Pool] or an [Executor] (and a pool on another
@@ -214,7 +215,7 @@ func WorkerMaxProcs(n int) PoolOption {
 			return fmt.Errorf("multiproc: WorkerMaxProcs(%d): must not be negative", n)
 		}
 		if g := c.Limits.GoMaxProcs; g > 0 && n != g {
-			return fmt.Errorf("multiproc: WorkerMaxProcs(%d) conflicts with WorkerLimits' GoMaxProcs %d", n, g)
+			return &isolate.LimitError{Field: "GoMaxProcs", Problem: fmt.Sprintf("%d (WorkerLimits) conflicts with WorkerMaxProcs(%d)", g, n)}
 		}
 		c.MaxProcs = n
 		return nil

@@ -60,10 +60,15 @@ type Process struct {
 	// Limits bounds what the child may use (see [Limits]): applied in the
 	// child before its target runs. Invalid values make Start fail without
 	// starting anything. A CPUTime allowance covers the whole target; past
-	// it the child is killed by SIGXCPU. When the child dies, Join's
-	// [*ExitError] has Cause set if its cgroup counted an OOM kill
-	// ([ErrOutOfMemory]), it crossed CPUTime ([ErrCPULimit]) or a signal
-	// killed it ([ErrKilled]).
+	// it the child is killed by SIGXCPU. Limited or not, when the child
+	// dies without a result Join's [*ExitError] says why as a pool
+	// worker's does (Cause, Reason, Report): an OOM kill its cgroup
+	// counted or the runtime's out-of-memory throw ([ErrOutOfMemory]),
+	// CPUTime ([ErrCPULimit]), a refused thread ([ErrProcessLimit]), a
+	// fatal error, a goroutine's panic or a cgo fault ([ErrFatal],
+	// [ErrGoroutinePanic], [ErrCgoFault], from the crash report), a signal
+	// from outside ([ErrKilled]; Terminate and Kill set no Cause), or
+	// os.Exit ([ErrExit]).
 	Limits Limits
 
 	payload  []byte        // start payload: target kind, name, the argument, its resource table, the table's 4-byte length
@@ -90,6 +95,8 @@ type Process struct {
 	result   any
 	haveRes  bool
 	cg       *cgroup.Group // the child's cgroup (Limits), removed once it was reaped
+	crash    *os.File      // the child's crash report file (see isoPayload), closed once it was reaped
+	stopped  atomic.Bool   // Terminate or Kill signalled the child
 }
 
 type procState int
@@ -252,20 +259,21 @@ func (p *Process) spawn(ctx context.Context) (*boot.Child, error) {
 	if p.argLen > limit {
 		return nil, &errs.TooLargeError{What: p.argWhat, Func: p.funcName, Size: int64(p.argLen), Limit: int64(limit)}
 	}
-	payload, g, err := p.limitsPayload()
+	payload, g, crash, err := p.isoPayload()
 	if err != nil {
 		return nil, err
 	}
-	c, err := spawnIn(ctx, boot.Config{Role: "process", Name: p.Name, Daemon: p.Daemon, Payload: payload, MaxMessageSize: limit, Files: wire.AllFiles(p.res.Res)}, g)
+	c, err := spawnIn(ctx, boot.Config{Role: "process", Name: p.Name, Daemon: p.Daemon, Payload: payload, MaxMessageSize: limit, Files: append(wire.AllFiles(p.res.Res), crash)}, g)
 	// The child has its own copies now (or never will).
 	p.res.Close()
 	if err != nil {
+		crash.Close()
 		if g != nil {
 			g.Remove()
 		}
 		return nil, err
 	}
-	p.cg = g // read by wait, which starts after Start stored the child
+	p.cg, p.crash = g, crash // read by wait, which starts after Start stored the child
 	return c, nil
 }
 
@@ -343,13 +351,14 @@ func (p *Process) wait(c *boot.Child) {
 		// What the child sent is the failure, whatever its exit code.
 		err = fmt.Errorf("multiproc: reading the result of %s (pid %d): %w", p.Name, p.pid, readErr)
 	case code != 0:
-		err = &ExitError{Pid: p.pid, Code: code, Signal: sig, Cause: processCause(p.cg, sig)}
+		err = p.deathError(code, sig)
 	case readErr != nil:
 		err = fmt.Errorf("multiproc: reading the result of %s (pid %d): %w", p.Name, p.pid, readErr)
 	}
 	if p.cg != nil {
 		p.cg.Remove()
 	}
+	p.crash.Close()
 	p.mu.Lock()
 	p.code, p.err, p.result, p.haveRes = code, err, result, haveRes
 	p.mu.Unlock()
@@ -480,6 +489,8 @@ func (p *Process) signal(sig os.Signal) error {
 		return nil
 	default:
 	}
+	// Its death is then the parent's doing, not "from outside".
+	p.stopped.Store(true)
 	// os.Process signals through a pidfd, so a recycled pid can never be hit.
 	if err := c.Cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		return fmt.Errorf("multiproc: signalling %s (pid %d): %w", p.Name, p.pid, err)
@@ -559,16 +570,22 @@ func serveProcess(s *boot.Session) int {
 	s.WatchParent()
 	d := wire.NewBuf(s.Start.Payload)
 	kind, name := d.Byte(), d.String()
+	files := s.Files()
 	if kind&targetLimits != 0 {
 		kind &^= targetLimits
-		if err := applyProcessLimits(d); err != nil {
+		var crash *os.File
+		files, crash = takeCrashFile(files)
+		if err := applyProcessLimits(d, crash); err != nil {
 			s.Conn.Write(appendErrorFrame(nil, name, fmt.Errorf("multiproc: applying the process's limits: %w", err), s.Start.MaxMessageSize))
 			return 1
 		}
 	}
-	arg, in, err := wire.SplitTrailer(d.Rest(), s.Files())
+	arg, in, err := wire.SplitTrailer(d.Rest(), files)
 	if d.Err() != nil || err != nil {
-		fmt.Fprintf(os.Stderr, "multiproc: child %d: bad target: %v\n", os.Getpid(), errors.Join(d.Err(), err))
+		// Said in an error frame, so that the parent does not take the
+		// exit for user code's os.Exit (a Process keeps no exit record).
+		err = fmt.Errorf("multiproc: child %d: bad target: %w", os.Getpid(), errors.Join(d.Err(), err))
+		s.Conn.Write(appendErrorFrame(nil, name, err, s.Start.MaxMessageSize))
 		return 2
 	}
 	limit := s.Start.MaxMessageSize

@@ -10,40 +10,48 @@ import (
 
 	"github.com/multiproc-go/multiproc/internal/boot"
 	"github.com/multiproc-go/multiproc/internal/cgroup"
-	"github.com/multiproc-go/multiproc/internal/errs"
 	"github.com/multiproc-go/multiproc/internal/isolate"
 	"github.com/multiproc-go/multiproc/internal/wire"
 )
 
-// targetLimits, or-ed into a process payload's target kind, says that an
-// encoded isolate.Spec follows the target's name (issue 14).
+// targetLimits, or-ed into a process payload's target kind, says that the
+// isolation part follows the target's name (issue 14): an encoded
+// isolate.Spec, and, as the start's last file, the crash report file the
+// parent owns. Every Process start sends it, limited or not, so that every
+// Process's death is explained as a pool worker's is.
 const targetLimits = 0x80
 
 var processGroupSeq atomic.Int64
 
-// limitsPayload returns the start payload with p.Limits in it, and the
-// cgroup the child must start in (nil without cgroup limits). The caller
-// removes the group once the child was reaped.
-func (p *Process) limitsPayload() ([]byte, *cgroup.Group, error) {
+// isoPayload returns the start payload with p.Limits in it, the cgroup
+// the child must start in (nil without cgroup limits) and the crash
+// report file to pass as the start's last file. The caller removes the
+// group and closes the file once the child was reaped.
+func (p *Process) isoPayload() ([]byte, *cgroup.Group, *os.File, error) {
 	s := p.Limits.spec()
-	if s.IsZero() {
-		return p.payload, nil, nil
+	if !s.IsZero() {
+		procs := s.GoMaxProcs
+		if procs == 0 {
+			procs = runtime.NumCPU()
+		}
+		if err := s.Validate(procs); err != nil {
+			return nil, nil, nil, err
+		}
 	}
-	procs := s.GoMaxProcs
-	if procs == 0 {
-		procs = runtime.NumCPU()
-	}
-	if err := s.Validate(procs); err != nil {
-		return nil, nil, err
+	crash, err := isolate.NewFile("multiproc-crash")
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("multiproc: crash report file: %w", err)
 	}
 	var g *cgroup.Group
 	if cs := s.Cgroup(); cs != (cgroup.Settings{}) {
 		r, err := cgroup.Find(cs, s.CgroupParent)
 		if err != nil {
-			return nil, nil, fmt.Errorf("multiproc: process limits: %w", err)
+			crash.Close()
+			return nil, nil, nil, fmt.Errorf("multiproc: process limits: %w", err)
 		}
 		if g, err = r.New(fmt.Sprintf("process-%d", processGroupSeq.Add(1))); err != nil {
-			return nil, nil, err
+			crash.Close()
+			return nil, nil, nil, err
 		}
 	}
 	// The payload is the target's kind and name, then the argument (and
@@ -57,7 +65,7 @@ func (p *Process) limitsPayload() ([]byte, *cgroup.Group, error) {
 	b = append(b, p.payload[1:headLen]...)
 	b = s.Append(b)
 	b = append(b, p.payload[headLen:]...)
-	return b, g, nil
+	return b, g, crash, nil
 }
 
 // spawnIn starts the child of p in cgroup g (nil for none).
@@ -77,26 +85,50 @@ func spawnIn(ctx context.Context, cfg boot.Config, g *cgroup.Group) (*boot.Child
 	return c, err
 }
 
-// processCause is why a Process's child died, as far as its cgroup and
-// exit status tell: an OOM kill counted by its cgroup, a CPU limit
-// (SIGXCPU), or a signal.
-func processCause(g *cgroup.Group, sig syscall.Signal) errs.DeathCause {
-	switch {
-	case g != nil && g.OOMKills() > 0:
-		return errs.CauseOutOfMemory
-	case sig == syscall.SIGXCPU:
-		return errs.CauseCPULimit
-	case sig != 0:
-		return errs.CauseKilled
+// reportMax bounds the crash report an ExitError carries (as a worker's).
+const reportMax = 64 << 10
+
+// deathError is the ExitError of p's child, which exited with code or was
+// killed by sig without sending a result or an error: why it died, told
+// as a pool worker's death is (isolate.Explain), from its cgroup's
+// counters, its crash report and its exit status. A Process keeps no exit
+// record, so an exit of the library's own with a non-zero code (none after
+// the target started, but a corrupt start payload's) would read as
+// os.Exit. Call it after the child was reaped and before its group is
+// removed.
+func (p *Process) deathError(code int, sig syscall.Signal) *ExitError {
+	f := isolate.Facts{Code: code, Sig: sig, Runs: "target", Limits: p.Limits.spec(), Report: isolate.Head(p.crash, reportMax)}
+	if p.stopped.Load() {
+		f.Stopped = "Process.Terminate or Kill"
 	}
-	return errs.CauseUnknown
+	if g := p.cg; g != nil {
+		f.Grouped, f.OOMKills, f.PidsHits = true, g.OOMKills(), g.PidsLimitHits()
+	}
+	cause, why := isolate.Explain(f)
+	return &ExitError{Pid: p.pid, Code: code, Signal: sig, Cause: cause, Reason: why, Report: f.Report}
+}
+
+// takeCrashFile splits the crash report file, the start's last, off the
+// files a child received.
+func takeCrashFile(files []*os.File) ([]*os.File, *os.File) {
+	if len(files) == 0 {
+		return files, nil
+	}
+	return files[:len(files)-1], files[len(files)-1]
 }
 
 // applyProcessLimits is the child's side: it reads the limits after the
-// target's name and applies them before the target runs. A CPUTime
-// allowance covers the whole target: crossing it ends the child with
-// SIGXCPU's default action, so the parent sees the signal.
-func applyProcessLimits(d *wire.Buf) error {
+// target's name and applies them before the target runs, after pointing
+// the runtime's crash reports at crash (nil: none). A CPUTime allowance
+// covers the whole target: crossing it ends the child with SIGXCPU's
+// default action, so the parent sees the signal.
+func applyProcessLimits(d *wire.Buf, crash *os.File) error {
+	if crash != nil {
+		if err := isolate.SetCrashOutput(crash); err != nil {
+			fmt.Fprintf(os.Stderr, "multiproc: process %d: crash reports: %v\n", os.Getpid(), err)
+		}
+		crash.Close() // the runtime holds its own duplicate
+	}
 	s, err := isolate.Decode(d)
 	if err != nil {
 		return err

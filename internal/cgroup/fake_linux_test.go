@@ -125,6 +125,13 @@ func TestV2FakeDelegated(t *testing.T) {
 	if n := g.OOMKills(); n != 1 {
 		t.Errorf("OOMKills() = %d after memory.events says oom_kill 1, want 1", n)
 	}
+	if n := g.PidsLimitHits(); n != 0 {
+		t.Errorf("PidsLimitHits() = %d before any refusal, want 0", n)
+	}
+	os.WriteFile(filepath.Join(leaf, "pids.events"), []byte("max 3\n"), 0o644)
+	if n := g.PidsLimitHits(); n != 3 {
+		t.Errorf("PidsLimitHits() = %d after pids.events says max 3, want 3", n)
+	}
 	// A process left in the group: Remove writes cgroup.kill, then removes.
 	os.WriteFile(filepath.Join(leaf, "cgroup.procs"), []byte("999999999\n"), 0o644)
 	if err := g.Remove(); err != nil {
@@ -188,5 +195,22 @@ func TestV2FakeSweep(t *testing.T) {
 	}
 	if _, err := os.Stat(live); err != nil {
 		t.Errorf("live parent's directory removed: %v", err)
+	}
+}
+
+// TestV2FakeSweepOwnCgroup: groups left in the process's own v2 cgroup (by
+// a parent that ran without CgroupParent) are swept by a start that makes
+// its groups under a delegated parent.
+func TestV2FakeSweepOwnCgroup(t *testing.T) {
+	root := fakeTree(t)
+	ff := fakeFS{t}
+	own := filepath.Join(root, "sys/fs/cgroup/user.slice/app", "multiproc-999999999-3")
+	ff.Mkdir(own)
+	ff.Mkdir(filepath.Join(own, "PoolWorker-2"))
+	if _, err := find(ff, root, Settings{Pids: 40}, "/sys/fs/cgroup/delegated"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(own); !os.IsNotExist(err) {
+		t.Errorf("the dead parent's group in the process's own v2 cgroup survived: %v", err)
 	}
 }

@@ -97,6 +97,9 @@ type Root struct {
 	v2       map[string]bool   // controllers served by v2
 	v2Parent string            // "" if no controller is on v2
 	v1Dirs   []string          // distinct v1 parent directories
+	// sweepDirs are the directories [Root.Sweep] looks in: every
+	// hierarchy's, not only those this configuration uses.
+	sweepDirs []string
 }
 
 // Find locates, for every controller s needs, where this process may make
@@ -179,12 +182,43 @@ func find(fs fsys, prefix string, s Settings, v2Parent string) (*Root, error) {
 			r.v1Dirs = append(r.v1Dirs, d)
 		}
 	}
-	// A pool's start is the "next start" after a SIGKILLed parent: one
-	// directory listing per parent, negligible beside starting workers.
-	for _, d := range r.dirs() {
-		sweep(fs, d)
-	}
+	r.sweepDirs = sweepDirs(prefix, v2m, v1ms, v2Path, v1Paths, r.v2Parent, v2Parent)
+	// A limited start is the "next start" after a SIGKILLed parent: one
+	// directory listing per hierarchy, negligible beside starting workers.
+	r.Sweep()
 	return r, nil
+}
+
+// sweepDirs lists where groups of this process, or of one that ran where
+// it runs, may have been made: its own cgroup in every v1 hierarchy that
+// carries a controller groups use (memory, cpu, pids), in v2, and the v2
+// parent, whichever of them this start needs. A SIGKILLed parent that
+// used a CPU quota left a group in the cpu hierarchy that a start with a
+// memory cap alone would not otherwise look at.
+func sweepDirs(prefix string, v2m Mount, v1ms []Mount, v2Path string, v1Paths map[string]string, used, v2Parent string) []string {
+	var ds []string
+	seen := map[string]bool{}
+	add := func(d string) {
+		if d != "" && !seen[d] {
+			seen[d] = true
+			ds = append(ds, d)
+		}
+	}
+	for _, m := range v1ms {
+		for _, c := range []string{"memory", "cpu", "pids"} {
+			if p, ok := v1Paths[c]; ok && m.has(c) {
+				add(prefix + m.dir(p))
+			}
+		}
+	}
+	if v2m.Point != "" {
+		add(prefix + v2m.dir(v2Path))
+		if v2Parent != "" {
+			add(prefix + v2Parent)
+		}
+	}
+	add(used)
+	return ds
 }
 
 func (r *Root) v2Controllers() []string {
@@ -434,6 +468,24 @@ func (g *Group) OOMKills() uint64 {
 	return n
 }
 
+// PidsLimitHits is how many times a fork or thread creation in the group
+// failed because it had reached pids.max (the "max" counter of v1 and v2
+// pids.events); 0 without a pids limit or where it cannot be read. It
+// rises for a fork that fails with EAGAIN in a task as well as for the
+// thread creation a Go process dies of.
+func (g *Group) PidsLimitHits() uint64 {
+	d, ok := g.ctl["pids"]
+	if !ok {
+		return 0
+	}
+	b, err := g.r.fs.ReadFile(filepath.Join(d, "pids.events"))
+	if err != nil {
+		return 0
+	}
+	n, _ := parseKeyed(string(b), "max")
+	return n
+}
+
 // Pids lists the processes in the group.
 func (g *Group) Pids() []int {
 	seen := map[int]bool{}
@@ -515,14 +567,16 @@ func releaseTop(fs fsys, top string) {
 	}
 }
 
-// Sweep removes, under the parent directories r uses, the groups of
-// processes that no longer run ("multiproc-PID-START" whose pid is gone or
-// runs with another start time), killing what still runs in them. It
-// returns how many such directories it removed. [Find] runs it too, so
-// every pool start sweeps.
+// Sweep removes the groups of processes that no longer run
+// ("multiproc-PID-START" whose pid is gone or runs with another start
+// time), killing what still runs in them, beside this process's own
+// cgroup in every hierarchy groups may use (v1 memory, cpu and pids, v2,
+// and the v2 parent): not only the hierarchies r needs. It returns how
+// many such directories it removed. [Find] runs it, so every start with
+// cgroup limits (a pool's, a limited Process's) sweeps.
 func (r *Root) Sweep() int {
 	n := 0
-	for _, d := range r.dirs() {
+	for _, d := range r.sweepDirs {
 		n += sweep(r.fs, d)
 	}
 	return n

@@ -57,6 +57,9 @@ func (g *Group) Join(pid int) error { return nil }
 // OOMKills is 0.
 func (g *Group) OOMKills() uint64 { return 0 }
 
+// PidsLimitHits is 0.
+func (g *Group) PidsLimitHits() uint64 { return 0 }
+
 // Pids is nil.
 func (g *Group) Pids() []int { return nil }
 

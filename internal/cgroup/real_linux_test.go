@@ -86,12 +86,69 @@ func TestRealSweep(t *testing.T) {
 		t.Fatal(err)
 	}
 	if n := r.Sweep(); n < 1 {
-		t.Errorf("Sweep() = %d, want at least 1", n)
+		if _, err := os.Stat(dead); err == nil {
+			t.Errorf("Sweep() = %d, want at least 1", n)
+		} // else another test binary's start swept it first
 	}
 	if _, err := os.Stat(dead); !os.IsNotExist(err) {
 		os.Remove(filepath.Join(dead, "w1"))
 		os.Remove(dead)
 		t.Errorf("the dead parent's group survived the sweep: %v", err)
+	}
+}
+
+// TestRealSweepEveryHierarchy: a SIGKILLed parent that used a memory cap,
+// a CPU quota and a pids limit left a group in each of the three v1
+// hierarchies (and one in v2); the next start, whatever it limits (here
+// memory alone), removes them all.
+func TestRealSweepEveryHierarchy(t *testing.T) {
+	self, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		t.Skip(err)
+	}
+	mi, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Skip(err)
+	}
+	v2Path, v1Paths := parseProcCgroup(string(self))
+	v2m, v1ms := parseMountinfo(string(mi))
+	var parents []string
+	for _, m := range v1ms {
+		for _, c := range []string{"memory", "cpu", "pids"} {
+			if p, ok := v1Paths[c]; ok && m.has(c) && !slices.Contains(parents, m.dir(p)) {
+				parents = append(parents, m.dir(p))
+			}
+		}
+	}
+	if v2m.Point != "" {
+		parents = append(parents, v2m.dir(v2Path))
+	}
+	var dead []string
+	for _, parent := range parents {
+		d := filepath.Join(parent, "multiproc-999999998-5")
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Logf("cannot make %s here: %v", d, err)
+			continue
+		}
+		dead = append(dead, d)
+		if err := os.Mkdir(filepath.Join(d, "PoolWorker-1"), 0o755); err != nil {
+			t.Logf("cannot make a leaf in %s: %v", d, err)
+		}
+	}
+	t.Cleanup(func() {
+		for _, d := range dead {
+			os.Remove(filepath.Join(d, "PoolWorker-1"))
+			os.Remove(d)
+		}
+	})
+	if len(dead) < 2 {
+		t.Skipf("fewer than two hierarchies to leave groups in (%v)", parents)
+	}
+	realRoot(t, Settings{Memory: 64 << 20})
+	for _, d := range dead {
+		if _, err := os.Stat(d); !os.IsNotExist(err) {
+			t.Errorf("the dead parent's group %s survived a start with a memory cap: %v", d, err)
+		}
 	}
 }
 
@@ -118,6 +175,16 @@ func BenchmarkGroupNewRemove(b *testing.B) {
 		}
 		if err := g.Remove(); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkFind is what every limited start pays before its first group:
+// reading /proc/self/cgroup and mountinfo, and sweeping every hierarchy.
+func BenchmarkFind(b *testing.B) {
+	for b.Loop() {
+		if _, err := Find(Settings{Memory: 512 << 20, Pids: 128}, os.Getenv("MULTIPROC_CGROUP_PARENT")); err != nil {
+			b.Skip(err)
 		}
 	}
 }

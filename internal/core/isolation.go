@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 	"syscall"
 	"time"
 
@@ -204,59 +203,36 @@ type death struct {
 }
 
 // explain works out why w died, from its exit status (code, sig), its
-// exit record, its cgroup's OOM counter and its crash report. Call it
-// after the worker was reaped and before its shared page is unmapped.
+// exit record, its cgroup's counters, its crash report and its captured
+// output (isolate.Explain, shared with Process). Call it after the worker
+// was reaped and before its shared page is unmapped.
 func (w *worker) explain(code int, sig syscall.Signal, killedByPool bool) death {
 	var d death
 	rec := w.words.Load(wordExit)
-	wi := w.iso
-	if wi != nil {
+	f := isolate.Facts{
+		Code: code, Sig: sig, Runs: "task", Limits: w.p.cfg.Limits,
+		CPUUsed: time.Duration(w.words.Load(wordCPU)),
+	}
+	if rec&exitRecorded != 0 {
+		f.CPULimitExit = (rec>>32)&0x7fffffff == exitCPULimit
+		f.LibraryExit = !f.CPULimitExit
+	}
+	if killedByPool {
+		f.Stopped = "the pool"
+	}
+	if wi := w.iso; wi != nil {
 		d.report = isolate.Head(wi.crash, reportMax)
 		if wi.capture != nil {
 			if st, err := wi.capture.Stat(); err == nil {
 				d.output = isolate.Tail(wi.capture, st.Size(), w.p.cfg.CaptureOutput)
 			}
 		}
+		if wi.group != nil {
+			f.Grouped, f.OOMKills, f.PidsHits = true, wi.group.OOMKills(), wi.group.PidsLimitHits()
+		}
 	}
-	crash := isolate.Classify(d.report)
-	if crash == isolate.Fatal && strings.Contains(d.output, "runtime: out of memory") {
-		crash = isolate.OutOfMemory // the runtime's own line, caught by output capture
-	}
-	oom := wi != nil && wi.group != nil && wi.group.OOMKills() > 0
-	switch {
-	case rec&exitRecorded != 0 && (rec>>32)&0x7fffffff == exitCPULimit:
-		d.cause = errs.CauseCPULimit
-		d.why = fmt.Sprintf("the task used more than its %v of CPU time", w.p.cfg.Limits.CPUTime)
-	case oom:
-		d.cause = errs.CauseOutOfMemory
-		d.why = fmt.Sprintf("its cgroup's OOM killer killed it (memory cap %d bytes)", w.p.cfg.Limits.Memory)
-	case crash == isolate.OutOfMemory:
-		d.cause = errs.CauseOutOfMemory
-		d.why = "the Go runtime ran out of memory"
-	case crash == isolate.GoroutinePanic:
-		d.cause = errs.CauseGoroutinePanic
-		d.why = "a goroutine the task started panicked: " + isolate.Headline(d.report)
-	case crash == isolate.CgoFault:
-		d.cause = errs.CauseCgoFault
-		d.why = "a fault in C code called through cgo: " + isolate.Headline(d.report)
-	case crash == isolate.Fatal:
-		d.cause = errs.CauseFatal
-		d.why = "Go runtime fatal error: " + isolate.Headline(d.report)
-	case sig == syscall.SIGXCPU || (sig == syscall.SIGKILL && w.p.cfg.Limits.CPUTimeTotal > 0 &&
-		time.Duration(w.words.Load(wordCPU))+time.Second >= w.p.cfg.Limits.CPUTimeTotal):
-		d.cause = errs.CauseCPULimit
-		d.why = fmt.Sprintf("it reached its lifetime CPU limit of %v", w.p.cfg.Limits.CPUTimeTotal)
-	case sig != 0 && killedByPool:
-		d.why = "stopped by the pool"
-	case sig != 0:
-		d.cause = errs.CauseKilled
-		d.why = fmt.Sprintf("killed by signal %d (%v) from outside the pool", int(sig), sig)
-	case rec&exitRecorded != 0:
-		// The worker's own exit: the parent went, a protocol error, EXIT.
-	default:
-		d.cause = errs.CauseExit
-		d.why = fmt.Sprintf("user code called os.Exit(%d)", code)
-	}
+	f.Report, f.Output = d.report, d.output
+	d.cause, d.why = isolate.Explain(f)
 	return d
 }
 

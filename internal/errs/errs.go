@@ -91,6 +91,7 @@ var (
 	ErrFatal          = errors.New("multiproc: Go runtime fatal error")
 	ErrGoroutinePanic = errors.New("multiproc: panic in a goroutine")
 	ErrCgoFault       = errors.New("multiproc: fault in cgo code")
+	ErrProcessLimit   = errors.New("multiproc: process/thread limit reached")
 )
 
 // DeathCause says why a process died, as far as its parent could tell.
@@ -106,12 +107,13 @@ const (
 	CauseFatal                            // the Go runtime's fatal error (a fault, a concurrent map write...)
 	CauseGoroutinePanic                   // an unrecovered panic in a goroutine a task started
 	CauseCgoFault                         // a signal while running C code through cgo
+	CauseProcessLimit                     // the runtime could not create a thread: its cgroup's pids.max (Limits.Processes), or another task limit
 	numCauses
 )
 
-var causeErrs = [numCauses]error{nil, ErrOutOfMemory, ErrCPULimit, ErrKilled, ErrExit, ErrFatal, ErrGoroutinePanic, ErrCgoFault}
+var causeErrs = [numCauses]error{nil, ErrOutOfMemory, ErrCPULimit, ErrKilled, ErrExit, ErrFatal, ErrGoroutinePanic, ErrCgoFault, ErrProcessLimit}
 
-var causeNames = [numCauses]string{"unknown", "out of memory", "CPU time limit", "killed by a signal", "os.Exit", "Go runtime fatal error", "panic in a goroutine", "fault in cgo"}
+var causeNames = [numCauses]string{"unknown", "out of memory", "CPU time limit", "killed by a signal", "os.Exit", "Go runtime fatal error", "panic in a goroutine", "fault in cgo", "process/thread limit"}
 
 // Err is the sentinel the cause matches, nil for CauseUnknown.
 func (c DeathCause) Err() error {
@@ -337,6 +339,7 @@ func init() {
 		ErrWorkerDied, ErrTimeout, ErrPoolClosed, ErrPoolBroken, ErrResultType,
 		ErrTooLarge, ErrNotTransferable, ErrOwnerDead, ErrFDLimit,
 		ErrOutOfMemory, ErrCPULimit, ErrKilled, ErrExit, ErrFatal, ErrGoroutinePanic, ErrCgoFault,
+		ErrProcessLimit,
 	} {
 		RegisterSentinel(e)
 	}

@@ -33,7 +33,7 @@ func Apply(s Spec) error {
 	}
 	if s.NoCoreDumps {
 		if err := unix.Setrlimit(unix.RLIMIT_CORE, &unix.Rlimit{}); err != nil {
-			return fmt.Errorf("multiproc: Limits.NoCoreDumps: %w", err)
+			return &LimitError{Field: "NoCoreDumps", Problem: "setting RLIMIT_CORE to 0", Err: err}
 		}
 	}
 	if s.OpenFiles > 0 {
@@ -49,7 +49,7 @@ func Apply(s Spec) error {
 	}
 	if s.Nice != 0 {
 		if err := niceAll(s.Nice); err != nil {
-			return fmt.Errorf("multiproc: Limits.Nice %d: %w", s.Nice, err)
+			return &LimitError{Field: "Nice", Problem: fmt.Sprintf("setting %d on every thread", s.Nice), Err: err}
 		}
 	}
 	return nil
@@ -57,17 +57,42 @@ func Apply(s Spec) error {
 
 // lower sets both limits of resource to n. The hard limit can be lowered
 // but, even by root here, never raised again: a limit above the current
-// hard one fails with an error saying so.
+// hard one fails with an error saying so ([Spec.Validate] catches it in
+// the parent, whose hard limits the child inherits).
 func lower(resource int, n uint64, field string) error {
 	var rl unix.Rlimit
 	if err := unix.Getrlimit(resource, &rl); err != nil {
-		return fmt.Errorf("multiproc: Limits.%s: %w", field, err)
+		return &LimitError{Field: field, Problem: "reading the current limit", Err: err}
 	}
 	if rl.Max != unix.RLIM_INFINITY && n > rl.Max {
-		return fmt.Errorf("multiproc: Limits.%s %d is above this process's hard limit %d, which cannot be raised: %w", field, n, rl.Max, syscall.EPERM)
+		return &LimitError{Field: field, Problem: fmt.Sprintf("%d is above this process's hard limit %d, which cannot be raised", n, rl.Max), Err: syscall.EPERM}
 	}
 	if err := unix.Setrlimit(resource, &unix.Rlimit{Cur: n, Max: n}); err != nil {
-		return fmt.Errorf("multiproc: Limits.%s %d: %w", field, n, err)
+		return &LimitError{Field: field, Problem: fmt.Sprintf("setting %d", n), Err: err}
+	}
+	return nil
+}
+
+// checkHardLimits fails, in the parent, for an rlimit field above this
+// process's hard limit: the child inherits it and could not raise it, so
+// the worker would fail at its start instead of the pool at construction.
+func checkHardLimits(s Spec) error {
+	above := func(resource int, n uint64, field, unit string) error {
+		var rl unix.Rlimit
+		if unix.Getrlimit(resource, &rl) != nil || rl.Max == unix.RLIM_INFINITY || n <= rl.Max {
+			return nil
+		}
+		return invalid(field, "%d%s is above this process's hard limit %d%s, which a child inherits and cannot raise (even as root)", n, unit, rl.Max, unit)
+	}
+	if s.OpenFiles > 0 {
+		if err := above(unix.RLIMIT_NOFILE, uint64(s.OpenFiles), "OpenFiles", ""); err != nil {
+			return err
+		}
+	}
+	if s.CPUTimeTotal > 0 {
+		if err := above(unix.RLIMIT_CPU, uint64((s.CPUTimeTotal+time.Second-1)/time.Second), "CPUTimeTotal", "s"); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -78,7 +103,7 @@ func lower(resource int, n uint64, field string) error {
 // at its first task instead of at its start.
 func applyOpenFiles(n uint64) error {
 	if top := highestFD(); top >= 0 && uint64(top)+16 > n {
-		return fmt.Errorf("multiproc: Limits.OpenFiles %d is too low: this worker already uses descriptors up to %d, and needs room above them", n, top)
+		return &LimitError{Field: "OpenFiles", Problem: fmt.Sprintf("%d is too low: this worker already uses descriptors up to %d, and needs room above them", n, top)}
 	}
 	return lower(unix.RLIMIT_NOFILE, n, "OpenFiles")
 }
@@ -112,7 +137,7 @@ func NewCPUGuard(s Spec, onLimit func()) (*CPUGuard, error) {
 	}
 	var rl unix.Rlimit
 	if err := unix.Getrlimit(unix.RLIMIT_CPU, &rl); err != nil {
-		return nil, fmt.Errorf("multiproc: Limits.CPUTime: %w", err)
+		return nil, &LimitError{Field: "CPUTime", Problem: "reading RLIMIT_CPU", Err: err}
 	}
 	g := &CPUGuard{allow: s.CPUSeconds(), hard: rl.Max, stop: make(chan struct{}), done: make(chan struct{}), sig: make(chan os.Signal, 1)}
 	signal.Notify(g.sig, syscall.SIGXCPU)

@@ -57,6 +57,10 @@ func (c *Capture) End(failed bool) string {
 	if err != nil || size == 0 {
 		return ""
 	}
+	// The file's pages are charged to this process's memory cgroup (a
+	// memfd's pages count for whoever writes them): free them as soon as
+	// the task's output has been used, not at the next task's Begin.
+	defer c.f.Truncate(0)
 	if failed {
 		return Tail(c.f, size, c.max)
 	}

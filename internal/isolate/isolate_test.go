@@ -1,6 +1,7 @@
 package isolate
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -24,6 +25,9 @@ func TestClassify(t *testing.T) {
 		{"cgo", "SIGSEGV: segmentation violation\nPC=0x820de0 m=0 sigcode=1 addr=0x0\nsignal arrived during cgo execution\n\ngoroutine 1 [syscall]:\nruntime.cgocall(0x820de0, 0xc000)\n", CgoFault},
 		{"runtime oom", "fatal error: runtime: out of memory\n\nruntime stack:\n", OutOfMemory},
 		{"runtime oom as SetCrashOutput writes it", "\ngoroutine 1 gp=0x2 m=0 mp=0xd3 [running]:\nruntime.throw({0x927ca9?, 0x1?})\n\t/usr/local/go/src/runtime/panic.go:1229 +0x48 fp=0x2 sp=0x2 pc=0x4\nruntime.(*mcache).allocLarge(0x860180?, 0x40000000, 0x1)\n\t/usr/local/go/src/runtime/mcache.go:259 +0x18d\n", OutOfMemory},
+		{"no thread, without cgo", "\nruntime stack:\nruntime.throw({0xa7fee1?, 0x3435b858fd88?})\n\t/usr/local/go/src/runtime/panic.go:1229 +0x48 fp=0x1 sp=0x1 pc=0x4873e8\nruntime.newosproc(0x3435b87e7808)\n\t/usr/local/go/src/runtime/os_linux.go:199 +0x165\nruntime.newm1(0x3435b87e7808)\n", ThreadLimit},
+		{"no thread, stderr's line", "runtime: failed to create new OS thread (have 25 already; errno=11)\nfatal error: newosproc\n", ThreadLimit},
+		{"cgo abort alone is fatal", "SIGABRT: abort\nPC=0x7f0ad9111eec m=2 sigcode=18446744073709551610\n\ngoroutine 0 gp=0x1 m=2 mp=0x1 [idle]:\n", Fatal},
 		{"a throw elsewhere is fatal", "\ngoroutine 1 [running]:\nruntime.throw({0x9?, 0x4?})\n\t/usr/local/go/src/runtime/panic.go:1229 +0x48\nruntime.sigpanic()\n\t/usr/local/go/src/runtime/signal_unix.go:945\n", Fatal},
 	}
 	for _, tt := range tests {
@@ -35,6 +39,15 @@ func TestClassify(t *testing.T) {
 	}
 	if h := Headline("\nfatal error: fault\n[signal]"); h != "fatal error: fault" {
 		t.Errorf("Headline = %q", h)
+	}
+	if h := Headline(tests[len(tests)-1].report); h != "runtime.throw called by runtime.sigpanic" {
+		t.Errorf("Headline of a report starting at a stack = %q", h)
+	}
+	if !Aborted("SIGABRT: abort\nPC=0x1") || Aborted("fatal error: fault") {
+		t.Error("Aborted")
+	}
+	if !ThreadLimitText("x\nruntime/cgo: pthread_create failed: Resource temporarily unavailable\n") || ThreadLimitText("hello") {
+		t.Error("ThreadLimitText")
 	}
 }
 
@@ -61,7 +74,7 @@ func TestValidate(t *testing.T) {
 		t.Errorf("zero Spec: %v", err)
 	}
 	for _, s := range []Spec{{Processes: 16}, {Memory: 1}, {CPUs: 0.001}, {Nice: -21}, {CPUTimeTotal: time.Millisecond}} {
-		if err := s.Validate(1); err == nil || !strings.HasPrefix(err.Error(), "multiproc: Limits: ") {
+		if err := s.Validate(1); err == nil || !errors.Is(err, ErrInvalidLimits) || !strings.HasPrefix(err.Error(), "multiproc: Limits.") {
 			t.Errorf("Validate(%+v) = %v, want an error naming the field", s, err)
 		}
 	}

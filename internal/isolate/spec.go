@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/multiproc-go/multiproc/internal/cgroup"
+	"github.com/multiproc-go/multiproc/internal/errs"
 	"github.com/multiproc-go/multiproc/internal/wire"
 )
 
@@ -47,37 +48,79 @@ const (
 // IsZero reports whether s sets nothing.
 func (s Spec) IsZero() bool { return s == Spec{} }
 
-// Validate checks s for a child whose GOMAXPROCS will be procs (0: the
-// machine's), and returns an error naming the first bad field.
-func (s Spec) Validate(procs int) error {
-	bad := func(format string, a ...any) error {
-		return fmt.Errorf("multiproc: Limits: "+format, a...)
+// ErrInvalidLimits is matched (errors.Is) by every error about a limit
+// that cannot be used: a field out of range or in conflict with another
+// (from [Spec.Validate], at construction), or one this process cannot
+// apply (a hard rlimit above the current one, which cannot be raised; a
+// negative Nice without privilege). It is registered, so it still matches
+// after crossing a process boundary. The root re-exports it.
+var ErrInvalidLimits = errs.RegisterSentinel(errors.New("multiproc: invalid limits"))
+
+// LimitError is an invalid or inapplicable limit: Field names the Limits
+// field, Problem says what is wrong with its value. It matches
+// [ErrInvalidLimits] and, when Err is set (an apply failure), what Err
+// matches.
+type LimitError struct {
+	Field   string // "Memory", "CPUTime"...
+	Problem string // "1048576 is below the 16777216 bytes a Go worker needs to start"
+	Err     error  // the system's error, for a limit that could not be applied
+}
+
+// Error is "multiproc: Limits.Field: problem".
+func (e *LimitError) Error() string {
+	s := "multiproc: Limits." + e.Field + ": " + e.Problem
+	if e.Err != nil {
+		s += ": " + e.Err.Error()
 	}
+	return s
+}
+
+// Is makes every LimitError match ErrInvalidLimits.
+func (e *LimitError) Is(target error) bool { return target == ErrInvalidLimits }
+
+// Unwrap returns the system's error, if any.
+func (e *LimitError) Unwrap() error { return e.Err }
+
+func invalid(field, format string, a ...any) error {
+	return &LimitError{Field: field, Problem: fmt.Sprintf(format, a...)}
+}
+
+// Validate checks s for a child whose GOMAXPROCS will be procs (0: the
+// machine's), and returns a [*LimitError] naming the first bad field. It
+// also checks the rlimit fields against this process's hard limits, which
+// a child inherits and cannot raise (on Linux and macOS).
+func (s Spec) Validate(procs int) error {
 	switch {
 	case s.Memory != 0 && s.Memory < MinMemory:
-		return bad("Memory %d is below the %d bytes a Go worker needs to start", s.Memory, MinMemory)
+		return invalid("Memory", "%d is below the %d bytes a Go worker needs to start", s.Memory, MinMemory)
+	case s.Memory > math.MaxInt64/2:
+		return invalid("Memory", "%d is out of range", s.Memory)
 	case s.Swap != 0 && s.Memory == 0:
-		return bad("Swap %d needs Memory (swap is allowed on top of the memory cap)", s.Swap)
-	case s.Memory > math.MaxInt64/2 || s.Swap > math.MaxInt64/2:
-		return bad("Memory %d or Swap %d out of range", s.Memory, s.Swap)
+		return invalid("Swap", "%d needs Memory (swap is allowed on top of the memory cap)", s.Swap)
+	case s.Swap > math.MaxInt64/2:
+		return invalid("Swap", "%d is out of range", s.Swap)
 	case s.CPUs < 0 || math.IsNaN(s.CPUs) || math.IsInf(s.CPUs, 0) || (s.CPUs > 0 && s.CPUs < 0.01):
-		return bad("CPUs %v must be 0 (no quota) or at least 0.01", s.CPUs)
-	case s.CPUTime < 0 || s.CPUTimeTotal < 0:
-		return bad("CPUTime %v and CPUTimeTotal %v must not be negative", s.CPUTime, s.CPUTimeTotal)
+		return invalid("CPUs", "%v must be 0 (no quota) or at least 0.01", s.CPUs)
+	case s.CPUTime < 0:
+		return invalid("CPUTime", "%v must not be negative", s.CPUTime)
+	case s.CPUTimeTotal < 0:
+		return invalid("CPUTimeTotal", "%v must not be negative", s.CPUTimeTotal)
 	case s.CPUTimeTotal > 0 && s.CPUTimeTotal < time.Second:
-		return bad("CPUTimeTotal %v is below one second, the kernel's unit for CPU limits", s.CPUTimeTotal)
+		return invalid("CPUTimeTotal", "%v is below one second, the kernel's unit for CPU limits", s.CPUTimeTotal)
 	case s.CPUTimeTotal > 0 && s.CPUTime > 0 && s.CPUTimeTotal < s.CPUTime:
-		return bad("CPUTimeTotal %v is below CPUTime %v: no task could use its allowance", s.CPUTimeTotal, s.CPUTime)
+		return invalid("CPUTimeTotal", "%v is below CPUTime %v: no task could use its allowance", s.CPUTimeTotal, s.CPUTime)
 	case s.OpenFiles < 0 || (s.OpenFiles > 0 && s.OpenFiles < MinOpenFiles):
-		return bad("OpenFiles %d is below %d, what a worker needs for its own descriptors", s.OpenFiles, MinOpenFiles)
-	case s.Nice < -20 || s.Nice > 19:
-		return bad("Nice %d must be between -20 and 19", s.Nice)
-	case s.GoMemLimit < -1:
-		return bad("GoMemLimit %d must be -1 (leave it), 0 (default) or positive", s.GoMemLimit)
-	case s.GoMaxProcs < 0:
-		return bad("GoMaxProcs %d must not be negative", s.GoMaxProcs)
+		return invalid("OpenFiles", "%d is below %d, what a worker needs for its own descriptors", s.OpenFiles, MinOpenFiles)
 	case s.Processes < 0:
-		return bad("Processes %d must not be negative", s.Processes)
+		return invalid("Processes", "%d must not be negative", s.Processes)
+	case s.Nice < -20 || s.Nice > 19:
+		return invalid("Nice", "%d must be between -20 and 19", s.Nice)
+	case s.GoMemLimit < -1:
+		return invalid("GoMemLimit", "%d must be -1 (leave it), 0 (default) or positive", s.GoMemLimit)
+	case s.GoMemLimit > 0 && s.Memory > 0 && uint64(s.GoMemLimit) > s.Memory:
+		return invalid("GoMemLimit", "%d is above Memory %d: the kernel would kill the worker before the garbage collector worked harder", s.GoMemLimit, s.Memory)
+	case s.GoMaxProcs < 0:
+		return invalid("GoMaxProcs", "%d must not be negative", s.GoMaxProcs)
 	}
 	if s.GoMaxProcs > 0 {
 		procs = s.GoMaxProcs
@@ -86,9 +129,9 @@ func (s Spec) Validate(procs int) error {
 		procs = 1
 	}
 	if floor := MinProcesses + procs; s.Processes > 0 && s.Processes < floor {
-		return bad("Processes %d is below %d: pids.max counts threads, and a Go worker with GOMAXPROCS=%d needs about %d+GOMAXPROCS to start", s.Processes, floor, procs, MinProcesses)
+		return invalid("Processes", "%d is below %d: pids.max counts threads, and a Go worker with GOMAXPROCS=%d needs about %d+GOMAXPROCS to start", s.Processes, floor, procs, MinProcesses)
 	}
-	return nil
+	return checkHardLimits(s)
 }
 
 // Cgroup is the part of s a cgroup enforces.

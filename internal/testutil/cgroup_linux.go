@@ -4,16 +4,23 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"slices"
+	"strconv"
 	"strings"
 )
 
-// ownCgroups lists the cgroup directories this process made (internal/
-// cgroup names them "multiproc-PID-START", next to the process's own cgroup
-// in every hierarchy) that still exist: a pool removes its workers' groups
-// as they are reaped, and the process's directory with the last one. It
-// parses /proc/self/cgroup and /proc/self/mountinfo itself, because
-// internal/cgroup's own tests use this package.
-func ownCgroups() []string {
+// cgroupParentEnv names a delegated v2 cgroup the tests make their groups
+// under (internal/cgroup's real tests and Limits.CgroupParent read it): its
+// groups are checked as well as those beside the process's own cgroups.
+const cgroupParentEnv = "MULTIPROC_CGROUP_PARENT"
+
+// cgroupParents are the directories in which multiproc makes the groups of
+// a process running where this one runs: its own cgroup in every mounted
+// hierarchy (v1 memory, cpu, pids and the rest, v2), and the delegated
+// parent named by MULTIPROC_CGROUP_PARENT. It parses /proc/self/cgroup and
+// /proc/self/mountinfo itself, because internal/cgroup's own tests use
+// this package.
+func cgroupParents() []string {
 	self, err := os.ReadFile("/proc/self/cgroup")
 	if err != nil {
 		return nil
@@ -22,21 +29,81 @@ func ownCgroups() []string {
 	if err != nil {
 		return nil
 	}
-	prefix := fmt.Sprintf("multiproc-%d-", os.Getpid())
-	seen := map[string]bool{}
-	var found []string
-	for _, dir := range ownDirs(string(self), string(mi)) {
-		if seen[dir] {
-			continue
-		}
-		seen[dir] = true
+	dirs := ownDirs(string(self), string(mi))
+	if d := os.Getenv(cgroupParentEnv); d != "" {
+		dirs = append(dirs, d)
+	}
+	return dirs
+}
+
+// listCgroups returns every "multiproc-PID-START" directory under the
+// cgroup parents.
+func listCgroups() map[string]bool {
+	found := map[string]bool{}
+	for _, dir := range cgroupParents() {
 		ents, _ := os.ReadDir(dir)
 		for _, e := range ents {
-			if e.IsDir() && strings.HasPrefix(e.Name(), prefix) {
-				found = append(found, path.Join(dir, e.Name()))
+			if _, _, ok := parseCgroupName(e.Name()); e.IsDir() && ok {
+				found[path.Join(dir, e.Name())] = true
 			}
 		}
 	}
+	return found
+}
+
+// leakedCgroups lists the cgroup directories left behind, in any hierarchy
+// (internal/cgroup names them "multiproc-PID-START", beside the process's
+// own cgroup): those of this process, which a pool removes as its workers
+// are reaped (and the process's directory with the last one), and those
+// that were not there at the baseline and whose maker no longer runs. The
+// latter are a SIGKILLed descendant's groups (a helper program killed on
+// purpose) that no later start swept: every start with cgroup limits must
+// sweep every hierarchy. (A concurrent, unrelated test run killed during
+// these tests would show up too; it goes away at the next limited start.)
+func leakedCgroups(base map[string]bool) []string {
+	self := os.Getpid()
+	var found []string
+	for dir := range listCgroups() {
+		pid, start, _ := parseCgroupName(path.Base(dir))
+		switch {
+		case pid == self:
+			found = append(found, dir)
+		case base[dir]:
+		default:
+			if st, err := readStat(pid); err != nil || st.start != start {
+				found = append(found, dir+" (made by process "+strconv.Itoa(pid)+", which no longer runs: not swept)")
+			}
+		}
+	}
+	slices.Sort(found)
+	return found
+}
+
+// parseCgroupName parses "multiproc-PID-START".
+func parseCgroupName(name string) (pid int, start uint64, ok bool) {
+	rest, found := strings.CutPrefix(name, "multiproc-")
+	if !found {
+		return 0, 0, false
+	}
+	p, st, found := strings.Cut(rest, "-")
+	if !found {
+		return 0, 0, false
+	}
+	pid, err1 := strconv.Atoi(p)
+	start, err2 := strconv.ParseUint(st, 10, 64)
+	return pid, start, err1 == nil && err2 == nil && pid > 0
+}
+
+// ownCgroups lists this process's own cgroup directories that still exist.
+func ownCgroups() []string {
+	prefix := fmt.Sprintf("multiproc-%d-", os.Getpid())
+	var found []string
+	for dir := range listCgroups() {
+		if strings.HasPrefix(path.Base(dir), prefix) {
+			found = append(found, dir)
+		}
+	}
+	slices.Sort(found)
 	return found
 }
 

@@ -13,7 +13,7 @@ type report struct {
 	Orphans    []proc   // descendants no longer our children, still running
 	FDs        []fd     // descriptors open now that were not in the baseline
 	Shm        []string // /dev/shm paths created since the baseline
-	Cgroups    []string // cgroup directories this process made and left behind
+	Cgroups    []string // cgroup directories left behind: this process's, or a dead maker's not swept
 	Errors     []string // checks that could not run, and why
 }
 
@@ -66,7 +66,7 @@ func (r *report) String() string {
 		}
 	}
 	if len(r.Cgroups) > 0 {
-		section("cgroups left behind (multiproc-PID-START directories of this process)")
+		section("cgroups left behind (multiproc-PID-START directories of this process, or of a dead one that no start swept)")
 		for _, d := range r.Cgroups {
 			fmt.Fprintf(&b, "\t%s\n", d)
 		}

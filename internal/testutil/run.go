@@ -24,8 +24,10 @@ import (
 //     such variable, run this same executable;
 //   - file descriptors not in the baseline;
 //   - new /dev/shm entries with "multiproc" in their name;
-//   - cgroups this process made ("multiproc-PID-START" directories beside
-//     its own cgroup, in every hierarchy) that are still there.
+//   - cgroups left behind ("multiproc-PID-START" directories beside its
+//     own cgroup in every hierarchy, v1 and v2, and in
+//     MULTIPROC_CGROUP_PARENT): this process's own, and new ones whose
+//     maker no longer runs (a killed helper's, which no start swept).
 //
 // The report of whatever is still there at the deadline goes to stderr. A
 // failing run is not checked: its leaks are most likely the failure's

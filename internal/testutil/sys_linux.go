@@ -13,6 +13,7 @@ type sysBaseline struct {
 	procs map[procKey]bool // every process that existed
 	fds   map[int]string   // our open descriptors and their targets
 	shm   map[string]bool  // /dev/shm paths with "multiproc" in their name
+	cg    map[string]bool  // multiproc cgroup directories, in every hierarchy
 }
 
 func sysSnapshot() (sysBaseline, error) {
@@ -39,6 +40,7 @@ func sysSnapshot() (sysBaseline, error) {
 	if b.shm, err = listShm(); err != nil {
 		return sysBaseline{}, err
 	}
+	b.cg = listCgroups()
 	return b, nil
 }
 
@@ -86,7 +88,7 @@ func sysCollect(b sysBaseline, o *options, r *report) {
 	} else {
 		r.Shm = newShm(b.shm, now, b.exe)
 	}
-	r.Cgroups = ownCgroups()
+	r.Cgroups = leakedCgroups(b.cg)
 }
 
 func sortProcs(ps []proc) {
