@@ -125,6 +125,9 @@ type host struct {
 	busy     time.Duration // the local pool's busy time and tasks at the
 	tasks    int64         // last window update
 
+	created time.Time        // when the tasks stream was created, as last seen
+	status  chan nats.Status // CONNECTED events: the connection came back
+
 	acks chan hostAck
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -144,6 +147,8 @@ type held struct {
 	cancel    context.CancelFunc
 	cancelled bool // the pool cancelled it: no answer is wanted
 	abandoned bool // handed back (Nak) during shutdown
+	stale     bool // msg is of a stream the server lost: never acknowledged
+	tries     int  // publications of its result so far
 	task      engine.Task
 	res       engine.Result
 }
@@ -241,7 +246,8 @@ func (h *host) start(ctx context.Context, url string) error {
 	if h.nc, err = nats.Connect(url, nopts...); err != nil {
 		return fmt.Errorf("multiproc/cluster: connect %s: %w", url, err)
 	}
-	if h.js, err = jetstream.New(h.nc, jetstream.WithPublishAsyncMaxPending(4096)); err != nil {
+	h.status = h.nc.StatusChanged(nats.CONNECTED)
+	if h.js, err = jetstream.New(h.nc, jetstream.WithPublishAsyncMaxPending(4096), jetstream.WithPublishAsyncTimeout(pubAckTimeout)); err != nil {
 		return fmt.Errorf("multiproc/cluster: %w", err)
 	}
 	storage := jetstream.MemoryStorage
@@ -251,17 +257,9 @@ func (h *host) start(ctx context.Context, url string) error {
 	if h.in, err = ensureInfra(ctx, h.js, storage, DefaultResultTTL); err != nil {
 		return err
 	}
-	// The consumer is the pools' to configure (AckWait, MaxDeliver); the
-	// first host of a build creates it with the defaults.
-	h.cons, err = h.js.Consumer(ctx, tasksStream, consumerPre+h.build)
-	if errors.Is(err, jetstream.ErrConsumerNotFound) {
-		h.cons, err = h.js.CreateConsumer(ctx, tasksStream, consumerConfig(h.build, DefaultAckWait, DefaultMaxDeliver))
-		if errors.Is(err, jetstream.ErrConsumerExists) {
-			h.cons, err = h.js.Consumer(ctx, tasksStream, consumerPre+h.build)
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("multiproc/cluster: consumer: %w", err)
+	h.created = h.in.tasks.CachedInfo().Created
+	if h.cons, err = h.consumer(ctx); err != nil {
+		return err
 	}
 	cfg := engine.Config{Workers: h.c.workers, Name: "ClusterWorker", Logger: h.c.logger}
 	for _, o := range h.c.pool {
@@ -281,12 +279,104 @@ func (h *host) start(ctx context.Context, url string) error {
 	if err := h.register(ctx); err != nil {
 		return err
 	}
-	h.wg.Add(4)
+	h.wg.Add(5)
+	go h.recoverLoop()
 	go h.beatLoop()
 	go h.progressLoop()
 	go h.publishLoop()
 	go h.ackLoop()
 	return nil
+}
+
+// consumer binds to the build's consumer. It is the pools' to configure
+// (AckWait, MaxDeliver); the first host of a build creates it with the
+// defaults.
+func (h *host) consumer(ctx context.Context) (jetstream.Consumer, error) {
+	c, err := h.js.Consumer(ctx, tasksStream, consumerPre+h.build)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		c, err = h.js.CreateConsumer(ctx, tasksStream, consumerConfig(h.build, DefaultAckWait, DefaultMaxDeliver))
+		if errors.Is(err, jetstream.ErrConsumerExists) {
+			c, err = h.js.Consumer(ctx, tasksStream, consumerPre+h.build)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("multiproc/cluster: consumer: %w", err)
+	}
+	return c, nil
+}
+
+// recoverLoop runs recover each time the connection comes back.
+func (h *host) recoverLoop() {
+	defer h.wg.Done()
+	for {
+		select {
+		case <-h.stop:
+			return
+		case _, ok := <-h.status:
+			if !ok {
+				return
+			}
+		}
+		for h.nc.IsConnected() {
+			err := h.recover()
+			if err == nil {
+				break
+			}
+			h.log.Warn("cluster-recover", "multiproc/cluster: host, after reconnecting", "err", err)
+			select {
+			case <-h.stop:
+				return
+			case <-time.After(retryPause):
+			}
+		}
+	}
+}
+
+// recover makes sure, after a reconnection, that the streams, buckets and
+// consumer exist (a restarted memory-storage server has none) and the
+// host is registered. If the server lost the tasks stream, the messages
+// of the tasks the host runs are stale: their sequences may name other
+// messages in the new stream, so they are never acknowledged; the tasks
+// go on, their results are still published (the pools publish their
+// unsettled tasks again, and a redelivery of one that runs here is
+// adopted by it).
+func (h *host) recover() error {
+	ctx, cancel := context.WithTimeout(h.base, 30*time.Second)
+	defer cancel()
+	storage := jetstream.MemoryStorage
+	if h.c.file {
+		storage = jetstream.FileStorage
+	}
+	in, err := ensureInfra(ctx, h.js, storage, DefaultResultTTL)
+	if err != nil {
+		return err
+	}
+	if _, err := h.consumer(ctx); err != nil {
+		return err
+	}
+	if err := h.register(ctx); err != nil {
+		return err
+	}
+	created := in.tasks.CachedInfo().Created
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if created != h.created {
+		h.created = created
+		for _, hd := range h.held {
+			hd.stale = true
+		}
+	}
+	return nil
+}
+
+// settle acknowledges hd's message with op unless it is stale.
+func (h *host) settle(hd *held, op func(jetstream.Msg) error) {
+	h.mu.Lock()
+	m, stale := hd.msg, hd.stale
+	h.mu.Unlock()
+	if !stale {
+		op(m)
+	}
 }
 
 func (h *host) register(ctx context.Context) error {
@@ -423,8 +513,12 @@ func (h *host) accept(m jetstream.Msg) {
 	h.mu.Lock()
 	if old := h.held[hd.key]; old != nil {
 		// A redelivery of a task this host still runs (its progress
-		// reports were late): keep the running one.
+		// reports were late, or the server lost the stream and the pool
+		// published it again): the running one adopts the new message,
+		// which is the one to report progress on and acknowledge.
+		old.msg, old.stale, old.delivered, old.progress = m, false, hd.delivered, time.Now()
 		h.mu.Unlock()
+		m.InProgress()
 		cancel()
 		h.releaseSlots(1)
 		return
@@ -478,7 +572,7 @@ func (h *host) progressLoop() {
 	defer h.wg.Done()
 	t := time.NewTicker(50 * time.Millisecond)
 	defer t.Stop()
-	var due []*held
+	var due []jetstream.Msg
 	for n := 0; ; n++ {
 		select {
 		case <-h.stop:
@@ -489,14 +583,14 @@ func (h *host) progressLoop() {
 		h.mu.Lock()
 		due = due[:0]
 		for _, hd := range h.held {
-			if now.Sub(hd.progress) >= hd.ackWait/4 && !hd.abandoned {
+			if now.Sub(hd.progress) >= hd.ackWait/4 && !hd.abandoned && !hd.stale {
 				hd.progress = now
-				due = append(due, hd)
+				due = append(due, hd.msg)
 			}
 		}
 		h.mu.Unlock()
-		for _, hd := range due {
-			hd.msg.InProgress()
+		for _, m := range due {
+			m.InProgress()
 		}
 		if n%4 == 0 {
 			h.resize()
@@ -559,9 +653,9 @@ func (h *host) publish(hd *held) {
 		// settled it: no answer is wanted), or the host is stopping
 		// (another host will run it).
 		if cancelled || h.base.Err() == nil {
-			hd.msg.Term()
+			h.settle(hd, jetstream.Msg.Term)
 		} else {
-			hd.msg.Nak()
+			h.settle(hd, jetstream.Msg.Nak)
 		}
 		h.drop(hd)
 		return
@@ -578,18 +672,14 @@ func (h *host) publish(hd *held) {
 		_, err := h.in.blobs.PutBytes(ctx, name, rec.Data)
 		cancel()
 		if err != nil {
-			h.log.Warn("cluster-blob", "multiproc/cluster: storing a result", "err", err)
-			hd.msg.Nak()
-			h.drop(hd)
+			h.publishFailed(hd, err)
 			return
 		}
 		rec.Data, rec.Blob = nil, name
 	}
 	f, err := h.js.PublishMsgAsync(&nats.Msg{Subject: "$KV." + resultsBucket + "." + hd.key, Data: rec.append(nil)}, jetstream.WithStallWait(time.Minute))
 	if err != nil {
-		h.log.Warn("cluster-result", "multiproc/cluster: publishing a result", "err", err)
-		hd.msg.Nak()
-		h.drop(hd)
+		h.publishFailed(hd, err)
 		return
 	}
 	select {
@@ -614,18 +704,45 @@ func (h *host) ackLoop() {
 		select {
 		case <-a.f.Ok():
 			if a.hd.res.Outcome == engine.Died {
-				a.hd.msg.Term()
+				h.settle(a.hd, jetstream.Msg.Term)
 			} else {
-				a.hd.msg.Ack()
+				h.settle(a.hd, jetstream.Msg.Ack)
 			}
 		case err := <-a.f.Err():
-			h.log.Warn("cluster-result", "multiproc/cluster: storing a result", "err", err)
-			a.hd.msg.Nak()
+			h.publishFailed(a.hd, err)
+			continue
 		case <-h.stop:
 			return
 		}
 		h.drop(a.hd)
 	}
+}
+
+// publishFailed handles a result whose publication failed: after a
+// transient failure (a lost connection, a missing stream: see transient)
+// it is published again after a pause, up to resultTries times, while the
+// task's message stays held (its progress reports go on); otherwise the
+// message is handed back for another delivery.
+func (h *host) publishFailed(hd *held, err error) {
+	h.mu.Lock()
+	hd.tries++
+	again := transient(err) && hd.tries < resultTries && !hd.abandoned
+	h.mu.Unlock()
+	if !again {
+		h.log.Warn("cluster-result", "multiproc/cluster: storing a result", "err", err)
+		h.settle(hd, jetstream.Msg.Nak)
+		h.drop(hd)
+		return
+	}
+	time.AfterFunc(retryPause, func() {
+		h.mu.Lock()
+		h.out = append(h.out, hd)
+		h.mu.Unlock()
+		select {
+		case h.outSig <- struct{}{}:
+		default:
+		}
+	})
 }
 
 // drop forgets hd and frees its slot.
@@ -665,7 +782,7 @@ func (h *host) shutdown() {
 	}
 	h.mu.Unlock()
 	for _, hd := range rest {
-		hd.msg.Nak()
+		h.settle(hd, jetstream.Msg.Nak)
 	}
 	h.cancelBase()
 	h.close()
@@ -682,7 +799,9 @@ func (h *host) close() {
 		close(h.stop)
 	}
 	h.wg.Wait()
-	if h.in != nil {
+	if h.in != nil && h.nc.IsConnected() {
+		// (Disconnected, each request would wait for its timeout: the
+		// entry expires from the bucket in hostTTL.)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		// A delete marker tells the pools at once; the purge then removes
 		// the entry and the marker, leaving nothing behind.
@@ -691,7 +810,9 @@ func (h *host) close() {
 		cancel()
 	}
 	if h.nc != nil {
-		h.nc.Flush()
+		if h.nc.IsConnected() {
+			h.nc.Flush()
+		}
 		h.nc.Close()
 	}
 }
