@@ -126,7 +126,7 @@ type host struct {
 	tasks    int64         // last window update
 
 	created time.Time        // when the tasks stream was created, as last seen
-	status  chan nats.Status // CONNECTED events: the connection came back
+	status  chan nats.Status // connection events: lost, back
 
 	acks chan hostAck
 	stop chan struct{}
@@ -148,9 +148,14 @@ type held struct {
 	cancelled bool // the pool cancelled it: no answer is wanted
 	abandoned bool // handed back (Nak) during shutdown
 	stale     bool // msg is of a stream the server lost: never acknowledged
-	tries     int  // publications of its result so far
-	task      engine.Task
-	res       engine.Result
+	// superseded: the host was out of touch with the server for longer
+	// than AckWait while it held the task, so JetStream gave the task to
+	// another host (or back to this one, which then adopts the new
+	// message): its result would only be a late duplicate, and is dropped.
+	superseded bool
+	tries      int // publications of its result so far
+	task       engine.Task
+	res        engine.Result
 }
 
 type hostAck struct {
@@ -242,11 +247,15 @@ func Serve(ctx context.Context, url string, opts ...HostOption) error {
 
 func (h *host) start(ctx context.Context, url string) error {
 	var err error
-	nopts := append([]nats.Option{nats.Name("multiproc host " + h.c.name), nats.MaxReconnects(-1)}, h.c.natsOpts...)
+	// No reconnect buffer: what the host publishes while disconnected
+	// fails at once instead of reaching the server late, so a result is
+	// published again (or given up) once the host knows how long it was
+	// away (see held.superseded); progress reports resume on the next tick.
+	nopts := append([]nats.Option{nats.Name("multiproc host " + h.c.name), nats.MaxReconnects(-1), nats.ReconnectBufSize(-1)}, h.c.natsOpts...)
 	if h.nc, err = nats.Connect(url, nopts...); err != nil {
 		return fmt.Errorf("multiproc/cluster: connect %s: %w", url, err)
 	}
-	h.status = h.nc.StatusChanged(nats.CONNECTED)
+	h.status = h.nc.StatusChanged(nats.CONNECTED, nats.DISCONNECTED, nats.RECONNECTING)
 	if h.js, err = jetstream.New(h.nc, jetstream.WithPublishAsyncMaxPending(4096), jetstream.WithPublishAsyncTimeout(pubAckTimeout)); err != nil {
 		return fmt.Errorf("multiproc/cluster: %w", err)
 	}
@@ -308,17 +317,28 @@ func (h *host) consumer(ctx context.Context) (jetstream.Consumer, error) {
 // recoverLoop runs recover each time the connection comes back.
 func (h *host) recoverLoop() {
 	defer h.wg.Done()
+	var down time.Time // since when the connection is lost
 	for {
 		select {
 		case <-h.stop:
 			return
-		case _, ok := <-h.status:
+		case st, ok := <-h.status:
 			if !ok {
 				return
 			}
+			if st != nats.CONNECTED {
+				if down.IsZero() {
+					down = time.Now()
+				}
+				continue
+			}
+		}
+		var away time.Duration
+		if !down.IsZero() {
+			away, down = time.Since(down), time.Time{}
 		}
 		for h.nc.IsConnected() {
-			err := h.recover()
+			err := h.recover(away)
 			if err == nil {
 				break
 			}
@@ -339,8 +359,9 @@ func (h *host) recoverLoop() {
 // messages in the new stream, so they are never acknowledged; the tasks
 // go on, their results are still published (the pools publish their
 // unsettled tasks again, and a redelivery of one that runs here is
-// adopted by it).
-func (h *host) recover() error {
+// adopted by it). The tasks it held for longer than their AckWait while
+// it was away have been given to another host: they are superseded.
+func (h *host) recover(away time.Duration) error {
 	ctx, cancel := context.WithTimeout(h.base, 30*time.Second)
 	defer cancel()
 	storage := jetstream.MemoryStorage
@@ -360,6 +381,11 @@ func (h *host) recover() error {
 	created := in.tasks.CachedInfo().Created
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	for _, hd := range h.held {
+		if away >= hd.ackWait {
+			hd.superseded = true
+		}
+	}
 	if created != h.created {
 		h.created = created
 		for _, hd := range h.held {
@@ -369,12 +395,13 @@ func (h *host) recover() error {
 	return nil
 }
 
-// settle acknowledges hd's message with op unless it is stale.
+// settle acknowledges hd's message with op unless it is stale or
+// superseded (the message is another delivery's now).
 func (h *host) settle(hd *held, op func(jetstream.Msg) error) {
 	h.mu.Lock()
-	m, stale := hd.msg, hd.stale
+	m, skip := hd.msg, hd.stale || hd.superseded
 	h.mu.Unlock()
-	if !stale {
+	if !skip {
 		op(m)
 	}
 }
@@ -516,7 +543,7 @@ func (h *host) accept(m jetstream.Msg) {
 		// reports were late, or the server lost the stream and the pool
 		// published it again): the running one adopts the new message,
 		// which is the one to report progress on and acknowledge.
-		old.msg, old.stale, old.delivered, old.progress = m, false, hd.delivered, time.Now()
+		old.msg, old.stale, old.superseded, old.delivered, old.progress = m, false, false, hd.delivered, time.Now()
 		h.mu.Unlock()
 		m.InProgress()
 		cancel()
@@ -583,7 +610,7 @@ func (h *host) progressLoop() {
 		h.mu.Lock()
 		due = due[:0]
 		for _, hd := range h.held {
-			if now.Sub(hd.progress) >= hd.ackWait/4 && !hd.abandoned && !hd.stale {
+			if now.Sub(hd.progress) >= hd.ackWait/4 && !hd.abandoned && !hd.stale && !hd.superseded {
 				hd.progress = now
 				due = append(due, hd.msg)
 			}
@@ -643,10 +670,18 @@ func (h *host) publishLoop() {
 func (h *host) publish(hd *held) {
 	r := hd.res
 	h.mu.Lock()
-	cancelled, abandoned := hd.cancelled, hd.abandoned
+	cancelled, abandoned, superseded := hd.cancelled, hd.abandoned, hd.superseded
 	h.mu.Unlock()
 	if abandoned {
 		return // handed back already
+	}
+	if superseded {
+		h.drop(hd) // its redelivery's result counts
+		return
+	}
+	if !h.nc.IsConnected() {
+		h.publishFailed(hd, nats.ErrDisconnected)
+		return
 	}
 	if r.Outcome == engine.Cancelled {
 		// The pool cancelled it or the caller's deadline passed (the pool
