@@ -426,6 +426,9 @@ func (h *host) beatLoop() {
 			return
 		case <-t.C:
 		}
+		if !h.nc.IsConnected() {
+			continue // recover registers the host again once it is back
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), hostBeat)
 		if err := h.register(ctx); err != nil {
 			h.log.Warn("cluster-beat", "multiproc/cluster: host heartbeat", "err", err)

@@ -63,6 +63,7 @@ type pool struct {
 	created  [2]time.Time // creation times of the tasks and results streams
 	resW     jetstream.KeyWatcher
 	hostW    jetstream.KeyWatcher
+	resDone  chan struct{} // closed when resW's loop ended
 	retry    []*task       // publications that failed transiently, to redo
 	retrySig chan struct{} // retry has tasks
 
@@ -245,13 +246,39 @@ func (p *pool) startLocalHosts(ctx context.Context, url string) error {
 }
 
 // watch (re)starts the watches of the results and hosts buckets and
-// their loops, stopping those it replaces: at the start, and when the
-// server lost the buckets (a new bucket's sequences start again at 1,
-// where the old watch would never look).
+// their loops: at the start, and after each reconnection. The old ones are
+// stopped first and the results watch resumes after the last result
+// handled, so nothing is handled twice; after the server lost the buckets
+// (collected is reset) it starts from the beginning of the new one. A
+// restart is needed even when the server kept the streams: the old
+// watches' ordered consumers are gone with the old connection's server
+// state and would notice only after missing two heartbeats (10s).
 func (p *pool) watch() error {
+	p.mu.Lock()
+	oldR, oldH, oldDone := p.resW, p.hostW, p.resDone
+	p.mu.Unlock()
+	for _, o := range []jetstream.KeyWatcher{oldR, oldH} {
+		if o != nil {
+			o.Stop()
+		}
+	}
+	if oldDone != nil {
+		select {
+		case <-oldDone:
+		case <-p.stop:
+			return nil
+		}
+	}
+	p.mu.Lock()
+	from, epoch := p.collected, p.epoch
+	p.mu.Unlock()
+	opts := []jetstream.WatchOpt{jetstream.IgnoreDeletes()}
+	if from > 0 {
+		opts = append(opts, jetstream.ResumeFromRevision(from+1))
+	}
 	// p.life: closing the connection does not end a watch's goroutine, a
 	// cancelled context does.
-	w, err := p.in.results.Watch(p.life, p.id+".*", jetstream.IgnoreDeletes())
+	w, err := p.in.results.Watch(p.life, p.id+".*", opts...)
 	if err != nil {
 		return fmt.Errorf("multiproc/cluster: results watch: %w", err)
 	}
@@ -260,18 +287,15 @@ func (p *pool) watch() error {
 		w.Stop()
 		return fmt.Errorf("multiproc/cluster: hosts watch: %w", err)
 	}
+	done := make(chan struct{})
 	p.mu.Lock()
-	oldR, oldH := p.resW, p.hostW
-	p.resW, p.hostW = w, hw
-	epoch := p.epoch
+	p.resW, p.hostW, p.resDone = w, hw, done
 	p.mu.Unlock()
-	for _, o := range []jetstream.KeyWatcher{oldR, oldH} {
-		if o != nil {
-			o.Stop()
-		}
-	}
 	p.wg.Add(2)
-	go p.resultLoop(w, epoch)
+	go func() {
+		defer close(done)
+		p.resultLoop(w, epoch)
+	}()
 	go p.hostLoop(hw)
 	return nil
 }
@@ -613,7 +637,7 @@ func (p *pool) recover() error {
 	p.mu.Lock()
 	if created == p.created {
 		p.mu.Unlock()
-		return nil
+		return p.watch()
 	}
 	p.created = created
 	p.epoch++
@@ -971,7 +995,7 @@ func (p *pool) cleanLoop() {
 					p.purged = mark
 				}
 				p.mu.Unlock()
-			} else {
+			} else if p.life.Err() == nil {
 				p.log.Warn("cluster-purge", "multiproc/cluster: purging collected results", "err", err)
 			}
 		}

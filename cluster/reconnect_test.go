@@ -90,10 +90,16 @@ func TestServerRestart(t *testing.T) {
 			srv := startServer(t, opts...)
 			tc := &testCluster{t: t, srv: srv}
 			t.Cleanup(func() { tc.close() })
-			tc.addHost(1)
-			tc.addHost(1)
 			ctx, cancel := context.WithTimeout(context.Background(), deadline)
 			defer cancel()
+			for range 2 {
+				// The hosts come first: the streams are theirs to create.
+				h, err := cluster.StartHost(ctx, srv.URL(), 1, storage == "file")
+				if err != nil {
+					t.Fatal(err)
+				}
+				tc.hosts = append(tc.hosts, h)
+			}
 			copts := []cluster.Option{cluster.URL(srv.URL()), cluster.AckWait(time.Second), cluster.NoWorkersWait(time.Minute)}
 			if storage == "file" {
 				copts = append(copts, cluster.FileStorage())
