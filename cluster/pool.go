@@ -538,7 +538,7 @@ func (p *pool) publishFailed(st *task, gen int, err error) {
 		st.pubFail = now
 	}
 	lasted := now.Sub(st.pubFail)
-	retry := live && transient(err) && lasted < p.c.noWorkers && !p.closing
+	retry := live && transient(err) && lasted < p.c.noWorkers
 	if retry {
 		p.retry = append(p.retry, st)
 	}
