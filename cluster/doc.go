@@ -77,6 +77,31 @@
 //     travel as relative budgets (hosts' clocks differ), and a cancelled
 //     context reaches the task on its host.
 //
+// # Reconnection
+//
+// Pools and hosts reconnect without limit (nats.MaxReconnects(-1), every
+// 2s by default; NATSOptions and HostNATSOptions can change it) and, once
+// back, create what the server is missing:
+//
+//   - A server that kept its streams (file storage, a cluster that kept
+//     its quorum) loses nothing: tasks a lost connection left
+//     unacknowledged are redelivered after AckWait; results the hosts
+//     could not publish are published once they are back.
+//   - A server that lost them (an embedded or memory-storage server that
+//     restarted) makes each pool publish its unsettled tasks again; a task
+//     may then run twice, and the second answer is dropped and counted in
+//     Stats().Duplicates.
+//   - A host cut off for longer than a task's AckWait drops that task's
+//     result: JetStream gave the task to another host.
+//   - A pool that stays cut off sees no live host 5s after the cut, and
+//     NoWorkersWait later (10s by default: 15s in all) its unsettled tasks
+//     fail with [ErrNoWorkers], the message saying the pool is
+//     disconnected. A publication that keeps failing (the server answers,
+//     but the stream is missing) fails its future after NoWorkersWait.
+//     Close on a disconnected pool returns at once, with an error saying
+//     that the pool's messages and results were left on the server (its
+//     results expire with ResultTTL).
+//
 // Arguments that hold descriptors (shared memory, locks, pipes, files,
 // connections) cannot cross machines: they fail at submit with an error
 // matching multiproc.ErrNotTransferable, before anything is published.

@@ -125,6 +125,9 @@ type host struct {
 	busy     time.Duration // the local pool's busy time and tasks at the
 	tasks    int64         // last window update
 
+	created time.Time        // when the tasks stream was created, as last seen
+	status  chan nats.Status // connection events: lost, back
+
 	acks chan hostAck
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -144,8 +147,15 @@ type held struct {
 	cancel    context.CancelFunc
 	cancelled bool // the pool cancelled it: no answer is wanted
 	abandoned bool // handed back (Nak) during shutdown
-	task      engine.Task
-	res       engine.Result
+	stale     bool // msg is of a stream the server lost: never acknowledged
+	// superseded: the host was out of touch with the server for longer
+	// than AckWait while it held the task, so JetStream gave the task to
+	// another host (or back to this one, which then adopts the new
+	// message): its result would only be a late duplicate, and is dropped.
+	superseded bool
+	tries      int // publications of its result so far
+	task       engine.Task
+	res        engine.Result
 }
 
 type hostAck struct {
@@ -237,11 +247,16 @@ func Serve(ctx context.Context, url string, opts ...HostOption) error {
 
 func (h *host) start(ctx context.Context, url string) error {
 	var err error
-	nopts := append([]nats.Option{nats.Name("multiproc host " + h.c.name), nats.MaxReconnects(-1)}, h.c.natsOpts...)
+	// No reconnect buffer: what the host publishes while disconnected
+	// fails at once instead of reaching the server late, so a result is
+	// published again (or given up) once the host knows how long it was
+	// away (see held.superseded); progress reports resume on the next tick.
+	nopts := append([]nats.Option{nats.Name("multiproc host " + h.c.name), nats.MaxReconnects(-1), nats.ReconnectBufSize(-1)}, h.c.natsOpts...)
 	if h.nc, err = nats.Connect(url, nopts...); err != nil {
 		return fmt.Errorf("multiproc/cluster: connect %s: %w", url, err)
 	}
-	if h.js, err = jetstream.New(h.nc, jetstream.WithPublishAsyncMaxPending(4096)); err != nil {
+	h.status = h.nc.StatusChanged(nats.CONNECTED, nats.DISCONNECTED, nats.RECONNECTING)
+	if h.js, err = jetstream.New(h.nc, jetstream.WithPublishAsyncMaxPending(4096), jetstream.WithPublishAsyncTimeout(pubAckTimeout)); err != nil {
 		return fmt.Errorf("multiproc/cluster: %w", err)
 	}
 	storage := jetstream.MemoryStorage
@@ -251,17 +266,9 @@ func (h *host) start(ctx context.Context, url string) error {
 	if h.in, err = ensureInfra(ctx, h.js, storage, DefaultResultTTL); err != nil {
 		return err
 	}
-	// The consumer is the pools' to configure (AckWait, MaxDeliver); the
-	// first host of a build creates it with the defaults.
-	h.cons, err = h.js.Consumer(ctx, tasksStream, consumerPre+h.build)
-	if errors.Is(err, jetstream.ErrConsumerNotFound) {
-		h.cons, err = h.js.CreateConsumer(ctx, tasksStream, consumerConfig(h.build, DefaultAckWait, DefaultMaxDeliver))
-		if errors.Is(err, jetstream.ErrConsumerExists) {
-			h.cons, err = h.js.Consumer(ctx, tasksStream, consumerPre+h.build)
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("multiproc/cluster: consumer: %w", err)
+	h.created = h.in.tasks.CachedInfo().Created
+	if h.cons, err = h.consumer(ctx); err != nil {
+		return err
 	}
 	cfg := engine.Config{Workers: h.c.workers, Name: "ClusterWorker", Logger: h.c.logger}
 	for _, o := range h.c.pool {
@@ -281,12 +288,122 @@ func (h *host) start(ctx context.Context, url string) error {
 	if err := h.register(ctx); err != nil {
 		return err
 	}
-	h.wg.Add(4)
+	h.wg.Add(5)
+	go h.recoverLoop()
 	go h.beatLoop()
 	go h.progressLoop()
 	go h.publishLoop()
 	go h.ackLoop()
 	return nil
+}
+
+// consumer binds to the build's consumer. It is the pools' to configure
+// (AckWait, MaxDeliver); the first host of a build creates it with the
+// defaults.
+func (h *host) consumer(ctx context.Context) (jetstream.Consumer, error) {
+	c, err := h.js.Consumer(ctx, tasksStream, consumerPre+h.build)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		c, err = h.js.CreateConsumer(ctx, tasksStream, consumerConfig(h.build, DefaultAckWait, DefaultMaxDeliver))
+		if errors.Is(err, jetstream.ErrConsumerExists) {
+			c, err = h.js.Consumer(ctx, tasksStream, consumerPre+h.build)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("multiproc/cluster: consumer: %w", err)
+	}
+	return c, nil
+}
+
+// recoverLoop runs recover each time the connection comes back.
+func (h *host) recoverLoop() {
+	defer h.wg.Done()
+	var down time.Time // since when the connection is lost
+	for {
+		select {
+		case <-h.stop:
+			return
+		case st, ok := <-h.status:
+			if !ok {
+				return
+			}
+			if st != nats.CONNECTED {
+				if down.IsZero() {
+					down = time.Now()
+				}
+				continue
+			}
+		}
+		var away time.Duration
+		if !down.IsZero() {
+			away, down = time.Since(down), time.Time{}
+		}
+		for h.nc.IsConnected() {
+			err := h.recover(away)
+			if err == nil {
+				break
+			}
+			h.log.Warn("cluster-recover", "multiproc/cluster: host, after reconnecting", "err", err)
+			select {
+			case <-h.stop:
+				return
+			case <-time.After(retryPause):
+			}
+		}
+	}
+}
+
+// recover makes sure, after a reconnection, that the streams, buckets and
+// consumer exist (a restarted memory-storage server has none) and the
+// host is registered. If the server lost the tasks stream, the messages
+// of the tasks the host runs are stale: their sequences may name other
+// messages in the new stream, so they are never acknowledged; the tasks
+// go on, their results are still published (the pools publish their
+// unsettled tasks again, and a redelivery of one that runs here is
+// adopted by it). The tasks it held for longer than their AckWait while
+// it was away have been given to another host: they are superseded.
+func (h *host) recover(away time.Duration) error {
+	ctx, cancel := context.WithTimeout(h.base, 30*time.Second)
+	defer cancel()
+	storage := jetstream.MemoryStorage
+	if h.c.file {
+		storage = jetstream.FileStorage
+	}
+	in, err := ensureInfra(ctx, h.js, storage, DefaultResultTTL)
+	if err != nil {
+		return err
+	}
+	if _, err := h.consumer(ctx); err != nil {
+		return err
+	}
+	if err := h.register(ctx); err != nil {
+		return err
+	}
+	created := in.tasks.CachedInfo().Created
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, hd := range h.held {
+		if away >= hd.ackWait {
+			hd.superseded = true
+		}
+	}
+	if created != h.created {
+		h.created = created
+		for _, hd := range h.held {
+			hd.stale = true
+		}
+	}
+	return nil
+}
+
+// settle acknowledges hd's message with op unless it is stale or
+// superseded (the message is another delivery's now).
+func (h *host) settle(hd *held, op func(jetstream.Msg) error) {
+	h.mu.Lock()
+	m, skip := hd.msg, hd.stale || hd.superseded
+	h.mu.Unlock()
+	if !skip {
+		op(m)
+	}
 }
 
 func (h *host) register(ctx context.Context) error {
@@ -308,6 +425,9 @@ func (h *host) beatLoop() {
 		case <-h.stop:
 			return
 		case <-t.C:
+		}
+		if !h.nc.IsConnected() {
+			continue // recover registers the host again once it is back
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), hostBeat)
 		if err := h.register(ctx); err != nil {
@@ -423,8 +543,12 @@ func (h *host) accept(m jetstream.Msg) {
 	h.mu.Lock()
 	if old := h.held[hd.key]; old != nil {
 		// A redelivery of a task this host still runs (its progress
-		// reports were late): keep the running one.
+		// reports were late, or the server lost the stream and the pool
+		// published it again): the running one adopts the new message,
+		// which is the one to report progress on and acknowledge.
+		old.msg, old.stale, old.superseded, old.delivered, old.progress = m, false, false, hd.delivered, time.Now()
 		h.mu.Unlock()
+		m.InProgress()
 		cancel()
 		h.releaseSlots(1)
 		return
@@ -478,7 +602,7 @@ func (h *host) progressLoop() {
 	defer h.wg.Done()
 	t := time.NewTicker(50 * time.Millisecond)
 	defer t.Stop()
-	var due []*held
+	var due []jetstream.Msg
 	for n := 0; ; n++ {
 		select {
 		case <-h.stop:
@@ -489,14 +613,14 @@ func (h *host) progressLoop() {
 		h.mu.Lock()
 		due = due[:0]
 		for _, hd := range h.held {
-			if now.Sub(hd.progress) >= hd.ackWait/4 && !hd.abandoned {
+			if now.Sub(hd.progress) >= hd.ackWait/4 && !hd.abandoned && !hd.stale && !hd.superseded {
 				hd.progress = now
-				due = append(due, hd)
+				due = append(due, hd.msg)
 			}
 		}
 		h.mu.Unlock()
-		for _, hd := range due {
-			hd.msg.InProgress()
+		for _, m := range due {
+			m.InProgress()
 		}
 		if n%4 == 0 {
 			h.resize()
@@ -549,19 +673,27 @@ func (h *host) publishLoop() {
 func (h *host) publish(hd *held) {
 	r := hd.res
 	h.mu.Lock()
-	cancelled, abandoned := hd.cancelled, hd.abandoned
+	cancelled, abandoned, superseded := hd.cancelled, hd.abandoned, hd.superseded
 	h.mu.Unlock()
 	if abandoned {
 		return // handed back already
+	}
+	if superseded {
+		h.drop(hd) // its redelivery's result counts
+		return
+	}
+	if !h.nc.IsConnected() {
+		h.publishFailed(hd, nats.ErrDisconnected)
+		return
 	}
 	if r.Outcome == engine.Cancelled {
 		// The pool cancelled it or the caller's deadline passed (the pool
 		// settled it: no answer is wanted), or the host is stopping
 		// (another host will run it).
 		if cancelled || h.base.Err() == nil {
-			hd.msg.Term()
+			h.settle(hd, jetstream.Msg.Term)
 		} else {
-			hd.msg.Nak()
+			h.settle(hd, jetstream.Msg.Nak)
 		}
 		h.drop(hd)
 		return
@@ -578,18 +710,14 @@ func (h *host) publish(hd *held) {
 		_, err := h.in.blobs.PutBytes(ctx, name, rec.Data)
 		cancel()
 		if err != nil {
-			h.log.Warn("cluster-blob", "multiproc/cluster: storing a result", "err", err)
-			hd.msg.Nak()
-			h.drop(hd)
+			h.publishFailed(hd, err)
 			return
 		}
 		rec.Data, rec.Blob = nil, name
 	}
 	f, err := h.js.PublishMsgAsync(&nats.Msg{Subject: "$KV." + resultsBucket + "." + hd.key, Data: rec.append(nil)}, jetstream.WithStallWait(time.Minute))
 	if err != nil {
-		h.log.Warn("cluster-result", "multiproc/cluster: publishing a result", "err", err)
-		hd.msg.Nak()
-		h.drop(hd)
+		h.publishFailed(hd, err)
 		return
 	}
 	select {
@@ -614,18 +742,45 @@ func (h *host) ackLoop() {
 		select {
 		case <-a.f.Ok():
 			if a.hd.res.Outcome == engine.Died {
-				a.hd.msg.Term()
+				h.settle(a.hd, jetstream.Msg.Term)
 			} else {
-				a.hd.msg.Ack()
+				h.settle(a.hd, jetstream.Msg.Ack)
 			}
 		case err := <-a.f.Err():
-			h.log.Warn("cluster-result", "multiproc/cluster: storing a result", "err", err)
-			a.hd.msg.Nak()
+			h.publishFailed(a.hd, err)
+			continue
 		case <-h.stop:
 			return
 		}
 		h.drop(a.hd)
 	}
+}
+
+// publishFailed handles a result whose publication failed: after a
+// transient failure (a lost connection, a missing stream: see transient)
+// it is published again after a pause, up to resultTries times, while the
+// task's message stays held (its progress reports go on); otherwise the
+// message is handed back for another delivery.
+func (h *host) publishFailed(hd *held, err error) {
+	h.mu.Lock()
+	hd.tries++
+	again := transient(err) && hd.tries < resultTries && !hd.abandoned
+	h.mu.Unlock()
+	if !again {
+		h.log.Warn("cluster-result", "multiproc/cluster: storing a result", "err", err)
+		h.settle(hd, jetstream.Msg.Nak)
+		h.drop(hd)
+		return
+	}
+	time.AfterFunc(retryPause, func() {
+		h.mu.Lock()
+		h.out = append(h.out, hd)
+		h.mu.Unlock()
+		select {
+		case h.outSig <- struct{}{}:
+		default:
+		}
+	})
 }
 
 // drop forgets hd and frees its slot.
@@ -665,7 +820,7 @@ func (h *host) shutdown() {
 	}
 	h.mu.Unlock()
 	for _, hd := range rest {
-		hd.msg.Nak()
+		h.settle(hd, jetstream.Msg.Nak)
 	}
 	h.cancelBase()
 	h.close()
@@ -682,7 +837,9 @@ func (h *host) close() {
 		close(h.stop)
 	}
 	h.wg.Wait()
-	if h.in != nil {
+	if h.in != nil && h.nc.IsConnected() {
+		// (Disconnected, each request would wait for its timeout: the
+		// entry expires from the bucket in hostTTL.)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		// A delete marker tells the pools at once; the purge then removes
 		// the entry and the marker, leaving nothing behind.
@@ -691,7 +848,9 @@ func (h *host) close() {
 		cancel()
 	}
 	if h.nc != nil {
-		h.nc.Flush()
+		if h.nc.IsConnected() {
+			h.nc.Flush()
+		}
 		h.nc.Close()
 	}
 }

@@ -63,6 +63,12 @@ func ensureInfra(ctx context.Context, js jetstream.JetStream, storage jetstream.
 	return &in, nil
 }
 
+// created is when the tasks and results streams were created: a server
+// that lost them (a memory-storage server restarted) has new ones.
+func (in *infra) created() [2]time.Time {
+	return [2]time.Time{in.tasks.CachedInfo().Created, in.resultS.CachedInfo().Created}
+}
+
 func ensureKV(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
 	kv, err := js.CreateKeyValue(ctx, cfg)
 	if errors.Is(err, jetstream.ErrBucketExists) || errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {

@@ -150,8 +150,12 @@ func MaxDeliver(n int) Option {
 
 // NoWorkersWait sets how long tasks wait while no host of this build is
 // alive (default 10s) before they fail: with [ErrNoWorkers] when no host
-// at all is alive, with an error matching multiproc.ErrBuildMismatch when
-// the live hosts all run other builds of the program.
+// at all is alive, or the pool is disconnected from the server (then its
+// hosts count as lost 5s after their last heartbeat it saw), with an
+// error matching multiproc.ErrBuildMismatch when the live hosts all run
+// other builds of the program. It also bounds how long a task's
+// publication is retried while it fails transiently (a missing stream
+// after a server restart).
 func NoWorkersWait(d time.Duration) Option {
 	return func(c *config) error {
 		if d <= 0 {

@@ -53,15 +53,28 @@ type pool struct {
 	perHost   map[string]*engine.HostStats
 	// collected is the highest results-stream sequence handled: every
 	// result of this pool at or below it has been collected or dropped,
-	// so the cleaner purges them all at once.
-	collected uint64
+	// so the cleaner purges them all at once; purged is the mark of the
+	// last purge.
+	collected, purged uint64
+	// epoch counts the times the server was found to have lost the
+	// cluster's state (a restarted memory-storage server): stream
+	// sequences of an earlier epoch name other messages, or none.
+	epoch    int
+	created  [2]time.Time // creation times of the tasks and results streams
+	resW     jetstream.KeyWatcher
+	hostW    jetstream.KeyWatcher
+	resDone  chan struct{} // closed when resW's loop ended
+	retry    []*task       // publications that failed transiently, to redo
+	retrySig chan struct{} // retry has tasks
 
-	acks    chan ackWait  // publications waiting for their PubAck, in order
-	cleanup chan cleanJob // deletions, done off the delivery paths
-	wake    chan struct{} // the cleaner has a new collected mark
-	stop    chan struct{} // closed by shutdown: background loops end
+	acks    chan ackWait    // publications waiting for their PubAck, in order
+	cleanup chan cleanJob   // deletions, done off the delivery paths
+	wake    chan struct{}   // the cleaner has a new collected mark
+	stop    chan struct{}   // closed by shutdown: background loops end
+	life    context.Context // cancelled with stop: bounds the loops' requests
+	endLife context.CancelFunc
 	subs    []*nats.Subscription
-	watches []jetstream.KeyWatcher
+	status  chan nats.Status // CONNECTED events: the connection came back
 
 	shutOnce sync.Once
 	shutErr  error
@@ -78,7 +91,9 @@ type task struct {
 	t        *engine.Task
 	seq      uint64        // the pool's sequence number: the result key
 	sseq     uint64        // stream sequence of the current message; 0 until acknowledged
-	attempts int           // publications so far
+	attempts int           // deliveries asked for: 1 + retries so far
+	gen      int           // publications so far (retries and republications): a stale PubAck is ignored
+	pubFail  time.Time     // since when its publication keeps failing transiently; zero if it does not
 	blob     string        // object holding the argument, if it is too large for a message
 	running  bool          // a host reported it began
 	stopped  bool          // cancelled: its message must not stay queued
@@ -94,12 +109,13 @@ type hostSeen struct {
 type ackWait struct {
 	st  *task
 	f   jetstream.PubAckFuture
-	gen int // st.attempts when published: a stale ack is ignored
+	gen int // st.gen when published: a stale ack is ignored
 }
 
 type cleanJob struct {
 	stream jetstream.Stream
-	seq    uint64 // message to delete, or
+	seq    uint64 // message to delete (a sequence of epoch), or
+	epoch  int
 	blob   string // object to delete (then its metadata marker is purged)
 }
 
@@ -116,8 +132,9 @@ func newPool(ctx context.Context, cfg engine.Config, c config) (_ engine.Engine,
 		pending: map[uint64]*task{}, bySeq: map[uint64]*task{}, hostsSeen: map[string]*hostSeen{},
 		perHost: map[string]*engine.HostStats{}, idle: make(chan struct{}),
 		acks: make(chan ackWait, 4096), cleanup: make(chan cleanJob, 1024), wake: make(chan struct{}, 1),
-		stop: make(chan struct{}), done: make(chan struct{}),
+		retrySig: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
 	}
+	p.life, p.endLife = context.WithCancel(context.Background())
 	if p.cfg.RetryOn == nil {
 		p.cfg.RetryOn = func(err error) bool {
 			return errors.Is(err, errs.ErrWorkerDied) || errors.Is(err, errs.ErrTimeout)
@@ -145,27 +162,25 @@ func newPool(ctx context.Context, cfg engine.Config, c config) (_ engine.Engine,
 	if p.nc, err = nats.Connect(url, nopts...); err != nil {
 		return nil, fmt.Errorf("multiproc/cluster: connect %s: %w", url, err)
 	}
+	p.status = p.nc.StatusChanged(nats.CONNECTED)
 	p.maxPayload = int(p.nc.MaxPayload())
-	if p.js, err = jetstream.New(p.nc, jetstream.WithPublishAsyncMaxPending(4096)); err != nil {
+	// The PubAck timeout bounds the wait for an acknowledgement lost
+	// without a disconnect (a disconnect fails the pending ones at once);
+	// such a task is published again.
+	if p.js, err = jetstream.New(p.nc, jetstream.WithPublishAsyncMaxPending(4096), jetstream.WithPublishAsyncTimeout(pubAckTimeout)); err != nil {
 		return nil, fmt.Errorf("multiproc/cluster: %w", err)
 	}
 	if p.in, err = ensureInfra(ctx, p.js, p.c.storage(), c.resultTTL); err != nil {
 		return nil, err
 	}
+	p.created = p.in.created()
 	if _, err = p.js.CreateOrUpdateConsumer(ctx, tasksStream, consumerConfig(build, c.ackWait, c.maxDeliver)); err != nil {
 		return nil, fmt.Errorf("multiproc/cluster: consumer: %w", err)
 	}
 	// Subscriptions before anything is published, so no answer is missed.
-	w, err := p.in.results.Watch(context.Background(), p.id+".*", jetstream.IgnoreDeletes())
-	if err != nil {
-		return nil, fmt.Errorf("multiproc/cluster: results watch: %w", err)
+	if err := p.watch(); err != nil {
+		return nil, err
 	}
-	p.watches = append(p.watches, w)
-	hw, err := p.in.hosts.Watch(context.Background(), ">")
-	if err != nil {
-		return nil, fmt.Errorf("multiproc/cluster: hosts watch: %w", err)
-	}
-	p.watches = append(p.watches, hw)
 	for _, s := range []struct {
 		subj string
 		h    nats.MsgHandler
@@ -183,11 +198,11 @@ func newPool(ctx context.Context, cfg engine.Config, c config) (_ engine.Engine,
 		return nil, fmt.Errorf("multiproc/cluster: %w", err)
 	}
 	p.wg.Add(5)
-	go p.resultLoop(w)
-	go p.hostLoop(hw)
 	go p.ackLoop()
 	go p.cleanLoop()
 	go p.checkLoop()
+	go p.retryLoop()
+	go p.recoverLoop()
 	if c.localHosts > 0 {
 		if err := p.startLocalHosts(ctx, url); err != nil {
 			return nil, err
@@ -230,6 +245,72 @@ func (p *pool) startLocalHosts(ctx context.Context, url string) error {
 	return first
 }
 
+// watch (re)starts the watches of the results and hosts buckets and
+// their loops: at the start, and after each reconnection. The old ones are
+// stopped first and the results watch resumes after the last result
+// handled, so nothing is handled twice; after the server lost the buckets
+// (collected is reset) it starts from the beginning of the new one. A
+// restart is needed even when the server kept the streams: the old
+// watches' ordered consumers are gone with the old connection's server
+// state and would notice only after missing two heartbeats (10s).
+func (p *pool) watch() error {
+	p.mu.Lock()
+	oldR, oldH, oldDone := p.resW, p.hostW, p.resDone
+	p.mu.Unlock()
+	for _, o := range []jetstream.KeyWatcher{oldR, oldH} {
+		if o != nil {
+			o.Stop()
+		}
+	}
+	if oldDone != nil {
+		select {
+		case <-oldDone:
+		case <-p.stop:
+			return nil
+		}
+	}
+	p.mu.Lock()
+	from, epoch := p.collected, p.epoch
+	p.mu.Unlock()
+	opts := []jetstream.WatchOpt{jetstream.IgnoreDeletes()}
+	if from > 0 {
+		opts = append(opts, jetstream.ResumeFromRevision(from+1))
+	}
+	// p.life: closing the connection does not end a watch's goroutine, a
+	// cancelled context does.
+	w, err := p.in.results.Watch(p.life, p.id+".*", opts...)
+	if err != nil {
+		return fmt.Errorf("multiproc/cluster: results watch: %w", err)
+	}
+	hw, err := p.in.hosts.Watch(p.life, ">")
+	if err != nil {
+		w.Stop()
+		return fmt.Errorf("multiproc/cluster: hosts watch: %w", err)
+	}
+	done := make(chan struct{})
+	p.mu.Lock()
+	p.resW, p.hostW, p.resDone = w, hw, done
+	p.mu.Unlock()
+	p.wg.Add(2)
+	go func() {
+		defer close(done)
+		p.resultLoop(w, epoch)
+	}()
+	go p.hostLoop(hw)
+	return nil
+}
+
+func (p *pool) stopWatches() {
+	p.mu.Lock()
+	ws := []jetstream.KeyWatcher{p.resW, p.hostW}
+	p.mu.Unlock()
+	for _, w := range ws {
+		if w != nil {
+			w.Stop()
+		}
+	}
+}
+
 // release frees what newPool acquired when it fails.
 func (p *pool) release() {
 	select {
@@ -237,9 +318,8 @@ func (p *pool) release() {
 	default:
 		close(p.stop)
 	}
-	for _, w := range p.watches {
-		w.Stop()
-	}
+	p.endLife()
+	p.stopWatches()
 	for _, s := range p.subs {
 		s.Unsubscribe()
 	}
@@ -292,7 +372,7 @@ func (p *pool) Submit(ts ...*engine.Task) error {
 	sts := make([]*task, len(ts))
 	for i, t := range ts {
 		p.nextSeq++
-		st := &task{t: t, seq: p.nextSeq, timeout: t.Timeout, since: time.Now()}
+		st := &task{t: t, seq: p.nextSeq, attempts: 1, timeout: t.Timeout, since: time.Now()}
 		if st.timeout <= 0 {
 			st.timeout = p.cfg.TaskTimeout
 		}
@@ -348,16 +428,20 @@ func (p *pool) publish(st *task) {
 		h.Set(hMaxRes, strconv.Itoa(maxRes))
 	}
 	p.mu.Lock()
-	st.attempts++
-	gen := st.attempts
+	st.gen++
+	gen := st.gen
 	blob := st.blob
 	p.mu.Unlock()
 	if len(t.Payload) > p.maxPayload-headerRoom {
 		if blob == "" {
 			blob = fmt.Sprintf("%s.%d.arg", p.id, st.seq)
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+			ctx, cancel := context.WithTimeout(p.life, 5*time.Minute)
 			_, err := p.in.blobs.PutBytes(ctx, blob, t.Payload)
 			cancel()
+			if err != nil && transient(err) {
+				p.publishFailed(st, gen, err)
+				return
+			}
 			if err != nil {
 				p.fail(st, fmt.Errorf("multiproc/cluster: storing the %d-byte argument of %q: %w", len(t.Payload), t.Fn.Name, err), engine.Failed)
 				p.queueClean(cleanJob{blob: blob})
@@ -383,7 +467,7 @@ func (p *pool) publish(st *task) {
 			}
 		}
 		if err != nil {
-			p.fail(st, fmt.Errorf("multiproc/cluster: publishing task %q: %w", t.Fn.Name, err), engine.Failed)
+			p.publishFailed(st, gen, err)
 			return
 		}
 		select {
@@ -408,23 +492,178 @@ func (p *pool) ackLoop() {
 		select {
 		case ack := <-a.f.Ok():
 			p.mu.Lock()
-			live := p.pending[a.st.seq] == a.st && a.st.attempts == a.gen
+			live := p.pending[a.st.seq] == a.st && a.st.gen == a.gen
 			if live {
 				a.st.sseq = ack.Sequence
+				a.st.pubFail = time.Time{}
 				p.bySeq[ack.Sequence] = a.st
 			}
 			stopped := a.st.stopped
+			epoch := p.epoch
 			p.mu.Unlock()
 			if stopped && !live {
 				// Settled (cancelled) before its message landed: remove it.
-				p.queueClean(cleanJob{stream: p.in.tasks, seq: ack.Sequence})
+				p.queueClean(cleanJob{stream: p.in.tasks, seq: ack.Sequence, epoch: epoch})
 			}
 		case err := <-a.f.Err():
-			p.fail(a.st, fmt.Errorf("multiproc/cluster: publishing task %q: %w", a.st.t.Fn.Name, err), engine.Failed)
+			p.publishFailed(a.st, a.gen, err)
 		case <-p.stop:
 			return
 		}
 	}
+}
+
+// transient reports whether a publication failed for a reason that
+// passes: the connection was lost (pending acknowledgements fail at
+// once), the acknowledgement did not come, or the stream is missing (a
+// restarted server, before the stream is created again).
+func transient(err error) bool {
+	for _, e := range []error{nats.ErrDisconnected, nats.ErrReconnectBufExceeded, nats.ErrNoResponders, nats.ErrTimeout,
+		jetstream.ErrNoStreamResponse, jetstream.ErrAsyncPublishTimeout, jetstream.ErrTooManyStalledMsgs, jetstream.ErrStreamNotFound} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// publishFailed handles a failed publication of st (generation gen): a
+// transient failure publishes it again after a pause, for at most
+// NoWorkersWait; any other, or one that lasts, fails st.
+func (p *pool) publishFailed(st *task, gen int, err error) {
+	now := time.Now()
+	p.mu.Lock()
+	live := p.pending[st.seq] == st && st.gen == gen
+	if live && st.pubFail.IsZero() {
+		st.pubFail = now
+	}
+	lasted := now.Sub(st.pubFail)
+	retry := live && transient(err) && lasted < p.c.noWorkers
+	if retry {
+		p.retry = append(p.retry, st)
+	}
+	p.mu.Unlock()
+	switch {
+	case !live:
+	case retry:
+		select {
+		case p.retrySig <- struct{}{}:
+		default:
+		}
+	case transient(err):
+		p.fail(st, fmt.Errorf("multiproc/cluster: publishing task %q: %w (retried for %v)", st.t.Fn.Name, err, lasted.Round(time.Millisecond)), engine.Failed)
+	default:
+		p.fail(st, fmt.Errorf("multiproc/cluster: publishing task %q: %w", st.t.Fn.Name, err), engine.Failed)
+	}
+}
+
+// retryLoop publishes again, after a pause, the tasks whose publication
+// failed transiently.
+func (p *pool) retryLoop() {
+	defer p.wg.Done()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-p.retrySig:
+		}
+		select {
+		case <-p.stop:
+			return
+		case <-time.After(retryPause):
+		}
+		p.mu.Lock()
+		sts := p.retry
+		p.retry = nil
+		p.mu.Unlock()
+		slices.SortFunc(sts, func(a, b *task) int { return cmp.Compare(a.seq, b.seq) })
+		for _, st := range sts {
+			p.mu.Lock()
+			live := p.pending[st.seq] == st
+			p.mu.Unlock()
+			if live {
+				p.publish(st)
+			}
+		}
+	}
+}
+
+// recoverLoop runs recover each time the connection comes back.
+func (p *pool) recoverLoop() {
+	defer p.wg.Done()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case _, ok := <-p.status:
+			if !ok {
+				return
+			}
+		}
+		for p.nc.IsConnected() {
+			err := p.recover()
+			if err == nil {
+				break
+			}
+			p.log.Warn("cluster-recover", "multiproc/cluster: after reconnecting", "err", err)
+			select {
+			case <-p.stop:
+				return
+			case <-time.After(retryPause):
+			}
+		}
+	}
+}
+
+// recover makes sure, after a reconnection, that the streams, buckets and
+// consumer exist (a restarted memory-storage server has none: they are
+// created again). If the server lost them, every unsettled task is
+// published again (its message, and any result, were lost with them) and
+// the watches start again on the new buckets; stream sequences from
+// before are forgotten. A server that kept them (file storage, or a
+// cluster that kept its quorum) needs nothing more: the consumer
+// redelivers what the lost connection left unacknowledged.
+func (p *pool) recover() error {
+	ctx, cancel := context.WithTimeout(p.life, 30*time.Second)
+	defer cancel()
+	in, err := ensureInfra(ctx, p.js, p.c.storage(), p.c.resultTTL)
+	if err != nil {
+		return err
+	}
+	if _, err = p.js.CreateOrUpdateConsumer(ctx, tasksStream, consumerConfig(p.build, p.c.ackWait, p.c.maxDeliver)); err != nil {
+		return fmt.Errorf("multiproc/cluster: consumer: %w", err)
+	}
+	created := in.created()
+	p.mu.Lock()
+	if created == p.created {
+		p.mu.Unlock()
+		return p.watch()
+	}
+	p.created = created
+	p.epoch++
+	p.collected, p.purged = 0, 0
+	now := time.Now()
+	sts := make([]*task, 0, len(p.pending))
+	for _, st := range p.pending {
+		st.sseq, st.running, st.blob, st.since = 0, false, "", now
+		sts = append(sts, st)
+	}
+	clear(p.bySeq)
+	p.mu.Unlock()
+	p.log.Warn("cluster-lost", "multiproc/cluster: the server lost the cluster's streams (restarted with memory storage?); publishing the unsettled tasks again", "tasks", len(sts))
+	if err := p.watch(); err != nil {
+		return err
+	}
+	slices.SortFunc(sts, func(a, b *task) int { return cmp.Compare(a.seq, b.seq) })
+	for _, st := range sts {
+		p.mu.Lock()
+		live := p.pending[st.seq] == st
+		p.mu.Unlock()
+		if live {
+			p.publish(st)
+		}
+	}
+	return nil
 }
 
 // take removes st from the pending tables and reports whether it was
@@ -502,7 +741,7 @@ func (p *pool) countLocked(o engine.Outcome, st *task, host string) {
 
 // resultLoop collects the results hosts put in the results bucket, in the
 // bucket's order.
-func (p *pool) resultLoop(w jetstream.KeyWatcher) {
+func (p *pool) resultLoop(w jetstream.KeyWatcher, epoch int) {
 	defer p.wg.Done()
 	for e := range w.Updates() {
 		if e == nil {
@@ -510,7 +749,7 @@ func (p *pool) resultLoop(w jetstream.KeyWatcher) {
 		}
 		p.onResult(e)
 		p.mu.Lock()
-		if e.Revision() > p.collected {
+		if e.Revision() > p.collected && epoch == p.epoch {
 			p.collected = e.Revision()
 		}
 		p.mu.Unlock()
@@ -567,6 +806,7 @@ func (p *pool) onResult(e jetstream.KeyValueEntry) {
 		st.attempts <= p.cfg.Retries && p.cfg.RetryOn(res.Err) {
 		// A delivery failure, retried as locally: published again.
 		p.stats.retried++
+		st.attempts++
 		if st.sseq != 0 {
 			delete(p.bySeq, st.sseq)
 			st.sseq = 0
@@ -614,11 +854,12 @@ func (p *pool) onMaxDeliveries(m *nats.Msg) {
 	}
 	p.mu.Lock()
 	st := p.bySeq[adv.StreamSeq]
+	epoch := p.epoch
 	p.mu.Unlock()
 	if st == nil {
 		return // another pool's task (of the same build)
 	}
-	p.queueClean(cleanJob{stream: p.in.tasks, seq: adv.StreamSeq})
+	p.queueClean(cleanJob{stream: p.in.tasks, seq: adv.StreamSeq, epoch: epoch})
 	p.fail(st, fmt.Errorf("%w: task %q: its worker host was lost %d times (MaxDeliver %d); the task was removed from the queue",
 		errs.ErrWorkerDied, st.t.Fn.Name, adv.Deliveries, p.c.maxDeliver), engine.Died)
 }
@@ -681,14 +922,17 @@ func (p *pool) checkLoop() {
 			continue
 		}
 		var err error
-		if len(others) > 0 {
+		switch {
+		case !p.nc.IsConnected():
+			err = fmt.Errorf("%w for %v: the pool is disconnected from the NATS server (%s; reconnecting)", ErrNoWorkers, p.c.noWorkers, p.nc.Status())
+		case len(others) > 0:
 			builds := make([]string, 0, len(others))
 			for b := range others {
 				builds = append(builds, b)
 			}
 			sort.Strings(builds)
 			err = fmt.Errorf("%w: no worker host of this build (%s) for %v; the live hosts run builds %s", errs.ErrBuildMismatch, p.build, p.c.noWorkers, strings.Join(builds, ", "))
-		} else {
+		default:
 			err = fmt.Errorf("%w for %v", ErrNoWorkers, p.c.noWorkers)
 		}
 		// Each task waits NoWorkersWait from the later of its submission
@@ -711,10 +955,10 @@ func (p *pool) checkLoop() {
 // remove deletes st's message from the stream if it has landed there.
 func (p *pool) remove(st *task) {
 	p.mu.Lock()
-	sseq := st.sseq
+	sseq, epoch := st.sseq, p.epoch
 	p.mu.Unlock()
 	if sseq != 0 {
-		p.queueClean(cleanJob{stream: p.in.tasks, seq: sseq})
+		p.queueClean(cleanJob{stream: p.in.tasks, seq: sseq, epoch: epoch})
 	}
 }
 
@@ -730,25 +974,28 @@ func (p *pool) queueClean(j cleanJob) {
 // purge per batch) the results at or below the collected mark.
 func (p *pool) cleanLoop() {
 	defer p.wg.Done()
-	var purged uint64
 	for {
 		select {
 		case <-p.stop:
 			return
 		case j := <-p.cleanup:
-			p.clean(j)
+			p.cleanCtx(p.life, j)
 		case <-p.wake:
 		}
 		p.mu.Lock()
-		mark := p.collected
+		mark, purged, epoch := p.collected, p.purged, p.epoch
 		p.mu.Unlock()
 		if mark > purged {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			ctx, cancel := context.WithTimeout(p.life, 30*time.Second)
 			err := p.in.resultS.Purge(ctx, jetstream.WithPurgeSubject("$KV."+resultsBucket+"."+p.id+".>"), jetstream.WithPurgeSequence(mark+1))
 			cancel()
 			if err == nil {
-				purged = mark
-			} else {
+				p.mu.Lock()
+				if p.epoch == epoch {
+					p.purged = mark
+				}
+				p.mu.Unlock()
+			} else if p.life.Err() == nil {
 				p.log.Warn("cluster-purge", "multiproc/cluster: purging collected results", "err", err)
 			}
 		}
@@ -756,7 +1003,14 @@ func (p *pool) cleanLoop() {
 }
 
 func (p *pool) clean(j cleanJob) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	p.cleanCtx(context.Background(), j)
+}
+
+// cleanCtx is clean bounded by parent: the cleaner's requests end with the
+// pool's life (a request in flight when the connection dropped waits for
+// its timeout, which Close must not).
+func (p *pool) cleanCtx(parent context.Context, j cleanJob) {
+	ctx, cancel := context.WithTimeout(parent, 30*time.Second)
 	defer cancel()
 	if j.blob != "" {
 		if err := p.in.blobs.Delete(ctx, j.blob); err != nil && !notFound(err) {
@@ -764,6 +1018,12 @@ func (p *pool) clean(j cleanJob) {
 		}
 		p.in.blobS.Purge(ctx, jetstream.WithPurgeSubject(metaSubject(j.blob)))
 		return
+	}
+	p.mu.Lock()
+	stale := j.epoch != p.epoch
+	p.mu.Unlock()
+	if stale {
+		return // a sequence of a stream the server lost
 	}
 	if err := j.stream.DeleteMsg(ctx, j.seq); err != nil && !notFound(err) {
 		p.log.Warn("cluster-clean", "multiproc/cluster: deleting a message", "seq", j.seq, "err", err)
@@ -784,10 +1044,10 @@ func (p *pool) Cancel(t *engine.Task, err error) bool {
 	}
 	p.stats.cancelled++
 	st.stopped = true
-	sseq := st.sseq
+	sseq, epoch := st.sseq, p.epoch
 	p.mu.Unlock()
 	if sseq != 0 {
-		p.queueClean(cleanJob{stream: p.in.tasks, seq: sseq})
+		p.queueClean(cleanJob{stream: p.in.tasks, seq: sseq, epoch: epoch})
 	}
 	// Told even when no host reported it began: one may hold it already.
 	p.nc.Publish(cancelPrefix+p.build, []byte(resultKey(p.id, st.seq)))
@@ -871,13 +1131,30 @@ func (p *pool) Terminate() error {
 func (p *pool) shutdown() error {
 	p.shutOnce.Do(func() {
 		close(p.stop)
-		for _, w := range p.watches {
-			w.Stop()
+		p.endLife()
+		if !p.nc.IsConnected() {
+			// Every request would wait for its timeout (stopping a watch
+			// deletes its consumer: a request): close the connection
+			// first, which ends the watches and subscriptions at once,
+			// and leave what is left to the server (the results' TTL; a
+			// memory-storage server that restarted has none of it).
+			p.nc.Close()
+			p.stopWatches()
+			p.wg.Wait()
+			p.stopLocalHosts()
+			if p.srv != nil {
+				p.srv.Close()
+			}
+			p.shutErr = fmt.Errorf("multiproc/cluster: cleaning up: disconnected from the NATS server (%s): this pool's queued messages, results and objects were left on it", p.nc.Status())
+			close(p.done)
+			return
 		}
+		p.stopWatches()
 		for _, s := range p.subs {
 			s.Unsubscribe()
 		}
 		p.wg.Wait()
+		var errList []error
 		// What the loops left: pending deletions, then everything of ours.
 		for {
 			select {
@@ -890,7 +1167,6 @@ func (p *pool) shutdown() error {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		var errList []error
 		if err := p.in.tasks.Purge(ctx, jetstream.WithPurgeSubject(p.subj)); err != nil {
 			errList = append(errList, err)
 		}

@@ -59,6 +59,15 @@ const (
 	hostTTL  = 5 * time.Second
 )
 
+// Recovery timing: a publication that failed transiently (a lost
+// connection, a missing stream) is made again after retryPause; an
+// acknowledgement that does not come in pubAckTimeout counts as lost.
+const (
+	retryPause    = 250 * time.Millisecond
+	pubAckTimeout = 30 * time.Second
+	resultTries   = 120 // a host's publications of a result: about 30s of retryPause
+)
+
 // headerRoom is what a task message keeps free of its server's max payload
 // for its headers: a payload above max payload - headerRoom goes to the
 // object store.

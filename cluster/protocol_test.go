@@ -2,8 +2,12 @@ package cluster
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/multiproc-go/multiproc/internal/engine"
 	"github.com/multiproc-go/multiproc/internal/errs"
@@ -53,4 +57,38 @@ func FuzzDecodeResult(f *testing.F) {
 		}
 		r.failure("f", 0) // must not panic
 	})
+}
+
+// TestServerStorage guards the embedded server's storage: memory by
+// default (nothing is left behind by a killed program), and with StoreDir
+// file storage written synchronously (sync_always: JetStream's default
+// fsyncs every two minutes and acknowledges writes before then).
+func TestServerStorage(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	s, err := StartServer(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if jc := s.srv.JetStreamConfig(); jc == nil || jc.SyncAlways || s.file {
+		t.Errorf("default server: JetStream %+v, file %v; want memory storage without sync_always", jc, s.file)
+	}
+	var c config
+	c.server = s
+	if c.storage() != jetstream.MemoryStorage {
+		t.Errorf("pools on the default server create %v streams; want memory", c.storage())
+	}
+	s.Close()
+	s, err = StartServer(ctx, StoreDir(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if jc := s.srv.JetStreamConfig(); jc == nil || !jc.SyncAlways {
+		t.Errorf("StoreDir server: JetStream %+v; want sync_always", jc)
+	}
+	c.server = s
+	if c.storage() != jetstream.FileStorage {
+		t.Errorf("pools on a StoreDir server create %v streams; want file", c.storage())
+	}
 }
