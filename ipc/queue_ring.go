@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -509,7 +510,7 @@ func (c *qcore) reclaim() uint64 {
 	for head < rd {
 		st, _, ow := c.rec(head)
 		s := c.size(head)
-		if s == 0 {
+		if s == 0 || head+s > rd {
 			break
 		}
 		switch atomic.LoadUint32(st) {
@@ -543,8 +544,8 @@ func (c *qcore) claim() (uint64, qres) {
 	for rd < tail {
 		st, _, ow := c.rec(rd)
 		s := c.size(rd)
-		if s == 0 {
-			return 0, qBlocked
+		if s == 0 || rd+s > tail {
+			return 0, qBlocked // not a record: corrupt memory
 		}
 		switch atomic.LoadUint32(st) {
 		case qPad, qDead:
@@ -591,7 +592,7 @@ func (c *qcore) repair() {
 	}
 	for p := head; p < rd; {
 		s := c.size(p)
-		if s == 0 {
+		if s == 0 || p+s > rd {
 			c.reset(tail)
 			return
 		}
@@ -600,7 +601,7 @@ func (c *qcore) repair() {
 	var count uint64
 	for p := rd; p < tail; {
 		s := c.size(p)
-		if s == 0 {
+		if s == 0 || p+s > tail {
 			c.reset(tail)
 			return
 		}
@@ -710,17 +711,32 @@ func (c *qcore) put(ctx context.Context, src []byte, block bool) error {
 	return nil
 }
 
-// spinItems waits briefly for an item to appear, without a system call:
-// a producer on the other CPU often publishes within the microseconds a
-// sleep and a wake would cost.
-func (c *qcore) spinItems() {
-	for i := 0; i < 200; i++ {
+// spinItems waits a little for an item to appear, without a system call:
+// a producer on the other CPU usually publishes the next item within the
+// microseconds that a sleep and a wake would cost (a FUTEX_WAKE per item is
+// what a consumer faster than its producer would otherwise cost the
+// producer: measured here, it cut a 1→1 stream to a tenth). It gives up
+// after qSpin, and yields the P to other goroutines between checks.
+func (c *qcore) spinItems() bool {
+	var start time.Time
+	for i := 0; ; i++ {
 		if atomic.LoadUint64(c.u64(qOffCount)) != 0 || atomic.LoadUint32(c.u32(qOffClosed)) != 0 {
-			return
+			return true
+		}
+		if i%64 == 63 {
+			if start.IsZero() {
+				start = time.Now()
+			} else if time.Since(start) > qSpin {
+				return false
+			}
+			runtime.Gosched()
 		}
 		qPause()
 	}
 }
+
+// qSpin bounds a consumer's spin before it sleeps.
+const qSpin = 50 * time.Microsecond
 
 //go:noinline
 func qPause() {}
@@ -749,8 +765,13 @@ func (c *qcore) get(ctx context.Context, block bool, use func([]byte) error) err
 	if err != nil {
 		return err
 	}
+	if (r == qEmpty || r == qBlocked) && block && c.spinItems() {
+		r, err = try()
+		if err != nil {
+			return err
+		}
+	}
 	if (r == qEmpty || r == qBlocked) && block {
-		c.spinItems()
 		err = c.items.Wait(ctx, c.u32(qOffItemSeq), c.u32(qOffItemWait), func() (uint32, bool, error) {
 			s := atomic.LoadUint32(c.u32(qOffItemSeq))
 			var err error
@@ -1001,7 +1022,7 @@ func (c *qcore) skipDeadWriters() {
 	rd, tail := atomic.LoadUint64(c.u64(qOffRd)), atomic.LoadUint64(c.u64(qOffTail))
 	for p := rd; p < tail; {
 		s := c.size(p)
-		if s == 0 {
+		if s == 0 || p+s > tail {
 			return
 		}
 		st, _, ow := c.rec(p)
