@@ -25,3 +25,6 @@ func DieHoldingQueueLock[T any](q *Queue[T], stage int) error {
 	}
 	return nil
 }
+
+// QueueSleepers returns how many processes' Gets sleep on q's items word.
+func QueueSleepers[T any](q *Queue[T]) uint32 { return atomic.LoadUint32(q.c.u32(qOffItemWait)) }

@@ -5,13 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
 	"sort"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/multiproc-go/multiproc"
+	"github.com/multiproc-go/multiproc/internal/testutil"
 	"github.com/multiproc-go/multiproc/internal/wire"
 	"github.com/multiproc-go/multiproc/ipc"
 )
@@ -271,10 +271,7 @@ func TestQueueReleaseWakes(t *testing.T) {
 	q := qmust(ipc.NewQueue[int]())
 	done := make(chan error, 1)
 	go func() { _, err := q.Get(qctx(t)); done <- err }()
-	for q.Len() == 0 && len(done) == 0 {
-		runtime.Gosched()
-		break
-	}
+	testutil.WaitFor(t, qTimeout, func() bool { return ipc.QueueSleepers(q) == 1 }, "Get does not sleep")
 	if err := q.Release(); err != nil {
 		t.Fatal(err)
 	}

@@ -60,6 +60,7 @@ var failing = multiproc.Register("queue-failing", multiproc.NoResult(func(ctx co
 
 // work is Python's raise ValueError('An error occurred in worker').
 func work() error {
+	//lint:ignore ST1005 the seed's message, printed as Python prints it
 	return errors.New("An error occurred in worker")
 }
 
