@@ -836,11 +836,7 @@ func (c *qcore) length() int {
 // operations in progress have returned (they are woken and fail with
 // ErrClosed); an imported handle keeps its mapping (see Queue.Release).
 func (c *qcore) release() error {
-	if c == nil || !c.released.CompareAndSwap(false, true) {
-		return nil
-	}
-	if c.imported {
-		c.mu.Close()
+	if c == nil || c.imported || !c.released.CompareAndSwap(false, true) {
 		return nil
 	}
 	c.wakeAll()

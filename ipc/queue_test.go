@@ -418,7 +418,10 @@ type poolJob struct {
 	I int
 }
 
+// qPoolPut puts and then releases its copy: a released received queue
+// stays usable, so the worker's kept copy serves the next task.
 var qPoolPut = multiproc.Register("ipc_test.pool_put", multiproc.NoResult(func(ctx context.Context, j poolJob) error {
+	defer j.Q.Release()
 	return j.Q.Put(ctx, j.I)
 }))
 
