@@ -552,6 +552,11 @@ func (c *qcore) claim() (uint64, qres) {
 			rd += s
 		case qReady, qReading: // READING here: a claim cut short, undone by repair
 			if c.kind == qKindJoinable {
+				// Counted as this process's before the claim: a death
+				// between the two leaves the item READY (still consumed by
+				// someone) and one count on the dead slot, which makes Join
+				// report ErrPeerDied once; the other order could lose the
+				// count and let Join return while the item is unfinished.
 				c.addPending(1)
 			}
 			pos := rd
