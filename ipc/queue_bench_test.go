@@ -12,8 +12,8 @@ import (
 // decode out).
 func BenchmarkQueuePutGet(b *testing.B) {
 	ctx := context.Background()
-	q := newQ[item](b)
-	v := item{1, "hello", 3.14}
+	q := newQ[qitem](b)
+	v := qitem{1, "hello", 3.14}
 	for b.Loop() {
 		q.Put(ctx, v)
 		q.Get(ctx)
@@ -24,13 +24,13 @@ func BenchmarkQueuePutGet(b *testing.B) {
 // in-process shape of queue_small.1to1).
 func BenchmarkQueueStream(b *testing.B) {
 	ctx := context.Background()
-	q := newQ[item](b)
+	q := newQ[qitem](b)
 	done := make(chan struct{})
 	n := b.N
 	go func() {
 		defer close(done)
 		for i := range n {
-			q.Put(ctx, item{i, "hello", 3.14})
+			q.Put(ctx, qitem{i, "hello", 3.14})
 		}
 	}()
 	b.ResetTimer()

@@ -34,7 +34,7 @@ func killRounds() int {
 // moving is lost); the queue ends usable and empty.
 func TestQueueKillProducer(t *testing.T) {
 	ctx := qctx(t)
-	q := newQ[item](t, ipc.ByteCapacity(16<<10))
+	q := newQ[qitem](t, ipc.ByteCapacity(16<<10))
 	kills := killRounds()
 	var mu sync.Mutex
 	got := make([][]int, kills+1)
@@ -92,7 +92,7 @@ func TestQueueKillProducer(t *testing.T) {
 }
 
 type countJob struct {
-	Q      *ipc.JoinableQueue[item]
+	Q      *ipc.JoinableQueue[qitem]
 	Counts *os.File
 	N      int
 }
@@ -129,7 +129,7 @@ var qCounter = multiproc.Register("ipc_test.counter", multiproc.NoResult(func(ct
 // after which it returns nil.
 func TestQueueKillConsumer(t *testing.T) {
 	ctx := qctx(t)
-	q := qmust(ipc.NewJoinableQueue[item](ipc.ByteCapacity(8 << 10)))
+	q := qmust(ipc.NewJoinableQueue[qitem](ipc.ByteCapacity(8 << 10)))
 	defer q.Release()
 	kills := killRounds()
 	const n = 1 << 21 // counters: more than the producer can put in a run
@@ -149,7 +149,7 @@ func TestQueueKillConsumer(t *testing.T) {
 	produced := make(chan error, 1)
 	go func() {
 		for i := 0; i < n && !stop.Load(); i++ {
-			if err := q.Put(ctx, item{I: i, S: "hello", F: 3.14}); err != nil {
+			if err := q.Put(ctx, qitem{I: i, S: "hello", F: 3.14}); err != nil {
 				produced <- err
 				return
 			}
@@ -196,7 +196,7 @@ func TestQueueKillConsumer(t *testing.T) {
 }
 
 var qDieInLock = multiproc.Register("ipc_test.die_in_lock", multiproc.NoResult(func(ctx context.Context, j struct {
-	Q     *ipc.Queue[item]
+	Q     *ipc.Queue[qitem]
 	Stage int
 }) error {
 	return ipc.DieHoldingQueueLock(j.Q, j.Stage)
@@ -210,13 +210,13 @@ func TestQueueLockHolderDies(t *testing.T) {
 	for stage := range 3 {
 		t.Run(strconv.Itoa(stage), func(t *testing.T) {
 			ctx := qctx(t)
-			q := newQ[item](t)
-			q.Put(ctx, item{I: 1, S: "one"})
+			q := newQ[qitem](t)
+			q.Put(ctx, qitem{I: 1, S: "one"})
 			joinOK(t, startProc(t, multiproc.NewProcess(qDieInLock, struct {
-				Q     *ipc.Queue[item]
+				Q     *ipc.Queue[qitem]
 				Stage int
 			}{q, stage})))
-			if err := q.Put(ctx, item{I: 2, S: "two"}); err != nil {
+			if err := q.Put(ctx, qitem{I: 2, S: "two"}); err != nil {
 				t.Fatal(err)
 			}
 			for _, want := range []int{1, 2} {

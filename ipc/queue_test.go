@@ -35,7 +35,7 @@ func qmust[T any](v T, err error) T {
 }
 
 // item is the benchmark's record: CPython's (i, 'hello', 3.14).
-type item struct {
+type qitem struct {
 	I int
 	S string
 	F float64
@@ -71,16 +71,16 @@ func joinOK(t testing.TB, p *multiproc.Process) {
 // Close (Put fails; Get drains, then fails), Release.
 func TestQueueBasics(t *testing.T) {
 	ctx := qctx(t)
-	q := newQ[item](t, ipc.MaxItems(3))
+	q := newQ[qitem](t, ipc.MaxItems(3))
 	if _, err := q.TryGet(); !errors.Is(err, ipc.ErrEmpty) {
 		t.Fatalf("TryGet on empty: %v, want ErrEmpty", err)
 	}
 	for i := range 3 {
-		if err := q.TryPut(item{i, "hello", 3.14}); err != nil {
+		if err := q.TryPut(qitem{i, "hello", 3.14}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := q.TryPut(item{3, "x", 0}); !errors.Is(err, ipc.ErrFull) {
+	if err := q.TryPut(qitem{3, "x", 0}); !errors.Is(err, ipc.ErrFull) {
 		t.Fatalf("TryPut on full: %v, want ErrFull", err)
 	}
 	if n := q.Len(); n != 3 {
@@ -88,18 +88,18 @@ func TestQueueBasics(t *testing.T) {
 	}
 	for i := range 3 {
 		v, err := q.Get(ctx)
-		if err != nil || v != (item{i, "hello", 3.14}) {
+		if err != nil || v != (qitem{i, "hello", 3.14}) {
 			t.Fatalf("Get %d: %v, %v", i, v, err)
 		}
 	}
-	q.Put(ctx, item{7, "seven", 7})
+	q.Put(ctx, qitem{7, "seven", 7})
 	if err := q.Close(); err != nil {
 		t.Fatal(err)
 	}
 	if !q.Closed() {
 		t.Fatal("Closed false after Close")
 	}
-	if err := q.Put(ctx, item{}); !errors.Is(err, ipc.ErrClosed) {
+	if err := q.Put(ctx, qitem{}); !errors.Is(err, ipc.ErrClosed) {
 		t.Fatalf("Put after Close: %v, want ErrClosed", err)
 	}
 	if v, err := q.Get(ctx); err != nil || v.I != 7 {
@@ -333,7 +333,7 @@ func splitLines(s string) []string {
 // Cross-process helpers.
 
 type prodJob struct {
-	Q    *ipc.Queue[item]
+	Q    *ipc.Queue[qitem]
 	ID   int
 	N    int // 0: forever
 	From int
@@ -341,7 +341,7 @@ type prodJob struct {
 
 var qProducer = multiproc.Register("ipc_test.producer", multiproc.NoResult(func(ctx context.Context, j prodJob) error {
 	for i := j.From; j.N == 0 || i < j.From+j.N; i++ {
-		if err := j.Q.Put(ctx, item{I: j.ID<<32 | i, S: "hello", F: 3.14}); err != nil {
+		if err := j.Q.Put(ctx, qitem{I: j.ID<<32 | i, S: "hello", F: 3.14}); err != nil {
 			return err
 		}
 	}
@@ -349,7 +349,7 @@ var qProducer = multiproc.Register("ipc_test.producer", multiproc.NoResult(func(
 }))
 
 type consJob struct {
-	Q   *ipc.Queue[item]
+	Q   *ipc.Queue[qitem]
 	Out *ipc.Queue[[]int]
 }
 
@@ -372,7 +372,7 @@ var qConsumer = multiproc.Register("ipc_test.consumer", multiproc.NoResult(func(
 // item arrives exactly once; Close ends the consumers.
 func TestQueueProcesses(t *testing.T) {
 	ctx := qctx(t)
-	q := newQ[item](t, ipc.ByteCapacity(16<<10))
+	q := newQ[qitem](t, ipc.ByteCapacity(16<<10))
 	out := newQ[[]int](t)
 	const per = 3000
 	var prods []*multiproc.Process
