@@ -1,0 +1,302 @@
+package ipc
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"reflect"
+	"sync"
+	"unsafe"
+
+	"github.com/multiproc-go/multiproc/internal/wire"
+)
+
+// DefaultByteCapacity is the byte capacity of a queue made without
+// [ByteCapacity]: 4 MiB of shared memory, reserved when the queue is made.
+// Each item takes its encoding plus a 16-byte header, rounded up to 16
+// bytes: about 87,000 items of (int, "hello", float64).
+const DefaultByteCapacity = 4 << 20
+
+// A QueueOption configures a queue at creation ([NewQueue],
+// [NewJoinableQueue], [NewSimpleQueue]).
+type QueueOption func(*queueConfig) error
+
+type queueConfig struct {
+	maxItems uint64
+	capacity uint64
+	simple   bool
+}
+
+// MaxItems bounds the number of items in the queue: Python's maxsize, as in
+// the seeds' Queue(3). Put blocks (TryPut returns [ErrFull]) while the queue
+// holds n items. n must be at least 1; without it only the byte capacity
+// bounds the queue. A SimpleQueue has no MaxItems.
+func MaxItems(n int) QueueOption {
+	return func(c *queueConfig) error {
+		if n < 1 {
+			return fmt.Errorf("ipc: MaxItems(%d): must be at least 1", n)
+		}
+		if c.simple {
+			return fmt.Errorf("ipc: MaxItems: a SimpleQueue is unbounded in items (Python's SimpleQueue has no maxsize)")
+		}
+		c.maxItems = uint64(n)
+		return nil
+	}
+}
+
+// ByteCapacity sets the bytes of shared memory that hold the queue's items
+// ([DefaultByteCapacity] without it), rounded up to the page size; from
+// 4 KiB to 1 GiB. The memory is reserved when the queue is made. Put blocks
+// (TryPut returns [ErrFull]) while an item does not fit, and an item that
+// could never fit (its encoding plus 16 bytes over the capacity) fails Put
+// with [ErrTooLarge].
+func ByteCapacity(n int) QueueOption {
+	return func(c *queueConfig) error {
+		if n < qMinCapacity || n > qMaxCapacity {
+			return fmt.Errorf("ipc: ByteCapacity(%d): must be from %d to %d", n, qMinCapacity, qMaxCapacity)
+		}
+		c.capacity = uint64(n)
+		return nil
+	}
+}
+
+// queue is what the three queue types share: the typed layer over the
+// shared ring (queue_ring.go).
+type queue[T any] struct {
+	c     *qcore
+	codec wire.Value[T]
+	bufs  sync.Pool // *[]byte encoding scratch
+}
+
+var pageSize = uint64(os.Getpagesize())
+
+func (q *queue[T]) init(kind uint32, opts []QueueOption) error {
+	cfg := queueConfig{capacity: DefaultByteCapacity, simple: kind == qKindSimple}
+	for _, o := range opts {
+		if err := o(&cfg); err != nil {
+			return err
+		}
+	}
+	capacity := (cfg.capacity + pageSize - 1) / pageSize * pageSize
+	c, err := qNew(kind, capacity, cfg.maxItems, typeName[T]())
+	if err != nil {
+		return err
+	}
+	q.c, q.codec = c, wire.For[T]()
+	return nil
+}
+
+func typeName[T any]() string { return reflect.TypeFor[T]().String() }
+
+func (q *queue[T]) put(ctx context.Context, v T, block bool) error {
+	if q.c == nil {
+		return fmt.Errorf("%w: zero queue (make one with NewQueue)", ErrClosed)
+	}
+	// []byte and string need no encoding: their bytes go straight into
+	// the shared memory (what the codec would produce).
+	switch x := any(v).(type) {
+	case []byte:
+		return q.c.put(ctx, x, block)
+	case string:
+		return q.c.put(ctx, unsafe.Slice(unsafe.StringData(x), len(x)), block)
+	}
+	bp, _ := q.bufs.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
+	}
+	b, err := q.codec.Append((*bp)[:0], v)
+	if err != nil {
+		q.bufs.Put(bp)
+		return fmt.Errorf("ipc: Put: cannot encode the %s: %w", typeName[T](), err)
+	}
+	err = q.c.put(ctx, b, block)
+	if cap(b) <= 64<<10 {
+		*bp = b
+		q.bufs.Put(bp)
+	}
+	return err
+}
+
+func (q *queue[T]) get(ctx context.Context, block bool) (T, error) {
+	var v T
+	if q.c == nil {
+		return v, fmt.Errorf("%w: zero queue (make one with NewQueue)", ErrClosed)
+	}
+	err := q.c.get(ctx, block, func(b []byte) error {
+		var err error
+		v, err = q.codec.Decode(b)
+		if err != nil {
+			return fmt.Errorf("ipc: Get: decoding a %s: %w", typeName[T](), err)
+		}
+		return nil
+	})
+	return v, err
+}
+
+// Put adds v to the queue, blocking while the queue is full (MaxItems items,
+// or no room for v's bytes) until there is room, the queue is closed, or
+// ctx ends. v is encoded here, in the caller's goroutine, with the codec
+// multiproc uses for task arguments: a value that cannot be encoded (a
+// channel, a func, a descriptor-backed resource such as an *os.File, which
+// shared memory cannot carry) fails Put with the encoder's error, and
+// nothing is added. It returns nil once v is in the queue, where every
+// process's Get can take it.
+//
+// Errors: [ErrTooLarge] (v could never fit in the byte capacity),
+// [ErrClosed] (the queue was closed by any process, or this handle
+// released), or an error wrapping ctx.Err().
+func (q *queue[T]) Put(ctx context.Context, v T) error { return q.put(ctx, v, true) }
+
+// TryPut is Put without waiting (Python's put_nowait): [ErrFull] when the
+// queue holds MaxItems items or has no room for v's bytes.
+func (q *queue[T]) TryPut(v T) error { return q.put(context.Background(), v, false) }
+
+// Get removes and returns an item, blocking while the queue is empty until
+// an item arrives, the queue is closed, or ctx ends. Items put by one
+// goroutine come out in the order it put them; items of concurrent
+// producers interleave. After Close, Get returns what remains and then
+// [ErrClosed].
+func (q *queue[T]) Get(ctx context.Context) (T, error) { return q.get(ctx, true) }
+
+// TryGet is Get without waiting (Python's get_nowait): [ErrEmpty] when no
+// item is ready, [ErrClosed] when the queue is closed and drained.
+func (q *queue[T]) TryGet() (T, error) { return q.get(context.Background(), false) }
+
+// Len returns the number of items in the queue (Python's qsize), including
+// items whose Put is copying them in. It may be stale as soon as it returns.
+func (q *queue[T]) Len() int { return q.c.length() }
+
+// Closed reports whether any process has closed the queue.
+func (q *queue[T]) Closed() bool { return q.c.closed() }
+
+// Close closes the queue for every process that has it: later Puts fail
+// with [ErrClosed], and Get returns the items that remain and then
+// ErrClosed. Waiting Puts and Gets are woken. It does not free anything
+// (see Release) and is idempotent.
+func (q *queue[T]) Close() error { return q.c.close() }
+
+// Release drops this process's handle, Python's per-process close(): in the
+// process that made the queue, blocked calls return [ErrClosed], the shared
+// memory is unmapped once they have, pool workers that keep a copy drop it,
+// and every later call returns ErrClosed; other processes keep their
+// handles, and the queue lives while any process has it. On a queue
+// received from another process (a Process argument, a pool task's) Release
+// does nothing: the mapping stays, once per queue per process, until the
+// process exits, so that a task that releases what it was given cannot
+// break the copy its pool worker keeps for later tasks.
+func (q *queue[T]) Release() error { return q.c.release() }
+
+// NeedsDescriptors reports whether the queue can travel (wire.Resource):
+// true until the creator's Release.
+func (q *queue[T]) NeedsDescriptors() bool { return q.c.needsDescriptors() }
+
+// ExportResource describes the queue to another process (wire.Exporter):
+// its memfd, and its kind, capacity and element type, which the receiver
+// checks before it maps anything.
+func (q *queue[T]) ExportResource(x *wire.Exported) error { return q.c.export(x) }
+
+func (q *queue[T]) importAs(kind uint32, state []byte, files []*os.File) error {
+	c, err := qImport(state, files, kind, typeName[T]())
+	if err != nil {
+		return err
+	}
+	q.c, q.codec = c, wire.For[T]()
+	return nil
+}
+
+// Queue is a multi-producer, multi-consumer FIFO queue shared by processes:
+// Python's multiprocessing.Queue, typed. Make one with [NewQueue]; the zero
+// Queue is not usable. Pass it (as *Queue[T]) to processes as a Process
+// argument or a pool task's argument, at any depth in a struct: it travels
+// as a resource and the receiver's copy is the same queue. It is safe for
+// concurrent use by any number of goroutines in any number of processes.
+//
+// See the package documentation for the design, what a killed process can
+// cost, and the blocking calls' cost in threads.
+type Queue[T any] struct{ queue[T] }
+
+// NewQueue makes a queue of T in shared memory. Off Linux it returns an
+// error matching errors.ErrUnsupported.
+func NewQueue[T any](opts ...QueueOption) (*Queue[T], error) {
+	q := &Queue[T]{}
+	if err := q.init(qKindQueue, opts); err != nil {
+		return nil, err
+	}
+	return q, nil
+}
+
+// ImportResource makes q the receiving process's copy (wire.Importer).
+func (q *Queue[T]) ImportResource(state []byte, files []*os.File) error {
+	return q.importAs(qKindQueue, state, files)
+}
+
+// JoinableQueue is a [Queue] whose consumers report each item done:
+// Python's multiprocessing.JoinableQueue. Every Put adds an unfinished
+// item; TaskDone marks one done; Join waits until none is unfinished.
+//
+// A consumer that dies after Get and before TaskDone cannot finish its
+// items. Join notices (the queue records, per consumer process, how many
+// items it took and has not marked done): once every other item is done it
+// returns an error matching [ErrPeerDied] and releases the dead consumer's
+// count, so the next Join returns nil. Join never waits forever on a dead
+// consumer. The table holds 224 consumer processes at a time (dead ones'
+// entries are reused); beyond that, items are counted without an owner and
+// a death among those consumers cannot be detected.
+type JoinableQueue[T any] struct{ queue[T] }
+
+// NewJoinableQueue makes a joinable queue of T in shared memory (an error
+// matching errors.ErrUnsupported off Linux).
+func NewJoinableQueue[T any](opts ...QueueOption) (*JoinableQueue[T], error) {
+	q := &JoinableQueue[T]{}
+	if err := q.init(qKindJoinable, opts); err != nil {
+		return nil, err
+	}
+	return q, nil
+}
+
+// TaskDone marks one item taken by Get done, this process's first and then
+// any process's (a process may finish what another took, as in Python). It
+// returns [ErrTaskDone] when no item is waiting to be marked done.
+func (q *JoinableQueue[T]) TaskDone() error {
+	if q.c == nil {
+		return fmt.Errorf("%w: zero queue", ErrClosed)
+	}
+	return q.c.taskDone()
+}
+
+// Join blocks until every item put into the queue has been taken and
+// marked done by TaskDone, or ctx ends (an error wrapping ctx.Err()). When
+// the only unfinished items are those of consumers that died, it returns
+// an error matching [ErrPeerDied] and counts them done; the dead are
+// noticed within about 250 ms of that.
+func (q *JoinableQueue[T]) Join(ctx context.Context) error {
+	if q.c == nil {
+		return fmt.Errorf("%w: zero queue", ErrClosed)
+	}
+	return q.c.join(ctx)
+}
+
+// ImportResource makes q the receiving process's copy (wire.Importer).
+func (q *JoinableQueue[T]) ImportResource(state []byte, files []*os.File) error {
+	return q.importAs(qKindJoinable, state, files)
+}
+
+// SimpleQueue is Python's multiprocessing.SimpleQueue: a [Queue] without
+// MaxItems (bounded only by its byte capacity). It has the same methods
+// and travels the same way.
+type SimpleQueue[T any] struct{ queue[T] }
+
+// NewSimpleQueue makes a simple queue of T in shared memory. Only
+// [ByteCapacity] applies; [MaxItems] is refused.
+func NewSimpleQueue[T any](opts ...QueueOption) (*SimpleQueue[T], error) {
+	q := &SimpleQueue[T]{}
+	if err := q.init(qKindSimple, opts); err != nil {
+		return nil, err
+	}
+	return q, nil
+}
+
+// ImportResource makes q the receiving process's copy (wire.Importer).
+func (q *SimpleQueue[T]) ImportResource(state []byte, files []*os.File) error {
+	return q.importAs(qKindSimple, state, files)
+}
