@@ -50,6 +50,10 @@ type Conn struct {
 	rc     syscall.RawConn // nil for TLS
 	cfg    connConfig
 	closed atomic.Bool
+	// exported is set once the Conn was passed to another process: its
+	// Close then only drops this process's descriptor and does not tell
+	// the peer the end is closed (the end lives on over there).
+	exported atomic.Bool
 
 	w writer
 	r reader
@@ -193,7 +197,11 @@ func (c *Conn) Flush(ctx context.Context) error {
 
 // Close flushes the buffered messages (waiting at most 5 s for a peer
 // that does not read), tells the peer this end is closed (its receives
-// then return io.EOF, not ErrPeerDied), and closes the connection.
+// then return io.EOF, not ErrPeerDied), and closes the connection. On a
+// Conn that was passed to another process (a Process or task argument)
+// Close only closes this process's descriptor: the end belongs to the
+// receiver now, whose Close tells the peer (Python's parent closing its
+// copy of a Pipe end after starting the child).
 // Pending and later calls return errors matching [ErrClosed]. Close is
 // idempotent; it returns the first write error the flush met.
 func (c *Conn) Close() error {

@@ -105,6 +105,7 @@ func (c *Conn) ExportResource(x *wire.Exported) error {
 	st := []byte{stateVersion, flags}
 	st = binary.AppendUvarint(st, uint64(c.cfg.max))
 	st = append(st, c.cfg.peerBuild...)
+	c.exported.Store(true)
 	x.ID, x.Files, x.Owned, x.State = 0, []*os.File{f}, true, st
 	return nil
 }

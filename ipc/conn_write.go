@@ -452,7 +452,7 @@ func (c *Conn) writeError(err error) error {
 func (w *writer) close() error {
 	w.mu.Lock()
 	w.closing = true
-	if !w.c.cfg.python && w.c.cfg.canWrite && w.err == nil {
+	if !w.c.cfg.python && w.c.cfg.canWrite && w.err == nil && !w.c.exported.Load() {
 		s := w.tailLocked()
 		s.b = w.c.appendHeader(s.b, kindClose, 0)
 	}
