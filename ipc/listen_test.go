@@ -75,9 +75,9 @@ func TestListenerRefusesAndKeepsServing(t *testing.T) {
 	l := listen(t, key, ipc.HandshakeTimeout(2*time.Second), ipc.Logger(discard()))
 	garbage := [][]byte{
 		[]byte("GET / HTTP/1.0\r\n\r\n"),
-		{0x7f, 0xff, 0xff, 0xff, 1, 2, 3},       // a huge length
-		{0xff, 0xff, 0xff, 0xff},                // -1
-		{0, 0, 0, 3, 'a', 'b', 'c'},             // a short non-challenge answer
+		{0x7f, 0xff, 0xff, 0xff, 1, 2, 3},        // a huge length
+		{0xff, 0xff, 0xff, 0xff},                 // -1
+		{0, 0, 0, 3, 'a', 'b', 'c'},              // a short non-challenge answer
 		{0, 0, 0, 20, 1, 2, 3, 4, 5, 6, 7, 8, 9}, // truncated
 	}
 	var want int64
