@@ -102,7 +102,7 @@ func (r *reader) room(n int) {
 		r.r = 0
 	}
 	if cap(r.buf)-r.w < n {
-		size := max(readBuf, r.w+n)
+		size := max(readBuf, r.w+n, 2*cap(r.buf))
 		nb := make([]byte, size)
 		copy(nb, r.buf[:r.w])
 		r.buf = nb
@@ -326,4 +326,38 @@ func (r *reader) poll(timeout time.Duration) (bool, error) {
 		return false, err
 	}
 	return true, nil
+}
+
+// absorb reads whatever the peer sent into the read buffer, unless a
+// receive is running (which reads anyway); with wait, it first waits up
+// to threadWaitMillis for bytes. A stalled large send calls it (see
+// stallTimeout). It reports whether bytes came.
+func (r *reader) absorb(wait bool) bool {
+	if !r.c.cfg.canRead || r.c.rc == nil || !r.mu.TryLock() {
+		return false
+	}
+	defer r.mu.Unlock()
+	if r.err != nil {
+		return false
+	}
+	if wait {
+		// Up to threadWaitMillis for bytes, on this thread.
+		r.c.rc.Control(func(fd uintptr) { threadWait(int(fd), false) })
+	}
+	got := false
+	for {
+		r.room(readBuf)
+		var n int
+		var err error
+		cerr := r.c.rc.Read(func(fd uintptr) bool {
+			n, err = syscall.Read(int(fd), r.buf[r.w:])
+			return true
+		})
+		if cerr != nil || err != nil || n <= 0 {
+			// EAGAIN, or an end the next receive meets again.
+			return got
+		}
+		r.w += n
+		got = true
+	}
 }

@@ -39,8 +39,9 @@ const (
 const maxPending = 512 << 10
 
 // stallTimeout is how long a large send waits without any write making
-// progress before it copies what is left of its message and returns, so
-// that two peers sending each other large messages cannot deadlock.
+// progress before it reads what the peer sent meanwhile into the read
+// buffer (if no receive is running), so that two peers sending each other
+// large messages cannot deadlock: each takes in the other's message.
 // It is long enough that a receiver delayed by a loaded machine's
 // scheduling does not cost a copy of a large message, short enough that
 // the deadlock it breaks is a pause, not a hang.
@@ -266,8 +267,31 @@ func (w *writer) sendBig(ctx context.Context, b []byte) error {
 				t.Reset(stallTimeout)
 				continue
 			}
-			w.detach(big)
-			return nil
+			// No write progressed: the peer does not read. If that is
+			// because it is itself sending to us, it waits for us to
+			// read: take in what it sent (into the read buffer, where
+			// our next receive finds it) and look again soon.
+			if w.c.r.absorb(false) {
+				// It was sending: keep taking its bytes in as they come
+				// (waiting on the thread, see threadWait) until our
+				// message is out or it stops sending for a while.
+				for idle := 0; idle < 50; {
+					select {
+					case <-big.done:
+						return big.err
+					case <-ctx.Done():
+						w.detach(big)
+						return nil
+					default:
+					}
+					if w.c.r.absorb(true) {
+						idle = 0
+					} else {
+						idle++
+					}
+				}
+			}
+			t.Reset(stallTimeout)
 		}
 	}
 }
