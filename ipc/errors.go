@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/multiproc-go/multiproc/internal/errs"
+	"github.com/multiproc-go/multiproc/internal/handshake"
 )
 
 // Errors of this package. Each is registered so that it crosses process
@@ -17,13 +18,24 @@ var (
 	// away without closing it (EOF with no close message).
 	ErrPeerDied = errs.RegisterSentinel(errors.New("ipc: peer died"))
 	// ErrHandshake is returned (wrapped) when a connection's opening
-	// handshake fails: the peer is not a multiproc peer of this protocol,
-	// it timed out, or the framing is wrong.
-	ErrHandshake = errs.RegisterSentinel(errors.New("ipc: handshake failed"))
+	// handshake fails: the peer is not a multiproc peer of this protocol
+	// (a Python program without the Python option), it timed out, or the
+	// framing is wrong. It is internal/handshake's, shared with the
+	// manager.
+	ErrHandshake = errs.RegisterSentinel(handshake.ErrHandshake)
 	// ErrAuth is returned (wrapped) when the peer does not prove it holds
 	// the authentication key. An error matching ErrAuth also matches
 	// ErrHandshake.
-	ErrAuth = errs.RegisterSentinel(errors.New("ipc: authentication failed"))
+	ErrAuth = errs.RegisterSentinel(handshake.ErrAuth)
+	// ErrBufferTooShort is matched by the [*BufferTooShortError] of
+	// [Conn.RecvBytesInto] for a message longer than the caller's buffer
+	// (Python's BufferTooShort); the message is in the error.
+	ErrBufferTooShort = errs.RegisterSentinel(errors.New("ipc: buffer too short"))
+	// ErrMessageType is returned (wrapped) by a receive that found a
+	// message of another kind or type than it asks for: a typed value
+	// where RecvBytes expects bytes, bytes where Recv[T] expects a T, or
+	// a value sent as another type. The message is consumed.
+	ErrMessageType = errs.RegisterSentinel(errors.New("ipc: message of another type"))
 	// ErrFull is returned by TryPut on a queue that holds its MaxItems
 	// items or its byte capacity.
 	ErrFull = errs.RegisterSentinel(errors.New("ipc: queue full"))

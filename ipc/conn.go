@@ -1,0 +1,263 @@
+package ipc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/multiproc-go/multiproc/internal/boot"
+)
+
+// Conn is one end of a message connection between two processes (Python's
+// multiprocessing.connection.Connection): made by [Pipe], [Dial] or a
+// [Listener], or received as a Process argument or pool task argument
+// (a Conn is a resource). It carries byte messages ([Conn.SendBytes],
+// [Conn.RecvBytes], [Conn.RecvBytesInto]) and typed values ([Send],
+// [Recv]), whole and in order.
+//
+// Sending: a send returns once the message is in the Conn's buffer (or,
+// for a large message, once the kernel took it or it was copied). The
+// first message into an empty buffer wakes the Conn's writer goroutine,
+// which writes everything buffered by then in one system call; there is
+// no timer. How soon that happens depends on scheduling: microseconds when
+// a P is idle, up to ~10 ms with GOMAXPROCS=1 and a sender that keeps its
+// P busy. [Conn.Flush] writes at once and waits; a receive on the same
+// Conn flushes what is buffered first (a request is never held back while
+// its sender waits for the answer); [Conn.Close] flushes before closing.
+// A process that exits without Close or Flush may lose what it buffered.
+// Two peers that send each other large messages before receiving do not
+// deadlock: a large send that makes no progress for a few milliseconds
+// copies what is left and returns.
+//
+// Receiving: a receive returns the next message, io.EOF once the peer
+// closed its end with Close (every later receive too), and an error
+// matching [ErrPeerDied] when the connection ended without that close
+// (the peer crashed or exited without Close). A receive never hangs on a
+// dead peer.
+//
+// A Conn is safe for concurrent use: sends are serialised, receives are
+// serialised, and a send and a receive may run at once. Blocking methods
+// take a context; when it ends they return an error wrapping ctx.Err()
+// and the connection is unchanged (a message half received stays
+// buffered for the next receive).
+type Conn struct {
+	nc     net.Conn
+	rc     syscall.RawConn // nil for TLS
+	cfg    connConfig
+	closed atomic.Bool
+	// exported is set once the Conn was passed to another process: its
+	// Close then only drops this process's descriptor and does not tell
+	// the peer the end is closed (the end lives on over there).
+	exported atomic.Bool
+
+	w writer
+	r reader
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// connConfig is what a Conn keeps of its making (and what travels with it
+// to another process).
+type connConfig struct {
+	python    bool
+	sameBuild bool
+	peerBuild string
+	max       int64
+	canRead   bool
+	canWrite  bool
+	tls       bool
+}
+
+// closeTimeout bounds how long Close waits for buffered messages to reach
+// the kernel (a peer that never reads must not make Close hang).
+const closeTimeout = 5 * time.Second
+
+// bigMessage is the size from which a send does not copy the message into
+// the buffer but hands the caller's bytes to the writer and waits.
+const bigMessage = 128 << 10
+
+func newConn(nc net.Conn, cfg connConfig) *Conn {
+	c := &Conn{nc: nc, cfg: cfg}
+	if sc, ok := nc.(syscall.Conn); ok && !cfg.tls {
+		if rc, err := sc.SyscallConn(); err == nil {
+			c.rc = rc
+		}
+	}
+	c.w.init(c)
+	c.r.init(c)
+	return c
+}
+
+var ownBuildOnce = sync.OnceValue(func() string {
+	id, err := boot.BuildID()
+	if err != nil || id == "" {
+		// Without an identity, raw encodings are never trusted with a
+		// peer: an empty build id never compares equal.
+		return ""
+	}
+	return id
+})
+
+func ownBuild() string { return ownBuildOnce() }
+
+// PeerBuildID returns the build identifier the peer announced in the
+// handshake: this binary's for a [Pipe] and for a Conn received from a
+// process of this program, "" for a Python peer.
+func (c *Conn) PeerBuildID() string { return c.cfg.peerBuild }
+
+// SameBuild reports whether the peer runs this same build, so that typed
+// values travel in their raw-memory and record encodings; otherwise
+// ([SameBuild] false) they travel self-described (gob), which costs more
+// but needs only compatible types on both sides.
+func (c *Conn) SameBuild() bool { return c.cfg.sameBuild }
+
+// Python reports whether the Conn speaks CPython's protocol (see
+// [Python]).
+func (c *Conn) Python() bool { return c.cfg.python }
+
+// LocalAddr returns the local network address, if any.
+func (c *Conn) LocalAddr() net.Addr { return c.nc.LocalAddr() }
+
+// RemoteAddr returns the peer's network address, if any.
+func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
+
+// SendBytes sends b as one message. It returns once the message is
+// buffered (see [Conn] for when it is written); b may be reused at once.
+// It blocks only while the buffer is full (the peer does not read): if
+// ctx ends then, it returns an error wrapping ctx.Err() and nothing was
+// sent. A message over the size limit fails with an error matching
+// [ErrTooLarge], sending nothing. An error from an earlier write (the peer
+// died: [ErrPeerDied]) is returned by the next send.
+func (c *Conn) SendBytes(ctx context.Context, b []byte) error {
+	if err := c.checkSend(int64(len(b))); err != nil {
+		return err
+	}
+	return c.w.sendBytes(ctx, b)
+}
+
+// RecvBytes receives the next message, which must be a byte message (one
+// sent with SendBytes, or by a Python peer's send_bytes). A typed value
+// in its place is consumed and fails with an error matching
+// [ErrMessageType].
+func (c *Conn) RecvBytes(ctx context.Context) ([]byte, error) {
+	if !c.cfg.canRead {
+		return nil, errWriteOnly
+	}
+	return c.r.recvBytes(ctx, nil)
+}
+
+// RecvBytesInto receives the next byte message into buf and returns its
+// length. A message longer than buf is consumed whole and returned in a
+// [*BufferTooShortError] (matching [ErrBufferTooShort]), as Python's
+// recv_bytes_into raises BufferTooShort; buf is then unchanged.
+func (c *Conn) RecvBytesInto(ctx context.Context, buf []byte) (int, error) {
+	if !c.cfg.canRead {
+		return 0, errWriteOnly
+	}
+	var n int
+	_, err := c.r.recvBytes(ctx, func(size int) []byte {
+		if size > len(buf) {
+			return nil
+		}
+		n = size
+		return buf[:size]
+	})
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// Poll reports whether a message (or the end of the stream) is ready to
+// be received, waiting up to timeout for one (not at all for a timeout of
+// zero or less). It returns false with an error wrapping ErrClosed after
+// Close.
+func (c *Conn) Poll(timeout time.Duration) (bool, error) {
+	if !c.cfg.canRead {
+		return false, errWriteOnly
+	}
+	return c.r.poll(timeout)
+}
+
+// Flush writes every buffered message now and waits until the kernel took
+// them. If ctx ends first it returns an error wrapping ctx.Err(); what is
+// left stays buffered and is written as usual.
+func (c *Conn) Flush(ctx context.Context) error {
+	if c.closed.Load() {
+		return fmt.Errorf("%w: flush", ErrClosed)
+	}
+	return c.w.flush(ctx)
+}
+
+// Close flushes the buffered messages (waiting at most 5 s for a peer
+// that does not read), tells the peer this end is closed (its receives
+// then return io.EOF, not ErrPeerDied), and closes the connection. On a
+// Conn that was passed to another process (a Process or task argument)
+// Close only closes this process's descriptor: the end belongs to the
+// receiver now, whose Close tells the peer (Python's parent closing its
+// copy of a Pipe end after starting the child).
+// Pending and later calls return errors matching [ErrClosed]. Close is
+// idempotent; it returns the first write error the flush met.
+func (c *Conn) Close() error {
+	c.closeOnce.Do(func() {
+		c.closed.Store(true)
+		err := c.w.close()
+		if cerr := c.nc.Close(); err == nil && cerr != nil && !errors.Is(cerr, net.ErrClosed) {
+			err = cerr
+		}
+		c.closeErr = err
+	})
+	return c.closeErr
+}
+
+var (
+	errWriteOnly = errors.New("ipc: the send-only end of a one-way Pipe cannot receive")
+	errReadOnly  = errors.New("ipc: the receive-only end of a one-way Pipe cannot send")
+)
+
+func (c *Conn) checkSend(n int64) error {
+	switch {
+	case c.closed.Load():
+		return fmt.Errorf("%w: send", ErrClosed)
+	case !c.cfg.canWrite:
+		return errReadOnly
+	case n > c.cfg.max:
+		return &TooLargeError{Size: n, Limit: c.cfg.max}
+	}
+	return nil
+}
+
+// TooLargeError reports a message over a Conn's size limit
+// ([MaxMessageSize]); it matches [ErrTooLarge].
+type TooLargeError struct {
+	Size, Limit int64
+}
+
+// Error states the size and the limit.
+func (e *TooLargeError) Error() string {
+	return fmt.Sprintf("ipc: message of %d bytes, over the %d-byte limit (see MaxMessageSize)", e.Size, e.Limit)
+}
+
+// Is makes a TooLargeError match ErrTooLarge.
+func (e *TooLargeError) Is(target error) bool { return target == ErrTooLarge }
+
+// BufferTooShortError is returned by [Conn.RecvBytesInto] for a message
+// longer than the caller's buffer: the message, consumed from the
+// connection, is in Message (Python's BufferTooShort).
+type BufferTooShortError struct {
+	Message []byte
+}
+
+// Error states the message's length.
+func (e *BufferTooShortError) Error() string {
+	return fmt.Sprintf("ipc: buffer too short for a message of %d bytes", len(e.Message))
+}
+
+// Is makes a BufferTooShortError match ErrBufferTooShort.
+func (e *BufferTooShortError) Is(target error) bool { return target == ErrBufferTooShort }

@@ -1,0 +1,114 @@
+package ipc_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"testing"
+
+	"github.com/multiproc-go/multiproc"
+	"github.com/multiproc-go/multiproc/ipc"
+)
+
+// echo receives typed items and byte messages on its end and answers each
+// until the parent closes.
+var echo = multiproc.Register("ipctest.echo", func(ctx context.Context, c *ipc.Conn) (int, error) {
+	defer c.Close()
+	n := 0
+	for {
+		v, err := ipc.Recv[item](ctx, c)
+		if err == io.EOF {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+		v.I++
+		if err := ipc.Send(ctx, c, v); err != nil {
+			return n, err
+		}
+		n++
+	}
+})
+
+// hang waits on its end until it is killed.
+var hang = multiproc.Register("ipctest.hang", func(ctx context.Context, c *ipc.Conn) (int, error) {
+	defer c.Close()
+	if err := c.SendBytes(ctx, []byte("ready")); err != nil {
+		return 0, err
+	}
+	_, err := c.RecvBytes(ctx)
+	return 0, err
+})
+
+func TestConnToProcess(t *testing.T) {
+	ctx := testCtx(t)
+	a, b := pipe(t, true)
+	p := multiproc.NewProcess(echo, b)
+	if err := p.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	for i := range 1000 {
+		if err := ipc.Send(ctx, a, item{i, "hello", 3.14}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 1000 {
+		got, err := ipc.Recv[item](ctx, a)
+		if err != nil || got != (item{i + 1, "hello", 3.14}) {
+			t.Fatalf("Recv = %v, %v", got, err)
+		}
+	}
+	a.Close()
+	if err := p.Join(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := multiproc.Result[int](p); n != 1000 || err != nil {
+		t.Fatalf("child answered %d, %v", n, err)
+	}
+}
+
+func TestPeerKilled(t *testing.T) {
+	ctx := testCtx(t)
+	a, b := pipe(t, true)
+	p := multiproc.NewProcess(hang, b)
+	if err := p.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	if m, err := a.RecvBytes(ctx); err != nil || string(m) != "ready" {
+		t.Fatalf("RecvBytes = %q, %v", m, err)
+	}
+	p.Kill()
+	p.Join(ctx)
+	if _, err := a.RecvBytes(ctx); !errors.Is(err, ipc.ErrPeerDied) {
+		t.Fatalf("RecvBytes from a killed peer: %v, want ErrPeerDied", err)
+	}
+}
+
+func TestConnToPoolTask(t *testing.T) {
+	ctx := testCtx(t)
+	pool, err := multiproc.NewPool(ctx, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	for i := range 3 {
+		a, b := pipe(t, true)
+		res := multiproc.ApplyAsync(ctx, pool, echo, b)
+		b.Close()
+		if err := ipc.Send(ctx, a, item{I: i}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := ipc.Recv[item](ctx, a)
+		if err != nil || got.I != i+1 {
+			t.Fatalf("task %d: Recv = %v, %v", i, got, err)
+		}
+		a.Close()
+		if n, err := res.Get(ctx); n != 1 || err != nil {
+			t.Fatalf("task %d: %d, %v", i, n, err)
+		}
+	}
+
+}

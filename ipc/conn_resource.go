@@ -1,0 +1,171 @@
+package ipc
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"syscall"
+
+	"github.com/multiproc-go/multiproc/internal/wire"
+)
+
+// A Conn is a resource (internal/wire's Exporter and Importer): passed as
+// a Process argument or a pool task argument (at any depth of the value),
+// its socket travels as a descriptor and the receiving side gets a Conn
+// on it. The exported state:
+//
+//	u8      stateVersion
+//	u8      flags: python, sameBuild, canRead, canWrite, peerClosed
+//	uvarint the message size limit
+//	rest    the peer's build id
+//
+// Typed values carry no stream state (see conn_value.go), so the receiver
+// starts with a clean Conn. What cannot travel is refused with an error
+// matching ErrNotTransferable: a TLS Conn (its session keys live in this
+// process), a Conn with received bytes not yet read (they are in this
+// process's buffer, not in the socket), a closed Conn. Messages this side
+// buffered are flushed first (bounded by closeTimeout), so they reach the
+// peer before anything the receiver sends.
+//
+// The sender keeps its own Conn, as Python keeps the parent's copy of a
+// Pipe end: close it if it is no longer yours (two processes reading one
+// end share its messages unpredictably).
+
+const stateVersion = 1
+
+const (
+	flagPython = 1 << iota
+	flagSameBuild
+	flagCanRead
+	flagCanWrite
+	flagPeerClosed
+)
+
+// ErrNotTransferable is the error (wrapped) of passing a Conn that cannot
+// travel to another process; it is multiproc.ErrNotTransferable.
+var errNotTransferable = wire.ErrNoTransport
+
+// NeedsDescriptors reports whether c has a socket to pass: true until
+// Close.
+func (c *Conn) NeedsDescriptors() bool { return !c.closed.Load() }
+
+// ExportResource describes c to the transport that passes it to another
+// process: a duplicate of its socket and its settings. Programs do not
+// call it; it is how a *Conn travels as a Process or task argument. It
+// fails with an error matching multiproc.ErrNotTransferable for a TLS
+// Conn or one with received bytes not yet read, and matching ErrClosed
+// after Close.
+func (c *Conn) ExportResource(x *wire.Exported) error {
+	if c.closed.Load() {
+		return fmt.Errorf("%w: passing a closed Conn", ErrClosed)
+	}
+	if c.cfg.tls || c.rc == nil {
+		return fmt.Errorf("%w: a TLS Conn cannot be passed to another process (its session lives in this one)", errNotTransferable)
+	}
+	if !c.r.mu.TryLock() {
+		return fmt.Errorf("%w: a Conn cannot be passed while a receive on it is in progress", errNotTransferable)
+	}
+	defer c.r.mu.Unlock()
+	if n := c.r.buffered(); n > 0 {
+		return fmt.Errorf("%w: the Conn has %d received bytes not yet read (receive them first)", errNotTransferable, n)
+	}
+	if c.r.err != nil && !c.r.peerClosed.Load() {
+		return fmt.Errorf("ipc: passing a broken Conn: %w", c.r.err)
+	}
+	if c.cfg.canWrite {
+		if err := c.w.flushBounded(); err != nil {
+			return err
+		}
+	}
+	var f *os.File
+	var derr error
+	if err := c.rc.Control(func(fd uintptr) { f, derr = dupFD(int(fd)) }); err != nil {
+		return fmt.Errorf("ipc: passing a Conn: %w", err)
+	}
+	if derr != nil {
+		return fmt.Errorf("ipc: passing a Conn: %w", derr)
+	}
+	var flags byte
+	if c.cfg.python {
+		flags |= flagPython
+	}
+	if c.cfg.sameBuild {
+		flags |= flagSameBuild
+	}
+	if c.cfg.canRead {
+		flags |= flagCanRead
+	}
+	if c.cfg.canWrite {
+		flags |= flagCanWrite
+	}
+	if c.r.peerClosed.Load() {
+		flags |= flagPeerClosed
+	}
+	st := []byte{stateVersion, flags}
+	st = binary.AppendUvarint(st, uint64(c.cfg.max))
+	st = append(st, c.cfg.peerBuild...)
+	c.exported.Store(true)
+	x.ID, x.Files, x.Owned, x.State = 0, []*os.File{f}, true, st
+	return nil
+}
+
+// ImportResource makes the zero Conn c the receiving side's end of a
+// passed Conn, taking ownership of files. Programs do not call it.
+func (c *Conn) ImportResource(state []byte, files []*os.File) error {
+	if len(files) != 1 {
+		for _, f := range files {
+			f.Close()
+		}
+		return fmt.Errorf("%w: a Conn arrived with %d descriptors", wire.ErrCorrupt, len(files))
+	}
+	f := files[0]
+	if len(state) < 3 || state[0] != stateVersion {
+		f.Close()
+		return fmt.Errorf("%w: a Conn's state is malformed", wire.ErrCorrupt)
+	}
+	flags := state[1]
+	max, n := binary.Uvarint(state[2:])
+	if n <= 0 || max == 0 || max > 1<<62 {
+		f.Close()
+		return fmt.Errorf("%w: a Conn's state is malformed", wire.ErrCorrupt)
+	}
+	peer := string(state[2+n:])
+	if c.nc != nil {
+		f.Close()
+		return errors.New("ipc: ImportResource on a Conn in use")
+	}
+	nc, err := fileConnOf(f)
+	if err != nil {
+		return err
+	}
+	cfg := connConfig{
+		python:    flags&flagPython != 0,
+		sameBuild: flags&flagSameBuild != 0 && peer == ownBuild(),
+		peerBuild: peer,
+		max:       int64(max),
+		canRead:   flags&flagCanRead != 0,
+		canWrite:  flags&flagCanWrite != 0,
+	}
+	*c = Conn{nc: nc, cfg: cfg}
+	if sc, ok := nc.(syscall.Conn); ok {
+		c.rc, _ = sc.SyscallConn()
+	}
+	c.w.init(c)
+	c.r.init(c)
+	if flags&flagPeerClosed != 0 {
+		c.r.peerClosed.Store(true)
+		c.r.err = errPeerClosedEOF
+	}
+	return nil
+}
+
+// flushBounded flushes with closeTimeout as the bound.
+func (w *writer) flushBounded() error {
+	ctx, cancel := contextWithTimeout(closeTimeout)
+	defer cancel()
+	if err := w.flush(ctx); err != nil {
+		return fmt.Errorf("ipc: passing a Conn: flushing what it buffered: %w", err)
+	}
+	return nil
+}
