@@ -86,9 +86,9 @@ const (
 	opNsNames
 
 	// queues
-	opQueuePut    // value, try (1 byte)
-	opQueueGet    // try (1 byte)
-	opQueueLen    // → n
+	opQueuePut // value, try (1 byte)
+	opQueueGet // try (1 byte)
+	opQueueLen // → n
 	opQueueTaskDone
 	opQueueJoin
 

@@ -135,7 +135,10 @@ func (s *Semaphore) ImportResource(state []byte, files []*os.File) error {
 }
 
 // Acquire takes a unit, waiting until ctx ends.
-func (s *Semaphore) Acquire(ctx context.Context) error { _, err := acquire(ctx, &s.ref, false); return err }
+func (s *Semaphore) Acquire(ctx context.Context) error {
+	_, err := acquire(ctx, &s.ref, false)
+	return err
+}
 
 // TryAcquire takes a unit if one is free.
 func (s *Semaphore) TryAcquire() (bool, error) { return acquire(context.Background(), &s.ref, true) }

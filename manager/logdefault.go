@@ -1,0 +1,5 @@
+package manager
+
+import "log/slog"
+
+func slogDefault() *slog.Logger { return slog.Default() }
