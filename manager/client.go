@@ -37,6 +37,15 @@ type client struct {
 	next  uint64
 	err   error // why the connection broke; nil while it works
 
+	// token is held (a value sent into it) by the one goroutine that
+	// reads the connection: a caller waiting for its answer reads it
+	// itself, and hands on every other caller's answer it meets, so a
+	// lone call's answer wakes its caller directly (no reader goroutine
+	// in between); the heartbeat reads while nobody calls.
+	token chan struct{}
+	resp  response
+	rbuf  [8][]byte
+
 	done     chan struct{} // closed when the connection broke
 	lastRecv atomic.Int64
 	lastSend atomic.Int64
@@ -59,12 +68,11 @@ func newClient(ctx context.Context, conn msgConn, hb time.Duration, addr address
 	if hb <= 0 {
 		hb = DefaultHeartbeat
 	}
-	c := &client{conn: conn, hb: hb, addr: addr, key: key, calls: map[uint64]*pendingCall{}, done: make(chan struct{})}
+	c := &client{conn: conn, hb: hb, addr: addr, key: key, calls: map[uint64]*pendingCall{}, done: make(chan struct{}), token: make(chan struct{}, 1)}
 	now := time.Now().UnixNano()
 	c.lastRecv.Store(now)
 	c.lastSend.Store(now)
-	c.wg.Add(2)
-	go c.readLoop()
+	c.wg.Add(1)
 	go c.heartbeat()
 	res, err := c.call(ctx, opHello, 0, [][]byte{putU64(uint64(hb / time.Millisecond)), {1}})
 	if err == nil && (len(res) != 3 || len(res[1]) != 1) {
@@ -84,6 +92,7 @@ func (c *client) close() {
 		return
 	}
 	c.conn.Close()
+	c.fail(ErrClosed)
 	c.wg.Wait()
 }
 
@@ -106,48 +115,95 @@ func (c *client) fail(err error) {
 	c.conn.Close()
 }
 
-func (c *client) readLoop() {
-	defer c.wg.Done()
-	var resp response
-	var buf [8][]byte
-	for {
-		msg, err := c.conn.RecvMsg()
-		if err != nil {
-			if c.closed.Load() {
-				err = ErrClosed
+// readOne reads and handles one message; the caller holds the token. It
+// returns ctx's error if ctx ended first (the connection is unchanged),
+// and breaks the connection on any other error.
+func (c *client) readOne(ctx context.Context) error {
+	msg, err := c.conn.RecvMsg(ctx)
+	if err != nil {
+		if ctx.Err() != nil && !c.closed.Load() {
+			select {
+			case <-c.done:
+			default:
+				return ctx.Err()
 			}
-			c.fail(err)
-			return
 		}
-		c.lastRecv.Store(time.Now().UnixNano())
-		if len(msg) == 0 {
-			c.fail(fmt.Errorf("%w: empty message", wire.ErrCorrupt))
-			return
+		if c.closed.Load() {
+			err = ErrClosed
 		}
-		switch msg[0] {
-		case msgPong:
-			continue
-		case msgPing:
-			c.send(func(b []byte) []byte { return append(b, msgPong) })
-			continue
+		c.fail(err)
+		return err
+	}
+	c.lastRecv.Store(time.Now().UnixNano())
+	if len(msg) == 0 {
+		err := fmt.Errorf("%w: empty message", wire.ErrCorrupt)
+		c.fail(err)
+		return err
+	}
+	switch msg[0] {
+	case msgPong:
+		return nil
+	case msgPing:
+		c.send(func(b []byte) []byte { return append(b, msgPong) })
+		return nil
+	}
+	resp := &c.resp
+	if err := parseResponse(msg, resp, c.rbuf[:0]); err != nil {
+		c.fail(err)
+		return err
+	}
+	c.mu.Lock()
+	p := c.calls[resp.id]
+	delete(c.calls, resp.id)
+	c.mu.Unlock()
+	if p == nil {
+		return nil // a call that gave up after its cancel grace
+	}
+	if resp.status == statusOK {
+		p.res = copyFields(resp.res)
+	} else {
+		p.err = remoteErr(resp.envelope)
+	}
+	p.done <- struct{}{}
+	return nil
+}
+
+// wait waits for p's answer, reading the connection whenever no other
+// goroutine does. It returns nil once p is answered (p.done received),
+// or ctx's error.
+func (c *client) wait(ctx context.Context, p *pendingCall) error {
+	for {
+		select {
+		case <-p.done:
+			return nil
+		case c.token <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
 		}
-		if err := parseResponse(msg, &resp, buf[:0]); err != nil {
-			c.fail(err)
-			return
+		// The reader now.
+		var err error
+		for {
+			select {
+			case <-p.done:
+				<-c.token
+				return nil
+			default:
+			}
+			if err = c.readOne(ctx); err != nil {
+				break
+			}
 		}
-		c.mu.Lock()
-		p := c.calls[resp.id]
-		delete(c.calls, resp.id)
-		c.mu.Unlock()
-		if p == nil {
-			continue // a call that gave up after its cancel grace
+		<-c.token
+		if ctx.Err() != nil {
+			// Answered meanwhile, or not.
+			select {
+			case <-p.done:
+				return nil
+			default:
+				return ctx.Err()
+			}
 		}
-		if resp.status == statusOK {
-			p.res = copyFields(resp.res)
-		} else {
-			p.err = remoteErr(resp.envelope)
-		}
-		p.done <- struct{}{}
+		// The connection broke: fail answered p.
 	}
 }
 
@@ -225,6 +281,16 @@ func (c *client) heartbeat() {
 		if now.Sub(time.Unix(0, c.lastSend.Load())) >= c.hb/2 {
 			c.send(func(b []byte) []byte { return append(b, msgPing) })
 		}
+		// Read the pong (and anything else) if no caller is reading.
+		select {
+		case c.token <- struct{}{}:
+			rctx, cancel := context.WithTimeout(context.Background(), c.hb/4)
+			for c.readOne(rctx) == nil {
+			}
+			cancel()
+			<-c.token
+		default:
+		}
 	}
 }
 
@@ -260,24 +326,22 @@ func (c *client) call(ctx context.Context, op byte, obj uint64, args [][]byte) (
 		}
 		c.fail(err) // the waiter below is answered
 	}
-	select {
-	case <-p.done:
+	if c.wait(ctx, p) == nil {
 		return p.finish()
-	case <-ctx.Done():
 	}
 	// Tell the server, and wait for its answer for a moment: what it
 	// completed stays completed.
 	c.send(func(b []byte) []byte { return binary.AppendUvarint(append(b, msgCancel), id) })
-	t := time.NewTimer(cancelGrace)
-	defer t.Stop()
-	select {
-	case <-p.done:
+	gctx, cancel := context.WithTimeout(context.Background(), cancelGrace)
+	defer cancel()
+	switch c.wait(gctx, p) {
+	case nil:
 		res, err := p.finish()
 		if err != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
 			return nil, fmt.Errorf("manager: %s: %w", opName(op), ctx.Err())
 		}
 		return res, err
-	case <-t.C:
+	default:
 		c.mu.Lock()
 		if c.calls != nil {
 			delete(c.calls, id) // the reader drops the late answer; p is not reused

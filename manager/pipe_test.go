@@ -40,12 +40,14 @@ func (c *memConn) SendMsg(b []byte) error {
 	}
 }
 
-func (c *memConn) RecvMsg() ([]byte, error) {
+func (c *memConn) RecvMsg(ctx context.Context) ([]byte, error) {
 	select {
 	case m := <-c.in:
 		return m, nil
 	case <-c.done:
 		return nil, io.EOF
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
 }
 

@@ -23,8 +23,9 @@ type msgConn interface {
 	// SendMsg sends one message; it is called by one goroutine at a time.
 	SendMsg(b []byte) error
 	// RecvMsg returns the next message, valid until the next call; one
-	// goroutine calls it.
-	RecvMsg() ([]byte, error)
+	// goroutine at a time calls it. A receive that ctx interrupts leaves
+	// the connection as it was (ipc puts back what it read).
+	RecvMsg(ctx context.Context) ([]byte, error)
 	// SameBuild reports whether the peer runs this build of the program
 	// (the handshake's build-id exchange).
 	SameBuild() bool
@@ -154,7 +155,7 @@ type sconn struct {
 func (c *sconn) loop() error {
 	var r request
 	for {
-		msg, err := c.conn.RecvMsg()
+		msg, err := c.conn.RecvMsg(c.ctx)
 		if err != nil {
 			return err
 		}

@@ -19,16 +19,15 @@ func newIPCConn(c *ipc.Conn) *ipcConn { return &ipcConn{c: c, buf: make([]byte, 
 
 func (x *ipcConn) SendMsg(b []byte) error {
 	ctx := context.Background()
-	if err := x.c.SendBytes(ctx, b); err != nil {
-		return err
-	}
-	// Written by this goroutine now: a call's latency must not wait for
-	// ipc's writer goroutine to be scheduled.
-	return x.c.Flush(ctx)
+	// Buffered: ipc's writer goroutine writes it, or the next receive on
+	// this connection does (a client's call reads its answer on its own
+	// goroutine; a server's connection loop goes back to receiving), so
+	// no extra flush is on the round trip.
+	return x.c.SendBytes(ctx, b)
 }
 
-func (x *ipcConn) RecvMsg() ([]byte, error) {
-	n, err := x.c.RecvBytesInto(context.Background(), x.buf)
+func (x *ipcConn) RecvMsg(ctx context.Context) ([]byte, error) {
+	n, err := x.c.RecvBytesInto(ctx, x.buf)
 	if err != nil {
 		var short *ipc.BufferTooShortError
 		if errors.As(err, &short) {
