@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -309,7 +310,7 @@ func serveChild(s *boot.Session) int {
 		return 2
 	}
 	cfg := &config{raw: true, serving: true, maxMessage: int64(maxMsg), handshake: time.Duration(hs)}
-	cfg.logger = slogDefault()
+	cfg.logger = slog.Default()
 	ln, err := ipc.Listen("unix", address, key, cfg.ipcOptions()...)
 	if err != nil {
 		s.Conn.Write(wire.AppendFrame(nil, kindFailed, []byte(err.Error())))

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -553,5 +552,3 @@ func (c *sconn) serverOp(ctx context.Context, r *request) ([][]byte, error) {
 func errArgs(r *request) error {
 	return fmt.Errorf("%w: %s with %d arguments", wire.ErrCorrupt, opName(r.op), len(r.args))
 }
-
-var errWouldBlock = errors.New("manager: would block")

@@ -1,5 +1,0 @@
-package manager
-
-import "log/slog"
-
-func slogDefault() *slog.Logger { return slog.Default() }
