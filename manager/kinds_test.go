@@ -622,10 +622,7 @@ func TestEventAndBarrier(t *testing.T) {
 	}
 }
 
-type counter struct {
-	mu sync.Mutex
-	n  int
-}
+type counter struct{ n int }
 
 type addArgs struct {
 	By   int

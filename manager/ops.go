@@ -114,6 +114,4 @@ const (
 
 	// custom
 	opCall // method, args...
-
-	numOps
 )
