@@ -91,6 +91,7 @@ func newConn(nc net.Conn, cfg connConfig) *Conn {
 	}
 	c.w.init(c)
 	c.r.init(c)
+	live.Store(c, struct{}{})
 	return c
 }
 
@@ -207,6 +208,7 @@ func (c *Conn) Flush(ctx context.Context) error {
 func (c *Conn) Close() error {
 	c.closeOnce.Do(func() {
 		c.closed.Store(true)
+		live.Delete(c)
 		err := c.w.close()
 		if cerr := c.nc.Close(); err == nil && cerr != nil && !errors.Is(cerr, net.ErrClosed) {
 			err = cerr

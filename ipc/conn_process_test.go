@@ -112,3 +112,34 @@ func TestConnToPoolTask(t *testing.T) {
 	}
 
 }
+
+// sendAndReturn sends without closing its end: the child's exit must still
+// deliver the messages (boot.OnExit flushes them).
+var sendAndReturn = multiproc.Register("ipctest.send_and_return", func(ctx context.Context, c *ipc.Conn) (int, error) {
+	for i := range 1000 {
+		if err := ipc.Send(ctx, c, i); err != nil {
+			return 0, err
+		}
+	}
+	return 0, nil
+})
+
+func TestChildExitFlushes(t *testing.T) {
+	ctx := testCtx(t)
+	a, b := pipe(t, true)
+	p := multiproc.NewProcess(sendAndReturn, b)
+	if err := p.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	for i := range 1000 {
+		if v, err := ipc.Recv[int](ctx, a); err != nil || v != i {
+			t.Fatalf("Recv %d = %d, %v", i, v, err)
+		}
+	}
+	// The child never closed: its exit is the end without a close.
+	if _, err := ipc.Recv[int](ctx, a); !errors.Is(err, ipc.ErrPeerDied) {
+		t.Fatalf("after the child's exit: %v, want ErrPeerDied", err)
+	}
+	p.Join(ctx)
+}

@@ -32,6 +32,7 @@ type reader struct {
 	buf  []byte // buf[r:w] are received, unparsed bytes (mu)
 	r, w int
 	err  error // sticky: io.EOF after the peer's close, ErrPeerDied, protocol errors (mu)
+	fast bool  // this receive expects bytes soon: wait on the thread first (mu)
 
 	peerClosed atomic.Bool // the peer's close message arrived
 }
@@ -109,10 +110,18 @@ func (r *reader) room(n int) {
 	r.buf = r.buf[:cap(r.buf)]
 }
 
+// read reads into p, on the thread first when fast (see threadWait).
+func (r *reader) read(p []byte, fast bool) (int, error) {
+	if fast && r.c.rc != nil {
+		return r.c.rawRead(p)
+	}
+	return r.c.nc.Read(p)
+}
+
 // fill reads once into buf.
 func (r *reader) fill(min int) error {
 	r.room(max(min, 4096))
-	n, err := r.c.nc.Read(r.buf[r.w:])
+	n, err := r.read(r.buf[r.w:], r.fast)
 	r.w += n
 	if n > 0 {
 		return nil
@@ -124,7 +133,8 @@ func (r *reader) fill(min int) error {
 // goes: a slice of exactly size bytes, or nil for buf (an alias valid
 // until the next receive) when the payload fits it, else a fresh slice.
 // A close frame sets the sticky io.EOF.
-func (r *reader) frame(ctx context.Context, dst func(kind byte, size int) []byte) (byte, []byte, error) {
+func (r *reader) frame(ctx context.Context, fast bool, dst func(kind byte, size int) []byte) (byte, []byte, error) {
+	r.fast = fast
 	if r.err != nil {
 		return 0, nil, r.err
 	}
@@ -189,7 +199,7 @@ func (r *reader) frameLocked(dst func(kind byte, size int) []byte) (byte, []byte
 	got := copy(out, r.buf[r.r:r.w])
 	r.r += got
 	for got < n {
-		m, err := r.c.nc.Read(out[got:n])
+		m, err := r.read(out[got:n], true)
 		got += m
 		if m == 0 && err != nil {
 			// Put the partial message back: the connection is unchanged.
@@ -240,11 +250,11 @@ func (r *reader) readError(ctx context.Context, err error) error {
 // recvBytes receives a byte message. into, if set, names the caller's
 // buffer for a message of size bytes (nil when it is too short).
 func (r *reader) recvBytes(ctx context.Context, into func(size int) []byte) ([]byte, error) {
-	r.c.w.tryFlush()
+	fast := r.c.w.tryFlush()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	short := false
-	kind, p, err := r.frame(ctx, func(kind byte, size int) []byte {
+	kind, p, err := r.frame(ctx, fast, func(kind byte, size int) []byte {
 		if kind == kindBytes && into != nil {
 			if b := into(size); b != nil {
 				return b

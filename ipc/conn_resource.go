@@ -153,6 +153,7 @@ func (c *Conn) ImportResource(state []byte, files []*os.File) error {
 	}
 	c.w.init(c)
 	c.r.init(c)
+	live.Store(c, struct{}{})
 	if flags&flagPeerClosed != 0 {
 		c.r.peerClosed.Store(true)
 		c.r.err = errPeerClosedEOF

@@ -234,3 +234,118 @@ func TestSendRecvTyped(t *testing.T) {
 		t.Fatalf("Recv map = %v, %v", m, err)
 	}
 }
+
+func TestOtherBuildSelfDescribing(t *testing.T) {
+	ctx := testCtx(t)
+	key := []byte("k")
+	l := listen(t, key)
+	type rec struct {
+		A int
+		B string
+		C []float64
+	}
+	done := make(chan error, 1)
+	go func() {
+		c, err := l.Accept(ctx)
+		if err != nil {
+			done <- err
+			return
+		}
+		defer c.Close()
+		if c.SameBuild() || c.PeerBuildID() != "some other build" {
+			done <- errors.New("server: the peer's build was not seen as another")
+			return
+		}
+		v, err := ipc.Recv[rec](ctx, c)
+		if err == nil {
+			v.A++
+			err = ipc.Send(ctx, c, v)
+		}
+		done <- err
+	}()
+	c, err := ipc.Dial(ctx, "unix", l.Addr().String(), key, ipc.WithBuildID("some other build"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if c.SameBuild() {
+		t.Fatal("client: SameBuild with another build")
+	}
+	if err := ipc.Send(ctx, c, rec{1, "x", []float64{2}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ipc.Recv[rec](ctx, c)
+	if err != nil || got.A != 2 || got.B != "x" || len(got.C) != 1 {
+		t.Fatalf("Recv = %+v, %v", got, err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestHandOverRefusals(t *testing.T) {
+	ctx := testCtx(t)
+	a, b := pipe(t, true)
+	a.SendBytes(ctx, []byte("one"))
+	a.SendBytes(ctx, []byte("two"))
+	if _, err := b.RecvBytes(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// "two" was read ahead into b's buffer with "one".
+	if err := exportErr(b); !errors.Is(err, errNotTransferable) {
+		t.Fatalf("passing a Conn with buffered bytes: %v", err)
+	}
+	b.RecvBytes(ctx)
+	c, d := pipe(t, true)
+	type holder struct{ C *ipc.Conn }
+	if err := ipc.Send(ctx, a, holder{c}); !errors.Is(err, errNotTransferable) {
+		t.Fatalf("sending a Conn over a Conn: %v", err)
+	}
+	d.Close()
+	c.Close()
+	if err := exportErr(c); !errors.Is(err, ipc.ErrClosed) {
+		t.Fatalf("passing a closed Conn: %v", err)
+	}
+}
+
+func TestOneWayPipe(t *testing.T) {
+	ctx := testCtx(t)
+	r, w := pipe(t, false)
+	if err := r.SendBytes(ctx, []byte("x")); err == nil {
+		t.Fatal("the receive-only end sent")
+	}
+	if _, err := w.RecvBytes(ctx); err == nil {
+		t.Fatal("the send-only end received")
+	}
+	w.SendBytes(ctx, []byte("one way"))
+	w.Close()
+	if m, err := r.RecvBytes(ctx); err != nil || string(m) != "one way" {
+		t.Fatalf("RecvBytes = %q, %v", m, err)
+	}
+	if _, err := r.RecvBytes(ctx); err != io.EOF {
+		t.Fatalf("after Close: %v", err)
+	}
+}
+
+func TestSendTooLarge(t *testing.T) {
+	ctx := testCtx(t)
+	key := []byte("k")
+	l := listen(t, key, ipc.MaxMessageSize(1000))
+	go func() {
+		if c, err := l.Accept(ctx); err == nil {
+			c.RecvBytes(ctx)
+			c.Close()
+		}
+	}()
+	c, err := ipc.Dial(ctx, "unix", l.Addr().String(), key, ipc.MaxMessageSize(1000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.SendBytes(ctx, make([]byte, 1001)); !errors.Is(err, ipc.ErrTooLarge) {
+		t.Fatalf("SendBytes over the limit: %v", err)
+	}
+	if err := ipc.Send(ctx, c, string(make([]byte, 1001))); !errors.Is(err, ipc.ErrTooLarge) {
+		t.Fatalf("Send over the limit: %v", err)
+	}
+}

@@ -39,6 +39,7 @@ const (
 
 type typeCodec[T any] struct {
 	native   wire.Value[T]
+	res      bool // native carries resources (a wire.ResourceValue)
 	nativeFP uint64
 	gobFP    uint64
 	name     string
@@ -52,7 +53,8 @@ func codecFor[T any]() *typeCodec[T] {
 		return c.(*typeCodec[T])
 	}
 	native := wire.For[T]()
-	c := &typeCodec[T]{native: native, name: t.String()}
+	_, res := native.(wire.ResourceValue[T])
+	c := &typeCodec[T]{native: native, res: res, name: t.String()}
 	c.nativeFP = fingerprint(c.name, native.Name())
 	c.gobFP = fingerprint(c.name, "gob/self-contained")
 	got, _ := codecs.LoadOrStore(t, c)
@@ -97,10 +99,15 @@ func Send[T any](ctx context.Context, c *Conn, v T) error {
 	if c.cfg.sameBuild {
 		b = binary.LittleEndian.AppendUint64(b, tc.nativeFP)
 		b = append(b, encNative)
-		var out wire.Outgoing
-		out.NoDescriptors = true
-		b, err = wire.AppendOut(tc.native, b, v, &out)
-		out.Close()
+		if tc.res {
+			// Resources need descriptors beside the bytes, which a Conn
+			// does not carry: encoding fails at the first one.
+			out := &wire.Outgoing{NoDescriptors: true}
+			b, err = wire.AppendOut(tc.native, b, v, out)
+			out.Close()
+		} else {
+			b, err = tc.native.Append(b, v)
+		}
 	} else {
 		b = binary.LittleEndian.AppendUint64(b, tc.gobFP)
 		b = append(b, encGob)
@@ -145,11 +152,11 @@ func Recv[T any](ctx context.Context, c *Conn) (T, error) {
 		return zero, errWriteOnly
 	}
 	tc := codecFor[T]()
-	c.w.tryFlush()
+	fast := c.w.tryFlush()
 	r := &c.r
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	kind, p, err := r.frame(ctx, nil)
+	kind, p, err := r.frame(ctx, fast, nil)
 	if err != nil {
 		return zero, err
 	}
@@ -170,7 +177,13 @@ func decodeValue[T any](c *Conn, tc *typeCodec[T], p []byte) (T, error) {
 		if !c.cfg.sameBuild {
 			return zero, fmt.Errorf("%w: a raw encoding from a peer of another build", ErrMessageType)
 		}
-		v, err := wire.DecodeIn(tc.native, body, &wire.Files{})
+		var v T
+		var err error
+		if tc.res {
+			v, err = wire.DecodeIn(tc.native, body, &wire.Files{})
+		} else {
+			v, err = tc.native.Decode(body)
+		}
 		if err != nil {
 			return zero, fmt.Errorf("ipc: decoding a %s: %w", tc.name, err)
 		}

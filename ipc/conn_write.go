@@ -35,12 +35,16 @@ const (
 
 // maxPending is how many bytes of small messages may wait in the buffer;
 // a send beyond it waits for the writer (the peer is not reading).
-const maxPending = 4 << 20
+// More than a socket buffer (~208 KiB here) per write gains nothing.
+const maxPending = 512 << 10
 
 // stallTimeout is how long a large send waits without any write making
 // progress before it copies what is left of its message and returns, so
 // that two peers sending each other large messages cannot deadlock.
-const stallTimeout = 5 * time.Millisecond
+// It is long enough that a receiver delayed by a loaded machine's
+// scheduling does not cost a copy of a large message, short enough that
+// the deadlock it breaks is a pause, not a hang.
+const stallTimeout = 50 * time.Millisecond
 
 var errWouldBlock = errors.New("would block")
 
@@ -227,10 +231,14 @@ func (w *writer) sendBig(ctx context.Context, b []byte) error {
 	}
 }
 
+// detaches counts detach copies (tests and benchmarks read it).
+var detaches atomic.Int64
+
 // detach gives a borrowed segment its own copy of what is not written.
 func (w *writer) detach(s *segment) {
 	w.amu.Lock()
 	if s.off < len(s.b) {
+		detaches.Add(1)
 		s.b = append([]byte(nil), s.b[s.off:]...)
 		s.off = 0
 	}
@@ -255,22 +263,27 @@ func (w *writer) loop() {
 // tryFlush writes what is buffered without waiting for the socket, if no
 // one else is writing; what the kernel does not take is left to the
 // writer goroutine. A receive calls it so that a request is never held
-// back while its sender waits for the answer.
-func (w *writer) tryFlush() {
+// back while its sender waits for the answer. It reports whether there
+// was something to send (an answer is then likely soon).
+func (w *writer) tryFlush() bool {
 	if w.c.rc == nil || !w.c.cfg.canWrite {
-		return
+		return false
 	}
 	w.mu.Lock()
 	empty := len(w.pending) == 0
 	w.mu.Unlock()
-	if empty || !w.wlock.TryLock() {
-		return
+	if empty {
+		return false
+	}
+	if !w.wlock.TryLock() {
+		return true
 	}
 	err := w.drain(false)
 	w.wlock.Unlock()
 	if err == errWouldBlock {
 		w.kick()
 	}
+	return true
 }
 
 // flush writes everything buffered and waits for the kernel to take it.
@@ -415,6 +428,9 @@ func (w *writer) write(s *segment, block bool) error {
 			case syscall.EINTR:
 			case syscall.EAGAIN:
 				if block {
+					if threadWait(int(fd), true) {
+						continue
+					}
 					return false
 				}
 				werr = errWouldBlock

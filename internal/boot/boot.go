@@ -466,7 +466,9 @@ func Serve() {
 	if _, err := conn.Write(wire.AppendFrame(nil, KindReady, nil)); err != nil {
 		os.Exit(2) // parent gone
 	}
-	os.Exit(h(&Session{Start: msg, Conn: conn, Reader: wire.NewUnixReader(conn, msg.MaxMessageSize)}))
+	code := h(&Session{Start: msg, Conn: conn, Reader: wire.NewUnixReader(conn, msg.MaxMessageSize)})
+	runExitHooks()
+	os.Exit(code)
 }
 
 // readStart reads the start message's frame and returns its payload.
