@@ -29,9 +29,13 @@ import (
 // P busy. [Conn.Flush] writes at once and waits; a receive on the same
 // Conn flushes what is buffered first (a request is never held back while
 // its sender waits for the answer); [Conn.Close] flushes before closing.
-// A process that exits without Close or Flush may lose what it buffered.
+// A Conn used for requests and answers (each send followed by a receive)
+// writes a send into an empty buffer at once, on the sender's goroutine,
+// instead of waking the writer; two sends in a row return to coalescing.
+// A child process flushes its Conns when its target returns; a process
+// that ends otherwise (os.Exit, a crash) loses what they buffered.
 // Two peers that send each other large messages before receiving do not
-// deadlock: a large send that makes no progress for a few milliseconds
+// deadlock: a large send that makes no progress for 50 ms
 // copies what is left and returns.
 //
 // Receiving: a receive returns the next message, io.EOF once the peer

@@ -127,3 +127,35 @@ func benchProcessBandwidth(b *testing.B, size int) {
 
 func BenchmarkProcessBandwidth1MiB(b *testing.B)  { benchProcessBandwidth(b, 1<<20) }
 func BenchmarkProcessBandwidth64MiB(b *testing.B) { benchProcessBandwidth(b, 64<<20) }
+
+var echoOnce = multiproc.Register("ipctest.bench_echo", func(ctx context.Context, c *ipc.Conn) (int, error) {
+	defer c.Close()
+	for {
+		v, err := ipc.Recv[benchItem](ctx, c)
+		if err != nil {
+			return 0, nil
+		}
+		if err := ipc.Send(ctx, c, v); err != nil {
+			return 0, err
+		}
+	}
+})
+
+func BenchmarkProcessRoundTrip(b *testing.B) {
+	ctx := context.Background()
+	x, y, _ := ipc.Pipe(true)
+	p := multiproc.NewProcess(echoOnce, y)
+	if err := p.Start(ctx); err != nil {
+		b.Fatal(err)
+	}
+	y.Close()
+	defer p.Join(ctx)
+	defer x.Close()
+	b.ResetTimer()
+	for i := range b.N {
+		ipc.Send(ctx, x, benchItem{i, "hello", 3.14})
+		if _, err := ipc.Recv[benchItem](ctx, x); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -143,3 +143,29 @@ func TestChildExitFlushes(t *testing.T) {
 	}
 	p.Join(ctx)
 }
+
+func TestSendToKilledPeer(t *testing.T) {
+	ctx := testCtx(t)
+	a, b := pipe(t, true)
+	p := multiproc.NewProcess(hang, b)
+	if err := p.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	a.RecvBytes(ctx) // ready
+	p.Kill()
+	p.Join(ctx)
+	big := make([]byte, 4<<20)
+	var err error
+	for range 10 {
+		if err = a.SendBytes(ctx, big); err == nil {
+			err = a.Flush(ctx)
+		}
+		if err != nil {
+			break
+		}
+	}
+	if !errors.Is(err, ipc.ErrPeerDied) {
+		t.Fatalf("sending to a killed peer: %v, want ErrPeerDied", err)
+	}
+}

@@ -349,3 +349,61 @@ func TestSendTooLarge(t *testing.T) {
 		t.Fatalf("Send over the limit: %v", err)
 	}
 }
+
+func TestCloseUnblocksRecv(t *testing.T) {
+	_, b := pipe(t, true)
+	errc := make(chan error, 1)
+	go func() { _, err := b.RecvBytes(context.Background()); errc <- err }()
+	// Close while the receive waits (or before it starts): either way it
+	// returns ErrClosed, never hangs.
+	b.Close()
+	if err := <-errc; !errors.Is(err, ipc.ErrClosed) {
+		t.Fatalf("RecvBytes across Close: %v, want ErrClosed", err)
+	}
+}
+
+func TestConcurrentSenders(t *testing.T) {
+	ctx := testCtx(t)
+	a, b := pipe(t, true)
+	const senders, each = 8, 2000
+	errc := make(chan error, senders)
+	for s := range senders {
+		go func() {
+			for i := range each {
+				var err error
+				if i%100 == 99 {
+					err = a.SendBytes(ctx, bytes.Repeat([]byte{byte(s)}, 200<<10)) // a large one now and then
+				} else {
+					err = ipc.Send(ctx, a, item{s, "x", float64(i)})
+				}
+				if err != nil {
+					errc <- err
+					return
+				}
+			}
+			errc <- nil
+		}()
+	}
+	next := make([]int, senders)
+	for range senders * each {
+		v, err := ipc.Recv[item](ctx, b)
+		if errors.Is(err, ipc.ErrMessageType) {
+			continue // a large byte message, consumed
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if int(v.F) != next[v.I] {
+			t.Fatalf("sender %d: message %v after %d", v.I, v.F, next[v.I])
+		}
+		next[v.I]++
+		if next[v.I]%100 == 99 {
+			next[v.I]++
+		}
+	}
+	for range senders {
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	}
+}

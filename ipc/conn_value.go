@@ -131,8 +131,10 @@ func Send[T any](ctx context.Context, c *Conn, v T) error {
 	}
 	s.b = b
 	w.pendingN += len(b) - start
-	if first {
-		w.kickLocked()
+	if w.appendedLocked(first) {
+		w.mu.Unlock()
+		w.writeNow()
+		w.mu.Lock() // for the deferred Unlock
 	}
 	return nil
 }

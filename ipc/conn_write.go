@@ -70,6 +70,15 @@ type writer struct {
 	free     []*segment    // spare owned segments (mu)
 	spare    []*segment    // the other batch slice, reused (mu)
 
+	// A Conn used for requests and answers (a receive follows each send)
+	// writes a send into an empty buffer at once, on the sender's
+	// goroutine: waking the writer would cost a goroutine hand-off per
+	// round trip for nothing, since the receive writes it anyway. Two
+	// sends in a row without a receive switch back to waking the writer,
+	// which is what coalesces a stream of small messages.
+	sends  int  // sends since the last receive (mu)
+	direct bool // request/answer pattern seen: write a first send directly (mu)
+
 	wake   chan struct{} // cap 1: "there is something to write"
 	quit   chan struct{}
 	exited chan struct{}
@@ -166,6 +175,39 @@ func (w *writer) kick() {
 	w.mu.Unlock()
 }
 
+// appendedLocked is called, with mu held, after a send appended to
+// pending (first: into an empty buffer). It wakes the writer, or reports
+// that the sender should write directly (see direct).
+func (w *writer) appendedLocked(first bool) (writeNow bool) {
+	w.sends++
+	if w.sends > 1 {
+		w.direct = false
+	}
+	if !first {
+		return false
+	}
+	if w.direct && w.c.rc != nil {
+		return true
+	}
+	w.kickLocked()
+	return false
+}
+
+// writeNow writes pending without waiting for the socket, on the
+// sender's goroutine; if someone else holds the write lock, or the kernel
+// does not take everything, the writer goroutine finishes.
+func (w *writer) writeNow() {
+	if !w.wlock.TryLock() {
+		w.kick()
+		return
+	}
+	err := w.drain(false)
+	w.wlock.Unlock()
+	if err == errWouldBlock {
+		w.kick()
+	}
+}
+
 func (w *writer) sendBytes(ctx context.Context, b []byte) error {
 	if len(b) >= bigMessage && w.c.rc != nil {
 		return w.sendBig(ctx, b)
@@ -181,10 +223,11 @@ func (w *writer) sendBytes(ctx context.Context, b []byte) error {
 	s.b = w.c.appendHeader(s.b, kindBytes, len(b))
 	s.b = append(s.b, b...)
 	w.pendingN += len(s.b) - n
-	if first {
-		w.kickLocked()
-	}
+	now := w.appendedLocked(first)
 	w.mu.Unlock()
+	if now {
+		w.writeNow()
+	}
 	return nil
 }
 
@@ -197,16 +240,14 @@ func (w *writer) sendBig(ctx context.Context, b []byte) error {
 		w.mu.Unlock()
 		return err
 	}
-	first := len(w.pending) == 0
 	s := w.tailLocked()
 	n := len(s.b)
 	s.b = w.c.appendHeader(s.b, kindBytes, len(b))
 	w.pendingN += len(s.b) - n
 	big := &segment{b: b, done: make(chan struct{})}
 	w.pending = append(w.pending, big)
-	if first {
-		w.kickLocked()
-	}
+	w.sends++
+	w.kickLocked()
 	w.mu.Unlock()
 
 	t := time.NewTimer(stallTimeout)
@@ -271,6 +312,9 @@ func (w *writer) tryFlush() bool {
 	}
 	w.mu.Lock()
 	empty := len(w.pending) == 0
+	// A send, then this receive: requests and answers.
+	w.direct = w.sends == 1
+	w.sends = 0
 	w.mu.Unlock()
 	if empty {
 		return false

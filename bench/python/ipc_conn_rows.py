@@ -56,7 +56,7 @@ def _finish(a, p):
 
 @row("pipe_small_oneway", "msgs/s", True)
 def pipe_small_oneway(ctx, scale):
-    n = size(200_000, scale)
+    n = size(100_000, scale)
     a, p = _start(ctx, "sink", n)
     send = a.send
     t0 = perf()

@@ -12,7 +12,7 @@ import (
 
 // Work sizes of one sample at scale 1, the same as bench/python/ipc_conn_rows.py's.
 const (
-	pipeOnewayItems = 200_000
+	pipeOnewayItems = 100_000
 	pipeRoundTrips  = 20_000
 	pipeBandwidth   = 256 << 20 // bytes per sample
 )
@@ -29,7 +29,7 @@ func init() {
 	register(
 		Row{
 			Name: "pipe_small_oneway", Unit: "msgs/s", HigherIsBetter: true,
-			Doc: "ipc.Send of 200k {int, string, float64} items over a Pipe to a child that " +
+			Doc: "ipc.Send of 100k {int, string, float64} items over a Pipe to a child that " +
 				"Recvs them all (CPython: Pipe().send of (i, 'hello', 3.14)); timed from the child's ready to its done",
 			Go:     pipeSmallOneway,
 			Python: PyRow{Script: "ipc_conn_rows.py", Name: "pipe_small_oneway"},
