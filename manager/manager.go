@@ -309,9 +309,6 @@ func serveChild(s *boot.Session) int {
 		s.Conn.Write(wire.AppendFrame(nil, kindFailed, []byte(d.Err().Error())))
 		return 2
 	}
-	if v := os.Getenv("MULTIPROC_MANAGER_PROCS_EXPERIMENT"); v == "1" {
-		runtime.GOMAXPROCS(1)
-	}
 	cfg := &config{raw: true, serving: true, maxMessage: int64(maxMsg), handshake: time.Duration(hs)}
 	cfg.logger = slog.Default()
 	ln, err := ipc.Listen("unix", address, key, cfg.ipcOptions()...)
