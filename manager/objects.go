@@ -1,0 +1,1093 @@
+package manager
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/multiproc-go/multiproc/internal/wire"
+)
+
+// object is one object the server owns. handle runs a request on it;
+// requests for which blocks is true run on a goroutine of their own.
+type object interface {
+	handle(ctx context.Context, c *sconn, r *request) ([][]byte, error)
+	blocks(r *request) bool
+	// connGone is called once for each connection that touched the
+	// object (see sconn.touch) when that connection ends: what it held is
+	// released as a dead holder's.
+	connGone(c *sconn)
+	// kill marks the object gone and wakes every waiter, which returns
+	// ErrNoSuchObject.
+	kill()
+}
+
+// base is the lock and the change broadcast every object has.
+type base struct {
+	mu   sync.Mutex
+	ch   chan struct{} // closed at the next change; nil when nobody waits
+	dead bool
+}
+
+func (b *base) changed() {
+	if b.ch != nil {
+		close(b.ch)
+		b.ch = nil
+	}
+}
+
+// wait sleeps until the next change or ctx's end; b.mu is held on entry
+// and on return.
+func (b *base) wait(ctx context.Context) error {
+	if b.ch == nil {
+		b.ch = make(chan struct{})
+	}
+	ch := b.ch
+	b.mu.Unlock()
+	var err error
+	select {
+	case <-ch:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	b.mu.Lock()
+	if b.dead {
+		return fmt.Errorf("%w: released while waiting", ErrNoSuchObject)
+	}
+	return err
+}
+
+func (b *base) kill() {
+	b.mu.Lock()
+	b.dead = true
+	b.changed()
+	b.mu.Unlock()
+}
+
+// lock takes b.mu and fails for a dead object.
+func (b *base) lock() error {
+	b.mu.Lock()
+	if b.dead {
+		b.mu.Unlock()
+		return ErrNoSuchObject
+	}
+	return nil
+}
+
+func (b *base) connGone(*sconn) {}
+
+func newObject(ctx context.Context, c *sconn, kind byte, desc string, init [][]byte) (object, error) {
+	raw := c.s.raw
+	switch kind {
+	case kindDict:
+		return &dictObj{raw: raw, m: map[string]*dent{}}, nil
+	case kindList:
+		return &listObj{raw: raw, items: cloneAll(init)}, nil
+	case kindArray:
+		return &listObj{raw: raw, items: cloneAll(init), fixed: true}, nil
+	case kindValue:
+		if len(init) != 1 {
+			return nil, fmt.Errorf("%w: a Value needs its initial value", wire.ErrCorrupt)
+		}
+		return &valueObj{raw: raw, v: bytes.Clone(init[0])}, nil
+	case kindNamespace:
+		return &nsObj{m: map[string]nsval{}}, nil
+	case kindQueue, kindJoinableQueue:
+		n, err := initInt(init)
+		if err != nil {
+			return nil, err
+		}
+		return &queueObj{max: int(n)}, nil
+	case kindLock, kindRLock:
+		return &lockObj{reentrant: kind == kindRLock}, nil
+	case kindSemaphore, kindBoundedSemaphore:
+		n, err := initInt(init)
+		if err != nil {
+			return nil, err
+		}
+		s := &semObj{value: int(n)}
+		if kind == kindBoundedSemaphore {
+			s.bounded, s.max, s.units = true, int(n), map[*sconn]int{}
+		}
+		return s, nil
+	case kindEvent:
+		return &eventObj{}, nil
+	case kindCondition:
+		id, err := initInt(init)
+		if err != nil {
+			return nil, err
+		}
+		c.s.mu.Lock()
+		e := c.s.objs[id]
+		c.s.mu.Unlock()
+		if e == nil {
+			return nil, fmt.Errorf("%w: the condition's lock", ErrNoSuchObject)
+		}
+		l, ok := e.obj.(*lockObj)
+		if !ok {
+			return nil, fmt.Errorf("%w: a condition's lock must be a Lock or RLock", ErrTypeMismatch)
+		}
+		return &condObj{l: l}, nil
+	case kindBarrier:
+		n, err := initInt(init)
+		if err != nil {
+			return nil, err
+		}
+		if n == 0 || n > 1<<20 {
+			return nil, fmt.Errorf("manager: a barrier of %d parties", n)
+		}
+		return &barrierObj{parties: int(n), waiting: map[*sconn]int{}}, nil
+	case kindCustom:
+		t := lookupType(desc)
+		if t == nil {
+			return nil, fmt.Errorf("%w: the manager has no type %q (RegisterType it in the server's program)", ErrNotRegistered, desc)
+		}
+		return t.newObj(ctx)
+	}
+	return nil, fmt.Errorf("%w: object kind %d", ErrNoSuchMethod, kind)
+}
+
+func initInt(init [][]byte) (uint64, error) {
+	if len(init) != 1 {
+		return 0, fmt.Errorf("%w: %d initial arguments", wire.ErrCorrupt, len(init))
+	}
+	return u64(init[0])
+}
+
+func cloneAll(bs [][]byte) [][]byte {
+	out := make([][]byte, len(bs))
+	for i, b := range bs {
+		out[i] = bytes.Clone(b)
+	}
+	return out
+}
+
+func want(r *request, n int) error {
+	if len(r.args) != n {
+		return errArgs(r)
+	}
+	return nil
+}
+
+func flag(b []byte) bool { return len(b) == 1 && b[0] != 0 }
+
+func boolRes(v bool) [][]byte {
+	if v {
+		return [][]byte{{1}}
+	}
+	return [][]byte{{0}}
+}
+
+func unknownOp(k byte, r *request) error {
+	return fmt.Errorf("%w: a %s has no operation %s", ErrNoSuchMethod, kindName(k), opName(r.op))
+}
+
+// ---- Dict ----
+
+type dent struct {
+	seq uint64
+	v   []byte
+}
+
+type dictObj struct {
+	base
+	raw bool
+	m   map[string]*dent
+	seq uint64
+}
+
+func (d *dictObj) blocks(*request) bool { return false }
+
+// ordered returns the keys in insertion order, as Python's dicts keep it.
+func (d *dictObj) ordered() []string {
+	ks := make([]string, 0, len(d.m))
+	for k := range d.m {
+		ks = append(ks, k)
+	}
+	slices.SortFunc(ks, func(a, b string) int { return cmp.Compare(d.m[a].seq, d.m[b].seq) })
+	return ks
+}
+
+func (d *dictObj) set(k string, v []byte) {
+	if e := d.m[k]; e != nil {
+		e.v = v
+		return
+	}
+	d.seq++
+	d.m[k] = &dent{seq: d.seq, v: v}
+}
+
+func (d *dictObj) handle(ctx context.Context, c *sconn, r *request) ([][]byte, error) {
+	if err := d.lock(); err != nil {
+		return nil, err
+	}
+	defer d.mu.Unlock()
+	a := r.args
+	switch r.op {
+	case opDictSet:
+		if err := want(r, 2); err != nil {
+			return nil, err
+		}
+		d.set(string(a[0]), bytes.Clone(a[1]))
+		return nil, nil
+	case opDictGet, opDictPop:
+		if err := want(r, 1); err != nil {
+			return nil, err
+		}
+		e := d.m[string(a[0])]
+		if e == nil {
+			return nil, ErrKeyNotFound
+		}
+		if r.op == opDictPop {
+			delete(d.m, string(a[0]))
+		}
+		return [][]byte{e.v}, nil
+	case opDictGetOr:
+		if err := want(r, 2); err != nil {
+			return nil, err
+		}
+		if e := d.m[string(a[0])]; e != nil {
+			return [][]byte{e.v}, nil
+		}
+		return [][]byte{a[1]}, nil
+	case opDictDel:
+		if err := want(r, 1); err != nil {
+			return nil, err
+		}
+		if d.m[string(a[0])] == nil {
+			return nil, ErrKeyNotFound
+		}
+		delete(d.m, string(a[0]))
+		return nil, nil
+	case opDictHas:
+		if err := want(r, 1); err != nil {
+			return nil, err
+		}
+		return boolRes(d.m[string(a[0])] != nil), nil
+	case opDictLen:
+		return [][]byte{putU64(uint64(len(d.m)))}, nil
+	case opDictKeys, opDictValues, opDictItems:
+		ks := d.ordered()
+		res := make([][]byte, 0, len(ks)*2)
+		for _, k := range ks {
+			switch r.op {
+			case opDictKeys:
+				res = append(res, []byte(k))
+			case opDictValues:
+				res = append(res, d.m[k].v)
+			default:
+				res = append(res, []byte(k), d.m[k].v)
+			}
+		}
+		return res, nil
+	case opDictSetDefault:
+		if err := want(r, 2); err != nil {
+			return nil, err
+		}
+		if e := d.m[string(a[0])]; e != nil {
+			return [][]byte{e.v}, nil
+		}
+		v := bytes.Clone(a[1])
+		d.set(string(a[0]), v)
+		return [][]byte{v}, nil
+	case opDictClear:
+		clear(d.m)
+		return nil, nil
+	case opDictIncr:
+		if err := want(r, 3); err != nil {
+			return nil, err
+		}
+		if len(a[1]) != 1 {
+			return nil, errArgs(r)
+		}
+		e := d.m[string(a[0])]
+		if e == nil {
+			v := bytes.Clone(a[2])
+			d.set(string(a[0]), v)
+			return [][]byte{v}, nil
+		}
+		nv, err := addNumbers(d.raw, a[1][0], e.v, a[2])
+		if err != nil {
+			return nil, err
+		}
+		e.v = nv
+		return [][]byte{nv}, nil
+	case opDictUpdateFn:
+		if err := want(r, 2); err != nil {
+			return nil, err
+		}
+		fn := lookupUpdate(string(a[1]))
+		if fn == nil {
+			return nil, fmt.Errorf("%w: update function %q", ErrNotRegistered, a[1])
+		}
+		e := d.m[string(a[0])]
+		var old []byte
+		if e != nil {
+			old = e.v
+		}
+		nv, err := fn.run(d.raw, old, e != nil)
+		if err != nil {
+			return nil, err
+		}
+		d.set(string(a[0]), nv)
+		return [][]byte{nv}, nil
+	case opDictUpdate:
+		if len(a)%2 != 0 {
+			return nil, errArgs(r)
+		}
+		for i := 0; i < len(a); i += 2 {
+			d.set(string(a[i]), bytes.Clone(a[i+1]))
+		}
+		return nil, nil
+	}
+	return nil, unknownOp(kindDict, r)
+}
+
+// ---- List and Array ----
+
+type listObj struct {
+	base
+	raw   bool
+	fixed bool // an Array: no length changes
+	items [][]byte
+}
+
+func (l *listObj) blocks(*request) bool { return false }
+
+// index reads a Python index (negative counts from the end) into [0, n).
+func index(b []byte, n int, insert bool) (int, error) {
+	u, err := u64(b)
+	if err != nil {
+		return 0, err
+	}
+	i := int(int64(u))
+	if i < 0 {
+		i += n
+	}
+	if insert {
+		return max(0, min(i, n)), nil
+	}
+	if i < 0 || i >= n {
+		return 0, fmt.Errorf("%w: index %d, length %d", ErrIndex, int64(u), n)
+	}
+	return i, nil
+}
+
+func (l *listObj) handle(ctx context.Context, c *sconn, r *request) ([][]byte, error) {
+	if err := l.lock(); err != nil {
+		return nil, err
+	}
+	defer l.mu.Unlock()
+	k := kindList
+	if l.fixed {
+		k = kindArray
+		switch r.op {
+		case opListAppend, opListExtend, opListPop, opListInsert, opListClear, opListRemove:
+			return nil, unknownOp(k, r)
+		}
+	}
+	a := r.args
+	switch r.op {
+	case opListAppend, opListExtend:
+		for _, v := range a {
+			l.items = append(l.items, bytes.Clone(v))
+		}
+		return nil, nil
+	case opListGet:
+		if err := want(r, 1); err != nil {
+			return nil, err
+		}
+		i, err := index(a[0], len(l.items), false)
+		if err != nil {
+			return nil, err
+		}
+		return [][]byte{l.items[i]}, nil
+	case opListSet:
+		if err := want(r, 2); err != nil {
+			return nil, err
+		}
+		i, err := index(a[0], len(l.items), false)
+		if err != nil {
+			return nil, err
+		}
+		l.items[i] = bytes.Clone(a[1])
+		return nil, nil
+	case opListLen:
+		return [][]byte{putU64(uint64(len(l.items)))}, nil
+	case opListAll:
+		return l.items, nil
+	case opListSlice:
+		if err := want(r, 2); err != nil {
+			return nil, err
+		}
+		from, err := index(a[0], len(l.items), true)
+		if err != nil {
+			return nil, err
+		}
+		to, err := index(a[1], len(l.items), true)
+		if err != nil {
+			return nil, err
+		}
+		if to < from {
+			return nil, nil
+		}
+		return l.items[from:to], nil
+	case opListPop:
+		if err := want(r, 1); err != nil {
+			return nil, err
+		}
+		i, err := index(a[0], len(l.items), false)
+		if err != nil {
+			return nil, err
+		}
+		v := l.items[i]
+		l.items = slices.Delete(l.items, i, i+1)
+		return [][]byte{v}, nil
+	case opListInsert:
+		if err := want(r, 2); err != nil {
+			return nil, err
+		}
+		i, err := index(a[0], len(l.items), true)
+		if err != nil {
+			return nil, err
+		}
+		l.items = slices.Insert(l.items, i, bytes.Clone(a[1]))
+		return nil, nil
+	case opListClear:
+		l.items = nil
+		return nil, nil
+	case opListRemove, opListIndex:
+		if err := want(r, 1); err != nil {
+			return nil, err
+		}
+		i := slices.IndexFunc(l.items, func(b []byte) bool { return bytes.Equal(b, a[0]) })
+		if i < 0 {
+			return nil, ErrValueNotFound
+		}
+		if r.op == opListIndex {
+			return [][]byte{putU64(uint64(i))}, nil
+		}
+		l.items = slices.Delete(l.items, i, i+1)
+		return nil, nil
+	}
+	return nil, unknownOp(k, r)
+}
+
+// ---- Value ----
+
+type valueObj struct {
+	base
+	raw bool
+	v   []byte
+}
+
+func (v *valueObj) blocks(*request) bool { return false }
+
+func (v *valueObj) handle(ctx context.Context, c *sconn, r *request) ([][]byte, error) {
+	if err := v.lock(); err != nil {
+		return nil, err
+	}
+	defer v.mu.Unlock()
+	a := r.args
+	switch r.op {
+	case opValueGet:
+		return [][]byte{v.v}, nil
+	case opValueSet:
+		if err := want(r, 1); err != nil {
+			return nil, err
+		}
+		v.v = bytes.Clone(a[0])
+		return nil, nil
+	case opValueSwap:
+		if err := want(r, 1); err != nil {
+			return nil, err
+		}
+		old := v.v
+		v.v = bytes.Clone(a[0])
+		return [][]byte{old}, nil
+	case opValueCAS:
+		if err := want(r, 2); err != nil {
+			return nil, err
+		}
+		if !bytes.Equal(v.v, a[0]) {
+			return boolRes(false), nil
+		}
+		v.v = bytes.Clone(a[1])
+		return boolRes(true), nil
+	case opValueIncr:
+		if err := want(r, 2); err != nil {
+			return nil, err
+		}
+		if len(a[0]) != 1 {
+			return nil, errArgs(r)
+		}
+		nv, err := addNumbers(v.raw, a[0][0], v.v, a[1])
+		if err != nil {
+			return nil, err
+		}
+		v.v = nv
+		return [][]byte{nv}, nil
+	case opValueUpdateFn:
+		if err := want(r, 1); err != nil {
+			return nil, err
+		}
+		fn := lookupUpdate(string(a[0]))
+		if fn == nil {
+			return nil, fmt.Errorf("%w: update function %q", ErrNotRegistered, a[0])
+		}
+		nv, err := fn.run(v.raw, v.v, true)
+		if err != nil {
+			return nil, err
+		}
+		v.v = nv
+		return [][]byte{nv}, nil
+	}
+	return nil, unknownOp(kindValue, r)
+}
+
+// ---- Namespace ----
+
+type nsval struct {
+	typ string
+	v   []byte
+}
+
+type nsObj struct {
+	base
+	m map[string]nsval
+}
+
+func (n *nsObj) blocks(*request) bool { return false }
+
+func (n *nsObj) handle(ctx context.Context, c *sconn, r *request) ([][]byte, error) {
+	if err := n.lock(); err != nil {
+		return nil, err
+	}
+	defer n.mu.Unlock()
+	a := r.args
+	switch r.op {
+	case opNsGet:
+		if err := want(r, 2); err != nil {
+			return nil, err
+		}
+		e, ok := n.m[string(a[0])]
+		if !ok {
+			return nil, fmt.Errorf("%w: attribute %q", ErrKeyNotFound, a[0])
+		}
+		if e.typ != string(a[1]) {
+			return nil, fmt.Errorf("%w: attribute %q holds a %s, not a %s", ErrTypeMismatch, a[0], e.typ, a[1])
+		}
+		return [][]byte{e.v}, nil
+	case opNsSet:
+		if err := want(r, 3); err != nil {
+			return nil, err
+		}
+		n.m[string(a[0])] = nsval{typ: string(a[1]), v: bytes.Clone(a[2])}
+		return nil, nil
+	case opNsDel:
+		if err := want(r, 1); err != nil {
+			return nil, err
+		}
+		if _, ok := n.m[string(a[0])]; !ok {
+			return nil, fmt.Errorf("%w: attribute %q", ErrKeyNotFound, a[0])
+		}
+		delete(n.m, string(a[0]))
+		return nil, nil
+	case opNsNames:
+		var res [][]byte
+		for k := range n.m {
+			res = append(res, []byte(k))
+		}
+		slices.SortFunc(res, bytes.Compare)
+		return res, nil
+	}
+	return nil, unknownOp(kindNamespace, r)
+}
+
+// ---- Queue and JoinableQueue ----
+
+type queueObj struct {
+	base
+	max        int // 0: unbounded
+	items      [][]byte
+	unfinished int
+}
+
+func (q *queueObj) blocks(r *request) bool {
+	switch r.op {
+	case opQueuePut:
+		return len(r.args) == 2 && !flag(r.args[1]) && q.max > 0
+	case opQueueGet:
+		return len(r.args) == 1 && !flag(r.args[0])
+	case opQueueJoin:
+		return true
+	}
+	return false
+}
+
+func (q *queueObj) handle(ctx context.Context, c *sconn, r *request) ([][]byte, error) {
+	if err := q.lock(); err != nil {
+		return nil, err
+	}
+	defer q.mu.Unlock()
+	a := r.args
+	switch r.op {
+	case opQueuePut:
+		if err := want(r, 2); err != nil {
+			return nil, err
+		}
+		for q.max > 0 && len(q.items) >= q.max {
+			if flag(a[1]) {
+				return nil, ErrFull
+			}
+			if err := q.wait(ctx); err != nil {
+				return nil, err
+			}
+		}
+		q.items = append(q.items, bytes.Clone(a[0]))
+		q.unfinished++
+		q.changed()
+		return nil, nil
+	case opQueueGet:
+		if err := want(r, 1); err != nil {
+			return nil, err
+		}
+		for len(q.items) == 0 {
+			if flag(a[0]) {
+				return nil, ErrEmpty
+			}
+			if err := q.wait(ctx); err != nil {
+				return nil, err
+			}
+		}
+		v := q.items[0]
+		q.items[0] = nil
+		q.items = q.items[1:]
+		q.changed()
+		return [][]byte{v}, nil
+	case opQueueLen:
+		return [][]byte{putU64(uint64(len(q.items)))}, nil
+	case opQueueTaskDone:
+		if q.unfinished == 0 {
+			return nil, fmt.Errorf("%w: TaskDone called more times than items were put", ErrOverReleased)
+		}
+		q.unfinished--
+		if q.unfinished == 0 {
+			q.changed()
+		}
+		return nil, nil
+	case opQueueJoin:
+		for q.unfinished > 0 {
+			if err := q.wait(ctx); err != nil {
+				return nil, err
+			}
+		}
+		return nil, nil
+	}
+	return nil, unknownOp(kindQueue, r)
+}
+
+// ---- Lock and RLock: owned by connections, robust like psync's ----
+
+type lockObj struct {
+	base
+	reentrant bool
+	owner     *sconn
+	count     int
+	// ownerDied: the last holder's connection ended while it held the
+	// lock; the next acquirer gets ErrOwnerDead. pending: the holder got
+	// ErrOwnerDead and has not called MarkConsistent. broken: it
+	// unlocked without doing so, and the lock is never held again.
+	ownerDied, pending, broken bool
+}
+
+func (l *lockObj) blocks(r *request) bool {
+	return r.op == opAcquire && !(len(r.args) == 1 && flag(r.args[0]))
+}
+
+// acquireLocked takes the lock for c, waiting unless try.
+func (l *lockObj) acquireLocked(ctx context.Context, c *sconn, try bool) (bool, error) {
+	for {
+		if l.broken {
+			return false, ErrNotRecoverable
+		}
+		if l.owner == nil {
+			l.owner, l.count = c, 1
+			if l.ownerDied {
+				l.ownerDied, l.pending = false, true
+				return true, ErrOwnerDead
+			}
+			return true, nil
+		}
+		if l.owner == c && l.reentrant {
+			l.count++
+			return true, nil
+		}
+		if try {
+			return false, nil
+		}
+		if err := l.wait(ctx); err != nil {
+			return false, err
+		}
+	}
+}
+
+func (l *lockObj) releaseLocked(c *sconn) error {
+	if l.owner != c {
+		return ErrNotHeld
+	}
+	l.count--
+	if l.count > 0 {
+		return nil
+	}
+	l.owner = nil
+	if l.pending {
+		l.pending, l.broken = false, true
+	}
+	l.changed()
+	return nil
+}
+
+func (l *lockObj) handle(ctx context.Context, c *sconn, r *request) ([][]byte, error) {
+	if err := l.lock(); err != nil {
+		return nil, err
+	}
+	defer l.mu.Unlock()
+	switch r.op {
+	case opAcquire:
+		if err := want(r, 1); err != nil {
+			return nil, err
+		}
+		c.touch(r.obj, l)
+		got, err := l.acquireLocked(ctx, c, flag(r.args[0]))
+		return boolRes(got), err
+	case opRelease1:
+		return nil, l.releaseLocked(c)
+	case opMarkConsistent:
+		if l.owner != c {
+			return nil, ErrNotHeld
+		}
+		l.pending = false
+		return nil, nil
+	}
+	k := kindLock
+	if l.reentrant {
+		k = kindRLock
+	}
+	return nil, unknownOp(k, r)
+}
+
+func (l *lockObj) connGone(c *sconn) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.owner == c {
+		l.owner, l.count, l.ownerDied, l.pending = nil, 0, true, false
+		l.changed()
+	}
+}
+
+// ---- Semaphore and BoundedSemaphore ----
+
+type semObj struct {
+	base
+	value   int
+	bounded bool
+	max     int
+	units   map[*sconn]int // bounded: units held per connection
+	dead    int            // bounded: units returned by dead holders, not yet re-acquired
+}
+
+func (s *semObj) blocks(r *request) bool {
+	return r.op == opAcquire && !(len(r.args) == 1 && flag(r.args[0]))
+}
+
+func (s *semObj) handle(ctx context.Context, c *sconn, r *request) ([][]byte, error) {
+	if err := s.lock(); err != nil {
+		return nil, err
+	}
+	defer s.mu.Unlock()
+	switch r.op {
+	case opAcquire:
+		if err := want(r, 1); err != nil {
+			return nil, err
+		}
+		for s.value == 0 {
+			if flag(r.args[0]) {
+				return boolRes(false), nil
+			}
+			if err := s.wait(ctx); err != nil {
+				return nil, err
+			}
+		}
+		s.value--
+		if s.bounded {
+			c.touch(r.obj, s)
+			s.units[c]++
+			if s.dead > 0 {
+				s.dead--
+				return boolRes(true), ErrOwnerDead
+			}
+		}
+		return boolRes(true), nil
+	case opRelease1:
+		if s.bounded {
+			if s.units[c] == 0 {
+				return nil, ErrOverReleased
+			}
+			if s.units[c]--; s.units[c] == 0 {
+				delete(s.units, c)
+			}
+		}
+		s.value++
+		s.changed()
+		return nil, nil
+	case opSemValue:
+		return [][]byte{putU64(uint64(s.value))}, nil
+	}
+	return nil, unknownOp(kindSemaphore, r)
+}
+
+func (s *semObj) connGone(c *sconn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n := s.units[c]; n > 0 {
+		delete(s.units, c)
+		s.value += n
+		s.dead += n
+		s.changed()
+	}
+}
+
+// ---- Event ----
+
+type eventObj struct {
+	base
+	set bool
+}
+
+func (e *eventObj) blocks(r *request) bool { return r.op == opEventWait }
+
+func (e *eventObj) handle(ctx context.Context, c *sconn, r *request) ([][]byte, error) {
+	if err := e.lock(); err != nil {
+		return nil, err
+	}
+	defer e.mu.Unlock()
+	switch r.op {
+	case opEventSet:
+		e.set = true
+		e.changed()
+		return nil, nil
+	case opEventClear:
+		e.set = false
+		return nil, nil
+	case opEventIsSet:
+		return boolRes(e.set), nil
+	case opEventWait:
+		for !e.set {
+			if err := e.wait(ctx); err != nil {
+				return nil, err
+			}
+		}
+		return nil, nil
+	}
+	return nil, unknownOp(kindEvent, r)
+}
+
+// ---- Condition (over a Lock or RLock object) ----
+
+type condObj struct {
+	base
+	l       *lockObj
+	waiters []chan struct{}
+}
+
+func (cd *condObj) blocks(r *request) bool { return r.op == opCondWait }
+
+func (cd *condObj) handle(ctx context.Context, c *sconn, r *request) ([][]byte, error) {
+	if err := cd.lock(); err != nil {
+		return nil, err
+	}
+	switch r.op {
+	case opCondNotify:
+		defer cd.mu.Unlock()
+		if err := want(r, 1); err != nil {
+			return nil, err
+		}
+		n, err := u64(r.args[0])
+		if err != nil {
+			return nil, err
+		}
+		cd.l.mu.Lock()
+		held := cd.l.owner == c
+		cd.l.mu.Unlock()
+		if !held {
+			return nil, ErrNotHeld
+		}
+		for ; n > 0 && len(cd.waiters) > 0; n-- {
+			close(cd.waiters[0])
+			cd.waiters = cd.waiters[1:]
+		}
+		return nil, nil
+	case opCondWait:
+		l := cd.l
+		l.mu.Lock()
+		if l.owner != c {
+			l.mu.Unlock()
+			cd.mu.Unlock()
+			return nil, ErrNotHeld
+		}
+		ch := make(chan struct{})
+		cd.waiters = append(cd.waiters, ch)
+		cd.mu.Unlock()
+		// Release the lock whole (an RLock's every level) and take it
+		// back as deep after the wake-up, whatever ends the wait.
+		count := l.count
+		l.count = 1
+		l.releaseLocked(c)
+		l.mu.Unlock()
+		var werr error
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			werr = ctx.Err()
+			cd.mu.Lock()
+			if i := slices.Index(cd.waiters, ch); i >= 0 {
+				cd.waiters = slices.Delete(cd.waiters, i, i+1)
+			}
+			cd.mu.Unlock()
+		}
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		// Re-take under the connection's own context: a caller's ended
+		// context must not leave the lock unheld (psync's contract).
+		_, err := l.acquireLocked(c.ctx, c, false)
+		if err != nil && err != ErrOwnerDead {
+			return nil, err
+		}
+		l.count = count
+		if werr != nil {
+			return nil, werr
+		}
+		return nil, err
+	}
+	cd.mu.Unlock()
+	return nil, unknownOp(kindCondition, r)
+}
+
+// ---- Barrier ----
+
+type barrierObj struct {
+	base
+	parties int
+	count   int
+	gen     uint64
+	broken  bool
+	waiting map[*sconn]int
+}
+
+func (b *barrierObj) blocks(r *request) bool { return r.op == opBarrierWait }
+
+func (b *barrierObj) breakLocked() {
+	b.broken = true
+	b.count = 0
+	b.changed()
+}
+
+func (b *barrierObj) handle(ctx context.Context, c *sconn, r *request) ([][]byte, error) {
+	if err := b.lock(); err != nil {
+		return nil, err
+	}
+	defer b.mu.Unlock()
+	switch r.op {
+	case opBarrierWait:
+		if b.broken {
+			return nil, ErrBrokenBarrier
+		}
+		c.touch(r.obj, b)
+		i := b.count
+		b.count++
+		if b.count == b.parties {
+			b.count = 0
+			b.gen++
+			b.changed()
+			return [][]byte{putU64(uint64(i))}, nil
+		}
+		gen := b.gen
+		b.waiting[c]++
+		defer func() {
+			if b.waiting[c]--; b.waiting[c] == 0 {
+				delete(b.waiting, c)
+			}
+		}()
+		for b.gen == gen {
+			if b.broken {
+				return nil, ErrBrokenBarrier
+			}
+			if err := b.wait(ctx); err != nil {
+				if b.gen != gen {
+					break
+				}
+				b.breakLocked()
+				return nil, fmt.Errorf("%w: %w", ErrBrokenBarrier, err)
+			}
+		}
+		return [][]byte{putU64(uint64(i))}, nil
+	case opBarrierAbort:
+		b.breakLocked()
+		return nil, nil
+	case opBarrierReset:
+		if b.count > 0 {
+			b.breakLocked() // the waiters see it broken
+		}
+		b.gen++
+		b.broken, b.count = false, 0
+		b.changed()
+		return nil, nil
+	case opBarrierInfo:
+		br := byte(0)
+		if b.broken {
+			br = 1
+		}
+		return [][]byte{putU64(uint64(b.parties)), putU64(uint64(b.count)), {br}}, nil
+	}
+	return nil, unknownOp(kindBarrier, r)
+}
+
+func (b *barrierObj) connGone(c *sconn) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.waiting[c] > 0 {
+		b.breakLocked() // a party died while waiting
+	}
+}
+
+// ---- custom types ----
+
+type customObj struct {
+	base
+	typ  string
+	sigs []methodSig
+	call func(ctx context.Context, method string, args [][]byte) ([]byte, error)
+	cmu  sync.Mutex // one call at a time
+}
+
+func (o *customObj) blocks(*request) bool { return true }
+
+func (o *customObj) handle(ctx context.Context, c *sconn, r *request) ([][]byte, error) {
+	if r.op != opCall || len(r.args) < 1 {
+		return nil, unknownOp(kindCustom, r)
+	}
+	o.cmu.Lock()
+	defer o.cmu.Unlock()
+	if o.dead {
+		return nil, ErrNoSuchObject
+	}
+	out, err := o.call(ctx, string(r.args[0]), r.args[1:])
+	if err != nil {
+		return nil, err
+	}
+	return [][]byte{out}, nil
+}
