@@ -118,6 +118,7 @@ func Finish() {
 	children.Unlock()
 	for _, p := range ps {
 		if p.Daemon {
+			p.daemonEnd.Store(true) // its death then says why
 			p.Terminate()
 		}
 	}

@@ -97,6 +97,8 @@ type Process struct {
 	cg       *cgroup.Group // the child's cgroup (Limits), removed once it was reaped
 	crash    *os.File      // the child's crash report file (see isoPayload), closed once it was reaped
 	stopped  atomic.Bool   // Terminate or Kill signalled the child
+	// daemonEnd: Finish terminated this daemonic child at the end of main.
+	daemonEnd atomic.Bool
 }
 
 type procState int

@@ -98,7 +98,10 @@ const reportMax = 64 << 10
 // removed.
 func (p *Process) deathError(code int, sig syscall.Signal) *ExitError {
 	f := isolate.Facts{Code: code, Sig: sig, Runs: "target", Limits: p.Limits.spec(), Report: isolate.Head(p.crash, reportMax)}
-	if p.stopped.Load() {
+	switch {
+	case p.daemonEnd.Load():
+		f.Stopped = "Finish, ending a daemonic process with its parent"
+	case p.stopped.Load():
 		f.Stopped = "Process.Terminate or Kill"
 	}
 	if g := p.cg; g != nil {

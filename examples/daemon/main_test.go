@@ -18,7 +18,7 @@ func TestDaemonExample(t *testing.T) {
 	stdout := extest.RunQuiet(t)
 	const want = `Starting: non-daemon
 Exiting : non-daemon
-daemon: daemon=true exit code -15, joined: multiproc: process PID was killed by signal 15 (terminated)
+daemon: daemon=true exit code -15, joined: multiproc: process PID was killed by signal 15 (terminated): stopped by Finish, ending a daemonic process with its parent
 non-daemon: daemon=false exit code 0, joined: <nil>
 `
 	if got := pidRE.ReplaceAllString(stdout, "process PID "); got != want {
