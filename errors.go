@@ -266,7 +266,7 @@ type ExitError struct {
 	Reason string
 	// Cause classifies the death; the error also matches its sentinel
 	// (ErrOutOfMemory, ErrCPULimit, ErrKilled, ErrExit, ErrFatal,
-	// ErrGoroutinePanic, ErrCgoFault). Zero when unknown.
+	// ErrGoroutinePanic, ErrCgoFault, ErrProcessLimit). Zero when unknown.
 	Cause DeathCause
 	// Report is the Go runtime's crash report (its first 64 KiB) when the
 	// worker crashed in Go: a fatal error, an unrecovered panic, a fault

@@ -123,7 +123,8 @@ type CPUGuard struct {
 	allow   uint64 // seconds per task
 	hard    uint64 // the hard limit, seconds (RLIM_INFINITY for none)
 	running atomic.Bool
-	mu      sync.Mutex // serialises setrlimit between Begin and the signal goroutine
+	mu      sync.Mutex // serialises setrlimit and soft between Begin/End and the signal goroutine
+	soft    uint64     // the soft limit Begin set for the running task, seconds
 	stop    chan struct{}
 	done    chan struct{}
 	sig     chan os.Signal
@@ -146,11 +147,25 @@ func NewCPUGuard(s Spec, onLimit func()) (*CPUGuard, error) {
 		for {
 			select {
 			case <-g.sig:
-				if g.running.Load() {
-					onLimit()
+				// A signal may be delivered late (a loaded machine): one
+				// raised between tasks can arrive after Begin armed the
+				// next task. Decide under mu against what the kernel
+				// counts: the task's own crossing has used >= its soft
+				// limit; a stale signal has not, and is ignored (it used
+				// to raise the limit to the hard one, leaving the next
+				// task unlimited). The kernel repeats SIGXCPU every
+				// second past the soft limit, so nothing is lost.
+				g.mu.Lock()
+				running, soft := g.running.Load(), g.soft
+				if running {
+					g.mu.Unlock()
+					if Used() >= time.Duration(soft)*time.Second {
+						onLimit()
+					}
 					continue
 				}
-				g.mu.Lock()
+				// Between tasks: the worker's own bookkeeping crossed a
+				// limit set for a task that ended.
 				unix.Setrlimit(unix.RLIMIT_CPU, &unix.Rlimit{Cur: g.hard, Max: g.hard})
 				g.mu.Unlock()
 			case <-g.stop:
@@ -181,13 +196,18 @@ func (g *CPUGuard) Begin() time.Duration {
 	}
 	g.mu.Lock()
 	unix.Setrlimit(unix.RLIMIT_CPU, &unix.Rlimit{Cur: soft, Max: g.hard})
-	g.mu.Unlock()
+	g.soft = soft
 	g.running.Store(true)
+	g.mu.Unlock()
 	return used
 }
 
 // End marks the task over; a SIGXCPU from now on is not the task's.
-func (g *CPUGuard) End() { g.running.Store(false) }
+func (g *CPUGuard) End() {
+	g.mu.Lock()
+	g.running.Store(false)
+	g.mu.Unlock()
+}
 
 // Close stops the guard's goroutine and its signal delivery.
 func (g *CPUGuard) Close() {

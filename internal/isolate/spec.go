@@ -109,7 +109,9 @@ func (s Spec) Validate(procs int) error {
 		return invalid("CPUTimeTotal", "%v is below one second, the kernel's unit for CPU limits", s.CPUTimeTotal)
 	case s.CPUTimeTotal > 0 && s.CPUTime > 0 && s.CPUTimeTotal < s.CPUTime:
 		return invalid("CPUTimeTotal", "%v is below CPUTime %v: no task could use its allowance", s.CPUTimeTotal, s.CPUTime)
-	case s.OpenFiles < 0 || (s.OpenFiles > 0 && s.OpenFiles < MinOpenFiles):
+	case s.OpenFiles < 0:
+		return invalid("OpenFiles", "%d is negative (0 means no limit)", s.OpenFiles)
+	case s.OpenFiles > 0 && s.OpenFiles < MinOpenFiles:
 		return invalid("OpenFiles", "%d is below %d, what a worker needs for its own descriptors", s.OpenFiles, MinOpenFiles)
 	case s.Processes < 0:
 		return invalid("Processes", "%d must not be negative", s.Processes)
