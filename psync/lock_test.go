@@ -16,8 +16,8 @@ import (
 	"github.com/multiproc-go/multiproc"
 	"github.com/multiproc-go/multiproc/internal/testutil"
 	"github.com/multiproc-go/multiproc/psync"
-	"github.com/multiproc-go/multiproc/shm"
 	"github.com/multiproc-go/multiproc/psync/internal/killtest"
+	"github.com/multiproc-go/multiproc/shm"
 )
 
 func TestLockMisuse(t *testing.T) {
