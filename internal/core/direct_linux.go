@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 
@@ -104,6 +105,12 @@ type sockFD struct {
 	mu     sync.RWMutex
 	fd     int
 	closed bool
+	// order is touched around every system call on the socket: what a
+	// read returns happened after the write it answers, through the
+	// kernel, where the race detector cannot see it (the net package's
+	// descriptor lock gave it that edge), so a buffer written out and
+	// reused once the reply came is not reported as a race.
+	order atomic.Uint64
 }
 
 // newSockFD duplicates c's descriptor (close-on-exec).
@@ -134,8 +141,18 @@ func (s *sockFD) Control(f func(fd uintptr)) error {
 	if s.closed {
 		return net.ErrClosed
 	}
+	s.order.Add(1) // before a write: what was done before it is released
 	f(uintptr(s.fd))
+	s.order.Add(1) // after a read: what the writer did before is acquired
 	return nil
+}
+
+// release orders what the caller did before a write made without Control
+// (through the connection) before what a reader of the reply does after.
+func (s *sockFD) release() {
+	if s != nil {
+		s.order.Add(1)
+	}
 }
 
 func (s *sockFD) Read(func(fd uintptr) bool) error  { return errors.ErrUnsupported }

@@ -34,6 +34,7 @@ func (*sockFD) Control(func(fd uintptr)) error              { return errors.ErrU
 func (*sockFD) Read(func(fd uintptr) bool) error            { return errors.ErrUnsupported }
 func (*sockFD) Write(func(fd uintptr) bool) error           { return errors.ErrUnsupported }
 func (*sockFD) close()                                      {}
+func (*sockFD) release()                                    {}
 func (*sockFD) conn() (*net.UnixConn, error)                { return nil, errors.ErrUnsupported }
 func (*sockFD) waitIn() error                               { return errors.ErrUnsupported }
 func (*sockFD) writev(b [][]byte, _ bool) ([][]byte, error) { return b, nil }

@@ -648,6 +648,7 @@ func (w *worker) writeBufs(c *net.UnixConn, bufs [][]byte) error {
 	if c == nil {
 		return net.ErrClosed
 	}
+	w.sock.release()
 	nb := net.Buffers(bufs)
 	_, err := nb.WriteTo(c)
 	return err
@@ -677,6 +678,7 @@ func (w *worker) writeFiles(c *net.UnixConn) error {
 		clear(w.wsegs)
 		w.wsegs = w.wsegs[:0]
 	}
+	w.sock.release()
 	err := wire.WriteFiles(c, b, w.watt)
 	for _, a := range w.watt {
 		closeAll(a.Fds)
