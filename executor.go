@@ -124,7 +124,7 @@ func Submit[In, Out any](ctx context.Context, w Workers, f Func[In, Out], arg In
 		c call[Out]
 	})
 	a.f = Future[Out]{p: &a.c.p, t: &a.c.t, core: e.core}
-	startCall(&a.c, ctx, e, f, arg, callOptions(opts))
+	startCall(&a.c, ctx, e, f, arg, callOptions(opts), false)
 	return &a.f
 }
 

@@ -197,9 +197,11 @@ func (p *Pool) Join(ctx context.Context) error {
 func (p *Pool) Stats() Stats { return statsOf(p.e.core.Stats()) }
 
 // Apply runs f(arg) on a worker and waits for the result: Python's apply.
-// It is ApplyAsync followed by Get.
+// It is ApplyAsync followed by Get. (The task is marked as awaited at
+// once, which lets the local engine leave the worker's stream to this
+// Get between consecutive Applies: see internal/core's direct.go.)
 func Apply[In, Out any](ctx context.Context, w Workers, f Func[In, Out], arg In, opts ...CallOption) (Out, error) {
-	return ApplyAsync(ctx, w, f, arg, opts...).Get(ctx)
+	return applyAsync(ctx, w, f, arg, opts, true).Get(ctx)
 }
 
 // ApplyAsync submits f(arg) and returns at once: Python's apply_async. The
@@ -209,13 +211,18 @@ func Apply[In, Out any](ctx context.Context, w Workers, f Func[In, Out], arg In,
 // context in the worker is cancelled, and the worker is killed if it does
 // not stop within the grace period).
 func ApplyAsync[In, Out any](ctx context.Context, w Workers, f Func[In, Out], arg In, opts ...CallOption) *AsyncResult[Out] {
+	return applyAsync(ctx, w, f, arg, opts, false)
+}
+
+// applyAsync is ApplyAsync; awaited says that Get follows at once (Apply).
+func applyAsync[In, Out any](ctx context.Context, w Workers, f Func[In, Out], arg In, opts []CallOption, awaited bool) *AsyncResult[Out] {
 	e := w.engine()
 	a := new(struct {
 		r AsyncResult[Out]
 		c call[Out]
 	})
 	a.r.p = &a.c.p
-	startCall(&a.c, ctx, e, f, arg, callOptions(opts))
+	startCall(&a.c, ctx, e, f, arg, callOptions(opts), awaited)
 	return &a.r
 }
 
@@ -232,7 +239,7 @@ type call[T any] struct {
 
 // startCall encodes f(arg) into c and submits it; any failure settles c's
 // promise at once.
-func startCall[In, Out any](c *call[Out], ctx context.Context, e *engine, f Func[In, Out], arg In, cfg callConfig) {
+func startCall[In, Out any](c *call[Out], ctx context.Context, e *engine, f Func[In, Out], arg In, cfg callConfig, awaited bool) {
 	c.p.init(e.cb.post)
 	err := cfg.err
 	if err == nil {
@@ -254,6 +261,7 @@ func startCall[In, Out any](c *call[Out], ctx context.Context, e *engine, f Func
 			c.t = core.Task{Fn: f.e, Payload: payload, Res: c.res.Res, Items: 1, Ctx: ctx, Timeout: cfg.timeout, Sink: c}
 			if aw, ok := e.core.(eng.Awaiter); ok {
 				c.p.aw, c.p.at = aw, &c.t
+				c.t.Awaited = awaited
 			}
 			err = e.submit(&c.t) // takes the resources, even when it fails
 		}

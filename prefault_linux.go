@@ -30,5 +30,16 @@ func prefault[T any](s []T) {
 	// The range is rounded out to whole pages, so it may take in the ends
 	// of neighbouring objects: populating does not touch their bytes. s
 	// stays referenced by the caller, so its memory cannot move or go.
+	// Huge pages where whole 2 MiB ones fit: on this project's virtual
+	// machine the first write to a page populated fresh is still slow
+	// (measured: an 8 MB copy into populated pages 11-21 ms, into pages
+	// populated as huge pages 4-6 ms, the second copy 0.4-1 ms). The range
+	// is marked for huge pages only while populating and unmarked after,
+	// so khugepaged never collapses (and bloats) it later.
+	const huge = 2 << 20
+	if hs, he := (start+huge-1)&^(huge-1), end&^(huge-1); hs < he {
+		unix.Syscall(unix.SYS_MADVISE, hs, he-hs, unix.MADV_HUGEPAGE)
+		defer unix.Syscall(unix.SYS_MADVISE, hs, he-hs, unix.MADV_NOHUGEPAGE)
+	}
 	unix.Syscall(unix.SYS_MADVISE, start, end-start, unix.MADV_POPULATE_WRITE)
 }

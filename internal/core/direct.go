@@ -2,6 +2,8 @@ package core
 
 import (
 	"context"
+	"net"
+	"syscall"
 )
 
 // Who reads a worker's stream.
@@ -30,6 +32,24 @@ import (
 // lets go, so no arrival is left unread. A direct reader that finds the read
 // loop reading asks it to hand the stream over when done (want, handoff); a
 // second direct reader of the same worker waits the ordinary way.
+//
+// Parking. While the socket is registered with the poller, every arrival
+// wakes a poller thread and the read loop, even while a direct reader reads
+// (and so does every task the worker takes off the socket: the kernel
+// signals the writable edge to the poller too). A synchronous Apply pays for
+// those wake-ups in every round trip, more so on a loaded machine. So a
+// direct reader that finds its worker holding no task once done parks the
+// stream: it closes the read loop's connection (the pool keeps its own
+// descriptor, sock) and the read loop waits for unparkLocked instead of the
+// socket. A parked worker is written to with raw system calls, and is
+// given only tasks whose reply a direct reader will read: a task submitted
+// with Awaited set (the submitter calls Await right after Submit) goes to it
+// as is; anything else (another task, a retry, a task carrying
+// descriptors) unparks it first. Whoever leaves a parked worker holding a
+// task nobody reads unparks it: a direct reader that gives up or finds more
+// replies due (release), a cancel, a timeout. The worker's death, which
+// nobody reads while parked, is seen through a pidfd in the poller
+// (pidWatch), which unparks it: the read loop then reads the end of stream.
 type readerState struct {
 	owner   readerOwner
 	missed  bool          // the read loop was woken while another goroutine owned the stream
@@ -41,6 +61,89 @@ type readerState struct {
 	waker    *directWaker // wakes a direct reader blocked in poll (made on first use)
 	sleeps   int          // times a direct reader blocked in poll (for tests)
 	exited   bool         // the stream ended and workerExited ran or runs
+
+	parked bool          // nobody watches the socket; the read loop waits on unpark
+	noPark bool          // parking is not possible (no sock or pidfd for this worker)
+	unpark chan struct{} // cap 1: the read loop has a connection to wait on again, or the stream ended
+}
+
+// rawConn is what the pool reads and polls w's socket through: its own
+// descriptor where it has one, otherwise the connection.
+func (w *worker) rawConn() syscall.RawConn {
+	if w.sock != nil {
+		return w.sock
+	}
+	rc, err := w.child.Conn.SyscallConn()
+	if err != nil {
+		return w.sock // nil: its Control fails, as the closed connection's would
+	}
+	return rc
+}
+
+// unparkLocked hands a parked w back to its read loop, with a connection
+// registered with the poller to wait on.
+func (w *worker) unparkLocked() {
+	if !w.rd.parked {
+		return
+	}
+	w.rd.parked = false
+	if !w.rd.exited {
+		if c, err := w.sock.conn(); err != nil {
+			// Out of descriptors, say: the read loop waits on a thread of
+			// its own instead (readLoop), writes stay raw.
+			w.p.log.Error("unpark", "multiproc: cannot register a worker's socket with the poller; its read loop waits on a thread", "worker", w.name, "error", err)
+		} else {
+			w.lconn = c
+		}
+	}
+	select {
+	case w.rd.unpark <- struct{}{}:
+	default:
+	}
+}
+
+// watchLocked unparks w if it holds a task whose reply no direct reader is
+// reading.
+func (w *worker) watchLocked() {
+	if w.rd.parked && w.rd.owner != ownerDirect && len(w.assigned) > 0 {
+		w.unparkLocked()
+	}
+}
+
+// parkLocked parks w (see readerState) if it may be: its direct reader has
+// just let go, it holds no task, and no frame is being written (the
+// connection is closed here, which nobody may be writing through). It
+// reports whether it did; then it has unlocked p.mu.
+func (w *worker) parkLocked() bool {
+	if !directReads || w.rd.parked || w.rd.noPark || w.rd.exited || w.dead || w.rd.owner != ownerNone ||
+		w.rd.want || len(w.assigned) > 0 || w.lconn == nil || !w.writeMu.TryLock() {
+		return false
+	}
+	c := w.lconn
+	w.lconn = nil
+	w.rd.parked = true
+	w.p.mu.Unlock()
+	c.Close() // ends the read loop's wait; it waits for unparkLocked now
+	w.writeMu.Unlock()
+	return true
+}
+
+// loopConn returns the connection the read loop waits on, waiting while w
+// is parked; ok is false once the stream has ended. A nil connection with
+// ok means the read loop must wait on its own thread (none could be made).
+func (w *worker) loopConn() (c *net.UnixConn, ok bool) {
+	p := w.p
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for w.rd.parked && !w.rd.exited {
+		p.mu.Unlock()
+		<-w.rd.unpark
+		p.mu.Lock()
+	}
+	if w.rd.exited || w.rd.owner == ownerEnded {
+		return nil, false
+	}
+	return w.lconn, true
 }
 
 type readerOwner uint8
@@ -65,7 +168,7 @@ func (w *worker) readAvailable() bool {
 		// waiting now are the direct reader's to read before it lets go;
 		// bytes arriving later wake this loop again.
 		p.mu.Unlock()
-		waiting := pending(w.child.Conn)
+		waiting := pending(w.rawConn())
 		p.mu.Lock()
 		if w.rd.owner == ownerDirect {
 			w.rd.missed = w.rd.missed || waiting
@@ -85,15 +188,16 @@ func (w *worker) readAvailable() bool {
 		return true
 	}
 	p.mu.Unlock()
-	return w.release(w.pump(nil))
+	return w.release(w.pump(nil), false)
 }
 
 // release gives up the stream after reading it: first it reads again if the
 // read loop was woken meanwhile (so nothing that arrived stays unread), then
 // hands it to a waiting direct reader or leaves it to the read loop. If the
 // stream ended it stays ended and release reports false; the caller must
-// then call endStream.
-func (w *worker) release(alive bool) bool {
+// then call endStream. A direct reader's release parks the stream if it may
+// (parkLocked); any release unparks a parked stream that has replies due.
+func (w *worker) release(alive, direct bool) bool {
 	p := w.p
 	p.mu.Lock()
 	for alive && w.rd.missed {
@@ -115,6 +219,10 @@ func (w *worker) release(alive bool) bool {
 		w.rd.handoff <- struct{}{}
 	default:
 		w.rd.owner = ownerNone
+		if direct && w.parkLocked() {
+			return alive
+		}
+		w.watchLocked()
 	}
 	p.mu.Unlock()
 	return alive
@@ -132,6 +240,10 @@ func (w *worker) endStream() {
 	}
 	w.rd.exited = true
 	w.rd.owner = ownerEnded
+	select {
+	case w.rd.unpark <- struct{}{}: // a parked read loop leaves
+	default:
+	}
 	p.mu.Unlock()
 	w.child.Reader.CloseFiles()
 	p.workerExited(w)
@@ -159,12 +271,17 @@ func (w *worker) wakeDirectLocked() {
 // so it never changes what the caller learns, only how soon. It implements
 // engine.Awaiter.
 func (p *Pool) Await(ctx context.Context, t *Task) {
-	if !directReads || ctx.Err() != nil {
+	if !directReads {
 		return
 	}
 	p.mu.Lock()
 	w := owner(t)
-	if t.Finished() || w == nil || w.dead {
+	if w == nil {
+		p.mu.Unlock()
+		return
+	}
+	if ctx.Err() != nil || t.Finished() || w.dead {
+		w.watchLocked() // t was Awaited, say: its reply must be read
 		p.mu.Unlock()
 		return
 	}
@@ -209,7 +326,7 @@ func (p *Pool) Await(ctx context.Context, t *Task) {
 		if err != nil {
 			// Out of descriptors, say: wait the ordinary way.
 			p.mu.Unlock()
-			if !w.release(true) {
+			if !w.release(true, false) {
 				w.endStream()
 			}
 			return
@@ -256,7 +373,7 @@ func (p *Pool) Await(ctx context.Context, t *Task) {
 		// stream when the worker dies) or the waker fires (t settled by
 		// someone else: a cancel, a timeout, Terminate; or ctx ended).
 		var err error
-		readable, err = wk.wait(w.child.Conn)
+		readable, err = wk.wait(w.rawConn())
 		p.mu.Lock()
 		w.rd.sleeping = false
 		p.mu.Unlock()
@@ -271,7 +388,7 @@ func (p *Pool) Await(ctx context.Context, t *Task) {
 	w.rd.task = nil
 	p.directs--
 	p.mu.Unlock()
-	if !w.release(alive) {
+	if !w.release(alive, true) {
 		w.endStream()
 	}
 }

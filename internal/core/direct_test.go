@@ -280,6 +280,7 @@ func TestAwaitConcurrent(t *testing.T) {
 					ch <- r
 				}
 				task.Ctx, task.Items = context.Background(), 1
+				task.Awaited = i%3 != 0 && g%2 == 0 // as Apply does: Await follows
 				if err := p.Submit(task); err != nil {
 					t.Errorf("Submit: %v", err)
 					return
@@ -294,4 +295,158 @@ func TestAwaitConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// awaited submits task as a synchronous Apply does (Awaited, then Await on
+// the same goroutine) and returns its result.
+func awaited(t *testing.T, p *Pool, ctx context.Context, task *Task) Result {
+	t.Helper()
+	task.Awaited = true
+	ch := submitDirect(t, p, task)
+	p.Await(ctx, task)
+	return result(t, ch)
+}
+
+// parkedPool returns a Pool(1) (cfg's other fields kept) whose worker's
+// stream is parked: Awaited tasks ran on it until one's caller read its
+// reply (the read loop may beat a caller to it).
+func parkedPool(t *testing.T, cfg Config) (*Pool, *worker) {
+	t.Helper()
+	cfg.Workers = 1
+	p := newTestPool(t, cfg)
+	p.mu.Lock()
+	w := p.workers[0]
+	p.mu.Unlock()
+	for i := 0; !isParked(p, w); i++ {
+		if i == 100 {
+			t.Fatal("the stream was not parked after 100 Awaited tasks")
+		}
+		if got := decode[int](t, awaited(t, p, context.Background(), &Task{Fn: doubleFn, Payload: encode(t, i)})); got != 2*i {
+			t.Fatalf("double(%d) = %d", i, got)
+		}
+	}
+	return p, w
+}
+
+func isParked(p *Pool, w *worker) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return w.rd.parked
+}
+
+// TestParkedStream: consecutive Awaited tasks keep the stream parked (the
+// read loop is not involved); a task nobody awaits unparks it and is
+// delivered by the read loop; the next Awaited task parks it again.
+func TestParkedStream(t *testing.T) {
+	skipWithoutDirect(t)
+	p, w := parkedPool(t, Config{})
+	for i := range 50 {
+		if got := decode[int](t, awaited(t, p, context.Background(), &Task{Fn: doubleFn, Payload: encode(t, i)})); got != 2*i {
+			t.Fatalf("double(%d) = %d", i, got)
+		}
+		if !isParked(p, w) {
+			t.Fatalf("task %d unparked the stream", i)
+		}
+	}
+	if got := decode[int](t, result(t, submitDirect(t, p, &Task{Fn: doubleFn, Payload: encode(t, 21)}))); got != 42 {
+		t.Fatalf("double(21) = %d", got)
+	}
+	if isParked(p, w) {
+		t.Fatal("a task nobody awaits left the stream parked")
+	}
+	for i := 0; !isParked(p, w); i++ {
+		if i == 100 {
+			t.Fatal("100 Awaited tasks did not park the stream again")
+		}
+		awaited(t, p, context.Background(), &Task{Fn: doubleFn, Payload: encode(t, 2)})
+	}
+}
+
+// TestParkedCancel: cancelling an Awaited task on a parked stream while
+// its caller is blocked reading answers the caller at once, and the
+// worker's late reply is still read (the pool goes on and closes).
+func TestParkedCancel(t *testing.T) {
+	skipWithoutDirect(t)
+	p, _ := parkedPool(t, Config{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	task := &Task{Fn: holdFn, Payload: encode(t, 0), Ctx: ctx, Awaited: true}
+	ch := submitDirect(t, p, task)
+	done := awaitAsync(p, ctx, task)
+	testutil.WaitFor(t, deadline, func() bool { return sleepingOn(p, task) }, "the caller never blocked reading the stream")
+	cancel()
+	waitClosed(t, done, "Await after cancel")
+	if r := result(t, ch); !errors.Is(r.Err, context.Canceled) || r.Outcome != engine.Cancelled {
+		t.Fatalf("cancelled task: got %v (%v), want context.Canceled (cancelled)", r.Err, r.Outcome)
+	}
+	if got := decode[int](t, awaited(t, p, context.Background(), &Task{Fn: doubleFn, Payload: encode(t, 4)})); got != 8 {
+		t.Fatalf("after the cancel: double(4) = %d", got)
+	}
+}
+
+// TestParkedGiveUp: an Awaited task whose Await returns at once (its
+// context is over already) on a parked stream is not left unread: the
+// stream is unparked and the read loop delivers its result.
+func TestParkedGiveUp(t *testing.T) {
+	skipWithoutDirect(t)
+	p, w := parkedPool(t, Config{})
+	task := &Task{Fn: napFn, Payload: encode(t, 50), Awaited: true}
+	ch := submitDirect(t, p, task)
+	over, stop := context.WithCancel(context.Background())
+	stop()
+	p.Await(over, task)
+	if r := result(t, ch); r.Err != nil || decode[int](t, r) != 50 {
+		t.Fatalf("nap(50): %v", r.Err)
+	}
+	if isParked(p, w) {
+		t.Fatal("still parked after a task nobody read")
+	}
+}
+
+// TestParkedTimeout: a time limit ends a caller blocked on a parked
+// stream with ErrTimeout at the deadline; the task's late reply is read
+// and the next task succeeds.
+func TestParkedTimeout(t *testing.T) {
+	skipWithoutDirect(t)
+	p, _ := parkedPool(t, Config{Grace: time.Minute})
+	task := &Task{Fn: napFn, Payload: encode(t, 2000), Timeout: 300 * time.Millisecond, Awaited: true}
+	ch := submitDirect(t, p, task)
+	done := awaitAsync(p, context.Background(), task)
+	waitClosed(t, done, "Await of a task past its time limit")
+	if r := result(t, ch); !errors.Is(r.Err, errs.ErrTimeout) || r.Outcome != engine.TimedOut {
+		t.Fatalf("timed-out task: got %v (%v), want ErrTimeout (timed out)", r.Err, r.Outcome)
+	}
+	if got := decode[int](t, awaited(t, p, context.Background(), &Task{Fn: doubleFn, Payload: encode(t, 5)})); got != 10 {
+		t.Fatalf("after the timeout: double(5) = %d", got)
+	}
+}
+
+// TestParkedWorkerDeath: the worker of a parked stream dying under an
+// Awaited task's caller fails exactly that task with ErrWorkerDied (its
+// pid, SIGKILL), and the pool replaces the worker.
+func TestParkedWorkerDeath(t *testing.T) {
+	skipWithoutDirect(t)
+	p, w := parkedPool(t, Config{})
+	old := w.pid // (workerPid would unpark it)
+	r := awaited(t, p, context.Background(), &Task{Fn: killSelfFn, Payload: encode(t, 100)})
+	var ee *errs.ExitError
+	if !errors.Is(r.Err, errs.ErrWorkerDied) || !errors.As(r.Err, &ee) || ee.Pid != old || ee.Signal != syscall.SIGKILL || r.Outcome != engine.Died {
+		t.Fatalf("task whose worker was killed: got %v (%v), want ErrWorkerDied of pid %d by SIGKILL", r.Err, r.Outcome, old)
+	}
+	if pid := workerPid(t, p); pid == old {
+		t.Fatalf("worker %d still answers after it was killed", pid)
+	}
+}
+
+// TestParkedIdleDeath: an idle worker whose stream is parked (nobody reads
+// its socket) is still seen to die, through its pidfd, and replaced.
+func TestParkedIdleDeath(t *testing.T) {
+	skipWithoutDirect(t)
+	p, w := parkedPool(t, Config{})
+	old := w.pid
+	syscall.Kill(old, syscall.SIGKILL)
+	testutil.WaitFor(t, deadline, func() bool { return p.Stats().Restarts > 0 }, "the parked worker's death was never seen")
+	if pid := workerPid(t, p); pid == old {
+		t.Fatalf("worker %d still answers after it was killed", pid)
+	}
 }

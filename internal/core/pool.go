@@ -58,6 +58,9 @@ type Pool struct {
 	held        map[uint64]*held // resources of queued and running tasks (resources.go)
 	stopRelease func()
 	directs     int // callers reading a worker's stream themselves (Await)
+	// fresh is the Awaited task being dispatched by its own Submit, whose
+	// Await follows: the one task a parked worker may take as it is.
+	fresh *Task
 
 	stats counters
 
@@ -184,7 +187,11 @@ func (p *Pool) Submit(ts ...*Task) error {
 		p.queue.pushBack(t)
 		p.watchLocked(t)
 	}
+	if len(ts) == 1 && ts[0].Awaited {
+		p.fresh = ts[0]
+	}
 	kick := p.dispatchKickLocked(false)
+	p.fresh = nil
 	// Copy: another dispatch may reuse the slice once p.mu is released.
 	var few [4]*worker
 	ws := append(few[:0], kick...)
@@ -233,6 +240,9 @@ func (p *Pool) cancelLocked(t *Task) bool {
 		}
 	}
 	p.claimLocked(t, engine.Cancelled)
+	if w != nil && !w.dead {
+		w.watchLocked() // its reply may come with no direct reader left
+	}
 	if idx >= 0 {
 		if idx < len(w.assigned)-w.unsent && !t.Sched.CancelSent {
 			// Already written to the worker: tell it. A task not yet
@@ -361,6 +371,9 @@ func (p *Pool) dispatchKickLocked(busyToo bool) []*worker {
 			break
 		}
 		p.queue.popFront()
+		if best.rd.parked && (t != p.fresh || len(t.Res) > 0) {
+			best.unparkLocked() // nobody would read its reply (see readerState)
+		}
 		t.Sched.Owner = best
 		best.assigned = append(best.assigned, t)
 		best.unsent++

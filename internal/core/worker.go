@@ -74,6 +74,14 @@ type worker struct {
 	wfailErr []error
 
 	rd readerState // who reads the worker's stream (direct.go)
+
+	// The socket: sock is the pool's own descriptor (nil where streams are
+	// never parked); lconn the connection registered with the poller that
+	// the read loop waits on, nil while the stream is parked. lconn is
+	// protected by p.mu and cannot be closed while writeMu is held.
+	sock  *sockFD
+	lconn *net.UnixConn
+	pw    *pidWatch
 }
 
 // spawn starts one worker and waits until its initializer ran.
@@ -169,11 +177,39 @@ func (p *Pool) addLocked(w *worker) {
 	r := w.child.Reader
 	r.SetLimit(readerLimit(p.msgLimit()))
 	r.ReceiveFiles(w.child.Conn)
+	w.lconn = w.child.Conn
+	w.rd.unpark = make(chan struct{}, 1)
+	w.rd.noPark = true
+	if directReads {
+		// Its own descriptor and a pidfd let the stream be parked (see
+		// readerState); without either it never is.
+		if sock, err := newSockFD(w.child.Conn); err == nil {
+			w.sock = sock
+			r.UseRawConn(sock)
+			if pw, err := newPidWatch(w.pid); err == nil {
+				w.pw = pw
+				w.rd.noPark = false
+				p.wg.Add(1)
+				go w.watchExit()
+			}
+		}
+	}
 	p.workers = append(p.workers, w)
 	p.wg.Add(2)
 	go w.readLoop()
 	go w.writeLoop()
 	p.dispatchLocked()
+}
+
+// watchExit unparks w once its process has exited, so that the read loop
+// reads the end of its stream (nobody watches the socket of a parked
+// worker). It returns then, or once workerExited closes the watch.
+func (w *worker) watchExit() {
+	defer w.p.wg.Done()
+	w.pw.wait()
+	w.p.mu.Lock()
+	w.unparkLocked()
+	w.p.mu.Unlock()
 }
 
 func (w *worker) wakeWriter() {
@@ -291,6 +327,7 @@ func (p *Pool) headExpired(w *worker, t *Task, gen uint64, stage int) {
 		if err := p.expireLocked(t); err != nil && p.claimLocked(t, engine.TimedOut) {
 			settle = err
 		}
+		w.watchLocked() // its late reply, or its worker's end, must be read
 	case 1:
 		w.poolKilled = true
 		syscall.Kill(-w.pid, syscall.SIGTERM)
@@ -397,6 +434,13 @@ func (w *worker) sendLocked() bool {
 	if exit {
 		w.exitPending, w.exitSent = false, true
 	}
+	for _, tf := range fds {
+		if len(tf) > 0 {
+			w.unparkLocked() // descriptors go through the connection
+			break
+		}
+	}
+	conn := w.lconn // not closed while writeMu is held (parkLocked)
 	p.mu.Unlock()
 
 	for i, t := range w.wfail {
@@ -433,7 +477,7 @@ func (w *worker) sendLocked() bool {
 	if len(w.wbuf) == 0 {
 		return true
 	}
-	if err := w.writeBatch(); err != nil {
+	if err := w.writeBatch(conn); err != nil {
 		// The reader sees the death and settles the tasks.
 		p.mu.Lock()
 		w.killLocked()
@@ -559,13 +603,12 @@ func (p *Pool) budget(t *Task) time.Duration {
 }
 
 // writeBatch writes w.wbuf with the large payloads spliced in, in one
-// vectored write, and resets the batch.
-func (w *worker) writeBatch() error {
+// vectored write, and resets the batch. c is the connection, nil while the
+// stream is parked.
+func (w *worker) writeBatch(c *net.UnixConn) error {
 	var err error
 	if len(w.watt) > 0 {
-		err = w.writeFiles()
-	} else if len(w.wsegs) == 0 {
-		_, err = w.child.Conn.Write(w.wbuf)
+		err = w.writeFiles(c)
 	} else {
 		bufs := w.wiov[:0]
 		prev := 0
@@ -576,8 +619,7 @@ func (w *worker) writeBatch() error {
 		if prev < len(w.wbuf) {
 			bufs = append(bufs, w.wbuf[prev:])
 		}
-		nb := net.Buffers(bufs)
-		_, err = nb.WriteTo(w.child.Conn)
+		err = w.writeBufs(c, bufs)
 		clear(bufs)
 		w.wiov = bufs[:0]
 		clear(w.wsegs)
@@ -592,13 +634,37 @@ func (w *worker) writeBatch() error {
 	return err
 }
 
+// writeBufs writes bufs in order: first with raw system calls, which skip
+// the scheduler (see wire's recvmsgNow), as far as the socket takes them at
+// once; the rest through c, which waits for room in the poller, or, with
+// the stream parked (c nil), blocked in the kernel on this thread.
+func (w *worker) writeBufs(c *net.UnixConn, bufs [][]byte) error {
+	if w.sock != nil {
+		var err error
+		if bufs, err = w.sock.writev(bufs, c == nil); err != nil || len(bufs) == 0 {
+			return err
+		}
+	}
+	if c == nil {
+		return net.ErrClosed
+	}
+	w.sock.release()
+	nb := net.Buffers(bufs)
+	_, err := nb.WriteTo(c)
+	return err
+}
+
 // writeFiles writes a batch that carries descriptors: sendmsg takes one
 // buffer, so the large payloads are copied in (descriptor-carrying tasks
 // are not the small-task hot path), and the descriptors go with the frames
 // that declare them, at most wire.MaxFilesPerMsg per sendmsg. The
 // duplicates are closed afterwards: the kernel holds its own references
 // while they are in flight.
-func (w *worker) writeFiles() error {
+func (w *worker) writeFiles(c *net.UnixConn) error {
+	if c == nil {
+		// Unparking failed to make a connection (out of descriptors).
+		return net.ErrClosed
+	}
 	b := w.wbuf
 	if len(w.wsegs) > 0 {
 		b = make([]byte, 0, len(w.wbuf)+w.wsegLen)
@@ -612,7 +678,8 @@ func (w *worker) writeFiles() error {
 		clear(w.wsegs)
 		w.wsegs = w.wsegs[:0]
 	}
-	err := wire.WriteFiles(w.child.Conn, b, w.watt)
+	w.sock.release()
+	err := wire.WriteFiles(c, b, w.watt)
 	for _, a := range w.watt {
 		closeAll(a.Fds)
 	}
@@ -626,13 +693,46 @@ func (w *worker) writeFiles() error {
 // connection's Read), and reads what arrived with the non-blocking
 // TryNext, so that a caller waiting for its own task can read the stream
 // instead (Await) while this loop stays parked: see readAvailable.
+//
+// While the stream is parked it waits for it to be unparked instead (see
+// readerState): parking closes the connection it waits on, unparking makes
+// a new one.
 func (w *worker) readLoop() {
 	defer w.p.wg.Done()
-	if rc, err := w.child.Conn.SyscallConn(); err == nil {
+	var last *net.UnixConn
+	for {
+		c, ok := w.loopConn()
+		if !ok {
+			break
+		}
+		if c == nil {
+			// No connection could be made for the poller: wait on this
+			// thread.
+			if w.sock.waitIn() != nil || !w.readAvailable() {
+				break
+			}
+			continue
+		}
+		if c == last {
+			break // closed under it, and not by parking: the worker is gone
+		}
+		last = c
+		rc, err := c.SyscallConn()
+		if err != nil {
+			break
+		}
 		// f runs at once and then whenever the socket may have become
 		// readable; it returns true when the stream has ended. An error
-		// means the connection was closed: the worker has exited already.
-		rc.Read(func(uintptr) bool { return !w.readAvailable() })
+		// means the connection was closed: parked, or the worker has
+		// exited already.
+		ended := false
+		rc.Read(func(uintptr) bool {
+			ended = !w.readAvailable()
+			return ended
+		})
+		if ended {
+			break
+		}
 	}
 	w.endStream()
 }
@@ -936,6 +1036,13 @@ func (p *Pool) checkRecycleLocked(w *worker) {
 // the restart intensity.
 func (p *Pool) workerExited(w *worker) {
 	w.child.Conn.Close()
+	p.mu.Lock()
+	if w.lconn != nil {
+		w.lconn.Close()
+	}
+	w.pw.close()
+	p.mu.Unlock()
+	w.sock.close()
 	p.mu.Lock()
 	w.dead = true
 	w.headGen++

@@ -12,5 +12,7 @@ type Awaiter interface {
 	// Await returns once t is settled or ctx has ended, or at once when it
 	// cannot help. It never settles t differently from how it would be
 	// settled otherwise; the caller still takes the outcome from Settle.
+	// For a task submitted with Awaited set, the submitter must call it
+	// once Submit has returned, before it waits in any other way.
 	Await(ctx context.Context, t *Task)
 }

@@ -166,6 +166,12 @@ type Task struct {
 	// Sink, if set, is used instead of Done: a caller that embeds the Task
 	// in its own state implements it without allocating a closure.
 	Sink interface{ TaskDone(Result) }
+	// Awaited promises that the submitter calls the engine's Await
+	// (Awaiter) for this task as soon as Submit returns, as a synchronous
+	// Apply does: an engine may then leave the reply to that call to read,
+	// instead of having it watched meanwhile. Ignored by an engine without
+	// Await.
+	Awaited bool
 
 	// ID is set by an engine that keeps results by task id (a remote
 	// engine's result store) in Submit, before it returns; empty locally.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"syscall"
 )
 
 // HeaderSize is the size of a frame header: a 4-byte little-endian payload
@@ -134,6 +135,9 @@ type Reader struct {
 
 	// nowait makes reads in descriptor mode non-blocking (TryNext).
 	nowait bool
+	// raw, if set, is what non-blocking reads go through instead of uc
+	// (UseRawConn).
+	raw syscall.RawConn
 }
 
 // NewReader returns a Reader on r that rejects frames larger than max bytes
@@ -165,6 +169,13 @@ func (r *Reader) ReceiveFiles(c *net.UnixConn) {
 		r.oob = make([]byte, oobSize())
 	}
 }
+
+// UseRawConn makes r's non-blocking reads (TryNext) in descriptor mode go
+// through rc, a raw connection to the same socket that outlives the
+// *net.UnixConn given to ReceiveFiles (which its owner may then close, say
+// to take the socket out of the net package's poller). Blocking reads
+// (Next) still use that connection.
+func (r *Reader) UseRawConn(rc syscall.RawConn) { r.raw = rc }
 
 // SetLimit changes the largest payload r accepts (DefaultMaxFrame when
 // n <= 0). It applies from the next call to Next on.

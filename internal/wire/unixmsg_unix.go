@@ -72,9 +72,12 @@ func (r *Reader) queueRights(oob []byte) error {
 // lock, so it works while another goroutine waits in the connection's
 // RawConn.Read. No data yet is errWouldBlock; end of stream is io.EOF.
 func (r *Reader) recvNow(p []byte) (n, oobn, flags int, err error) {
-	rc, err := r.uc.SyscallConn()
-	if err != nil {
-		return 0, 0, 0, err
+	rc := r.raw
+	if rc == nil {
+		var err error
+		if rc, err = r.uc.SyscallConn(); err != nil {
+			return 0, 0, 0, err
+		}
 	}
 	var rerr error
 	cerr := rc.Control(func(fd uintptr) {
