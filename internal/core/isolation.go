@@ -225,6 +225,7 @@ func (w *worker) explain(code int, sig syscall.Signal, killedByPool bool) death 
 		if wi.capture != nil {
 			if st, err := wi.capture.Stat(); err == nil {
 				d.output = isolate.Tail(wi.capture, st.Size(), w.p.cfg.CaptureOutput)
+				f.Captured = st.Size()
 			}
 		}
 		if wi.group != nil {

@@ -30,6 +30,9 @@ type Facts struct {
 	Stopped string
 	Report  string // the crash report written through SetCrashOutput
 	Output  string // captured output, when there is any
+	// Captured is how many bytes the task had printed into the output
+	// capture when it died: they are charged to its cgroup's memory.
+	Captured int64
 	// Grouped: the child had a cgroup; OOMKills and PidsHits are its
 	// counters (memory OOM kills, pids.max refusals).
 	Grouped            bool
@@ -57,7 +60,13 @@ func Explain(f Facts) (errs.DeathCause, string) {
 	case f.CPULimitExit:
 		return errs.CauseCPULimit, fmt.Sprintf("the %s used more than its %v of CPU time", f.Runs, l.CPUTime)
 	case f.OOMKills > 0:
-		return errs.CauseOutOfMemory, fmt.Sprintf("its cgroup's OOM killer killed it (memory cap %d bytes)", l.Memory)
+		why := fmt.Sprintf("its cgroup's OOM killer killed it (memory cap %d bytes)", l.Memory)
+		if f.Captured > 0 && l.Memory > 0 && uint64(f.Captured) >= l.Memory/8 {
+			// The capture file's pages count against the cap (see
+			// CaptureOutput): say so when they are a real part of it.
+			why += fmt.Sprintf("; the task had printed %d bytes into the output capture, which count against the cap while the task runs", f.Captured)
+		}
+		return errs.CauseOutOfMemory, why
 	case crash == OutOfMemory:
 		return errs.CauseOutOfMemory, "the Go runtime ran out of memory"
 	case threads:

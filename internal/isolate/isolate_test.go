@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/multiproc-go/multiproc/internal/errs"
 	"github.com/multiproc-go/multiproc/internal/testutil"
 	"github.com/multiproc-go/multiproc/internal/wire"
 )
@@ -84,5 +85,20 @@ func TestValidate(t *testing.T) {
 	}
 	if err := (Spec{Processes: 17}).Validate(2); err == nil {
 		t.Error("Processes 17 with GOMAXPROCS 2 accepted, below the floor of 18")
+	}
+}
+
+// TestExplainCapturedOOM: an OOM kill of a task that printed a large part
+// of its cap into the output capture says that the capture counts against
+// the cap (the review found the bare "OOM killer killed it" misleading).
+func TestExplainCapturedOOM(t *testing.T) {
+	f := Facts{Sig: 9, Runs: "task", Grouped: true, OOMKills: 1, Limits: Spec{Memory: 64 << 20}}
+	if _, why := Explain(f); strings.Contains(why, "output capture") {
+		t.Errorf("no capture, but the reason mentions it: %q", why)
+	}
+	f.Captured = 60 << 20
+	cause, why := Explain(f)
+	if cause != errs.CauseOutOfMemory || !strings.Contains(why, "62914560 bytes into the output capture") {
+		t.Errorf("Explain = %v, %q; want out of memory naming the captured bytes", cause, why)
 	}
 }
