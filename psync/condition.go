@@ -157,17 +157,20 @@ func (c *Condition) Wait(ctx context.Context) error {
 	atomic.StoreUint64(id, me)
 	atomic.StoreUint32(tk, atomic.AddUint32(u32(c.p, condTicket), 1))
 	atomic.StoreUint32(st, slotWaiting)
-	// Release every level of an RLock (its depth is the holder's to
-	// write), and restore it once the lock is held again.
+	// Release every level of an RLock, in one step with respect to
+	// re-entry, and restore the depth once the lock is held again.
 	depth := uint32(1)
-	if c.lc.count != nil {
-		depth = atomic.SwapUint32(c.lc.count, 0)
+	var err error
+	if c.lc.rl != nil {
+		depth, err = c.lc.rl.releaseAll()
+	} else {
+		err = m.Unlock()
 	}
-	if err := m.Unlock(); err != nil {
-		if c.lc.count != nil {
-			atomic.StoreUint32(c.lc.count, depth)
-		}
+	if err != nil {
 		atomic.StoreUint32(st, slotFree)
+		if err == ErrNotHeld {
+			err = fmt.Errorf("psync: Condition.Wait: %w", ErrNotHeld)
+		}
 		return err
 	}
 	notified := c.sleep(ctx, st)
@@ -175,9 +178,9 @@ func (c *Condition) Wait(ctx context.Context) error {
 	if !notified {
 		werr = fmt.Errorf("psync: Condition.Wait: %w", ctx.Err())
 	}
-	err := m.Lock(context.WithoutCancel(ctx))
-	if c.lc.count != nil && (err == nil || err == ErrOwnerDead) {
-		atomic.StoreUint32(c.lc.count, depth)
+	err = m.Lock(context.WithoutCancel(ctx))
+	if c.lc.rl != nil && (err == nil || err == ErrOwnerDead) {
+		c.lc.rl.setDepth(depth)
 	}
 	if err != nil {
 		return err
