@@ -140,12 +140,12 @@ func (c *Condition) Wait(ctx context.Context) error {
 		return fmt.Errorf("psync: Condition.Wait: %w", ErrNotHeld)
 	}
 	me := self64()
-	i := -1
-	for j := range MaxConditionWaiters {
-		st, _, _ := c.slot(j)
-		if atomic.LoadUint32(st) == slotFree {
-			i = j
-			break
+	i := c.freeSlot()
+	if i < 0 {
+		// Full: some slots may belong to waiters that died, waiting or
+		// notified before they could free their slot.
+		if c.reclaim(true) {
+			i = c.freeSlot()
 		}
 	}
 	if i < 0 {
@@ -188,6 +188,41 @@ func (c *Condition) Wait(ctx context.Context) error {
 	return werr
 }
 
+// freeSlot returns the index of a free slot, or -1.
+func (c *Condition) freeSlot() int {
+	for j := range MaxConditionWaiters {
+		st, _, _ := c.slot(j)
+		if atomic.LoadUint32(st) == slotFree {
+			return j
+		}
+	}
+	return -1
+}
+
+// reclaim frees the slots of waiters whose process died: notified ones
+// (a live waiter frees its notified slot itself, a dead one never does)
+// and, when waiting is true, waiting ones too. The caller holds the lock,
+// so no slot becomes waiting meanwhile. It reports whether it freed one.
+func (c *Condition) reclaim(waiting bool) bool {
+	spid, _ := futex.Self()
+	freed := false
+	for j := range MaxConditionWaiters {
+		st, _, id := c.slot(j)
+		s := atomic.LoadUint32(st)
+		if s != slotNotified && !(waiting && s == slotWaiting) {
+			continue
+		}
+		v := atomic.LoadUint64(id)
+		if uint32(v) == spid || futex.Alive(uint32(v), uint32(v>>32)) {
+			continue
+		}
+		if atomic.CompareAndSwapUint32(st, s, slotFree) {
+			freed = true
+		}
+	}
+	return freed
+}
+
 // sleep waits on the slot until it is notified (true) or ctx ends; either
 // way the slot is free when it returns.
 func (c *Condition) sleep(ctx context.Context, st *uint32) bool {
@@ -228,6 +263,9 @@ func (c *Condition) Notify(n int) error {
 	if !c.lc.m.Held() {
 		return fmt.Errorf("psync: Condition.Notify: %w", ErrNotHeld)
 	}
+	// Dead waiters' notified slots are freed here; dead waiting ones are
+	// skipped (and freed) below as they come up.
+	c.reclaim(false)
 	spid, _ := futex.Self()
 	for woken := 0; woken < n; {
 		// The oldest waiting slot (tickets wrap; compare by difference).
