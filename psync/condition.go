@@ -110,15 +110,15 @@ func (c *Condition) TryLock() (bool, error) { return c.l.TryLock() }
 // Do runs f holding the condition's lock: Python's `with cond:`. f may
 // call Wait, WaitFor and Notify. It returns the lock's error without
 // running f when the lock is not held; after [ErrOwnerDead] it runs f and
-// returns ErrOwnerDead.
+// returns ErrOwnerDead, with [Lock.Do]'s contract: the lock is released
+// when Do returns, so f must repair the state and call the lock's
+// MarkConsistent. Do returns Unlock's error too.
 func (c *Condition) Do(ctx context.Context, f func()) error {
 	err := c.l.Lock(ctx)
 	if err != nil && err != ErrOwnerDead {
 		return err
 	}
-	defer c.l.Unlock()
-	f()
-	return err
+	return runLocked(err, f, c.l.Unlock)
 }
 
 func (c *Condition) slot(i int) (state, ticket *uint32, ident *uint64) {

@@ -2,6 +2,7 @@ package psync
 
 import (
 	"context"
+	"errors"
 	"os"
 	"sync"
 
@@ -127,15 +128,42 @@ func (l *Lock) Holder() int { return l.m.Holder() }
 func (l *Lock) HolderDied() bool { return l.m.HolderDied() }
 
 // Do runs f holding the lock: Python's `with lock:`. It returns Lock's
-// error without running f when the lock is not held; after [ErrOwnerDead]
-// it runs f (which may repair and mark consistent) and returns
-// ErrOwnerDead.
+// error without running f when the lock is not held.
+//
+// After [ErrOwnerDead] Do still runs f, then unlocks and returns
+// ErrOwnerDead; by the time Do returns, the lock is released. So the
+// repair must happen inside f: f must restore what the lock guards and
+// call [Lock.MarkConsistent] itself. Otherwise Do's Unlock makes the lock
+// not recoverable and every later Lock and Do returns [ErrNotRecoverable];
+// nothing can repair it after Do has returned. f is not told that the
+// holder died (it is a func()), so either make f check and repair the
+// state every time and call MarkConsistent (nil when there was nothing to
+// mark), or, when the repair depends on knowing, call Lock, check for
+// ErrOwnerDead, repair, MarkConsistent and Unlock yourself.
+//
+// Do also returns Unlock's error (joined with ErrOwnerDead when both
+// happen; errors.Is sees each), for example [ErrNotHeld] when f unlocked
+// the lock itself. If f panics, the lock is unlocked and the panic goes on.
 func (l *Lock) Do(ctx context.Context, f func()) error {
 	err := l.Lock(ctx)
 	if err != nil && err != ErrOwnerDead {
 		return err
 	}
-	defer l.Unlock()
+	return runLocked(err, f, l.Unlock)
+}
+
+// runLocked runs f and then unlock (also when f panics), returning err
+// joined with unlock's error.
+func runLocked(err error, f func(), unlock func() error) (rerr error) {
+	defer func() {
+		if uerr := unlock(); uerr != nil {
+			if rerr == nil {
+				rerr = uerr
+			} else {
+				rerr = errors.Join(rerr, uerr)
+			}
+		}
+	}()
 	f()
 	return err
 }
@@ -295,15 +323,15 @@ func (r *RLock) MarkConsistent() error { return r.m.MarkConsistent() }
 // Holder is [Lock.Holder].
 func (r *RLock) Holder() int { return r.m.Holder() }
 
-// Do runs f holding the lock, as [Lock.Do].
+// Do runs f holding the lock, as [Lock.Do] (read its ErrOwnerDead
+// contract: the repair and [RLock.MarkConsistent] belong inside f), and
+// returns Unlock's error too.
 func (r *RLock) Do(ctx context.Context, f func()) error {
 	err := r.Lock(ctx)
 	if err != nil && err != ErrOwnerDead {
 		return err
 	}
-	defer r.Unlock()
-	f()
-	return err
+	return runLocked(err, f, r.Unlock)
 }
 
 // Close is [Lock.Close].

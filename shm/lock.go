@@ -107,7 +107,21 @@ func (s *segment) do(ctx context.Context, f func()) error {
 	if err != nil && err != ErrOwnerDead {
 		return err
 	}
-	defer s.mutex().Unlock()
+	return runLocked(err, f, s.mutex().Unlock)
+}
+
+// runLocked runs f and then unlock (also when f panics), returning err
+// joined with unlock's error.
+func runLocked(err error, f func(), unlock func() error) (rerr error) {
+	defer func() {
+		if uerr := unlock(); uerr != nil {
+			if rerr == nil {
+				rerr = uerr
+			} else {
+				rerr = errors.Join(rerr, uerr)
+			}
+		}
+	}()
 	f()
 	return err
 }
@@ -136,9 +150,23 @@ func (l *Lock) Unlock() error { return l.seg.mutex().Unlock() }
 func (l *Lock) MarkConsistent() error { return l.seg.mutex().MarkConsistent() }
 
 // Do runs f holding the lock: Python's `with v.get_lock():`. It returns
-// Lock's error without running f when the lock is not held; after
-// [ErrOwnerDead] it runs f (which may repair the value and call
-// MarkConsistent) and returns ErrOwnerDead.
+// Lock's error without running f when the lock is not held.
+//
+// After [ErrOwnerDead] Do still runs f, then unlocks and returns
+// ErrOwnerDead; by the time Do returns, the lock is released. So the
+// repair must happen inside f: f must restore the value and call
+// MarkConsistent itself. Otherwise Do's Unlock makes the lock not
+// recoverable and every later Lock and Do returns [ErrNotRecoverable];
+// nothing can repair it after Do has returned (MarkConsistent then returns
+// [ErrNotHeld]). f is not told that the holder died (it is a func()), so
+// either make f repair unconditionally and call MarkConsistent (nil when
+// there was nothing to mark), or, when the repair depends on knowing, call
+// Lock, check for ErrOwnerDead, repair, MarkConsistent and Unlock
+// yourself (see the Value.Do example).
+//
+// Do also returns Unlock's error (joined with ErrOwnerDead when both
+// happen; errors.Is sees each), for example [ErrNotHeld] when f unlocked
+// the lock itself. If f panics, the lock is unlocked and the panic goes on.
 func (l *Lock) Do(ctx context.Context, f func()) error { return l.seg.do(ctx, f) }
 
 // HolderDied reports whether the lock is held by a process that died (the
@@ -166,7 +194,8 @@ func (v *Value[T]) Unlock() error { return v.seg.mutex().Unlock() }
 // MarkConsistent is [Lock.MarkConsistent] on the value's lock.
 func (v *Value[T]) MarkConsistent() error { return v.seg.mutex().MarkConsistent() }
 
-// Do runs f holding the value's lock ([Lock.Do]): Python's
+// Do runs f holding the value's lock, with [Lock.Do]'s contract (after
+// [ErrOwnerDead] the repair and MarkConsistent belong inside f): Python's
 // `with v.get_lock(): v.value += 1` is
 //
 //	v.Do(ctx, func() { v.Store(v.Load() + 1) })
