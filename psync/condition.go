@@ -30,7 +30,10 @@ const (
 // Condition is a condition variable shared by processes: Python's
 // multiprocessing.Condition, over an [RLock] by default (as in Python) or
 // over a [Lock] or RLock of the caller's. Wait and Notify need the lock
-// held by the calling process ([ErrNotHeld] otherwise). Wait over an RLock
+// held by the calling process ([ErrNotHeld] otherwise). The owner is the
+// process: a hold by another goroutine of it counts, so a Wait from a
+// goroutine that did not take the lock releases that goroutine's hold
+// (as Python's _is_owned does for a Lock). Wait over an RLock
 // entered several times releases every level and restores the same depth
 // before it returns (Python's _release_save and _acquire_restore).
 //
@@ -128,7 +131,9 @@ func (c *Condition) slot(i int) (state, ticket *uint32, ident *uint64) {
 
 // Wait releases the lock, sleeps until notified or until ctx ends, and
 // takes the lock again before it returns, in every case but ErrNotHeld and
-// ErrTooManyWaiters (where it never released it). It returns nil
+// ErrTooManyWaiters (where it never released it). Re-taking the lock
+// ignores ctx (as in Python): if another process holds it long, Wait
+// returns that much after ctx ended. It returns nil
 // (notified), an error wrapping ctx.Err() (not notified; the lock is held
 // again), or the error of re-taking the lock ([ErrOwnerDead]: held;
 // [ErrNotRecoverable]: not held). As in Python, a waiter may also return

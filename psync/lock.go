@@ -117,8 +117,9 @@ func (l *Lock) MarkConsistent() error { return l.m.MarkConsistent() }
 // Holder returns the pid of the process that holds the lock, or 0 when it
 // is free (or not recoverable). It is for diagnostics and tests: the answer
 // may be stale as soon as it returns. A holder that died shows until
-// someone takes the lock or, usually within a millisecond, the kernel marks
-// the lock's holder dead (then 0; see [Lock.HolderDied]).
+// someone takes the lock or the kernel marks the lock's holder dead (then
+// 0; see [Lock.HolderDied]): under a millisecond on a quiet machine, a few
+// on a loaded one (see the package doc's measurements).
 func (l *Lock) Holder() int { return l.m.Holder() }
 
 // HolderDied reports whether the lock is held by a process that died, so
