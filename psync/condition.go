@@ -30,7 +30,10 @@ const (
 // Condition is a condition variable shared by processes: Python's
 // multiprocessing.Condition, over an [RLock] by default (as in Python) or
 // over a [Lock] or RLock of the caller's. Wait and Notify need the lock
-// held by the calling process ([ErrNotHeld] otherwise). Wait over an RLock
+// held by the calling process ([ErrNotHeld] otherwise). The owner is the
+// process: a hold by another goroutine of it counts, so a Wait from a
+// goroutine that did not take the lock releases that goroutine's hold
+// (as Python's _is_owned does for a Lock). Wait over an RLock
 // entered several times releases every level and restores the same depth
 // before it returns (Python's _release_save and _acquire_restore).
 //
@@ -110,15 +113,15 @@ func (c *Condition) TryLock() (bool, error) { return c.l.TryLock() }
 // Do runs f holding the condition's lock: Python's `with cond:`. f may
 // call Wait, WaitFor and Notify. It returns the lock's error without
 // running f when the lock is not held; after [ErrOwnerDead] it runs f and
-// returns ErrOwnerDead.
+// returns ErrOwnerDead, with [Lock.Do]'s contract: the lock is released
+// when Do returns, so f must repair the state and call the lock's
+// MarkConsistent. Do returns Unlock's error too.
 func (c *Condition) Do(ctx context.Context, f func()) error {
 	err := c.l.Lock(ctx)
 	if err != nil && err != ErrOwnerDead {
 		return err
 	}
-	defer c.l.Unlock()
-	f()
-	return err
+	return runLocked(err, f, c.l.Unlock)
 }
 
 func (c *Condition) slot(i int) (state, ticket *uint32, ident *uint64) {
@@ -128,7 +131,9 @@ func (c *Condition) slot(i int) (state, ticket *uint32, ident *uint64) {
 
 // Wait releases the lock, sleeps until notified or until ctx ends, and
 // takes the lock again before it returns, in every case but ErrNotHeld and
-// ErrTooManyWaiters (where it never released it). It returns nil
+// ErrTooManyWaiters (where it never released it). Re-taking the lock
+// ignores ctx (as in Python): if another process holds it long, Wait
+// returns that much after ctx ended. It returns nil
 // (notified), an error wrapping ctx.Err() (not notified; the lock is held
 // again), or the error of re-taking the lock ([ErrOwnerDead]: held;
 // [ErrNotRecoverable]: not held). As in Python, a waiter may also return
@@ -140,12 +145,12 @@ func (c *Condition) Wait(ctx context.Context) error {
 		return fmt.Errorf("psync: Condition.Wait: %w", ErrNotHeld)
 	}
 	me := self64()
-	i := -1
-	for j := range MaxConditionWaiters {
-		st, _, _ := c.slot(j)
-		if atomic.LoadUint32(st) == slotFree {
-			i = j
-			break
+	i := c.freeSlot()
+	if i < 0 {
+		// Full: some slots may belong to waiters that died, waiting or
+		// notified before they could free their slot.
+		if c.reclaim(true) {
+			i = c.freeSlot()
 		}
 	}
 	if i < 0 {
@@ -157,17 +162,20 @@ func (c *Condition) Wait(ctx context.Context) error {
 	atomic.StoreUint64(id, me)
 	atomic.StoreUint32(tk, atomic.AddUint32(u32(c.p, condTicket), 1))
 	atomic.StoreUint32(st, slotWaiting)
-	// Release every level of an RLock (its depth is the holder's to
-	// write), and restore it once the lock is held again.
+	// Release every level of an RLock, in one step with respect to
+	// re-entry, and restore the depth once the lock is held again.
 	depth := uint32(1)
-	if c.lc.count != nil {
-		depth = atomic.SwapUint32(c.lc.count, 0)
+	var err error
+	if c.lc.rl != nil {
+		depth, err = c.lc.rl.releaseAll()
+	} else {
+		err = m.Unlock()
 	}
-	if err := m.Unlock(); err != nil {
-		if c.lc.count != nil {
-			atomic.StoreUint32(c.lc.count, depth)
-		}
+	if err != nil {
 		atomic.StoreUint32(st, slotFree)
+		if err == ErrNotHeld {
+			err = fmt.Errorf("psync: Condition.Wait: %w", ErrNotHeld)
+		}
 		return err
 	}
 	notified := c.sleep(ctx, st)
@@ -175,14 +183,49 @@ func (c *Condition) Wait(ctx context.Context) error {
 	if !notified {
 		werr = fmt.Errorf("psync: Condition.Wait: %w", ctx.Err())
 	}
-	err := m.Lock(context.WithoutCancel(ctx))
-	if c.lc.count != nil && (err == nil || err == ErrOwnerDead) {
-		atomic.StoreUint32(c.lc.count, depth)
+	err = m.Lock(context.WithoutCancel(ctx))
+	if c.lc.rl != nil && (err == nil || err == ErrOwnerDead) {
+		c.lc.rl.setDepth(depth)
 	}
 	if err != nil {
 		return err
 	}
 	return werr
+}
+
+// freeSlot returns the index of a free slot, or -1.
+func (c *Condition) freeSlot() int {
+	for j := range MaxConditionWaiters {
+		st, _, _ := c.slot(j)
+		if atomic.LoadUint32(st) == slotFree {
+			return j
+		}
+	}
+	return -1
+}
+
+// reclaim frees the slots of waiters whose process died: notified ones
+// (a live waiter frees its notified slot itself, a dead one never does)
+// and, when waiting is true, waiting ones too. The caller holds the lock,
+// so no slot becomes waiting meanwhile. It reports whether it freed one.
+func (c *Condition) reclaim(waiting bool) bool {
+	spid, _ := futex.Self()
+	freed := false
+	for j := range MaxConditionWaiters {
+		st, _, id := c.slot(j)
+		s := atomic.LoadUint32(st)
+		if s != slotNotified && !(waiting && s == slotWaiting) {
+			continue
+		}
+		v := atomic.LoadUint64(id)
+		if uint32(v) == spid || futex.Alive(uint32(v), uint32(v>>32)) {
+			continue
+		}
+		if atomic.CompareAndSwapUint32(st, s, slotFree) {
+			freed = true
+		}
+	}
+	return freed
 }
 
 // sleep waits on the slot until it is notified (true) or ctx ends; either
@@ -225,6 +268,9 @@ func (c *Condition) Notify(n int) error {
 	if !c.lc.m.Held() {
 		return fmt.Errorf("psync: Condition.Notify: %w", ErrNotHeld)
 	}
+	// Dead waiters' notified slots are freed here; dead waiting ones are
+	// skipped (and freed) below as they come up.
+	c.reclaim(false)
 	spid, _ := futex.Self()
 	for woken := 0; woken < n; {
 		// The oldest waiting slot (tickets wrap; compare by difference).

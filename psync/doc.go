@@ -7,7 +7,10 @@
 //
 // CPython's Lock is an ownerless semaphore: a worker SIGKILLed while it
 // holds one freezes every other process forever. Here a [Lock] or [RLock]
-// records its holder (pid and start time); a waiter that finds the holder
+// records its holder in its word: the thread id of the holding process's
+// dedicated robust-list thread (below), or, for a word the process could
+// not register with the kernel, its pid; a start time beside it tells a
+// reused id from the holder. A waiter that finds the holder
 // dead takes the lock and gets [ErrOwnerDead] (it holds the lock; what the
 // lock guards may be half-updated). It repairs the state and calls
 // MarkConsistent; if it unlocks without doing so, every later acquisition
@@ -17,9 +20,12 @@
 // process uses is linked once into the robust list of one dedicated thread
 // of the process (the fast path stays one compare-and-swap), and when the
 // process dies the kernel marks the words it held and wakes a waiter as
-// that thread exits, before the dead process's memory is torn down
-// (measured: a few hundred microseconds on a quiet machine, a few
-// milliseconds under heavy load; cmd/mpbench's lock_death_detect). Behind
+// that thread exits, before the dead process's memory is torn down.
+// Measured from the SIGKILL to a sleeping waiter's ErrOwnerDead: about
+// 0.4 ms median on a quiet machine (load 3.6), 0.75-2.6 ms on a loaded
+// 2-CPU machine (load 7-24; cmd/mpbench's lock_death_detect had medians
+// of 1.9 and 2.5 ms), where the dying process waits for a CPU: the 1 ms
+// aim holds only when the machine is not overloaded. Behind
 // that, a waiter watches the holder's pidfd, and every sleep is bounded by
 // 50 ms, after which /proc is checked: a death is seen within 100 ms on
 // every path. A process keeps a dedicated thread for this (one per process
@@ -41,7 +47,8 @@
 // mp.Lock lets anyone release it; an owner is what makes a death
 // detectable). An RLock re-enters for every goroutine of the holding
 // process (see [RLock]). [Locker] is the small interface every lock has
-// (Lock(ctx), Unlock); package shm's Value and Array locks have it too. Misuse returns errors: [ErrNotHeld] for unlocking
+// (Lock(ctx), Unlock); package shm's Value and Array locks have it too.
+// Misuse returns errors: [ErrNotHeld] for unlocking
 // a lock not held or using a Condition without its lock,
 // [ErrOverReleased] for releasing a BoundedSemaphore unit the process does
 // not hold. Every sentinel of this package is registered to cross process
@@ -69,19 +76,27 @@
 // Every primitive is a resource: pass it (or a struct holding it at any
 // depth) as a multiproc.NewProcess argument or a pool or executor task
 // argument, and the receiver's copy names the same primitive. Many
-// primitives share one memfd (64 KiB holds a few hundred), so passing ten
-// locks passes one descriptor. A pool worker imports a primitive once and
+// primitives share one 64 KiB memfd, so passing ten locks passes one
+// descriptor: a Lock, RLock, Event or Semaphore takes 64 bytes (about a
+// thousand per memfd), a Condition about 4 KiB (255 waiter slots; about
+// fifteen per memfd). A pool worker imports a primitive once and
 // reuses it for every later task that is given it.
 //
 // # Lifetime: read this
 //
-// Close in the process that made a primitive releases it: pool workers
-// drop their copies, and the shared memory is unmapped with the last
-// primitive of its memfd; using a primitive after Close is then a fatal
-// fault (SIGSEGV), not a panic. Close on a primitive received from another
-// process does nothing: the received memfd stays mapped (once per memfd)
-// until the process exits, so that a pool task closing what it was given
-// cannot break the copy its worker keeps for later tasks. Close never
+// Close in the process that made a primitive releases it there: that
+// process unmaps the shared memory with the last primitive of its memfd
+// (using a primitive after Close is then a fatal fault, SIGSEGV, not a
+// panic), and pool workers forget their copy of the primitive object. They
+// do not give up the memory: a process that received a primitive keeps
+// that memfd's descriptor and mapping, and its lock words' robust-list
+// registrations, until it exits. This is once per memfd, not per
+// primitive, and it is what lets a pool task close what it was given
+// without breaking the copy its worker keeps for later tasks (Close on a
+// received primitive does nothing). The cost is a growth: a long-lived
+// worker given primitives from many memfds over its life holds one
+// descriptor and one 64 KiB mapping per memfd it ever saw, and past 2000
+// registered words it falls back to the slower death checks. Close never
 // releases a held lock.
 //
 // # What this package does not do
@@ -89,7 +104,7 @@
 // It works on Linux only; elsewhere the constructors return an error
 // matching errors.ErrUnsupported. It does not promise to notice a holder
 // that is alive but has exec'd another program (the kernel's robust-list
-// walk at exec usually does; the pid and start time do not change), nor a
+// walk at exec usually does; the ids and start time do not change), nor a
 // goroutine that returns without unlocking (the process still holds the
 // lock, as with sync.Mutex). A process registers at most 2000 lock words
 // with the kernel (its walk stops at 2048); further ones rely on the

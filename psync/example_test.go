@@ -74,7 +74,15 @@ func ExampleEvent() {
 }
 
 func ExampleCondition() {
-	cond, err := psync.NewCondition(nil)
+	// Over a Lock, which excludes goroutines of one process too; the
+	// default RLock (NewCondition(nil)) would let this process's
+	// goroutines in together, as it excludes only other processes.
+	l, err := psync.NewLock()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer l.Close()
+	cond, err := psync.NewCondition(l)
 	if err != nil {
 		log.Fatal(err)
 	}

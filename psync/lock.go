@@ -2,8 +2,9 @@ package psync
 
 import (
 	"context"
+	"errors"
 	"os"
-	"sync/atomic"
+	"sync"
 
 	"github.com/multiproc-go/multiproc/internal/futex"
 	"github.com/multiproc-go/multiproc/internal/wire"
@@ -12,7 +13,7 @@ import (
 // Block layouts (offsets from the block's start; the kind tag is at 0).
 const (
 	lockWord   = 8  // Lock, RLock: the futex.Mutex word
-	rlockCount = 16 // RLock: recursion depth, written by the holder only
+	rlockCount = 16 // RLock: unused (the depth is the holder's, in depths); its address keys it
 	lockSize   = line
 )
 
@@ -42,13 +43,13 @@ type CondLock interface {
 
 // lockCore is what a Condition needs of its lock.
 type lockCore struct {
-	m     *futex.Mutex
-	count *uint32 // an RLock's depth; nil for a Lock
-	o     *obj
+	m  *futex.Mutex
+	rl *RLock // the RLock, whose depth Wait saves; nil for a Lock
+	o  *obj
 }
 
 func (l *Lock) core() lockCore  { return lockCore{m: l.m, o: &l.obj} }
-func (r *RLock) core() lockCore { return lockCore{m: r.m, count: r.count, o: &r.obj} }
+func (r *RLock) core() lockCore { return lockCore{m: r.m, rl: r, o: &r.obj} }
 
 // Lock is a mutual-exclusion lock shared by processes: Python's
 // multiprocessing.Lock, with an owner. It excludes every goroutine of every
@@ -116,8 +117,9 @@ func (l *Lock) MarkConsistent() error { return l.m.MarkConsistent() }
 // Holder returns the pid of the process that holds the lock, or 0 when it
 // is free (or not recoverable). It is for diagnostics and tests: the answer
 // may be stale as soon as it returns. A holder that died shows until
-// someone takes the lock or, usually within a millisecond, the kernel marks
-// the lock's holder dead (then 0; see [Lock.HolderDied]).
+// someone takes the lock or the kernel marks the lock's holder dead (then
+// 0; see [Lock.HolderDied]): under a millisecond on a quiet machine, a few
+// on a loaded one (see the package doc's measurements).
 func (l *Lock) Holder() int { return l.m.Holder() }
 
 // HolderDied reports whether the lock is held by a process that died, so
@@ -127,15 +129,42 @@ func (l *Lock) Holder() int { return l.m.Holder() }
 func (l *Lock) HolderDied() bool { return l.m.HolderDied() }
 
 // Do runs f holding the lock: Python's `with lock:`. It returns Lock's
-// error without running f when the lock is not held; after [ErrOwnerDead]
-// it runs f (which may repair and mark consistent) and returns
-// ErrOwnerDead.
+// error without running f when the lock is not held.
+//
+// After [ErrOwnerDead] Do still runs f, then unlocks and returns
+// ErrOwnerDead; by the time Do returns, the lock is released. So the
+// repair must happen inside f: f must restore what the lock guards and
+// call [Lock.MarkConsistent] itself. Otherwise Do's Unlock makes the lock
+// not recoverable and every later Lock and Do returns [ErrNotRecoverable];
+// nothing can repair it after Do has returned. f is not told that the
+// holder died (it is a func()), so either make f check and repair the
+// state every time and call MarkConsistent (nil when there was nothing to
+// mark), or, when the repair depends on knowing, call Lock, check for
+// ErrOwnerDead, repair, MarkConsistent and Unlock yourself.
+//
+// Do also returns Unlock's error (joined with ErrOwnerDead when both
+// happen; errors.Is sees each), for example [ErrNotHeld] when f unlocked
+// the lock itself. If f panics, the lock is unlocked and the panic goes on.
 func (l *Lock) Do(ctx context.Context, f func()) error {
 	err := l.Lock(ctx)
 	if err != nil && err != ErrOwnerDead {
 		return err
 	}
-	defer l.Unlock()
+	return runLocked(err, f, l.Unlock)
+}
+
+// runLocked runs f and then unlock (also when f panics), returning err
+// joined with unlock's error.
+func runLocked(err error, f func(), unlock func() error) (rerr error) {
+	defer func() {
+		if uerr := unlock(); uerr != nil {
+			if rerr == nil {
+				rerr = uerr
+			} else {
+				rerr = errors.Join(rerr, uerr)
+			}
+		}
+	}()
 	f()
 	return err
 }
@@ -191,29 +220,81 @@ func NewRLock() (*RLock, error) {
 	return r, nil
 }
 
+// depths holds the recursion depth of every RLock this process holds,
+// keyed by the address of the lock's depth word (a memfd is mapped once per
+// process, so the address names the lock). The depth lives here, not in
+// the shared word: a depth change and the release it may lead to must be
+// one step with respect to another goroutine re-entering, and a dead
+// holder's depth in shared memory would be stale for the next one. An
+// entry exists only between recording the acquisition and the release, so
+// a goroutine that finds none takes the futex (and waits for a release if
+// another goroutine of this process has just acquired it).
+var depths struct {
+	mu sync.Mutex
+	m  map[*uint32]uint32
+}
+
+// reenter adds a level if this process holds the lock and has recorded it.
+func (r *RLock) reenter() bool {
+	depths.mu.Lock()
+	defer depths.mu.Unlock()
+	if d := depths.m[r.count]; d > 0 && r.m.Held() {
+		depths.m[r.count] = d + 1
+		return true
+	}
+	return false
+}
+
+// setDepth records the depth once the futex is held (d > 0).
+func (r *RLock) setDepth(d uint32) {
+	depths.mu.Lock()
+	if depths.m == nil {
+		depths.m = make(map[*uint32]uint32)
+	}
+	depths.m[r.count] = d
+	depths.mu.Unlock()
+}
+
+// releaseAll takes every level and releases the futex in one step, for
+// Condition.Wait. It returns the depth, or ErrNotHeld.
+func (r *RLock) releaseAll() (uint32, error) {
+	depths.mu.Lock()
+	defer depths.mu.Unlock()
+	d := depths.m[r.count]
+	if d == 0 || !r.m.Held() {
+		return 0, ErrNotHeld
+	}
+	delete(depths.m, r.count)
+	if err := r.m.Unlock(); err != nil {
+		depths.m[r.count] = d
+		return 0, err
+	}
+	return d, nil
+}
+
 // Lock acquires the lock or re-enters it if this process holds it. Its
 // results are those of [Lock.Lock]; after [ErrOwnerDead] the depth is 1.
+// A goroutine whose Lock overlaps another goroutine's first acquisition
+// may wait for that goroutine's release instead of re-entering.
 func (r *RLock) Lock(ctx context.Context) error {
-	if r.m.Held() {
-		atomic.AddUint32(r.count, 1)
+	if r.reenter() {
 		return nil
 	}
 	err := r.m.Lock(ctx)
 	if err == nil || err == ErrOwnerDead {
-		atomic.StoreUint32(r.count, 1)
+		r.setDepth(1)
 	}
 	return err
 }
 
 // TryLock is Lock without waiting, with [Lock.TryLock]'s results.
 func (r *RLock) TryLock() (bool, error) {
-	if r.m.Held() {
-		atomic.AddUint32(r.count, 1)
+	if r.reenter() {
 		return true, nil
 	}
 	ok, err := r.m.TryLock()
 	if ok {
-		atomic.StoreUint32(r.count, 1)
+		r.setDepth(1)
 	}
 	return ok, err
 }
@@ -221,19 +302,20 @@ func (r *RLock) TryLock() (bool, error) {
 // Unlock undoes one Lock, releasing the lock when the depth reaches zero
 // ([ErrNotHeld] if this process does not hold it).
 func (r *RLock) Unlock() error {
-	if !r.m.Held() {
+	depths.mu.Lock()
+	defer depths.mu.Unlock()
+	d := depths.m[r.count]
+	if d == 0 || !r.m.Held() {
 		return ErrNotHeld
 	}
-	for {
-		c := atomic.LoadUint32(r.count)
-		if c <= 1 {
-			atomic.StoreUint32(r.count, 0)
-			return r.m.Unlock()
-		}
-		if atomic.CompareAndSwapUint32(r.count, c, c-1) {
-			return nil
-		}
+	if d > 1 {
+		depths.m[r.count] = d - 1
+		return nil
 	}
+	// The release is under depths.mu: no goroutine can re-enter between
+	// the depth reaching zero and the futex being free.
+	delete(depths.m, r.count)
+	return r.m.Unlock()
 }
 
 // MarkConsistent is [Lock.MarkConsistent].
@@ -242,18 +324,20 @@ func (r *RLock) MarkConsistent() error { return r.m.MarkConsistent() }
 // Holder is [Lock.Holder].
 func (r *RLock) Holder() int { return r.m.Holder() }
 
-// Do runs f holding the lock, as [Lock.Do].
+// Do runs f holding the lock, as [Lock.Do] (read its ErrOwnerDead
+// contract: the repair and [RLock.MarkConsistent] belong inside f), and
+// returns Unlock's error too.
 func (r *RLock) Do(ctx context.Context, f func()) error {
 	err := r.Lock(ctx)
 	if err != nil && err != ErrOwnerDead {
 		return err
 	}
-	defer r.Unlock()
-	f()
-	return err
+	return runLocked(err, f, r.Unlock)
 }
 
 // Close is [Lock.Close].
+// A depth left by closing a held RLock is harmless: every use checks the
+// futex is held too, and the next acquisition overwrites it.
 func (r *RLock) Close() error { return r.closeMutex(r.m) }
 
 // NeedsDescriptors reports whether the RLock is open (wire.Resource).

@@ -347,15 +347,14 @@ func (s *BoundedSemaphore) Release() error {
 
 // Do runs f holding one unit: Python's `with sem:`. It returns Acquire's
 // error without running f when no unit was taken; when the unit came from
-// a dead holder it runs f and returns [ErrOwnerDead].
+// a dead holder it runs f and returns [ErrOwnerDead]. It returns
+// Release's error too (joined with ErrOwnerDead when both happen).
 func (s *BoundedSemaphore) Do(ctx context.Context, f func()) error {
 	err := s.Acquire(ctx)
 	if err != nil && err != ErrOwnerDead {
 		return err
 	}
-	defer s.Release()
-	f()
-	return err
+	return runLocked(err, f, s.Release)
 }
 
 // Value returns the number of units available; it may be stale as soon as
