@@ -45,7 +45,9 @@ import (
 // dead peer.
 //
 // A Conn is safe for concurrent use: sends are serialised, receives are
-// serialised, and a send and a receive may run at once. Blocking methods
+// serialised (a receive waiting for another one still honours its own
+// context; a Poll waits for it no longer than its timeout and then
+// reports false), and a send and a receive may run at once. Blocking methods
 // take a context; when it ends they return an error wrapping ctx.Err()
 // and the connection is unchanged (a message half received stays
 // buffered for the next receive).

@@ -63,10 +63,10 @@ func (c *Conn) ExportResource(x *wire.Exported) error {
 	if c.cfg.tls || c.rc == nil {
 		return fmt.Errorf("%w: a TLS Conn cannot be passed to another process (its session lives in this one)", errNotTransferable)
 	}
-	if !c.r.mu.TryLock() {
+	if !c.r.mu.tryLock() {
 		return fmt.Errorf("%w: a Conn cannot be passed while a receive on it is in progress", errNotTransferable)
 	}
-	defer c.r.mu.Unlock()
+	defer c.r.mu.unlock()
 	if n := c.r.buffered(); n > 0 {
 		return fmt.Errorf("%w: the Conn has %d received bytes not yet read (receive them first)", errNotTransferable, n)
 	}

@@ -156,8 +156,10 @@ func Recv[T any](ctx context.Context, c *Conn) (T, error) {
 	tc := codecFor[T]()
 	fast := c.w.tryFlush()
 	r := &c.r
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	if err := r.mu.lock(ctx, "receive"); err != nil {
+		return zero, err
+	}
+	defer r.mu.unlock()
 	kind, p, err := r.frame(ctx, fast, nil)
 	if err != nil {
 		return zero, err

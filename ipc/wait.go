@@ -16,7 +16,8 @@ import (
 // an error matching ErrClosed.
 //
 // Wait holds each Conn's receive side while it waits, so a receive on one
-// of them from another goroutine waits for Wait to return. Each Conn is
+// of them from another goroutine waits for Wait to return (or for its own
+// context to end); Wait likewise waits for a receive already running. Each Conn is
 // watched by a goroutine of its own for the duration of the call; bytes
 // that arrive are kept in the Conn's buffer, never lost.
 func Wait(ctx context.Context, conns ...*Conn) ([]*Conn, error) {
@@ -83,8 +84,10 @@ func (r *reader) ready() (bool, error) {
 // waitReady waits until bytes or the end of stream arrive, or ctx ends
 // (then false, nil).
 func (r *reader) waitReady(ctx context.Context) (bool, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	if r.mu.lock(ctx, "wait") != nil {
+		return false, nil
+	}
+	defer r.mu.unlock()
 	if r.c.closed.Load() {
 		return false, fmt.Errorf("%w: wait", ErrClosed)
 	}
