@@ -35,8 +35,8 @@ import (
 // A child process flushes its Conns when its target returns; a process
 // that ends otherwise (os.Exit, a crash) loses what they buffered.
 // Two peers that send each other large messages before receiving do not
-// deadlock: a large send that makes no progress for 50 ms
-// copies what is left and returns.
+// deadlock (non-TLS Conns): a large send that makes no progress for 50 ms
+// reads what the peer sent meanwhile into the receive buffer.
 //
 // Receiving: a receive returns the next message, io.EOF once the peer
 // closed its end with Close (every later receive too), and an error
@@ -138,7 +138,11 @@ func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
 // buffered (see [Conn] for when it is written); b may be reused at once.
 // It blocks only while the buffer is full (the peer does not read): if
 // ctx ends then, it returns an error wrapping ctx.Err() and nothing was
-// sent. A message over the size limit fails with an error matching
+// sent. A message of 128 KiB or more is written from b while the call
+// waits; if ctx ends before it is written, what is left is copied, the
+// call returns nil and the message is still sent. A Conn holds at most
+// one such copy: a further large send waits until it is written (and
+// fails with ctx.Err(), sending nothing, if ctx ends first). A message over the size limit fails with an error matching
 // [ErrTooLarge], sending nothing. An error from an earlier write (the peer
 // died: [ErrPeerDied]) is returned by the next send.
 func (c *Conn) SendBytes(ctx context.Context, b []byte) error {

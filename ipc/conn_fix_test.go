@@ -49,3 +49,82 @@ func TestRecvCtxWhileAnotherRecvWaits(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Large sends to a peer that never reads block once one large message is
+// buffered, instead of each being copied when its context ends (review
+// finding 1: 300 × 1 MiB grew the heap to 800 MiB).
+func TestBigSendBackpressure(t *testing.T) {
+	ctx := testCtx(t)
+	a, b := pipe(t, true) // b never reads
+	m := make([]byte, 1<<20)
+	before := ipc.Detaches()
+	accepted := 0
+	for range 20 {
+		sctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+		err := a.SendBytes(sctx, m)
+		cancel()
+		switch {
+		case err == nil:
+			accepted++
+		case !errors.Is(err, context.DeadlineExceeded):
+			t.Fatalf("SendBytes: %v, want nil or DeadlineExceeded", err)
+		}
+	}
+	// The first one is written in part and copied; the rest wait for it.
+	if accepted > 2 {
+		t.Fatalf("%d of 20 large sends to a peer that never reads returned nil; want at most 2", accepted)
+	}
+	if d := ipc.Detaches() - before; d > 2 {
+		t.Fatalf("%d large messages copied; want at most 2", d)
+	}
+	b.Close()
+}
+
+// Both peers sending many large messages before receiving still do not
+// deadlock, also when their sends' contexts end (so a message is copied
+// and the next large send waits for it).
+func TestBigSendBothWaysManyMessages(t *testing.T) {
+	ctx := testCtx(t)
+	a, b := pipe(t, true)
+	const n = 20
+	run := func(c *ipc.Conn, short bool) error {
+		m := make([]byte, 1<<20)
+		for i := range n {
+			m[0] = byte(i)
+			for {
+				sctx, cancel := ctx, context.CancelFunc(func() {})
+				if short {
+					sctx, cancel = context.WithTimeout(ctx, 5*time.Millisecond)
+				}
+				err := c.SendBytes(sctx, m)
+				cancel()
+				if err == nil {
+					break
+				}
+				if !short || !errors.Is(err, context.DeadlineExceeded) {
+					return err
+				}
+			}
+		}
+		for i := range n {
+			got, err := c.RecvBytes(ctx)
+			if err != nil {
+				return err
+			}
+			if len(got) != 1<<20 || got[0] != byte(i) {
+				return errors.New("messages out of order or cut")
+			}
+		}
+		return nil
+	}
+	for _, short := range []bool{false, true} {
+		errc := make(chan error, 1)
+		go func() { errc <- run(b, short) }()
+		if err := run(a, short); err != nil {
+			t.Fatalf("short=%v: a: %v", short, err)
+		}
+		if err := <-errc; err != nil {
+			t.Fatalf("short=%v: b: %v", short, err)
+		}
+	}
+}
