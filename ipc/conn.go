@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/multiproc-go/multiproc/internal/boot"
+	"github.com/multiproc-go/multiproc/internal/errs"
 )
 
 // Conn is one end of a message connection between two processes (Python's
@@ -143,8 +144,10 @@ func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
 // call returns nil and the message is still sent. A Conn holds at most
 // one such copy: a further large send waits until it is written (and
 // fails with ctx.Err(), sending nothing, if ctx ends first). A message over the size limit fails with an error matching
-// [ErrTooLarge], sending nothing. An error from an earlier write (the peer
-// died: [ErrPeerDied]) is returned by the next send.
+// [ErrTooLarge], sending nothing. An error from an earlier write is
+// returned by the next send: one matching [ErrPeerDied] when the peer
+// died, one matching io.ErrClosedPipe when it closed its end with Close
+// (Close then returns nil).
 func (c *Conn) SendBytes(ctx context.Context, b []byte) error {
 	if err := c.checkSend(int64(len(b))); err != nil {
 		return err
@@ -157,8 +160,8 @@ func (c *Conn) SendBytes(ctx context.Context, b []byte) error {
 // in its place is consumed and fails with an error matching
 // [ErrMessageType].
 func (c *Conn) RecvBytes(ctx context.Context) ([]byte, error) {
-	if !c.cfg.canRead {
-		return nil, errWriteOnly
+	if err := c.recvCheck("receive"); err != nil {
+		return nil, err
 	}
 	return c.r.recvBytes(ctx, nil)
 }
@@ -168,8 +171,8 @@ func (c *Conn) RecvBytes(ctx context.Context) ([]byte, error) {
 // [*BufferTooShortError] (matching [ErrBufferTooShort]), as Python's
 // recv_bytes_into raises BufferTooShort; buf is then unchanged.
 func (c *Conn) RecvBytesInto(ctx context.Context, buf []byte) (int, error) {
-	if !c.cfg.canRead {
-		return 0, errWriteOnly
+	if err := c.recvCheck("receive"); err != nil {
+		return 0, err
 	}
 	var n int
 	_, err := c.r.recvBytes(ctx, func(size int) []byte {
@@ -177,6 +180,10 @@ func (c *Conn) RecvBytesInto(ctx context.Context, buf []byte) (int, error) {
 			return nil
 		}
 		n = size
+		if size == 0 {
+			// buf may be nil, and nil means "too short" to recvBytes.
+			return []byte{}
+		}
 		return buf[:size]
 	})
 	if err != nil {
@@ -190,8 +197,8 @@ func (c *Conn) RecvBytesInto(ctx context.Context, buf []byte) (int, error) {
 // zero or less). It returns false with an error wrapping ErrClosed after
 // Close.
 func (c *Conn) Poll(timeout time.Duration) (bool, error) {
-	if !c.cfg.canRead {
-		return false, errWriteOnly
+	if err := c.recvCheck("poll"); err != nil {
+		return false, err
 	}
 	return c.r.poll(timeout)
 }
@@ -228,10 +235,26 @@ func (c *Conn) Close() error {
 	return c.closeErr
 }
 
+// ErrOneWay is matched by the error of a receive (RecvBytes, Recv, Poll,
+// Wait) on the send-only end of a one-way [Pipe], and of a send on its
+// receive-only end. On a closed end the error matches [ErrClosed] instead.
+var ErrOneWay = errs.RegisterSentinel(errors.New("ipc: wrong direction for this end of a one-way Pipe"))
+
 var (
-	errWriteOnly = errors.New("ipc: the send-only end of a one-way Pipe cannot receive")
-	errReadOnly  = errors.New("ipc: the receive-only end of a one-way Pipe cannot send")
+	errWriteOnly = fmt.Errorf("%w: the send-only end cannot receive", ErrOneWay)
+	errReadOnly  = fmt.Errorf("%w: the receive-only end cannot send", ErrOneWay)
 )
+
+// recvCheck is the error of a receive on c before it starts, if any.
+func (c *Conn) recvCheck(op string) error {
+	switch {
+	case c.closed.Load():
+		return fmt.Errorf("%w: %s", ErrClosed, op)
+	case !c.cfg.canRead:
+		return errWriteOnly
+	}
+	return nil
+}
 
 func (c *Conn) checkSend(n int64) error {
 	switch {

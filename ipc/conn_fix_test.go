@@ -3,6 +3,7 @@ package ipc_test
 import (
 	"context"
 	"errors"
+	"io"
 	"testing"
 	"time"
 
@@ -126,5 +127,62 @@ func TestBigSendBothWaysManyMessages(t *testing.T) {
 		if err := <-errc; err != nil {
 			t.Fatalf("short=%v: b: %v", short, err)
 		}
+	}
+}
+
+// RecvBytesInto with a nil buffer receives an empty message (review
+// finding 8; Python's recv_bytes_into(bytearray()) returns 0).
+func TestRecvBytesIntoNilEmpty(t *testing.T) {
+	ctx := testCtx(t)
+	a, b := pipe(t, true)
+	a.SendBytes(ctx, nil)
+	if n, err := b.RecvBytesInto(ctx, nil); n != 0 || err != nil {
+		t.Fatalf("RecvBytesInto(nil) of an empty message = %d, %v; want 0, nil", n, err)
+	}
+}
+
+// One-way Pipe misuse and Wait(nil) give typed errors (review finding 10).
+func TestOneWayAndWaitErrors(t *testing.T) {
+	ctx := testCtx(t)
+	r, w := pipe(t, false)
+	if err := r.SendBytes(ctx, []byte("x")); !errors.Is(err, ipc.ErrOneWay) {
+		t.Fatalf("send on the receive-only end: %v, want ErrOneWay", err)
+	}
+	if _, err := w.RecvBytes(ctx); !errors.Is(err, ipc.ErrOneWay) {
+		t.Fatalf("receive on the send-only end: %v, want ErrOneWay", err)
+	}
+	if _, err := ipc.Wait(ctx, w); !errors.Is(err, ipc.ErrOneWay) {
+		t.Fatalf("Wait on the send-only end: %v, want ErrOneWay", err)
+	}
+	if _, err := ipc.Wait(ctx, r, nil); err == nil {
+		t.Fatal("Wait with a nil Conn: no error")
+	}
+	w.Close()
+	if _, err := w.RecvBytes(ctx); !errors.Is(err, ipc.ErrClosed) {
+		t.Fatalf("receive on the closed send-only end: %v, want ErrClosed", err)
+	}
+}
+
+// A send to a peer that closed its end matches io.ErrClosedPipe, and the
+// sender's Close does not return it (review finding 10).
+func TestSendToClosedPeer(t *testing.T) {
+	ctx := testCtx(t)
+	a, b := pipe(t, true)
+	b.Close()
+	if _, err := a.RecvBytes(ctx); err != io.EOF {
+		t.Fatalf("RecvBytes after the peer's Close: %v", err)
+	}
+	var err error
+	for range 100 {
+		if err = a.SendBytes(ctx, []byte("x")); err != nil {
+			break
+		}
+		a.Flush(ctx)
+	}
+	if !errors.Is(err, io.ErrClosedPipe) {
+		t.Fatalf("SendBytes to a closed peer: %v, want io.ErrClosedPipe", err)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatalf("Close after the peer closed: %v", err)
 	}
 }

@@ -150,8 +150,8 @@ func Recv[T any](ctx context.Context, c *Conn) (T, error) {
 	if c.cfg.python {
 		return zero, fmt.Errorf("ipc: Recv on a Python connection (bytes only; use RecvBytes): %w", errors.ErrUnsupported)
 	}
-	if !c.cfg.canRead {
-		return zero, errWriteOnly
+	if err := c.recvCheck("receive"); err != nil {
+		return zero, err
 	}
 	tc := codecFor[T]()
 	fast := c.w.tryFlush()

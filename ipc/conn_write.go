@@ -601,7 +601,9 @@ func (w *writer) close() error {
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		err = fmt.Errorf("ipc: close: the peer did not read the buffered messages within %v", closeTimeout)
 	}
-	if err != nil && errors.Is(err, ErrClosed) {
+	if err != nil && (errors.Is(err, ErrClosed) || errors.Is(err, io.ErrClosedPipe)) {
+		// Ours closed, or the peer's closed first (it said so): what
+		// is lost was sent to an end that closed, not a failure of ours.
 		err = nil
 	}
 	return err
