@@ -52,6 +52,20 @@ import (
 // take a context; when it ends they return an error wrapping ctx.Err()
 // and the connection is unchanged (a message half received stays
 // buffered for the next receive).
+//
+// TLS Conns ([TLS]) keep the receive promises but not two of the send
+// ones: two TLS peers that send each other more than the socket buffers
+// hold before receiving deadlock until their contexts end, and a Flush
+// (or Close) whose bound ends while the peer is not reading breaks the
+// Conn, since crypto/tls cannot resume a write that timed out: what was
+// buffered is lost, and that Flush and every later send fail with an
+// error matching [ErrPeerDied] and os.ErrDeadlineExceeded.
+//
+// A Conn received as a Process or pool task argument belongs to the
+// receiving code, which must Close it when done (defer c.Close()): unlike
+// CPython's garbage-collected Connection it is not closed when the task
+// returns, so the peer would not see io.EOF and the worker would keep its
+// descriptor.
 type Conn struct {
 	nc     net.Conn
 	rc     syscall.RawConn // nil for TLS

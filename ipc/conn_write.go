@@ -411,7 +411,12 @@ func (w *writer) flush(ctx context.Context) error {
 		w.kick()
 	}
 	if err != nil && ctx.Err() != nil && errors.Is(err, os.ErrDeadlineExceeded) {
-		return fmt.Errorf("ipc: flush: %w", ctx.Err())
+		if w.c.rc == nil {
+			// TLS: crypto/tls cannot resume a timed-out write; the
+			// Conn is broken, say so for good (see Conn).
+			err = w.fail(fmt.Errorf("%w: a TLS flush was cut off by its context, which breaks a TLS connection: %w", ErrPeerDied, err))
+		}
+		return fmt.Errorf("ipc: flush: %w: %w", ctx.Err(), err)
 	}
 	return err
 }
