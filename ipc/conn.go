@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/multiproc-go/multiproc/internal/boot"
+	"github.com/multiproc-go/multiproc/internal/errs"
 )
 
 // Conn is one end of a message connection between two processes (Python's
@@ -35,8 +36,8 @@ import (
 // A child process flushes its Conns when its target returns; a process
 // that ends otherwise (os.Exit, a crash) loses what they buffered.
 // Two peers that send each other large messages before receiving do not
-// deadlock: a large send that makes no progress for 50 ms
-// copies what is left and returns.
+// deadlock (non-TLS Conns): a large send that makes no progress for 50 ms
+// reads what the peer sent meanwhile into the receive buffer.
 //
 // Receiving: a receive returns the next message, io.EOF once the peer
 // closed its end with Close (every later receive too), and an error
@@ -45,10 +46,26 @@ import (
 // dead peer.
 //
 // A Conn is safe for concurrent use: sends are serialised, receives are
-// serialised, and a send and a receive may run at once. Blocking methods
+// serialised (a receive waiting for another one still honours its own
+// context; a Poll waits for it no longer than its timeout and then
+// reports false), and a send and a receive may run at once. Blocking methods
 // take a context; when it ends they return an error wrapping ctx.Err()
 // and the connection is unchanged (a message half received stays
 // buffered for the next receive).
+//
+// TLS Conns ([TLS]) keep the receive promises but not two of the send
+// ones: two TLS peers that send each other more than the socket buffers
+// hold before receiving deadlock until their contexts end, and a Flush
+// (or Close) whose bound ends while the peer is not reading breaks the
+// Conn, since crypto/tls cannot resume a write that timed out: what was
+// buffered is lost, and that Flush and every later send fail with an
+// error matching [ErrPeerDied] and os.ErrDeadlineExceeded.
+//
+// A Conn received as a Process or pool task argument belongs to the
+// receiving code, which must Close it when done (defer c.Close()): unlike
+// CPython's garbage-collected Connection it is not closed when the task
+// returns, so the peer would not see io.EOF and the worker would keep its
+// descriptor.
 type Conn struct {
 	nc     net.Conn
 	rc     syscall.RawConn // nil for TLS
@@ -136,9 +153,15 @@ func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
 // buffered (see [Conn] for when it is written); b may be reused at once.
 // It blocks only while the buffer is full (the peer does not read): if
 // ctx ends then, it returns an error wrapping ctx.Err() and nothing was
-// sent. A message over the size limit fails with an error matching
-// [ErrTooLarge], sending nothing. An error from an earlier write (the peer
-// died: [ErrPeerDied]) is returned by the next send.
+// sent. A message of 128 KiB or more is written from b while the call
+// waits; if ctx ends before it is written, what is left is copied, the
+// call returns nil and the message is still sent. A Conn holds at most
+// one such copy: a further large send waits until it is written (and
+// fails with ctx.Err(), sending nothing, if ctx ends first). A message over the size limit fails with an error matching
+// [ErrTooLarge], sending nothing. An error from an earlier write is
+// returned by the next send: one matching [ErrPeerDied] when the peer
+// died, one matching io.ErrClosedPipe when it closed its end with Close
+// (Close then returns nil).
 func (c *Conn) SendBytes(ctx context.Context, b []byte) error {
 	if err := c.checkSend(int64(len(b))); err != nil {
 		return err
@@ -151,8 +174,8 @@ func (c *Conn) SendBytes(ctx context.Context, b []byte) error {
 // in its place is consumed and fails with an error matching
 // [ErrMessageType].
 func (c *Conn) RecvBytes(ctx context.Context) ([]byte, error) {
-	if !c.cfg.canRead {
-		return nil, errWriteOnly
+	if err := c.recvCheck("receive"); err != nil {
+		return nil, err
 	}
 	return c.r.recvBytes(ctx, nil)
 }
@@ -162,8 +185,8 @@ func (c *Conn) RecvBytes(ctx context.Context) ([]byte, error) {
 // [*BufferTooShortError] (matching [ErrBufferTooShort]), as Python's
 // recv_bytes_into raises BufferTooShort; buf is then unchanged.
 func (c *Conn) RecvBytesInto(ctx context.Context, buf []byte) (int, error) {
-	if !c.cfg.canRead {
-		return 0, errWriteOnly
+	if err := c.recvCheck("receive"); err != nil {
+		return 0, err
 	}
 	var n int
 	_, err := c.r.recvBytes(ctx, func(size int) []byte {
@@ -171,6 +194,10 @@ func (c *Conn) RecvBytesInto(ctx context.Context, buf []byte) (int, error) {
 			return nil
 		}
 		n = size
+		if size == 0 {
+			// buf may be nil, and nil means "too short" to recvBytes.
+			return []byte{}
+		}
 		return buf[:size]
 	})
 	if err != nil {
@@ -184,8 +211,8 @@ func (c *Conn) RecvBytesInto(ctx context.Context, buf []byte) (int, error) {
 // zero or less). It returns false with an error wrapping ErrClosed after
 // Close.
 func (c *Conn) Poll(timeout time.Duration) (bool, error) {
-	if !c.cfg.canRead {
-		return false, errWriteOnly
+	if err := c.recvCheck("poll"); err != nil {
+		return false, err
 	}
 	return c.r.poll(timeout)
 }
@@ -222,10 +249,26 @@ func (c *Conn) Close() error {
 	return c.closeErr
 }
 
+// ErrOneWay is matched by the error of a receive (RecvBytes, Recv, Poll,
+// Wait) on the send-only end of a one-way [Pipe], and of a send on its
+// receive-only end. On a closed end the error matches [ErrClosed] instead.
+var ErrOneWay = errs.RegisterSentinel(errors.New("ipc: wrong direction for this end of a one-way Pipe"))
+
 var (
-	errWriteOnly = errors.New("ipc: the send-only end of a one-way Pipe cannot receive")
-	errReadOnly  = errors.New("ipc: the receive-only end of a one-way Pipe cannot send")
+	errWriteOnly = fmt.Errorf("%w: the send-only end cannot receive", ErrOneWay)
+	errReadOnly  = fmt.Errorf("%w: the receive-only end cannot send", ErrOneWay)
 )
+
+// recvCheck is the error of a receive on c before it starts, if any.
+func (c *Conn) recvCheck(op string) error {
+	switch {
+	case c.closed.Load():
+		return fmt.Errorf("%w: %s", ErrClosed, op)
+	case !c.cfg.canRead:
+		return errWriteOnly
+	}
+	return nil
+}
 
 func (c *Conn) checkSend(n int64) error {
 	switch {

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -28,8 +27,8 @@ const readBuf = 64 << 10
 type reader struct {
 	c *Conn
 
-	mu   sync.Mutex
-	buf  []byte // buf[r:w] are received, unparsed bytes (mu)
+	mu   ctxLock // one receive, Poll or Wait at a time; honours their contexts
+	buf  []byte  // buf[r:w] are received, unparsed bytes (mu)
 	r, w int
 	err  error // sticky: io.EOF after the peer's close, ErrPeerDied, protocol errors (mu)
 	fast bool  // this receive expects bytes soon: wait on the thread first (mu)
@@ -37,7 +36,7 @@ type reader struct {
 	peerClosed atomic.Bool // the peer's close message arrived
 }
 
-func (r *reader) init(c *Conn) { r.c = c }
+func (r *reader) init(c *Conn) { r.c, r.mu = c, newCtxLock() }
 
 // buffered reports how many received bytes wait unparsed.
 func (r *reader) buffered() int { return r.w - r.r }
@@ -251,8 +250,10 @@ func (r *reader) readError(ctx context.Context, err error) error {
 // buffer for a message of size bytes (nil when it is too short).
 func (r *reader) recvBytes(ctx context.Context, into func(size int) []byte) ([]byte, error) {
 	fast := r.c.w.tryFlush()
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	if err := r.mu.lock(ctx, "receive"); err != nil {
+		return nil, err
+	}
+	defer r.mu.unlock()
 	short := false
 	kind, p, err := r.frame(ctx, fast, func(kind byte, size int) []byte {
 		if kind == kindBytes && into != nil {
@@ -278,8 +279,25 @@ func (r *reader) recvBytes(ctx context.Context, into func(size int) []byte) ([]b
 // poll reports whether a message or the end of the stream is ready.
 func (r *reader) poll(timeout time.Duration) (bool, error) {
 	r.c.w.tryFlush()
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	start := time.Now()
+	if !r.mu.tryLock() {
+		// Another receive, Poll or Wait holds the receive side: wait for
+		// it no longer than the timeout (not ready if it does not end).
+		ctx, cancel := context.WithTimeout(context.Background(), max(timeout, 0))
+		err := r.mu.lock(ctx, "poll")
+		cancel()
+		if err != nil {
+			if r.c.closed.Load() {
+				return false, fmt.Errorf("%w: poll", ErrClosed)
+			}
+			return false, nil
+		}
+		timeout -= time.Since(start)
+		if timeout <= 0 {
+			timeout = 0
+		}
+	}
+	defer r.mu.unlock()
 	if r.c.closed.Load() {
 		return false, fmt.Errorf("%w: poll", ErrClosed)
 	}
@@ -333,10 +351,10 @@ func (r *reader) poll(timeout time.Duration) (bool, error) {
 // to threadWaitMillis for bytes. A stalled large send calls it (see
 // stallTimeout). It reports whether bytes came.
 func (r *reader) absorb(wait bool) bool {
-	if !r.c.cfg.canRead || r.c.rc == nil || !r.mu.TryLock() {
+	if !r.c.cfg.canRead || r.c.rc == nil || !r.mu.tryLock() {
 		return false
 	}
-	defer r.mu.Unlock()
+	defer r.mu.unlock()
 	if r.err != nil {
 		return false
 	}

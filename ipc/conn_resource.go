@@ -55,7 +55,8 @@ func (c *Conn) NeedsDescriptors() bool { return !c.closed.Load() }
 // call it; it is how a *Conn travels as a Process or task argument. It
 // fails with an error matching multiproc.ErrNotTransferable for a TLS
 // Conn or one with received bytes not yet read, and matching ErrClosed
-// after Close.
+// after Close. The receiving task or Process owns the imported Conn and
+// must Close it (see [Conn]).
 func (c *Conn) ExportResource(x *wire.Exported) error {
 	if c.closed.Load() {
 		return fmt.Errorf("%w: passing a closed Conn", ErrClosed)
@@ -63,10 +64,10 @@ func (c *Conn) ExportResource(x *wire.Exported) error {
 	if c.cfg.tls || c.rc == nil {
 		return fmt.Errorf("%w: a TLS Conn cannot be passed to another process (its session lives in this one)", errNotTransferable)
 	}
-	if !c.r.mu.TryLock() {
+	if !c.r.mu.tryLock() {
 		return fmt.Errorf("%w: a Conn cannot be passed while a receive on it is in progress", errNotTransferable)
 	}
-	defer c.r.mu.Unlock()
+	defer c.r.mu.unlock()
 	if n := c.r.buffered(); n > 0 {
 		return fmt.Errorf("%w: the Conn has %d received bytes not yet read (receive them first)", errNotTransferable, n)
 	}

@@ -150,14 +150,16 @@ func Recv[T any](ctx context.Context, c *Conn) (T, error) {
 	if c.cfg.python {
 		return zero, fmt.Errorf("ipc: Recv on a Python connection (bytes only; use RecvBytes): %w", errors.ErrUnsupported)
 	}
-	if !c.cfg.canRead {
-		return zero, errWriteOnly
+	if err := c.recvCheck("receive"); err != nil {
+		return zero, err
 	}
 	tc := codecFor[T]()
 	fast := c.w.tryFlush()
 	r := &c.r
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	if err := r.mu.lock(ctx, "receive"); err != nil {
+		return zero, err
+	}
+	defer r.mu.unlock()
 	kind, p, err := r.frame(ctx, fast, nil)
 	if err != nil {
 		return zero, err

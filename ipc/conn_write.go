@@ -57,6 +57,14 @@ type segment struct {
 	err   error // why the segment was not written, set before done is closed
 }
 
+// A large message waits for the writer in its sender's own bytes; only
+// when the sender stops waiting (its context ended) is what is left
+// copied. The copies are bounded: w.big is held from the queueing of a
+// large message until the writer is done with it, so a Conn holds at most
+// one such message besides maxPending bytes of small ones, and a further
+// large send to a peer that does not read blocks (with its context)
+// instead of growing the heap.
+
 type writer struct {
 	c *Conn
 
@@ -90,6 +98,8 @@ type writer struct {
 	ai     int        // active[:ai] are written (wlock)
 
 	progress atomic.Uint64 // successful writes, for stall detection
+
+	big ctxLock // held while a large message is queued (see segment)
 }
 
 func (w *writer) init(c *Conn) {
@@ -98,6 +108,7 @@ func (w *writer) init(c *Conn) {
 	w.wake = make(chan struct{}, 1)
 	w.quit = make(chan struct{})
 	w.exited = make(chan struct{})
+	w.big = newCtxLock()
 }
 
 // appendHeader appends the frame header of a message of n bytes.
@@ -236,9 +247,13 @@ func (w *writer) sendBytes(ctx context.Context, b []byte) error {
 // they are written, or copies what is left when no write made progress
 // for stallTimeout or ctx ended (the message then goes out later).
 func (w *writer) sendBig(ctx context.Context, b []byte) error {
+	if err := w.acquireBig(ctx); err != nil {
+		return err
+	}
 	w.mu.Lock()
 	if err := w.readyLocked(ctx); err != nil {
 		w.mu.Unlock()
+		w.big.unlock()
 		return err
 	}
 	s := w.tailLocked()
@@ -292,6 +307,36 @@ func (w *writer) sendBig(ctx context.Context, b []byte) error {
 				}
 			}
 			t.Reset(stallTimeout)
+		}
+	}
+}
+
+// acquireBig waits for w.big, taking in what the peer sends meanwhile
+// (see stallTimeout): the large message before this one may be waiting
+// for a peer that is itself blocked sending to us.
+func (w *writer) acquireBig(ctx context.Context) error {
+	if w.big.tryLock() {
+		return nil
+	}
+	// The previous large message is not written yet, so it stalled once
+	// already: take in at once what the peer sent (a send with a short
+	// context would otherwise never reach the stall rule).
+	for w.c.r.absorb(false) {
+	}
+	if w.big.tryLock() {
+		return nil
+	}
+	t := time.NewTicker(stallTimeout)
+	defer t.Stop()
+	for {
+		select {
+		case w.big <- struct{}{}:
+			return nil
+		case <-ctx.Done():
+			return fmt.Errorf("ipc: send: %w", ctx.Err())
+		case <-t.C:
+			for w.c.r.absorb(false) {
+			}
 		}
 	}
 }
@@ -366,7 +411,12 @@ func (w *writer) flush(ctx context.Context) error {
 		w.kick()
 	}
 	if err != nil && ctx.Err() != nil && errors.Is(err, os.ErrDeadlineExceeded) {
-		return fmt.Errorf("ipc: flush: %w", ctx.Err())
+		if w.c.rc == nil {
+			// TLS: crypto/tls cannot resume a timed-out write; the
+			// Conn is broken, say so for good (see Conn).
+			err = w.fail(fmt.Errorf("%w: a TLS flush was cut off by its context, which breaks a TLS connection: %w", ErrPeerDied, err))
+		}
+		return fmt.Errorf("ipc: flush: %w: %w", ctx.Err(), err)
 	}
 	return err
 }
@@ -420,6 +470,7 @@ func (w *writer) drain(block bool) error {
 func (w *writer) finished(s *segment) {
 	if s.done != nil {
 		close(s.done)
+		w.big.unlock()
 		return
 	}
 	w.mu.Lock()
@@ -454,6 +505,7 @@ func (w *writer) fail(err error) error {
 		if s != nil && s.done != nil {
 			s.err = err
 			close(s.done)
+			w.big.unlock()
 		}
 	}
 	return err
@@ -554,7 +606,9 @@ func (w *writer) close() error {
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		err = fmt.Errorf("ipc: close: the peer did not read the buffered messages within %v", closeTimeout)
 	}
-	if err != nil && errors.Is(err, ErrClosed) {
+	if err != nil && (errors.Is(err, ErrClosed) || errors.Is(err, io.ErrClosedPipe)) {
+		// Ours closed, or the peer's closed first (it said so): what
+		// is lost was sent to an end that closed, not a failure of ours.
 		err = nil
 	}
 	return err

@@ -20,8 +20,16 @@ import (
 // both directions; the key is never sent) and, between Go peers,
 // announces its build, before Accept returns it; nothing it sends is
 // decoded before that. Handshakes run concurrently in the background, at
-// most MaxUnauthenticated at once, each bounded by HandshakeTimeout, so a
-// slow or hostile peer cannot stall the others. A connection that fails
+// most MaxUnauthenticated at once, each bounded by HandshakeTimeout: a
+// slow peer never holds up a handshake already running, and no peer holds
+// a slot longer than HandshakeTimeout. That is the whole guarantee:
+// MaxUnauthenticated peers that connect and send nothing fill every slot,
+// so an honest client then waits (in the backlog, its own handshake
+// timer running) up to HandshakeTimeout per round, and a peer that keeps
+// reopening such connections can deny service; listen on a socket only
+// trusted peers can reach (a unix socket's permissions, a firewall).
+// Authenticated connections not yet accepted are not bounded: each holds
+// a descriptor and a goroutine until Accept or Close. A connection that fails
 // (wrong key, garbage, a timeout) is closed, counted ([Listener.Rejected])
 // and logged (rate-limited), and the Listener keeps serving.
 //

@@ -13,10 +13,12 @@ import (
 // ErrPeerDied), and returns every Conn that is ready, in the order given
 // (Python's multiprocessing.connection.wait). When ctx ends first it
 // returns nil and an error wrapping ctx.Err(); a closed Conn in conns is
-// an error matching ErrClosed.
+// an error matching ErrClosed, a nil one an error naming its index, and
+// the send-only end of a one-way Pipe one matching [ErrOneWay].
 //
 // Wait holds each Conn's receive side while it waits, so a receive on one
-// of them from another goroutine waits for Wait to return. Each Conn is
+// of them from another goroutine waits for Wait to return (or for its own
+// context to end); Wait likewise waits for a receive already running. Each Conn is
 // watched by a goroutine of its own for the duration of the call; bytes
 // that arrive are kept in the Conn's buffer, never lost.
 func Wait(ctx context.Context, conns ...*Conn) ([]*Conn, error) {
@@ -25,6 +27,14 @@ func Wait(ctx context.Context, conns ...*Conn) ([]*Conn, error) {
 		return nil, fmt.Errorf("ipc: wait: %w", ctx.Err())
 	}
 	var ready []*Conn
+	for i, c := range conns {
+		if c == nil {
+			return nil, fmt.Errorf("ipc: wait: conns[%d] is nil", i)
+		}
+		if err := c.recvCheck("wait"); err != nil {
+			return nil, err
+		}
+	}
 	for _, c := range conns {
 		ok, err := c.r.ready()
 		if err != nil {
@@ -83,8 +93,10 @@ func (r *reader) ready() (bool, error) {
 // waitReady waits until bytes or the end of stream arrive, or ctx ends
 // (then false, nil).
 func (r *reader) waitReady(ctx context.Context) (bool, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	if r.mu.lock(ctx, "wait") != nil {
+		return false, nil
+	}
+	defer r.mu.unlock()
 	if r.c.closed.Load() {
 		return false, fmt.Errorf("%w: wait", ErrClosed)
 	}
