@@ -44,5 +44,26 @@
 //
 // # Queues
 //
-// Queue, JoinableQueue and SimpleQueue are documented with their types.
+// Queue, JoinableQueue and SimpleQueue are typed multi-producer, multi-consumer queues
+// shared by processes: Python's Queue, JoinableQueue and SimpleQueue. Each is a ring in
+// shared memory (a memfd: DefaultByteCapacity, 4 MiB, unless ByteCapacity says otherwise),
+// not a pipe with a feeder thread: Put encodes the item in the caller's goroutine (so an
+// item that cannot be encoded fails Put itself, where CPython's feeder thread would drop it
+// silently), reserves room under a short robust lock and copies the bytes in; Get takes the
+// next item under the same lock and decodes it straight out of shared memory. A call makes
+// a system call only to wake a process that sleeps. MaxItems bounds the number of items
+// (Python's maxsize); Put blocks and TryPut returns ErrFull when either bound is reached,
+// and an item that could never fit fails with ErrTooLarge. Close closes the queue for every
+// process (Put fails with ErrClosed; Get drains what is left, then returns ErrClosed);
+// Release drops only this process's handle (Python's per-process close()). Queues are
+// resources: pass *Queue[T] to a Process or a pool task, at any depth in its argument.
+//
+// A process killed at any moment, inside Put or Get included, never leaves a queue unusable:
+// every record and the lock carry their owner's identity, and a record whose owner
+// died is skipped or reclaimed within about 250 ms of blocking someone. At most the one
+// item the dead process was moving is lost. For a JoinableQueue, items a consumer took and
+// did not mark done before it died make Join return ErrPeerDied once everything else is
+// done; Join then counts them done. Blocked Gets and Puts of one process share one OS
+// thread per queue and direction: the other goroutines wait on a channel. See the types
+// for the whole contract.
 package ipc
