@@ -92,13 +92,16 @@ func (q *queue[T]) put(ctx context.Context, v T, block bool) error {
 	if q.c == nil {
 		return fmt.Errorf("%w: zero queue (make one with NewQueue)", ErrClosed)
 	}
-	// []byte and string need no encoding: their bytes go straight into
-	// the shared memory (what the codec would produce).
-	switch x := any(v).(type) {
-	case []byte:
-		return q.c.put(ctx, x, block)
-	case string:
-		return q.c.put(ctx, unsafe.Slice(unsafe.StringData(x), len(x)), block)
+	// A queue of []byte or string needs no encoding: the bytes go
+	// straight into the shared memory (what the codec would produce for
+	// that T). The switch is on the static element type: a Queue[any]
+	// holding a string must go through the codec, whose decoder expects
+	// an interface tag.
+	switch p := any(&v).(type) {
+	case *[]byte:
+		return q.c.put(ctx, *p, block)
+	case *string:
+		return q.c.put(ctx, unsafe.Slice(unsafe.StringData(*p), len(*p)), block)
 	}
 	bp, _ := q.bufs.Get().(*[]byte)
 	if bp == nil {
