@@ -66,6 +66,17 @@ type queue[T any] struct {
 	c     *qcore
 	codec wire.Value[T]
 	bufs  sync.Pool // *[]byte encoding scratch
+	// typeErr is wire.Check's verdict on T, a *wire.TypeError when T holds
+	// a chan, a func or an unsafe.Pointer that the codec would drop (gob
+	// ignores func and chan fields): Put fails with it.
+	typeErr error
+}
+
+func (q *queue[T]) setCodec() {
+	q.codec = wire.For[T]()
+	if _, err := wire.Check(reflect.TypeFor[T](), typeName[T]()); err != nil {
+		q.typeErr = err
+	}
 }
 
 var pageSize = uint64(os.Getpagesize())
@@ -82,7 +93,8 @@ func (q *queue[T]) init(kind uint32, opts []QueueOption) error {
 	if err != nil {
 		return err
 	}
-	q.c, q.codec = c, wire.For[T]()
+	q.c = c
+	q.setCodec()
 	return nil
 }
 
@@ -91,6 +103,9 @@ func typeName[T any]() string { return reflect.TypeFor[T]().String() }
 func (q *queue[T]) put(ctx context.Context, v T, block bool) error {
 	if q.c == nil {
 		return fmt.Errorf("%w: zero queue (make one with NewQueue)", ErrClosed)
+	}
+	if q.typeErr != nil {
+		return fmt.Errorf("ipc: Put: cannot encode a %s: %w", typeName[T](), q.typeErr)
 	}
 	// A queue of []byte or string needs no encoding: the bytes go
 	// straight into the shared memory (what the codec would produce for
@@ -139,10 +154,12 @@ func (q *queue[T]) get(ctx context.Context, block bool) (T, error) {
 // Put adds v to the queue, blocking while the queue is full (MaxItems items,
 // or no room for v's bytes) until there is room, the queue is closed, or
 // ctx ends. v is encoded here, in the caller's goroutine, with the codec
-// multiproc uses for task arguments: a value that cannot be encoded (a
-// channel, a func, a descriptor-backed resource such as an *os.File, which
-// shared memory cannot carry) fails Put with the encoder's error, and
-// nothing is added. It returns nil once v is in the queue, where every
+// multiproc uses for task arguments, and nothing is added when it cannot
+// be: when T holds a chan, a func or an unsafe.Pointer (at any depth, an
+// exported struct field included, which the codec would otherwise drop)
+// Put fails with an error wrapping a *wire.TypeError that names the field;
+// a descriptor-backed resource such as an *os.File, which shared memory
+// cannot carry, fails with an error matching wire.ErrNoTransport. It returns nil once v is in the queue, where every
 // process's Get can take it.
 //
 // Errors: [ErrTooLarge] (v could never fit in the byte capacity),
@@ -203,7 +220,8 @@ func (q *queue[T]) importAs(kind uint32, state []byte, files []*os.File) error {
 	if err != nil {
 		return err
 	}
-	q.c, q.codec = c, wire.For[T]()
+	q.c = c
+	q.setCodec()
 	return nil
 }
 

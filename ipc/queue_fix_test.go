@@ -2,9 +2,11 @@ package ipc_test
 
 import (
 	"bytes"
+	"errors"
+	"strings"
 	"testing"
 
-	"github.com/multiproc-go/multiproc/ipc"
+	"github.com/multiproc-go/multiproc/internal/wire"
 )
 
 // Regression tests for the review of the queues (notes/review-queue.md).
@@ -48,5 +50,42 @@ func TestQueueAnyStrings(t *testing.T) {
 	if v, err := qn.Get(ctx); err != nil || v != "n" {
 		t.Fatalf("Queue[name]: %q, %v", v, err)
 	}
-	_ = ipc.ErrClosed
+}
+
+// qMixed has func and chan fields beside a field the codec can carry: gob
+// would drop them silently.
+type qMixed struct {
+	N int
+	F func()
+	C chan int
+}
+
+type qOnlyFunc struct{ F func() }
+
+// Put of a value whose type holds a func or a chan fails with a
+// *wire.TypeError naming the field, and adds nothing.
+func TestQueuePutFuncChanFields(t *testing.T) {
+	ctx := qctx(t)
+	check := func(name string, put func() error, n func() int, field string) {
+		t.Helper()
+		err := put()
+		var te *wire.TypeError
+		if !errors.As(err, &te) {
+			t.Fatalf("%s: Put = %v, want a *wire.TypeError", name, err)
+		}
+		if !strings.HasSuffix(te.Path, field) {
+			t.Fatalf("%s: TypeError path %q, want it to end in %q", name, te.Path, field)
+		}
+		if n() != 0 {
+			t.Fatalf("%s: a failed Put added an item", name)
+		}
+	}
+	qm := newQ[qMixed](t)
+	check("qMixed", func() error { return qm.Put(ctx, qMixed{N: 1, F: func() {}, C: make(chan int)}) }, qm.Len, ".F")
+	qo := newQ[qOnlyFunc](t)
+	check("qOnlyFunc", func() error { return qo.TryPut(qOnlyFunc{F: func() {}}) }, qo.Len, ".F")
+	qp := newQ[*qMixed](t)
+	check("*qMixed", func() error { return qp.Put(ctx, &qMixed{N: 1}) }, qp.Len, ".F")
+	qs := newQ[[]chan int](t)
+	check("[]chan int", func() error { return qs.Put(ctx, nil) }, qs.Len, "[]")
 }
