@@ -148,7 +148,11 @@ func (q *queue[T]) get(ctx context.Context, block bool) (T, error) {
 		}
 		return nil
 	})
-	return v, err
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return v, nil
 }
 
 // Put adds v to the queue, blocking while the queue is full (MaxItems items,

@@ -89,3 +89,32 @@ func TestQueuePutFuncChanFields(t *testing.T) {
 	qs := newQ[[]chan int](t)
 	check("[]chan int", func() error { return qs.Put(ctx, nil) }, qs.Len, "[]")
 }
+
+// A nil pointer crosses as nil (internal/wire encodes a nil top-level
+// pointer), and a non-nil one after it still arrives.
+func TestQueueNilPointer(t *testing.T) {
+	ctx := qctx(t)
+	q := newQ[*int](t)
+	seven := 7
+	if err := q.Put(ctx, nil); err != nil {
+		t.Fatalf("Put(nil): %v", err)
+	}
+	if err := q.Put(ctx, &seven); err != nil {
+		t.Fatal(err)
+	}
+	v, err := q.Get(ctx)
+	if err != nil || v != nil {
+		t.Fatalf("Get = %v, %v; want nil, nil", v, err)
+	}
+	v, err = q.Get(ctx)
+	if err != nil || v == nil || *v != 7 {
+		t.Fatalf("Get = %v, %v; want &7", v, err)
+	}
+	qs := newQ[*qitem](t)
+	if err := qs.Put(ctx, nil); err != nil {
+		t.Fatalf("Put(nil *qitem): %v", err)
+	}
+	if v, err := qs.Get(ctx); err != nil || v != nil {
+		t.Fatalf("Get = %v, %v; want nil, nil", v, err)
+	}
+}
