@@ -179,7 +179,14 @@ func (q *queue[T]) TryPut(v T) error { return q.put(context.Background(), v, fal
 // an item arrives, the queue is closed, or ctx ends. Items put by one
 // goroutine come out in the order it put them; items of concurrent
 // producers interleave. After Close, Get returns what remains and then
-// [ErrClosed].
+// [ErrClosed]. ctx is consulted only while waiting: with an item ready,
+// Get takes it even if ctx has ended (and Put, with room, adds its item).
+//
+// The item is taken even when it cannot be decoded (its bytes do not
+// decode as a T, say because another build put it): Get returns the zero
+// T and the decoding error, the item is gone from the queue, and in a
+// [JoinableQueue] it counts as taken, so call TaskDone for it or Join
+// waits for it.
 func (q *queue[T]) Get(ctx context.Context) (T, error) { return q.get(ctx, true) }
 
 // TryGet is Get without waiting (Python's get_nowait): [ErrEmpty] when no
@@ -236,8 +243,28 @@ func (q *queue[T]) importAs(kind uint32, state []byte, files []*os.File) error {
 // as a resource and the receiver's copy is the same queue. It is safe for
 // concurrent use by any number of goroutines in any number of processes.
 //
-// See the package documentation for the design, what a killed process can
-// cost, and the blocking calls' cost in threads.
+// The queue is a ring in shared memory (a memfd of [DefaultByteCapacity]
+// unless [ByteCapacity] says otherwise), not a pipe with a feeder
+// goroutine: Put encodes the item in the caller's goroutine and copies it
+// in, Get decodes it straight out of the shared memory, and a call makes a
+// system call only to wake a process that sleeps. [MaxItems] bounds the
+// number of items. Close closes the queue for every process; Release
+// drops this process's handle.
+//
+// A process killed at any moment, inside Put or Get included, never
+// leaves the queue unusable: every record and the queue's lock carry
+// their owner's pid and start time, and a record whose owner died is
+// skipped or reclaimed within about 250 ms of blocking another process.
+// At most the one item the dead process was moving is lost.
+//
+// Blocked calls are cheap in threads: the goroutines of one process
+// blocked in Get on one queue share one OS thread in the kernel (the
+// others wait on a channel), and likewise for Put and, on a
+// JoinableQueue, Join.
+//
+// Round trips are those of multiproc's codec: a nil []byte element
+// (Queue[[]byte]) arrives as an empty non-nil slice, and a nil map as an
+// empty map.
 type Queue[T any] struct{ queue[T] }
 
 // NewQueue makes a queue of T in shared memory. Off Linux it returns an
@@ -293,7 +320,8 @@ func (q *JoinableQueue[T]) TaskDone() error {
 // marked done by TaskDone, or ctx ends (an error wrapping ctx.Err()). When
 // the only unfinished items are those of consumers that died, it returns
 // an error matching [ErrPeerDied] and counts them done; the dead are
-// noticed within about 250 ms of that.
+// noticed within about 250 ms of that. Close does not end a Join: items
+// taken before or after Close still need their TaskDone (as in Python).
 func (q *JoinableQueue[T]) Join(ctx context.Context) error {
 	if q.c == nil {
 		return fmt.Errorf("%w: zero queue", ErrClosed)

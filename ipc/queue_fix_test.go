@@ -2,11 +2,14 @@ package ipc_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/multiproc-go/multiproc/internal/wire"
+	"github.com/multiproc-go/multiproc/ipc"
 )
 
 // Regression tests for the review of the queues (notes/review-queue.md).
@@ -116,5 +119,29 @@ func TestQueueNilPointer(t *testing.T) {
 	}
 	if v, err := qs.Get(ctx); err != nil || v != nil {
 		t.Fatalf("Get = %v, %v; want nil, nil", v, err)
+	}
+}
+
+// A cancelled wait says ipc, not the futex layer's "psync: wait", and
+// still matches ctx's error.
+func TestQueueCancelMessage(t *testing.T) {
+	q := qmust(ipc.NewJoinableQueue[int](ipc.MaxItems(1)))
+	defer q.Release()
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := q.Put(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	errs := map[string]error{"Put": q.Put(ctx, 2)}
+	q2 := newQ[int](t)
+	_, errs["Get"] = q2.Get(ctx)
+	errs["Join"] = q.Join(ctx)
+	for name, err := range errs {
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("%s: %v, want DeadlineExceeded", name, err)
+		}
+		if strings.Contains(err.Error(), "psync") || !strings.HasPrefix(err.Error(), "ipc: "+name) {
+			t.Fatalf("%s: message %q", name, err)
+		}
 	}
 }

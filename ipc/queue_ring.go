@@ -721,7 +721,7 @@ func (c *qcore) put(ctx context.Context, src []byte, block bool) error {
 			return s, r != qFullItems && r != qFullSpace, nil
 		})
 		if err != nil {
-			return fmt.Errorf("ipc: Put: %w", err)
+			return fmt.Errorf("ipc: Put: %w", qCtxErr(ctx, err))
 		}
 	}
 	switch r {
@@ -813,7 +813,7 @@ func (c *qcore) get(ctx context.Context, block bool, use func([]byte) error) err
 			return s, r != qEmpty && r != qBlocked, nil
 		})
 		if err != nil {
-			return fmt.Errorf("ipc: Get: %w", err)
+			return fmt.Errorf("ipc: Get: %w", qCtxErr(ctx, err))
 		}
 	}
 	switch r {
@@ -1038,7 +1038,17 @@ func (c *qcore) join(ctx context.Context) error {
 	}
 	err := c.done.Wait(ctx, c.u32(qOffDoneSeq), c.u32(qOffDoneWait), check)
 	if err != nil && !errors.Is(err, ErrPeerDied) && !errors.Is(err, ErrClosed) {
-		return fmt.Errorf("ipc: Join: %w", err)
+		return fmt.Errorf("ipc: Join: %w", qCtxErr(ctx, err))
+	}
+	return err
+}
+
+// qCtxErr returns ctx.Err() itself for an error that only wraps it, so
+// that a cancelled wait reads "ipc: Get: context deadline exceeded" and not
+// the futex layer's own prefix.
+func qCtxErr(ctx context.Context, err error) error {
+	if cerr := ctx.Err(); cerr != nil && errors.Is(err, cerr) {
+		return cerr
 	}
 	return err
 }
