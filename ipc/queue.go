@@ -206,16 +206,24 @@ func (q *queue[T]) Closed() bool { return q.c.closed() }
 // (see Release) and is idempotent.
 func (q *queue[T]) Close() error { return q.c.close() }
 
-// Release drops this process's handle, Python's per-process close(): in the
-// process that made the queue, blocked calls return [ErrClosed], the shared
-// memory is unmapped once they have, pool workers that keep a copy drop it,
-// and every later call returns ErrClosed; other processes keep their
-// handles, and the queue lives while any process has it. On a queue
-// received from another process (a Process argument, a pool task's) Release
-// does nothing: the mapping stays, once per queue per process, until the
-// process exits, so that a task that releases what it was given cannot
-// break the copy its pool worker keeps for later tasks.
+// Release drops this process's handle, Python's per-process close():
+// blocked calls on it return [ErrClosed], and every later call on it
+// returns ErrClosed; other processes keep their handles, and the queue
+// lives while any process has it. In the process that made the queue it
+// also unmaps the shared memory and makes the pool workers that keep a
+// copy (it was a task's argument) drop it once the tasks using it are
+// done. On a queue received from another process (a Process argument),
+// the mapping, shared by the process's handles on that queue, goes with
+// the last of them. A pool task is handed its worker's kept copy: a task
+// that releases it costs the next task that uses the queue a fresh import
+// (the pool sends the queue again), nothing more.
 func (q *queue[T]) Release() error { return q.c.release() }
+
+// DropKept releases this process's handle ([Queue.Release]): a pool
+// worker calls it when it stops keeping the queue (the creator released
+// it, or the worker's resource cache is full). It is not Close, which
+// would close the queue for every process.
+func (q *queue[T]) DropKept() { q.Release() }
 
 // NeedsDescriptors reports whether the queue can travel (wire.Resource):
 // true until the creator's Release.

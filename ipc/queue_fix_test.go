@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/multiproc-go/multiproc"
 	"github.com/multiproc-go/multiproc/internal/wire"
 	"github.com/multiproc-go/multiproc/ipc"
 )
@@ -143,5 +145,62 @@ func TestQueueCancelMessage(t *testing.T) {
 		if strings.Contains(err.Error(), "psync") || !strings.HasPrefix(err.Error(), "ipc: "+name) {
 			t.Fatalf("%s: message %q", name, err)
 		}
+	}
+}
+
+// qPoolFds puts into the queue it is given and reports the worker's open
+// descriptors and its queue mappings.
+var qPoolFds = multiproc.Register("ipc_test.pool_fds", func(ctx context.Context, q *ipc.Queue[int]) ([2]int, error) {
+	if err := q.Put(ctx, 1); err != nil {
+		return [2]int{}, err
+	}
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return [2]int{}, err
+	}
+	maps, err := os.ReadFile("/proc/self/maps")
+	if err != nil {
+		return [2]int{}, err
+	}
+	return [2]int{len(fds), bytes.Count(maps, []byte("multiproc-queue"))}, nil
+})
+
+// A pool worker drops a queue when its creator releases it: 60 fresh
+// queues through one worker leave its descriptors and queue mappings flat
+// (they grew by one each before).
+func TestQueuePoolWorkerDropsReleased(t *testing.T) {
+	ctx := qctx(t)
+	p, err := multiproc.NewPool(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	var first, last [2]int
+	for i := range 60 {
+		q := qmust(ipc.NewQueue[int]())
+		got, err := multiproc.Apply(ctx, p, qPoolFds, q)
+		if err != nil {
+			q.Release()
+			t.Fatalf("task %d: %v", i, err)
+		}
+		if v, err := q.TryGet(); err != nil || v != 1 {
+			t.Fatalf("task %d: the worker's item: %v, %v", i, v, err)
+		}
+		if q.Closed() {
+			t.Fatalf("task %d: the queue is closed", i)
+		}
+		if err := q.Release(); err != nil {
+			t.Fatal(err)
+		}
+		if i == 1 {
+			first = got
+		}
+		last = got
+	}
+	// Each task sees its own queue (one mapping) and at most the previous
+	// one, whose evict may come after this task; slack for the runtime's
+	// own descriptors.
+	if last[1] > 2 || last[0] > first[0]+3 {
+		t.Fatalf("worker after 60 queues: %d fds, %d queue mappings; after 2: %d fds, %d mappings", last[0], last[1], first[0], first[1])
 	}
 }

@@ -147,12 +147,16 @@ const (
 
 // qmap is one mapping of a queue's memfd in this process. Handles made by
 // imports of the same memfd share it (found by device and inode); an
-// imported mapping stays until the process exits (see Release).
+// imported mapping is unmapped, and its memfd closed, when the last
+// imported handle on it is released (a pool worker releases the copy it
+// keeps when the pool evicts it), so qmaps holds only mappings that some
+// live handle uses.
 type qmap struct {
 	files []*os.File // the memfd, as the one-element slice exports hand out
 	mem   []byte
 	key   [2]uint64
 	hb    futex.HB
+	refs  int // imported handles on it, under qmaps' lock (creator: unused)
 }
 
 var qmaps struct {
@@ -369,6 +373,7 @@ func qImport(state []byte, files []*os.File, wantKind uint32, typeName string) (
 			return nil, err
 		}
 	}
+	m.refs++
 	c := qWrap(m, kind, typeName)
 	c.id, c.imported = wire.NewID(), true
 	return c, nil
@@ -863,18 +868,30 @@ func (c *qcore) length() int {
 	return int(atomic.LoadUint64(c.u64(qOffCount)))
 }
 
-// release drops this process's handle. The creator's unmaps once the
-// operations in progress have returned (they are woken and fail with
-// ErrClosed); an imported handle keeps its mapping (see Queue.Release).
+// release drops this process's handle once the operations in progress on
+// it have returned (they are woken and fail with ErrClosed). The creator's
+// unmaps its mapping and tells the pools to drop their copies; an imported
+// handle unmaps the shared mapping when it is the last one on it.
 func (c *qcore) release() error {
-	if c == nil || c.imported || !c.released.CompareAndSwap(false, true) {
+	if c == nil || !c.released.CompareAndSwap(false, true) {
 		return nil
 	}
 	c.wakeAll()
 	c.rw.Lock()
 	defer c.rw.Unlock()
 	c.mu.Close()
-	wire.Release(c.id)
+	if c.imported {
+		qmaps.Lock()
+		defer qmaps.Unlock()
+		if c.m.refs--; c.m.refs > 0 {
+			return nil
+		}
+		if qmaps.byKey[c.m.key] == c.m {
+			delete(qmaps.byKey, c.m.key)
+		}
+	} else {
+		wire.Release(c.id)
+	}
 	return errors.Join(memfd.Unmap(c.m.mem), c.m.files[0].Close())
 }
 
