@@ -66,6 +66,17 @@ type queue[T any] struct {
 	c     *qcore
 	codec wire.Value[T]
 	bufs  sync.Pool // *[]byte encoding scratch
+	// typeErr is wire.Check's verdict on T, a *wire.TypeError when T holds
+	// a chan, a func or an unsafe.Pointer that the codec would drop (gob
+	// ignores func and chan fields): Put fails with it.
+	typeErr error
+}
+
+func (q *queue[T]) setCodec() {
+	q.codec = wire.For[T]()
+	if _, err := wire.Check(reflect.TypeFor[T](), typeName[T]()); err != nil {
+		q.typeErr = err
+	}
 }
 
 var pageSize = uint64(os.Getpagesize())
@@ -82,7 +93,8 @@ func (q *queue[T]) init(kind uint32, opts []QueueOption) error {
 	if err != nil {
 		return err
 	}
-	q.c, q.codec = c, wire.For[T]()
+	q.c = c
+	q.setCodec()
 	return nil
 }
 
@@ -92,13 +104,19 @@ func (q *queue[T]) put(ctx context.Context, v T, block bool) error {
 	if q.c == nil {
 		return fmt.Errorf("%w: zero queue (make one with NewQueue)", ErrClosed)
 	}
-	// []byte and string need no encoding: their bytes go straight into
-	// the shared memory (what the codec would produce).
-	switch x := any(v).(type) {
-	case []byte:
-		return q.c.put(ctx, x, block)
-	case string:
-		return q.c.put(ctx, unsafe.Slice(unsafe.StringData(x), len(x)), block)
+	if q.typeErr != nil {
+		return fmt.Errorf("ipc: Put: cannot encode a %s: %w", typeName[T](), q.typeErr)
+	}
+	// A queue of []byte or string needs no encoding: the bytes go
+	// straight into the shared memory (what the codec would produce for
+	// that T). The switch is on the static element type: a Queue[any]
+	// holding a string must go through the codec, whose decoder expects
+	// an interface tag.
+	switch p := any(&v).(type) {
+	case *[]byte:
+		return q.c.put(ctx, *p, block)
+	case *string:
+		return q.c.put(ctx, unsafe.Slice(unsafe.StringData(*p), len(*p)), block)
 	}
 	bp, _ := q.bufs.Get().(*[]byte)
 	if bp == nil {
@@ -130,16 +148,22 @@ func (q *queue[T]) get(ctx context.Context, block bool) (T, error) {
 		}
 		return nil
 	})
-	return v, err
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return v, nil
 }
 
 // Put adds v to the queue, blocking while the queue is full (MaxItems items,
 // or no room for v's bytes) until there is room, the queue is closed, or
 // ctx ends. v is encoded here, in the caller's goroutine, with the codec
-// multiproc uses for task arguments: a value that cannot be encoded (a
-// channel, a func, a descriptor-backed resource such as an *os.File, which
-// shared memory cannot carry) fails Put with the encoder's error, and
-// nothing is added. It returns nil once v is in the queue, where every
+// multiproc uses for task arguments, and nothing is added when it cannot
+// be: when T holds a chan, a func or an unsafe.Pointer (at any depth, an
+// exported struct field included, which the codec would otherwise drop)
+// Put fails with an error wrapping a *wire.TypeError that names the field;
+// a descriptor-backed resource such as an *os.File, which shared memory
+// cannot carry, fails with an error matching wire.ErrNoTransport. It returns nil once v is in the queue, where every
 // process's Get can take it.
 //
 // Errors: [ErrTooLarge] (v could never fit in the byte capacity),
@@ -155,7 +179,14 @@ func (q *queue[T]) TryPut(v T) error { return q.put(context.Background(), v, fal
 // an item arrives, the queue is closed, or ctx ends. Items put by one
 // goroutine come out in the order it put them; items of concurrent
 // producers interleave. After Close, Get returns what remains and then
-// [ErrClosed].
+// [ErrClosed]. ctx is consulted only while waiting: with an item ready,
+// Get takes it even if ctx has ended (and Put, with room, adds its item).
+//
+// The item is taken even when it cannot be decoded (its bytes do not
+// decode as a T, say because another build put it): Get returns the zero
+// T and the decoding error, the item is gone from the queue, and in a
+// [JoinableQueue] it counts as taken, so call TaskDone for it or Join
+// waits for it.
 func (q *queue[T]) Get(ctx context.Context) (T, error) { return q.get(ctx, true) }
 
 // TryGet is Get without waiting (Python's get_nowait): [ErrEmpty] when no
@@ -175,16 +206,24 @@ func (q *queue[T]) Closed() bool { return q.c.closed() }
 // (see Release) and is idempotent.
 func (q *queue[T]) Close() error { return q.c.close() }
 
-// Release drops this process's handle, Python's per-process close(): in the
-// process that made the queue, blocked calls return [ErrClosed], the shared
-// memory is unmapped once they have, pool workers that keep a copy drop it,
-// and every later call returns ErrClosed; other processes keep their
-// handles, and the queue lives while any process has it. On a queue
-// received from another process (a Process argument, a pool task's) Release
-// does nothing: the mapping stays, once per queue per process, until the
-// process exits, so that a task that releases what it was given cannot
-// break the copy its pool worker keeps for later tasks.
+// Release drops this process's handle, Python's per-process close():
+// blocked calls on it return [ErrClosed], and every later call on it
+// returns ErrClosed; other processes keep their handles, and the queue
+// lives while any process has it. In the process that made the queue it
+// also unmaps the shared memory and makes the pool workers that keep a
+// copy (it was a task's argument) drop it once the tasks using it are
+// done. On a queue received from another process (a Process argument),
+// the mapping, shared by the process's handles on that queue, goes with
+// the last of them. A pool task is handed its worker's kept copy: a task
+// that releases it costs the next task that uses the queue a fresh import
+// (the pool sends the queue again), nothing more.
 func (q *queue[T]) Release() error { return q.c.release() }
+
+// DropKept releases this process's handle ([Queue.Release]): a pool
+// worker calls it when it stops keeping the queue (the creator released
+// it, or the worker's resource cache is full). It is not Close, which
+// would close the queue for every process.
+func (q *queue[T]) DropKept() { q.Release() }
 
 // NeedsDescriptors reports whether the queue can travel (wire.Resource):
 // true until the creator's Release.
@@ -200,7 +239,8 @@ func (q *queue[T]) importAs(kind uint32, state []byte, files []*os.File) error {
 	if err != nil {
 		return err
 	}
-	q.c, q.codec = c, wire.For[T]()
+	q.c = c
+	q.setCodec()
 	return nil
 }
 
@@ -211,8 +251,28 @@ func (q *queue[T]) importAs(kind uint32, state []byte, files []*os.File) error {
 // as a resource and the receiver's copy is the same queue. It is safe for
 // concurrent use by any number of goroutines in any number of processes.
 //
-// See the package documentation for the design, what a killed process can
-// cost, and the blocking calls' cost in threads.
+// The queue is a ring in shared memory (a memfd of [DefaultByteCapacity]
+// unless [ByteCapacity] says otherwise), not a pipe with a feeder
+// goroutine: Put encodes the item in the caller's goroutine and copies it
+// in, Get decodes it straight out of the shared memory, and a call makes a
+// system call only to wake a process that sleeps. [MaxItems] bounds the
+// number of items. Close closes the queue for every process; Release
+// drops this process's handle.
+//
+// A process killed at any moment, inside Put or Get included, never
+// leaves the queue unusable: every record and the queue's lock carry
+// their owner's pid and start time, and a record whose owner died is
+// skipped or reclaimed within about 250 ms of blocking another process.
+// At most the one item the dead process was moving is lost.
+//
+// Blocked calls are cheap in threads: the goroutines of one process
+// blocked in Get on one queue share one OS thread in the kernel (the
+// others wait on a channel), and likewise for Put and, on a
+// JoinableQueue, Join.
+//
+// Round trips are those of multiproc's codec: a nil []byte element
+// (Queue[[]byte]) arrives as an empty non-nil slice, and a nil map as an
+// empty map.
 type Queue[T any] struct{ queue[T] }
 
 // NewQueue makes a queue of T in shared memory. Off Linux it returns an
@@ -268,7 +328,8 @@ func (q *JoinableQueue[T]) TaskDone() error {
 // marked done by TaskDone, or ctx ends (an error wrapping ctx.Err()). When
 // the only unfinished items are those of consumers that died, it returns
 // an error matching [ErrPeerDied] and counts them done; the dead are
-// noticed within about 250 ms of that.
+// noticed within about 250 ms of that. Close does not end a Join: items
+// taken before or after Close still need their TaskDone (as in Python).
 func (q *JoinableQueue[T]) Join(ctx context.Context) error {
 	if q.c == nil {
 		return fmt.Errorf("%w: zero queue", ErrClosed)

@@ -147,12 +147,16 @@ const (
 
 // qmap is one mapping of a queue's memfd in this process. Handles made by
 // imports of the same memfd share it (found by device and inode); an
-// imported mapping stays until the process exits (see Release).
+// imported mapping is unmapped, and its memfd closed, when the last
+// imported handle on it is released (a pool worker releases the copy it
+// keeps when the pool evicts it), so qmaps holds only mappings that some
+// live handle uses.
 type qmap struct {
 	files []*os.File // the memfd, as the one-element slice exports hand out
 	mem   []byte
 	key   [2]uint64
 	hb    futex.HB
+	refs  int // imported handles on it, under qmaps' lock (creator: unused)
 }
 
 var qmaps struct {
@@ -369,6 +373,7 @@ func qImport(state []byte, files []*os.File, wantKind uint32, typeName string) (
 			return nil, err
 		}
 	}
+	m.refs++
 	c := qWrap(m, kind, typeName)
 	c.id, c.imported = wire.NewID(), true
 	return c, nil
@@ -721,7 +726,7 @@ func (c *qcore) put(ctx context.Context, src []byte, block bool) error {
 			return s, r != qFullItems && r != qFullSpace, nil
 		})
 		if err != nil {
-			return fmt.Errorf("ipc: Put: %w", err)
+			return fmt.Errorf("ipc: Put: %w", qCtxErr(ctx, err))
 		}
 	}
 	switch r {
@@ -813,7 +818,7 @@ func (c *qcore) get(ctx context.Context, block bool, use func([]byte) error) err
 			return s, r != qEmpty && r != qBlocked, nil
 		})
 		if err != nil {
-			return fmt.Errorf("ipc: Get: %w", err)
+			return fmt.Errorf("ipc: Get: %w", qCtxErr(ctx, err))
 		}
 	}
 	switch r {
@@ -863,18 +868,30 @@ func (c *qcore) length() int {
 	return int(atomic.LoadUint64(c.u64(qOffCount)))
 }
 
-// release drops this process's handle. The creator's unmaps once the
-// operations in progress have returned (they are woken and fail with
-// ErrClosed); an imported handle keeps its mapping (see Queue.Release).
+// release drops this process's handle once the operations in progress on
+// it have returned (they are woken and fail with ErrClosed). The creator's
+// unmaps its mapping and tells the pools to drop their copies; an imported
+// handle unmaps the shared mapping when it is the last one on it.
 func (c *qcore) release() error {
-	if c == nil || c.imported || !c.released.CompareAndSwap(false, true) {
+	if c == nil || !c.released.CompareAndSwap(false, true) {
 		return nil
 	}
 	c.wakeAll()
 	c.rw.Lock()
 	defer c.rw.Unlock()
 	c.mu.Close()
-	wire.Release(c.id)
+	if c.imported {
+		qmaps.Lock()
+		defer qmaps.Unlock()
+		if c.m.refs--; c.m.refs > 0 {
+			return nil
+		}
+		if qmaps.byKey[c.m.key] == c.m {
+			delete(qmaps.byKey, c.m.key)
+		}
+	} else {
+		wire.Release(c.id)
+	}
 	return errors.Join(memfd.Unmap(c.m.mem), c.m.files[0].Close())
 }
 
@@ -1038,7 +1055,17 @@ func (c *qcore) join(ctx context.Context) error {
 	}
 	err := c.done.Wait(ctx, c.u32(qOffDoneSeq), c.u32(qOffDoneWait), check)
 	if err != nil && !errors.Is(err, ErrPeerDied) && !errors.Is(err, ErrClosed) {
-		return fmt.Errorf("ipc: Join: %w", err)
+		return fmt.Errorf("ipc: Join: %w", qCtxErr(ctx, err))
+	}
+	return err
+}
+
+// qCtxErr returns ctx.Err() itself for an error that only wraps it, so
+// that a cancelled wait reads "ipc: Get: context deadline exceeded" and not
+// the futex layer's own prefix.
+func qCtxErr(ctx context.Context, err error) error {
+	if cerr := ctx.Err(); cerr != nil && errors.Is(err, cerr) {
+		return cerr
 	}
 	return err
 }

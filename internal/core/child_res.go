@@ -109,8 +109,15 @@ func closedKept(k *keptRes) bool {
 	return ok && !r.NeedsDescriptors()
 }
 
+// keptDropper is a kept object whose Close reaches beyond this process
+// (an ipc queue's Close closes the queue for every process that has it):
+// the worker drops its copy with DropKept instead.
+type keptDropper interface{ DropKept() }
+
 func dropKept(k *keptRes) {
-	if c, ok := k.obj.(io.Closer); ok {
+	if d, ok := k.obj.(keptDropper); ok {
+		d.DropKept()
+	} else if c, ok := k.obj.(io.Closer); ok {
 		c.Close()
 	}
 	closeFiles(k.files)
