@@ -1037,11 +1037,16 @@ func (p *Pool) checkRecycleLocked(w *worker) {
 func (p *Pool) workerExited(w *worker) {
 	w.child.Conn.Close()
 	p.mu.Lock()
-	if w.lconn != nil {
-		w.lconn.Close()
-	}
+	lc := w.lconn
 	w.pw.close()
 	p.mu.Unlock()
+	// Closed outside p.mu: Close waits until the read loop leaves its
+	// RawRead callback, which takes p.mu (readAvailable) — closing under
+	// the lock deadlocked a direct reader that saw the end of the stream
+	// (TestIsolationKilled hung in CI).
+	if lc != nil {
+		lc.Close()
+	}
 	w.sock.close()
 	p.mu.Lock()
 	w.dead = true
