@@ -123,8 +123,7 @@ type CPUGuard struct {
 	allow   uint64 // seconds per task
 	hard    uint64 // the hard limit, seconds (RLIM_INFINITY for none)
 	running atomic.Bool
-	mu      sync.Mutex // serialises setrlimit and soft between Begin/End and the signal goroutine
-	soft    uint64     // the soft limit Begin set for the running task, seconds
+	mu      sync.Mutex // serialises setrlimit and running between Begin/End and the signal goroutine
 	stop    chan struct{}
 	done    chan struct{}
 	sig     chan os.Signal
@@ -147,21 +146,17 @@ func NewCPUGuard(s Spec, onLimit func()) (*CPUGuard, error) {
 		for {
 			select {
 			case <-g.sig:
-				// A signal may be delivered late (a loaded machine): one
-				// raised between tasks can arrive after Begin armed the
-				// next task. Decide under mu against what the kernel
-				// counts: the task's own crossing has used >= its soft
-				// limit; a stale signal has not, and is ignored (it used
-				// to raise the limit to the hard one, leaving the next
-				// task unlimited). The kernel repeats SIGXCPU every
-				// second past the soft limit, so nothing is lost.
+				// A signal raised between tasks may be delivered late (a
+				// loaded machine), after Begin armed the next task: the
+				// between-tasks reset below must then not lift the new
+				// task's limit, so running is read and the limit reset
+				// under mu, which Begin holds while it arms. (It used to
+				// read running outside the lock: a Begin in between was
+				// undone, leaving the task with no limit.)
 				g.mu.Lock()
-				running, soft := g.running.Load(), g.soft
-				if running {
+				if g.running.Load() {
 					g.mu.Unlock()
-					if Used() >= time.Duration(soft)*time.Second {
-						onLimit()
-					}
+					onLimit()
 					continue
 				}
 				// Between tasks: the worker's own bookkeeping crossed a
@@ -196,7 +191,6 @@ func (g *CPUGuard) Begin() time.Duration {
 	}
 	g.mu.Lock()
 	unix.Setrlimit(unix.RLIMIT_CPU, &unix.Rlimit{Cur: soft, Max: g.hard})
-	g.soft = soft
 	g.running.Store(true)
 	g.mu.Unlock()
 	return used
