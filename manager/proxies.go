@@ -20,19 +20,9 @@ type List[T any] struct {
 
 // NewList creates a list on the manager's server holding items.
 func NewList[T any](ctx context.Context, m *Manager, items []T, opts ...ObjectOption) (*List[T], error) {
-	if err := checkElem[T]("element"); err != nil {
-		return nil, err
-	}
-	if m == nil || m.c == nil {
-		return nil, ErrClosed
-	}
-	c := codecFor[T](m.c.raw)
-	init, err := encodeAll(c, items)
-	if err != nil {
-		return nil, err
-	}
 	p := &List[T]{}
-	if err := p.ref.create(ctx, m, kindList, typeName[T](), opts, init...); err != nil {
+	c, err := createSeq(ctx, m, kindList, items, opts, &p.ref)
+	if err != nil {
 		return nil, err
 	}
 	p.c = c
@@ -177,19 +167,9 @@ type Array[T any] struct {
 
 // NewArray creates an array on the manager's server holding a copy of items.
 func NewArray[T any](ctx context.Context, m *Manager, items []T, opts ...ObjectOption) (*Array[T], error) {
-	if err := checkElem[T]("element"); err != nil {
-		return nil, err
-	}
-	if m == nil || m.c == nil {
-		return nil, ErrClosed
-	}
-	c := codecFor[T](m.c.raw)
-	init, err := encodeAll(c, items)
-	if err != nil {
-		return nil, err
-	}
 	p := &Array[T]{}
-	if err := p.ref.create(ctx, m, kindArray, typeName[T](), opts, init...); err != nil {
+	c, err := createSeq(ctx, m, kindArray, items, opts, &p.ref)
+	if err != nil {
 		return nil, err
 	}
 	p.c = c
@@ -516,4 +496,24 @@ func (q *JoinableQueue[T]) TaskDone(ctx context.Context) error {
 func (q *JoinableQueue[T]) Join(ctx context.Context) error {
 	_, err := q.call(ctx, opQueueJoin)
 	return err
+}
+
+// createSeq creates a List or an Array of items on m's server into r and
+// returns the element codec: the two differ only in their kind.
+func createSeq[T any](ctx context.Context, m *Manager, kind uint8, items []T, opts []ObjectOption, r *ref) (wire.Value[T], error) {
+	if err := checkElem[T]("element"); err != nil {
+		return nil, err
+	}
+	if m == nil || m.c == nil {
+		return nil, ErrClosed
+	}
+	c := codecFor[T](m.c.raw)
+	init, err := encodeAll(c, items)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.create(ctx, m, kind, typeName[T](), opts, init...); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
