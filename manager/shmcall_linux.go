@@ -7,11 +7,13 @@ import (
 	"os"
 	"runtime"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unsafe"
 
 	"github.com/multiproc-go/multiproc/internal/futex"
 	"github.com/multiproc-go/multiproc/internal/memfd"
+	"golang.org/x/sys/unix"
 )
 
 // The call slot: a local connection's fast path (see doc.go, "Fast
@@ -138,7 +140,7 @@ type spinner struct{ budget atomic.Int64 }
 var multiCPU = runtime.NumCPU() > 1
 
 // spin polls done for the budget and adapts it; it reports done's
-// result. check runs every iteration; stop every 64.
+// result. done runs every iteration; stop, and a sched_yield, every 64.
 func (s *spinner) spin(done func() bool, stop func() bool) bool {
 	if !multiCPU {
 		return done()
@@ -162,6 +164,13 @@ func (s *spinner) spin(done func() bool, stop func() bool) bool {
 			if i%1024 == 0 {
 				runtime.Gosched() // let this process's goroutines that have work run
 			}
+			// Give the CPU to a runnable process: with more runnable
+			// processes than CPUs (4 clients and a server on 2 here)
+			// the peer this spin waits for may be queued behind it.
+			// Measured (4 clients): 36–55k ops/s without, 54–62k with;
+			// 1 client unchanged (the yield returns at once when
+			// nothing else is runnable).
+			syscall.RawSyscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
 		}
 	}
 	s.budget.Store(int64(max(b/2, minSpin)))
