@@ -542,7 +542,9 @@ func (c *sconn) fastSleep(fs *fastServer, posted func() bool) {
 			if d <= 0 {
 				break
 			}
-			futex.Wait(s.state, st, d)
+			// Bounded by Chunk too: the connection's end wakes the word,
+			// but a wake between the check above and the sleep is lost.
+			futex.Wait(s.state, st, min(d, futex.Chunk))
 		}
 		atomic.StoreUint32(s.srvW, 0)
 	}
