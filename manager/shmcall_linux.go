@@ -108,9 +108,6 @@ const (
 	opFastAttach byte = 0xF1 // 1 byte: 1 mapped, 0 failed → nothing
 )
 
-// fastSupported reports whether this platform has the fast path.
-const fastSupported = futex.Supported
-
 // slot is one mapping of a call slot, as either side sees it.
 type slot struct {
 	mem   []byte

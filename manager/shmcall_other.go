@@ -10,8 +10,6 @@ import (
 // Without futexes (and /proc) there is no call slot: every call takes the
 // socket. See shmcall_linux.go.
 
-const fastSupported = false
-
 const msgFastWake = 'w'
 
 const (
