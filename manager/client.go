@@ -51,6 +51,8 @@ type client struct {
 	lastSend atomic.Int64
 	closed   atomic.Bool
 	wg       sync.WaitGroup
+
+	fast *fastClient // the call slot of a local connection, nil if none (set before first use)
 }
 
 type address struct{ network, addr string }
@@ -84,6 +86,7 @@ func newClient(ctx context.Context, conn msgConn, hb time.Duration, addr address
 	}
 	c.inst, _ = u64(res[0])
 	c.raw = res[1][0] == 1
+	c.attachFast(ctx)
 	return c, nil
 }
 
@@ -94,6 +97,7 @@ func (c *client) close() {
 	c.conn.Close()
 	c.fail(ErrClosed)
 	c.wg.Wait()
+	c.closeFast()
 }
 
 // fail breaks the connection: every pending and later call gets err.
@@ -316,17 +320,23 @@ func (c *client) call(ctx context.Context, op byte, obj uint64, args [][]byte) (
 	c.calls[id] = p
 	c.mu.Unlock()
 	inst := c.inst
-	if err := c.send(func(b []byte) []byte { return appendRequest(b, id, op, inst, obj, budget, args) }); err != nil {
-		if errors.Is(err, wire.ErrFrameTooLarge) {
-			c.mu.Lock()
-			delete(c.calls, id)
-			c.mu.Unlock()
-			callPool.Put(p)
-			return nil, err
+	var werr error
+	if c.fastPost(id, op, obj, budget, args) {
+		werr = c.fastWait(ctx, p)
+	} else {
+		if err := c.send(func(b []byte) []byte { return appendRequest(b, id, op, inst, obj, budget, args) }); err != nil {
+			if errors.Is(err, wire.ErrFrameTooLarge) {
+				c.mu.Lock()
+				delete(c.calls, id)
+				c.mu.Unlock()
+				callPool.Put(p)
+				return nil, err
+			}
+			c.fail(err) // the waiter below is answered
 		}
-		c.fail(err) // the waiter below is answered
+		werr = c.wait(ctx, p)
 	}
-	if c.wait(ctx, p) == nil {
+	if werr == nil {
 		return p.finish()
 	}
 	// Tell the server, and wait for its answer for a moment: what it

@@ -39,6 +39,21 @@
 // Value.Update with a function registered by [RegisterUpdate],
 // SetDefault, Pop, Swap, CompareAndSwap.
 //
+// # Fast path
+//
+// A connection over a unix socket (a local manager, or Serve on a unix
+// address) carries its calls through shared memory once authenticated:
+// the server makes a memfd with a request and a response area, the
+// client maps it (through /proc/PID/fd, so it works only on the same
+// host, user and pid namespace; otherwise the socket serves alone), and a
+// call up to 32 KiB whose slot is free is posted there and answered there
+// (one call at a time per connection; others, and larger messages, take
+// the socket). Each side spins briefly, then sleeps on a futex for at
+// most 5 ms, then waits on the socket, so an idle connection holds no
+// thread and a peer's death is still seen on the socket within those
+// bounds. Setting MULTIPROC_MANAGER_NOFAST in a client's environment
+// turns it off (every call then takes the socket, as remote ones do).
+//
 // # Locks held by a process that dies
 //
 // Locks and semaphores are owned by the holding connection (one per

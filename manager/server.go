@@ -148,7 +148,9 @@ type sconn struct {
 	lastRecv atomic.Int64
 	lastSend atomic.Int64
 	hb       atomic.Int64
-	reqs     sync.WaitGroup
+	reqs     sync.WaitGroup // blocking requests' goroutines and the call slot's loop
+
+	fast *fastServer // the call slot, once the client asked for one (c.mu)
 }
 
 func (c *sconn) loop() error {
@@ -167,6 +169,9 @@ func (c *sconn) loop() error {
 			c.send(func(b []byte) []byte { return append(b, msgPong) })
 			continue
 		case msgPong:
+			continue
+		case msgFastWake:
+			c.fastWake()
 			continue
 		case msgCancel:
 			id, err := parseID(msg)
@@ -187,23 +192,24 @@ func (c *sconn) loop() error {
 		if err := parseRequest(msg, &r); err != nil {
 			return err
 		}
-		c.dispatch(&r)
+		c.dispatch(&r, false)
 	}
 }
 
-// dispatch runs a request: inline, unless it may block.
-func (c *sconn) dispatch(r *request) {
+// dispatch runs a request: inline, unless it may block. fast says it came
+// through the call slot, and is answered there.
+func (c *sconn) dispatch(r *request, fast bool) {
 	var obj object
 	if r.obj != 0 {
 		if r.inst != c.s.inst {
-			c.answer(r.id, r.op, nil, fmt.Errorf("%w: object %d of another server instance", ErrNoSuchObject, r.obj))
+			c.answer(r.id, r.op, nil, fmt.Errorf("%w: object %d of another server instance", ErrNoSuchObject, r.obj), fast)
 			return
 		}
 		c.s.mu.Lock()
 		e := c.s.objs[r.obj]
 		c.s.mu.Unlock()
 		if e == nil {
-			c.answer(r.id, r.op, nil, fmt.Errorf("%w: object %d", ErrNoSuchObject, r.obj))
+			c.answer(r.id, r.op, nil, fmt.Errorf("%w: object %d", ErrNoSuchObject, r.obj), fast)
 			return
 		}
 		obj = e.obj
@@ -211,7 +217,7 @@ func (c *sconn) dispatch(r *request) {
 	if obj == nil || !obj.blocks(r) {
 		ctx := c.ctx
 		res, err := c.run(ctx, obj, r)
-		c.answer(r.id, r.op, res, err)
+		c.answer(r.id, r.op, res, err, fast)
 		return
 	}
 	// Blocking: run on its own goroutine, with the arguments copied out of
@@ -239,7 +245,7 @@ func (c *sconn) dispatch(r *request) {
 		delete(c.pending, rr.id)
 		c.mu.Unlock()
 		cancel()
-		c.answer(rr.id, rr.op, res, err)
+		c.answer(rr.id, rr.op, res, err, fast)
 	}()
 }
 
@@ -257,15 +263,21 @@ func (c *sconn) run(ctx context.Context, obj object, r *request) (res [][]byte, 
 	return obj.handle(ctx, c, r)
 }
 
-// answer sends the response to request id.
-func (c *sconn) answer(id uint64, op byte, res [][]byte, err error) {
-	c.send(func(b []byte) []byte {
+// answer sends the response to request id, through the call slot if
+// the request came through it (fast).
+func (c *sconn) answer(id uint64, op byte, res [][]byte, err error, fast bool) {
+	build := func(b []byte) []byte {
 		if err == nil {
 			return appendOK(b, id, res)
 		}
 		b = appendErrHeader(b, id)
 		return errs.AppendError(b, opName(op), os.Getpid(), err, false, "")
-	})
+	}
+	if fast {
+		c.fastAnswer(build)
+		return
+	}
+	c.send(build)
 }
 
 func (c *sconn) send(build func([]byte) []byte) {
@@ -307,6 +319,7 @@ func (c *sconn) gone(error) {
 	c.cancel()
 	c.conn.Close()
 	c.reqs.Wait()
+	c.closeFast()
 	s := c.s
 	c.mu.Lock()
 	touched := c.touched
@@ -522,6 +535,8 @@ func (c *sconn) serverOp(ctx context.Context, r *request) ([][]byte, error) {
 		// reference.
 		c.addRefLocked(id)
 		return nil, nil
+	case opFastOpen, opFastAttach:
+		return c.fastOp(r)
 	case opMethods:
 		if len(r.args) != 1 {
 			return nil, errArgs(r)
