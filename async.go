@@ -9,6 +9,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	eng "github.com/multiproc-go/multiproc/internal/engine"
 	"github.com/multiproc-go/multiproc/internal/logs"
@@ -18,10 +19,20 @@ import (
 var ErrNotReady = errors.New("multiproc: result not ready")
 
 // promise is the one-shot outcome shared by AsyncResult and Future.
+//
+// It costs no allocation of its own (it lives inside its call's single
+// allocation, see call): ApplyAsync throughput is bounded by the parent's
+// work per task, and a channel and a callback closure per task were two of
+// its five allocations (issue 8). So the channel closed at settlement is
+// made only when a waiter needs one before the outcome is known (wait, or
+// doneChan for AsCompleted and Wait), and done tells the common case, a Get
+// of a task that has finished, without taking mu.
 type promise[T any] struct {
-	done chan struct{}
-	mu   sync.Mutex
-	set  bool
+	// done is set, after val, err and cancelled are written, once the
+	// outcome is recorded: a load that sees it true may read them.
+	done atomic.Bool
+	mu   sync.Mutex // guards the fields below
+	ch   chan struct{} // nil until a waiter asks; closed at settlement
 	val  T
 	err  error
 	// cancelled is set when the engine settled the task as cancelled
@@ -29,7 +40,7 @@ type promise[T any] struct {
 	// context.Canceled is not enough, and a deadline is a cancellation too).
 	cancelled bool
 	cbs       []func()
-	run       func(func()) // how callbacks run (the pool's callback goroutine)
+	cb        *callbacks // where callbacks run (the pool's callback goroutine)
 	// aw, if set, is the engine of task at, which can deliver at's outcome
 	// on the waiting goroutine itself (Apply's fast path: see
 	// eng.Awaiter); wait asks it before waiting for done.
@@ -37,14 +48,8 @@ type promise[T any] struct {
 	at *eng.Task
 }
 
-func newPromise[T any](run func(func())) *promise[T] {
-	p := new(promise[T])
-	p.init(run)
-	return p
-}
-
-func (p *promise[T]) init(run func(func())) {
-	p.done, p.run = make(chan struct{}), run
+func newPromise[T any](cb *callbacks) *promise[T] {
+	return &promise[T]{cb: cb}
 }
 
 // settle records the outcome once; it reports whether this call did.
@@ -53,20 +58,23 @@ func (p *promise[T]) settle(v T, err error) bool { return p.settleAs(v, err, fal
 // settleAs is settle recording whether the task was cancelled.
 func (p *promise[T]) settleAs(v T, err error, cancelled bool) bool {
 	p.mu.Lock()
-	if p.set {
+	if p.done.Load() {
 		p.mu.Unlock()
 		return false
 	}
-	p.set, p.val, p.err, p.cancelled = true, v, err, cancelled
+	p.val, p.err, p.cancelled = v, err, cancelled
+	p.done.Store(true)
 	cbs := p.cbs
 	p.cbs = nil
-	close(p.done)
+	if p.ch != nil {
+		close(p.ch)
+	}
 	p.mu.Unlock()
 	// The outcome is ready before callbacks run (as in concurrent.futures):
 	// a callback may read it, or wait on any other result, without
 	// waiting on itself.
 	for _, cb := range cbs {
-		p.run(cb)
+		p.cb.post(cb)
 	}
 	return true
 }
@@ -74,26 +82,41 @@ func (p *promise[T]) settleAs(v T, err error, cancelled bool) bool {
 // then runs cb once the outcome is known (now, if it is).
 func (p *promise[T]) then(cb func()) {
 	p.mu.Lock()
-	if !p.set {
+	if !p.done.Load() {
 		p.cbs = append(p.cbs, cb)
 		p.mu.Unlock()
 		return
 	}
 	p.mu.Unlock()
-	p.run(cb)
+	p.cb.post(cb)
+}
+
+// doneChan returns a channel closed once the outcome is known, the same
+// channel at every call (Wait tells futures apart by it).
+func (p *promise[T]) doneChan() <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ch == nil {
+		p.ch = make(chan struct{})
+		if p.done.Load() {
+			close(p.ch)
+		}
+	}
+	return p.ch
 }
 
 func (p *promise[T]) wait(ctx context.Context) error {
-	select {
-	case <-p.done:
+	if p.done.Load() {
 		return nil
-	default:
 	}
 	if p.aw != nil {
 		p.aw.Await(ctx, p.at)
+		if p.done.Load() {
+			return nil
+		}
 	}
 	select {
-	case <-p.done:
+	case <-p.doneChan():
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("multiproc: waiting for a result: %w", ctx.Err())
@@ -115,18 +138,11 @@ func (p *promise[T]) failed() bool {
 	if !p.ready() {
 		return false
 	}
-	// The fields were written before done was closed.
+	// The fields were written before done was set.
 	return p.err != nil && !p.cancelled
 }
 
-func (p *promise[T]) ready() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
+func (p *promise[T]) ready() bool { return p.done.Load() }
 
 // AsyncResult is the pending result of ApplyAsync or MapAsync, Python's
 // AsyncResult. Its methods are safe for concurrent use.
@@ -186,7 +202,7 @@ func (r *AsyncResult[T]) OnError(fn func(error)) *AsyncResult[T] {
 	return r
 }
 
-func (r *AsyncResult[T]) doneChan() <-chan struct{} { return r.p.done }
+func (r *AsyncResult[T]) doneChan() <-chan struct{} { return r.p.doneChan() }
 func (r *AsyncResult[T]) failed() bool              { return r.p.failed() }
 
 // callbacks runs a pool's callbacks one at a time, in order, on a goroutine

@@ -185,7 +185,7 @@ func (f *Future[T]) Cancelled() bool {
 // and the other callbacks still run (see [AsyncResult.OnResult]).
 func (f *Future[T]) AddDoneCallback(fn func(*Future[T])) { f.p.then(func() { fn(f) }) }
 
-func (f *Future[T]) doneChan() <-chan struct{} { return f.p.done }
+func (f *Future[T]) doneChan() <-chan struct{} { return f.p.doneChan() }
 func (f *Future[T]) failed() bool              { return f.p.failed() }
 
 // Awaitable is a pending outcome that [AsCompleted] and [Wait] can watch:

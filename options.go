@@ -298,6 +298,11 @@ func Prefetch(n int) CallOption {
 // callOptions applies opts; an invalid one is kept in the result's err,
 // which every entry point checks before submitting anything.
 func callOptions(opts []CallOption) callConfig {
+	if len(opts) == 0 {
+		// Spares the allocation below: c escapes through the options'
+		// calls, once per ApplyAsync.
+		return callConfig{}
+	}
 	var c callConfig
 	for _, o := range opts {
 		if o == nil {

@@ -235,12 +235,15 @@ type call[T any] struct {
 	out wire.Value[T]
 	res wire.Outgoing // the argument's resources (one inline)
 	inl [16]byte
+	// ts holds &t for submit: a variadic slice made at the call would
+	// escape through the engine interface, one allocation per task.
+	ts [1]*core.Task
 }
 
 // startCall encodes f(arg) into c and submits it; any failure settles c's
 // promise at once.
 func startCall[In, Out any](c *call[Out], ctx context.Context, e *engine, f Func[In, Out], arg In, cfg callConfig, awaited bool) {
-	c.p.init(e.cb.post)
+	c.p.cb = &e.cb
 	err := cfg.err
 	if err == nil {
 		err = f.check()
@@ -263,7 +266,8 @@ func startCall[In, Out any](c *call[Out], ctx context.Context, e *engine, f Func
 				c.p.aw, c.p.at = aw, &c.t
 				c.t.Awaited = awaited
 			}
-			err = e.submit(&c.t) // takes the resources, even when it fails
+			c.ts[0] = &c.t
+			err = e.submit(c.ts[:]...) // takes the resources, even when it fails
 		}
 	}
 	if err != nil {
@@ -328,7 +332,7 @@ func Starmap[A, B, Out any](ctx context.Context, w Workers, f Func[Args2[A, B], 
 // before it returns (an unencodable item fails the result at once).
 func MapAsync[In, Out any](ctx context.Context, w Workers, f Func[In, Out], items []In, opts ...CallOption) *AsyncResult[[]Out] {
 	e := w.engine()
-	r := &AsyncResult[[]Out]{p: newPromise[[]Out](e.cb.post)}
+	r := &AsyncResult[[]Out]{p: newPromise[[]Out](&e.cb)}
 	cfg := callOptions(opts)
 	if err := cfg.err; err != nil {
 		r.p.settle(nil, err)
