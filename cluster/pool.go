@@ -360,7 +360,7 @@ func (p *pool) Submit(ts ...*engine.Task) error {
 			for _, t := range ts {
 				for i, r := range t.Res {
 					t.Res[i].Settle(false) // the resource hook: not delivered
-					if r.Owned { // Submit takes these over, failing or not
+					if r.Owned {           // Submit takes these over, failing or not
 						for _, f := range r.Files {
 							f.Close()
 						}

@@ -55,12 +55,12 @@ type Pool struct {
 	spawnFails  int
 	wakeScratch []*worker
 	watches     map[context.Context]*ctxWatch
-	held        map[uint64]*held // resources of queued and running tasks (resources.go)
+	held        map[uint64]*held       // resources of queued and running tasks (resources.go)
 	lateHooks   map[*Task][]func(bool) // hooks of settled tasks held back by a write (resources.go)
 	// initDelivered: a worker was started with the initializer's resources.
 	initDelivered atomic.Bool
-	stopRelease func()
-	directs     int // callers reading a worker's stream themselves (Await)
+	stopRelease   func()
+	directs       int // callers reading a worker's stream themselves (Await)
 	// fresh is the Awaited task being dispatched by its own Submit, whose
 	// Await follows: the one task a parked worker may take as it is.
 	fresh *Task

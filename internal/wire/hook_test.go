@@ -120,4 +120,3 @@ func TestExportDoneHook(t *testing.T) {
 		}
 	})
 }
-
