@@ -71,10 +71,14 @@ type Conn struct {
 	rc     syscall.RawConn // nil for TLS
 	cfg    connConfig
 	closed atomic.Bool
-	// exported is set once the Conn was passed to another process: its
-	// Close then only drops this process's descriptor and does not tell
-	// the peer the end is closed (the end lives on over there).
+	// exported is set once the Conn was delivered to another process (the
+	// transport's wire.Exported.Done hook said so): its Close then only
+	// drops this process's descriptor and does not tell the peer the end
+	// is closed (the end lives on over there). An export that is never
+	// delivered (a refused task, a failed write) leaves it unset.
 	exported atomic.Bool
+	// exp tracks exports whose fate is not known yet (conn_resource.go).
+	exp exportState
 
 	w writer
 	r reader
@@ -233,15 +237,26 @@ func (c *Conn) Flush(ctx context.Context) error {
 // Conn that was passed to another process (a Process or task argument)
 // Close only closes this process's descriptor: the end belongs to the
 // receiver now, whose Close tells the peer (Python's parent closing its
-// copy of a Pipe end after starting the child).
+// copy of a Pipe end after starting the child). "Passed" means delivered:
+// a hand-off that failed (a refused task, a child that did not start)
+// leaves the end this process's, and Close tells the peer as usual. While
+// a hand-off's outcome is pending (a queued pool task) Close flushes and
+// returns, and the close message (if the hand-off fails) and the
+// descriptor's close wait for that outcome.
 // Pending and later calls return errors matching [ErrClosed]. Close is
 // idempotent; it returns the first write error the flush met.
 func (c *Conn) Close() error {
 	c.closeOnce.Do(func() {
 		c.closed.Store(true)
 		live.Delete(c)
-		err := c.w.close()
-		if cerr := c.nc.Close(); err == nil && cerr != nil && !errors.Is(cerr, net.ErrClosed) {
+		// With an export in flight, whether the peer must be told of the
+		// close is known only at its outcome: the close message and the
+		// descriptor's close wait for it (settleExport).
+		inFlight := c.exp.begin()
+		err := c.w.close(inFlight)
+		if inFlight {
+			c.exp.closed(c)
+		} else if cerr := c.nc.Close(); err == nil && cerr != nil && !errors.Is(cerr, net.ErrClosed) {
 			err = cerr
 		}
 		c.closeErr = err
