@@ -72,4 +72,3 @@ func TestConnExportOutcome(t *testing.T) {
 		}
 	})
 }
-
