@@ -61,11 +61,13 @@ import (
 // buffered is lost, and that Flush and every later send fail with an
 // error matching [ErrPeerDied] and os.ErrDeadlineExceeded.
 //
-// A Conn received as a Process or pool task argument belongs to the
-// receiving code, which must Close it when done (defer c.Close()): unlike
-// CPython's garbage-collected Connection it is not closed when the task
-// returns, so the peer would not see io.EOF and the worker would keep its
-// descriptor.
+// A Conn received as a Process argument belongs to the target, which
+// must Close it when done (defer c.Close()). One received as a pool task
+// argument is closed by the worker once the task's result is sent, as
+// CPython's garbage-collected Connection is when the task drops it (the
+// peer then sees io.EOF): a task must not use it after returning, may
+// Close it itself, and may return it in its result. An initializer's
+// stays open for the worker's life.
 type Conn struct {
 	nc     net.Conn
 	rc     syscall.RawConn // nil for TLS

@@ -56,8 +56,8 @@ func (c *Conn) NeedsDescriptors() bool { return !c.closed.Load() }
 // call it; it is how a *Conn travels as a Process or task argument. It
 // fails with an error matching multiproc.ErrNotTransferable for a TLS
 // Conn or one with received bytes not yet read, and matching ErrClosed
-// after Close. The receiving task or Process owns the imported Conn and
-// must Close it (see [Conn]).
+// after Close. The receiving Process owns the imported Conn and must
+// Close it; a pool worker closes a task's after the task (see [Conn]).
 func (c *Conn) ExportResource(x *wire.Exported) error {
 	if c.closed.Load() {
 		return fmt.Errorf("%w: passing a closed Conn", ErrClosed)

@@ -475,6 +475,7 @@ func (w *childWorker) run(t childTask) {
 	missing := w.install(t.res, false)
 	in := &taskIn{w: w, res: t.res}
 	defer in.close()
+	defer in.closeOwn() // after the result went out (see closeOwn)
 	w.mu.Lock()
 	cancelled := t.flags&flagCancelled != 0 || w.cancelled[t.ord]
 	delete(w.cancelled, t.ord)

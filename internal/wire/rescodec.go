@@ -848,6 +848,7 @@ func (d *decoder) resource(p *plan, v reflect.Value) error {
 		if err != nil {
 			return &ResourceError{Type: p.t, Err: err}
 		}
+		d.in.Keep(i, obj)
 		d.remember(i, obj)
 		v.Set(reflect.ValueOf(obj))
 		return nil

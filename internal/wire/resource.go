@@ -267,8 +267,11 @@ type Incoming interface {
 	// takes over. It fails for an index the message did not carry or whose
 	// descriptors did not arrive.
 	Resource(i int) (kept any, files []*os.File, err error)
-	// Keep records obj, a pointer to the object imported for entry i, so
-	// that a receiver that keeps resources reuses it for the same ID.
+	// Keep records obj, the object imported for entry i (a pointer, or a
+	// standard library type's value), so that a receiver that keeps
+	// resources reuses it for the same ID, and one that closes a task's
+	// own resources after the task (a pool worker, for an entry without
+	// an ID) can.
 	Keep(i int, obj any)
 }
 
