@@ -76,8 +76,13 @@ func (f Func[In, Out]) check() error {
 // (package shm) and later locks, queues and pipes. Their descriptors go
 // beside the bytes (ExtraFiles to a Process, SCM_RIGHTS to a pool worker).
 // Passing duplicates a descriptor: the sender keeps its own and may close
-// it as soon as the call returns. A file, connection or listener that
-// arrives belongs to the receiving code, which must close it. A resource
+// it as soon as the call returns. A file, connection or listener (an ipc
+// Conn too) that arrives belongs to the receiving code: a Process target
+// must close it; in a pool task the worker closes it once the task's
+// result is sent (as CPython's garbage collection would), so a task that
+// keeps using it after returning (a goroutine) must not, and one that
+// returns it in its result hands it back intact. An initializer's stay
+// open for the worker's life. A resource
 // with an identity (shared memory, locks) arrives in a pool worker once
 // and is reused by every later task there; do not close it in a task, and
 // do not use it after the task returns (the parent may release it); a

@@ -61,20 +61,26 @@ import (
 // buffered is lost, and that Flush and every later send fail with an
 // error matching [ErrPeerDied] and os.ErrDeadlineExceeded.
 //
-// A Conn received as a Process or pool task argument belongs to the
-// receiving code, which must Close it when done (defer c.Close()): unlike
-// CPython's garbage-collected Connection it is not closed when the task
-// returns, so the peer would not see io.EOF and the worker would keep its
-// descriptor.
+// A Conn received as a Process argument belongs to the target, which
+// must Close it when done (defer c.Close()). One received as a pool task
+// argument is closed by the worker once the task's result is sent, as
+// CPython's garbage-collected Connection is when the task drops it (the
+// peer then sees io.EOF): a task must not use it after returning, may
+// Close it itself, and may return it in its result. An initializer's
+// stays open for the worker's life.
 type Conn struct {
 	nc     net.Conn
 	rc     syscall.RawConn // nil for TLS
 	cfg    connConfig
 	closed atomic.Bool
-	// exported is set once the Conn was passed to another process: its
-	// Close then only drops this process's descriptor and does not tell
-	// the peer the end is closed (the end lives on over there).
+	// exported is set once the Conn was delivered to another process (the
+	// transport's wire.Exported.Done hook said so): its Close then only
+	// drops this process's descriptor and does not tell the peer the end
+	// is closed (the end lives on over there). An export that is never
+	// delivered (a refused task, a failed write) leaves it unset.
 	exported atomic.Bool
+	// exp tracks exports whose fate is not known yet (conn_resource.go).
+	exp exportState
 
 	w writer
 	r reader
@@ -233,15 +239,26 @@ func (c *Conn) Flush(ctx context.Context) error {
 // Conn that was passed to another process (a Process or task argument)
 // Close only closes this process's descriptor: the end belongs to the
 // receiver now, whose Close tells the peer (Python's parent closing its
-// copy of a Pipe end after starting the child).
+// copy of a Pipe end after starting the child). "Passed" means delivered:
+// a hand-off that failed (a refused task, a child that did not start)
+// leaves the end this process's, and Close tells the peer as usual. While
+// a hand-off's outcome is pending (a queued pool task) Close flushes and
+// returns, and the close message (if the hand-off fails) and the
+// descriptor's close wait for that outcome.
 // Pending and later calls return errors matching [ErrClosed]. Close is
 // idempotent; it returns the first write error the flush met.
 func (c *Conn) Close() error {
 	c.closeOnce.Do(func() {
 		c.closed.Store(true)
 		live.Delete(c)
-		err := c.w.close()
-		if cerr := c.nc.Close(); err == nil && cerr != nil && !errors.Is(cerr, net.ErrClosed) {
+		// With an export in flight, whether the peer must be told of the
+		// close is known only at its outcome: the close message and the
+		// descriptor's close wait for it (settleExport).
+		inFlight := c.exp.begin()
+		err := c.w.close(inFlight)
+		if inFlight {
+			c.exp.closed(c)
+		} else if cerr := c.nc.Close(); err == nil && cerr != nil && !errors.Is(cerr, net.ErrClosed) {
 			err = cerr
 		}
 		c.closeErr = err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"syscall"
 
 	"github.com/multiproc-go/multiproc/internal/wire"
@@ -55,8 +56,8 @@ func (c *Conn) NeedsDescriptors() bool { return !c.closed.Load() }
 // call it; it is how a *Conn travels as a Process or task argument. It
 // fails with an error matching multiproc.ErrNotTransferable for a TLS
 // Conn or one with received bytes not yet read, and matching ErrClosed
-// after Close. The receiving task or Process owns the imported Conn and
-// must Close it (see [Conn]).
+// after Close. The receiving Process owns the imported Conn and must
+// Close it; a pool worker closes a task's after the task (see [Conn]).
 func (c *Conn) ExportResource(x *wire.Exported) error {
 	if c.closed.Load() {
 		return fmt.Errorf("%w: passing a closed Conn", ErrClosed)
@@ -106,9 +107,83 @@ func (c *Conn) ExportResource(x *wire.Exported) error {
 	st := []byte{stateVersion, flags}
 	st = binary.AppendUvarint(st, uint64(c.cfg.max))
 	st = append(st, c.cfg.peerBuild...)
-	c.exported.Store(true)
+	c.exp.add()
 	x.ID, x.Files, x.Owned, x.State = 0, []*os.File{f}, true, st
+	x.Done = c.settleExport
 	return nil
+}
+
+// exportState counts c's exports whose outcome (wire.Exported.Done) has
+// not come yet, and holds back the end of a Close made meanwhile.
+type exportState struct {
+	mu       sync.Mutex
+	pending  int
+	closing  bool // Close began with exports pending
+	deferred bool // Close's flush is done: the rest waits for the exports
+}
+
+func (e *exportState) add() {
+	e.mu.Lock()
+	e.pending++
+	e.mu.Unlock()
+}
+
+// begin reports whether Close must defer its end, marking it so.
+func (e *exportState) begin() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.closing = e.pending > 0
+	return e.closing
+}
+
+// closed is Close's flush done with exports pending: finish now if they
+// all settled meanwhile.
+func (e *exportState) closed(c *Conn) {
+	e.mu.Lock()
+	e.deferred = true
+	last := e.pending == 0
+	e.mu.Unlock()
+	if last {
+		c.finishDeferredClose()
+	}
+}
+
+// settleExport is the transport's Done hook for c's exports: delivered
+// marks c as living on in another process.
+func (c *Conn) settleExport(delivered bool) {
+	if delivered {
+		c.exported.Store(true)
+	}
+	e := &c.exp
+	e.mu.Lock()
+	e.pending--
+	last := e.pending == 0 && e.deferred
+	e.mu.Unlock()
+	if last {
+		c.finishDeferredClose()
+	}
+}
+
+// finishDeferredClose ends a Close that waited for c's exports: if none
+// was delivered the peer is told the end is closed (as Close would have
+// done), then the socket is closed. The hook may run under a transport's
+// lock, so the message goes in one non-blocking write: Close flushed
+// everything before it, so the socket buffer has room unless the peer
+// stopped reading, and then the peer sees the end without it.
+func (c *Conn) finishDeferredClose() {
+	if !c.exported.Load() && !c.cfg.python && c.cfg.canWrite && c.rc != nil {
+		c.w.mu.Lock()
+		ok := c.w.err == nil || errors.Is(c.w.err, ErrClosed)
+		c.w.mu.Unlock()
+		if ok {
+			msg := c.appendHeader(nil, kindClose, 0)
+			c.rc.Write(func(fd uintptr) bool {
+				syscall.Write(int(fd), msg)
+				return true
+			})
+		}
+	}
+	c.nc.Close()
 }
 
 // ImportResource makes the zero Conn c the receiving side's end of a

@@ -585,10 +585,10 @@ func (c *Conn) writeError(err error) error {
 
 // close ends the writer: the close message (Go framing), a flush bounded
 // by closeTimeout, then the goroutine's end.
-func (w *writer) close() error {
+func (w *writer) close(deferMsg bool) error {
 	w.mu.Lock()
 	w.closing = true
-	if !w.c.cfg.python && w.c.cfg.canWrite && w.err == nil && !w.c.exported.Load() {
+	if !w.c.cfg.python && w.c.cfg.canWrite && w.err == nil && !w.c.exported.Load() && !deferMsg {
 		s := w.tailLocked()
 		s.b = w.c.appendHeader(s.b, kindClose, 0)
 	}

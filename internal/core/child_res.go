@@ -18,6 +18,7 @@ import (
 type childRes struct {
 	id    uint64
 	files []*os.File // arrived with this frame; nil for a resource the worker holds
+	obj   any        // for an entry without an ID: the object imported from it
 }
 
 // keptRes is a resource the worker holds.
@@ -170,10 +171,32 @@ func (in *taskIn) Kept(i int) any {
 }
 
 func (in *taskIn) Keep(i int, obj any) {
+	if i >= 0 && i < len(in.res) && in.res[i].id == 0 {
+		in.res[i].obj = obj // the task's own: closed after it (closeOwn)
+		return
+	}
 	if i >= 0 && i < len(in.res) && in.res[i].id != 0 {
 		if k := in.w.cache[in.res[i].id]; k != nil {
 			k.obj = obj
 		}
+	}
+}
+
+// closeOwn closes, once a task's result has been sent, every object
+// imported for it from an entry without an ID (a file, a network
+// connection, an ipc Conn): the task's own resources, which CPython's
+// reference counting would close when the task drops them. Without this a
+// worker kept one descriptor per such task for its whole life, and the
+// peer of a Conn never saw its end. A task that closed it itself costs a
+// second, harmless Close; one that returned it in its result encoded it
+// (duplicating its descriptors) before this runs. An initializer's are
+// not closed: it keeps them for the worker's life.
+func (in *taskIn) closeOwn() {
+	for i := range in.res {
+		if c, ok := in.res[i].obj.(io.Closer); ok {
+			c.Close()
+		}
+		in.res[i].obj = nil
 	}
 }
 
