@@ -188,7 +188,6 @@ func TestPoolWorkerReleasesArenas(t *testing.T) {
 	}
 }
 
-
 // TestCloseHeldLockParks: closing a Lock this process holds keeps its
 // word mapped and in the robust list (a late Unlock, or this process's
 // death, must still find it) until it is unlocked; the next release,

@@ -146,4 +146,3 @@ func u32(p unsafe.Pointer, off uintptr) *uint32 { return (*uint32)(unsafe.Add(p,
 func (o *obj) mutex(p unsafe.Pointer, field int) *futex.Mutex {
 	return futex.NewMutex(unsafe.Add(p, field), o.a.files[0], int64(o.off+field))
 }
-
