@@ -49,14 +49,30 @@ type arena struct {
 	mem   []byte
 	key   [2]uint64 // device and inode: one mapping per memfd per process
 	used  int       // bytes allocated (creator)
-	refs  int       // open objects made here (creator); imported arenas stay
+	refs  int       // open objects of this process in the arena (made here or imported); guarded by arenas
 	mine  bool      // made by this process
 }
 
+// arenas is this process's table of mapped arenas. An arena, made here or
+// received, is unmapped and its memfd closed when the last object of this
+// process in it is released: a long-lived pool worker given fresh
+// primitives round after round holds only the arenas of the primitives it
+// still keeps.
 var arenas struct {
 	sync.Mutex
-	cur   *arena
-	byKey map[[2]uint64]*arena
+	cur    *arena
+	byKey  map[[2]uint64]*arena
+	parked []*parked // objects released while this process held their lock
+}
+
+// parked is an object whose release waits for its lock to be free: its
+// word stays mapped and in the robust list while this process holds it
+// (a task that returned holding a lock its worker then dropped, or a
+// goroutine that still holds it), so that the kernel still reports it
+// if the process dies, and a late Unlock touches mapped memory.
+type parked struct {
+	a  *arena
+	ms []*futex.Mutex
 }
 
 func fileKey(f *os.File) ([2]uint64, error) {
@@ -109,31 +125,90 @@ func alloc(size int) (*arena, int, error) {
 	off := a.used
 	a.used += size
 	a.refs++
+	sweepLocked()
 	return a, off, nil
 }
 
-// release drops one object of a creator's arena: the last one unmaps it
-// and closes its memfd (children that received it keep their own).
-func (a *arena) release() error {
+// ref counts one more object of this process in a (a Condition's lock
+// imported from the Condition's own arena).
+func (a *arena) ref() {
+	arenas.Lock()
+	a.refs++
+	arenas.Unlock()
+}
+
+// release drops one object of this process in a, after releasing its
+// mutex handles (their words leave the robust list before the memory goes:
+// the kernel walks the list when the process dies, and must never find an
+// unmapped word there). The last object unmaps the arena and closes its
+// memfd; other processes keep their own. A handle whose word this process
+// holds parks the object instead (see parked), released by a later
+// release, import or allocation that finds the word free.
+func (a *arena) release(ms ...*futex.Mutex) error {
 	arenas.Lock()
 	defer arenas.Unlock()
-	if !a.mine {
-		return nil
+	for _, m := range ms {
+		if m != nil && m.Held() {
+			arenas.parked = append(arenas.parked, &parked{a: a, ms: ms})
+			sweepLocked()
+			return nil
+		}
 	}
-	a.refs--
-	if a.refs > 0 {
+	sweepLocked()
+	return a.releaseLocked(ms)
+}
+
+func (a *arena) releaseLocked(ms []*futex.Mutex) error {
+	for _, m := range ms {
+		if m != nil {
+			m.Release()
+		}
+	}
+	if a.refs--; a.refs > 0 {
 		return nil
 	}
 	if arenas.cur == a {
 		arenas.cur = nil
 	}
-	delete(arenas.byKey, a.key)
+	if arenas.byKey[a.key] == a {
+		delete(arenas.byKey, a.key)
+	}
 	err := errors.Join(memfd.Unmap(a.mem), a.files[0].Close())
 	a.mem = nil
 	if err != nil {
 		return fmt.Errorf("psync: closing shared memory: %w", err)
 	}
 	return nil
+}
+
+// sweepLocked releases the parked objects whose words are free now. It
+// runs at every release, import and allocation, so a parked object goes
+// soon after its word is freed, at no cost to Unlock. Errors are dropped:
+// unmapping what this package mapped does not fail, and no caller would
+// know whose error it was.
+func sweepLocked() {
+	keep := arenas.parked[:0]
+	for _, p := range arenas.parked {
+		held := false
+		for _, m := range p.ms {
+			held = held || (m != nil && m.Held())
+		}
+		if held {
+			keep = append(keep, p)
+		} else {
+			p.a.releaseLocked(p.ms)
+		}
+	}
+	clear(arenas.parked[len(keep):])
+	arenas.parked = keep
+}
+
+// parkedCount returns how many objects wait for their lock to be free before
+// their release (tests).
+func parkedCount() int {
+	arenas.Lock()
+	defer arenas.Unlock()
+	return len(arenas.parked)
 }
 
 // attach maps a memfd received from another process, or finds the arena
@@ -150,11 +225,10 @@ func attach(f *os.File) (*arena, error) {
 	}
 	arenas.Lock()
 	defer arenas.Unlock()
+	sweepLocked()
 	if a := arenas.byKey[key]; a != nil {
 		f.Close()
-		if a.mine {
-			a.refs++ // an object of ours came back: it is closed like ours
-		}
+		a.refs++ // one more object in it (one of ours that came back, or another received one)
 		return a, nil
 	}
 	fi, err := f.Stat()
@@ -173,7 +247,7 @@ func attach(f *os.File) (*arena, error) {
 		f.Close()
 		return nil, errors.New("psync: received shared memory is no psync arena of this version")
 	}
-	a := &arena{files: []*os.File{f}, mem: mem, key: key}
+	a := &arena{files: []*os.File{f}, mem: mem, key: key, refs: 1}
 	if arenas.byKey == nil {
 		arenas.byKey = map[[2]uint64]*arena{}
 	}

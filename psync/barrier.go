@@ -223,7 +223,18 @@ func (b *Barrier) NWaiting() int { return int(atomic.LoadUint32(u32(b.p, barCoun
 func (b *Barrier) Broken() bool { return atomic.LoadUint32(u32(b.p, barBroken)) != 0 }
 
 // Close is [Lock.Close].
-func (b *Barrier) Close() error { return b.closeMutex(b.m) }
+func (b *Barrier) Close() error { _, err := b.close(b.m); return err }
+
+// DropKept releases a pool worker's kept copy of the Barrier: the worker's
+// resource cache calls it when it stops keeping the Barrier (its creator
+// closed it, or the cache is full); it is Close for a copy no task
+// may use any more. Users do not call it.
+func (b *Barrier) DropKept() { b.dropKept(b.m) }
+
+// MarkKept is called by a pool worker that keeps this copy of the Barrier for
+// its later tasks: a task's Close then leaves it open, and DropKept
+// releases it. Users do not call it.
+func (b *Barrier) MarkKept() { b.markKept() }
 
 // NeedsDescriptors reports whether the Barrier is open (wire.Resource).
 func (b *Barrier) NeedsDescriptors() bool { return b.needsDescriptors() }

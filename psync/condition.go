@@ -52,7 +52,7 @@ type Condition struct {
 	p    unsafe.Pointer
 	l    CondLock
 	lc   lockCore
-	owns bool // l was made by NewCondition: Close closes it
+	owns bool // l was made by NewCondition, or imported with c: Close closes it
 }
 
 // NewCondition returns a condition variable over l (a *Lock or an *RLock),
@@ -305,13 +305,38 @@ func (c *Condition) Notify(n int) error {
 func (c *Condition) NotifyAll() error { return c.Notify(MaxConditionWaiters) }
 
 // Close closes the condition (as [Lock.Close]) and its lock if
-// NewCondition made it.
+// NewCondition made it. A received Condition's copy of its lock is its
+// own, and is closed with it.
 func (c *Condition) Close() error {
-	_, err := c.close()
-	if c.owns {
-		err = errors.Join(err, c.l.Close())
+	if c.kept.Load() {
+		return nil // a pool task's Close of its worker's kept copy
+	}
+	return c.releaseAll()
+}
+
+// releaseAll releases the condition and the lock it owns (made by
+// NewCondition, or imported with it).
+func (c *Condition) releaseAll() error {
+	released, err := c.release()
+	if released && c.owns {
+		_, lerr := c.lc.o.release(c.lc.m)
+		err = errors.Join(err, lerr)
 	}
 	return err
+}
+
+// DropKept releases a pool worker's kept copy of the Condition, with its
+// lock (see [Lock.DropKept]). Users do not call it.
+func (c *Condition) DropKept() { c.releaseAll() }
+
+// MarkKept is called by a pool worker that keeps this copy of the
+// Condition for its later tasks: a task's Close of it, or of its Locker,
+// then leaves it open, and DropKept releases it. Users do not call it.
+func (c *Condition) MarkKept() {
+	c.markKept()
+	if c.owns && c.imported {
+		c.lc.o.markKept()
+	}
 }
 
 // NeedsDescriptors reports whether the Condition is open (wire.Resource).
@@ -336,8 +361,11 @@ func (c *Condition) ImportResource(state []byte, files []*os.File) error {
 	la := c.a
 	if len(files) == 2 {
 		if la, err = attach(files[1]); err != nil {
+			c.release()
 			return err
 		}
+	} else {
+		la.ref()
 	}
 	k := kindLock
 	if la.kindAt(int(lockOff)) == kindRLock {
@@ -345,6 +373,8 @@ func (c *Condition) ImportResource(state []byte, files []*os.File) error {
 	}
 	lp, err := la.block(int(lockOff), lockSize, k)
 	if err != nil {
+		la.release()
+		c.release()
 		return err
 	}
 	var l CondLock
@@ -362,6 +392,8 @@ func (c *Condition) ImportResource(state []byte, files []*os.File) error {
 		x.m, x.count = x.mutex(lp, lockWord), u32(lp, rlockCount)
 		l = x
 	}
-	c.p, c.l, c.lc = p, l, l.core()
+	// The lock object is this copy's own (no other object of this
+	// process is handed it), so the Condition releases it.
+	c.p, c.l, c.lc, c.owns = p, l, l.core(), true
 	return nil
 }

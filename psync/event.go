@@ -84,6 +84,17 @@ func (e *Event) Wait(ctx context.Context) error {
 // Close is [Lock.Close].
 func (e *Event) Close() error { _, err := e.close(); return err }
 
+// DropKept releases a pool worker's kept copy of the Event: the worker's
+// resource cache calls it when it stops keeping the Event (its creator
+// closed it, or the cache is full); it is Close for a copy no task
+// may use any more. Users do not call it.
+func (e *Event) DropKept() { e.dropKept() }
+
+// MarkKept is called by a pool worker that keeps this copy of the Event for
+// its later tasks: a task's Close then leaves it open, and DropKept
+// releases it. Users do not call it.
+func (e *Event) MarkKept() { e.markKept() }
+
 // NeedsDescriptors reports whether the Event is open (wire.Resource).
 func (e *Event) NeedsDescriptors() bool { return e.needsDescriptors() }
 

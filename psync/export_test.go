@@ -18,3 +18,6 @@ func CondWaiters(c *Condition) int {
 	}
 	return n
 }
+
+// Parked counts objects whose release waits for their lock to be free.
+func Parked() int { return parkedCount() }

@@ -169,12 +169,27 @@ func runLocked(err error, f func(), unlock func() error) (rerr error) {
 	return err
 }
 
-// Close releases this process's handle. In the process that made the lock
-// it also tells pool workers that keep a copy to drop it; the shared
-// memory is unmapped with the last primitive of its memfd, and using the
-// Lock afterwards is a fatal fault. On a Lock received from another
-// process Close does nothing (see the package doc). Close does not unlock.
-func (l *Lock) Close() error { return l.closeMutex(l.m) }
+// Close releases this process's copy of the lock: its robust-list
+// registration, and, with the last primitive of this process in its
+// memfd, the mapping and the descriptor; using the Lock afterwards is a
+// fatal fault (SIGSEGV). In the process that made the lock it also tells
+// pool workers that keep a copy to drop it. Close on a received Lock (a
+// Process argument, a task's result) releases that process's copy only;
+// in a pool task, where the worker keeps the copy for later tasks, it does
+// nothing (see the package doc's "Lifetime"). Close does not unlock: the
+// copy of a Lock this process holds is released once it is unlocked.
+func (l *Lock) Close() error { _, err := l.close(l.m); return err }
+
+// DropKept releases a pool worker's kept copy of the Lock: the worker's
+// resource cache calls it when it stops keeping the Lock (its creator
+// closed it, or the cache is full); it is Close for a copy no task
+// may use any more. Users do not call it.
+func (l *Lock) DropKept() { l.dropKept(l.m) }
+
+// MarkKept is called by a pool worker that keeps this copy of the Lock for
+// its later tasks: a task's Close then leaves it open, and DropKept
+// releases it. Users do not call it.
+func (l *Lock) MarkKept() { l.markKept() }
 
 // NeedsDescriptors reports whether the Lock is open (wire.Resource).
 func (l *Lock) NeedsDescriptors() bool { return l.needsDescriptors() }
@@ -338,7 +353,18 @@ func (r *RLock) Do(ctx context.Context, f func()) error {
 // Close is [Lock.Close].
 // A depth left by closing a held RLock is harmless: every use checks the
 // futex is held too, and the next acquisition overwrites it.
-func (r *RLock) Close() error { return r.closeMutex(r.m) }
+func (r *RLock) Close() error { _, err := r.close(r.m); return err }
+
+// DropKept releases a pool worker's kept copy of the RLock: the worker's
+// resource cache calls it when it stops keeping the RLock (its creator
+// closed it, or the cache is full); it is Close for a copy no task
+// may use any more. Users do not call it.
+func (r *RLock) DropKept() { r.dropKept(r.m) }
+
+// MarkKept is called by a pool worker that keeps this copy of the RLock for
+// its later tasks: a task's Close then leaves it open, and DropKept
+// releases it. Users do not call it.
+func (r *RLock) MarkKept() { r.markKept() }
 
 // NeedsDescriptors reports whether the RLock is open (wire.Resource).
 func (r *RLock) NeedsDescriptors() bool { return r.needsDescriptors() }

@@ -22,6 +22,7 @@ type obj struct {
 	files    []*os.File // the arena's memfd (and, for a Condition, its lock's)
 	state    [12]byte   // kind, offset, and a kind's extra word (a Condition's lock offset)
 	imported bool
+	kept     atomic.Bool // a pool worker keeps this copy for its tasks: only DropKept releases it
 	closed   atomic.Bool
 }
 
@@ -69,6 +70,7 @@ func (o *obj) attachFile(state []byte, f *os.File, k kind, size int) (unsafe.Poi
 	off := int(binary.LittleEndian.Uint32(state[4:]))
 	p, err := a.block(off, size, k)
 	if err != nil {
+		a.release()
 		return nil, 0, err
 	}
 	extra := binary.LittleEndian.Uint32(state[8:])
@@ -98,18 +100,42 @@ func (o *obj) export(x *wire.Exported) error {
 	return nil
 }
 
-// close releases the creator's object: workers that keep it drop it
-// (wire.Release), and the arena is unmapped with its last object. Closing
-// an object received from another process does nothing (see the package
-// doc's "Lifetime"); one of ours that came back counts as ours.
-func (o *obj) close() (bool, error) {
-	if o.a == nil || (o.imported && !o.a.mine) || !o.closed.CompareAndSwap(false, true) {
+// close releases this process's object, after its mutex handles ms (see
+// arena.release): the creator's Close also makes the pool workers that
+// keep a copy drop it (wire.Release); every object's release unmaps the
+// arena with the last object of this process in it. A pool worker's kept
+// copy (markKept) is released only by dropKept: a task that closes what it
+// was given leaves the copy for the worker's later tasks. It reports
+// whether this call released the object.
+func (o *obj) close(ms ...*futex.Mutex) (bool, error) {
+	if o.a == nil || o.kept.Load() {
+		for _, m := range ms {
+			if m != nil {
+				m.Close() // the watch only: the task is done with it
+			}
+		}
+		return false, nil
+	}
+	return o.release(ms...)
+}
+
+func (o *obj) release(ms ...*futex.Mutex) (bool, error) {
+	if o.a == nil || !o.closed.CompareAndSwap(false, true) {
 		return false, nil
 	}
 	if !o.imported {
 		wire.Release(o.id)
 	}
-	return true, o.a.release()
+	return true, o.a.release(ms...)
+}
+
+// markKept records that a pool worker keeps the object for its tasks.
+func (o *obj) markKept() { o.kept.Store(true) }
+
+// dropKept releases a worker's kept copy.
+func (o *obj) dropKept(ms ...*futex.Mutex) error {
+	_, err := o.release(ms...)
+	return err
 }
 
 func u32(p unsafe.Pointer, off uintptr) *uint32 { return (*uint32)(unsafe.Add(p, off)) }
@@ -119,20 +145,4 @@ func u32(p unsafe.Pointer, off uintptr) *uint32 { return (*uint32)(unsafe.Add(p,
 // so that the kernel reports a holder's death.
 func (o *obj) mutex(p unsafe.Pointer, field int) *futex.Mutex {
 	return futex.NewMutex(unsafe.Add(p, field), o.a.files[0], int64(o.off+field))
-}
-
-// closeMutex is close for an object with a mutex handle: the creator's
-// Close unregisters the word (its memory may be unmapped next); any other
-// Close drops the handle's watch only, the word staying registered for as
-// long as the process keeps the mapping.
-func (o *obj) closeMutex(ms ...*futex.Mutex) error {
-	closed, err := o.close()
-	for _, m := range ms {
-		if closed {
-			m.Release()
-		} else {
-			m.Close()
-		}
-	}
-	return err
 }

@@ -121,6 +121,17 @@ func (s *Semaphore) Value() int { return int(atomic.LoadUint32(s.value)) }
 // Close is [Lock.Close].
 func (s *Semaphore) Close() error { _, err := s.close(); return err }
 
+// DropKept releases a pool worker's kept copy of the Semaphore: the worker's
+// resource cache calls it when it stops keeping the Semaphore (its creator
+// closed it, or the cache is full); it is Close for a copy no task
+// may use any more. Users do not call it.
+func (s *Semaphore) DropKept() { s.dropKept() }
+
+// MarkKept is called by a pool worker that keeps this copy of the Semaphore for
+// its later tasks: a task's Close then leaves it open, and DropKept
+// releases it. Users do not call it.
+func (s *Semaphore) MarkKept() { s.markKept() }
+
 // NeedsDescriptors reports whether the Semaphore is open (wire.Resource).
 func (s *Semaphore) NeedsDescriptors() bool { return s.needsDescriptors() }
 
@@ -362,7 +373,20 @@ func (s *BoundedSemaphore) Do(ctx context.Context, f func()) error {
 func (s *BoundedSemaphore) Value() int { return int(atomic.LoadUint32(s.value)) }
 
 // Close is [Lock.Close].
-func (s *BoundedSemaphore) Close() error { return s.closeMutex(s.m) }
+// Units this process holds stay held (they return to the others when it
+// exits).
+func (s *BoundedSemaphore) Close() error { _, err := s.close(s.m); return err }
+
+// DropKept releases a pool worker's kept copy of the BoundedSemaphore: the worker's
+// resource cache calls it when it stops keeping the BoundedSemaphore (its creator
+// closed it, or the cache is full); it is Close for a copy no task
+// may use any more. Users do not call it.
+func (s *BoundedSemaphore) DropKept() { s.dropKept(s.m) }
+
+// MarkKept is called by a pool worker that keeps this copy of the BoundedSemaphore for
+// its later tasks: a task's Close then leaves it open, and DropKept
+// releases it. Users do not call it.
+func (s *BoundedSemaphore) MarkKept() { s.markKept() }
 
 // NeedsDescriptors reports whether the semaphore is open (wire.Resource).
 func (s *BoundedSemaphore) NeedsDescriptors() bool { return s.needsDescriptors() }

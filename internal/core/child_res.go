@@ -178,6 +178,9 @@ func (in *taskIn) Keep(i int, obj any) {
 	if i >= 0 && i < len(in.res) && in.res[i].id != 0 {
 		if k := in.w.cache[in.res[i].id]; k != nil {
 			k.obj = obj
+			if m, ok := obj.(keptMarker); ok {
+				m.MarkKept()
+			}
 		}
 	}
 }
@@ -199,6 +202,12 @@ func (in *taskIn) closeOwn() {
 		in.res[i].obj = nil
 	}
 }
+
+// keptMarker is a kept object that must know it is kept: a psync
+// primitive's Close releases the receiving process's copy, except the copy
+// a worker keeps for its tasks, which only DropKept releases (a task that
+// closes what it was given must not cost the next task a fresh import).
+type keptMarker interface{ MarkKept() }
 
 // close closes the frame's descriptors no decoder took.
 func (in *taskIn) close() {

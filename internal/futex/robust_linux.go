@@ -324,3 +324,11 @@ func openPidfd(pid uint32) (int, error) {
 	}
 	return fd, err
 }
+
+// Registered returns how many words this process has linked into its
+// robust list (for tests: a released handle's word must leave it).
+func Registered() int {
+	robust.Lock()
+	defer robust.Unlock()
+	return robust.words
+}
