@@ -394,10 +394,14 @@ func (c *sconn) serverOp(ctx context.Context, r *request) ([][]byte, error) {
 		}
 		return [][]byte{putU64(s.inst), rb, putU64(uint64(time.Duration(c.hb.Load()) / time.Millisecond))}, nil
 	case opCreate:
-		if len(r.args) < 3 || len(r.args[0]) != 1 {
+		if len(r.args) < 3 || len(r.args[0]) < 1 {
 			return nil, errArgs(r)
 		}
 		kind, desc, name := r.args[0][0], string(r.args[1]), string(r.args[2])
+		spec, err := parseSpec(r.args[0][1:]) // elements that are references (nested proxies)
+		if err != nil {
+			return nil, err
+		}
 		if name != "" {
 			s.mu.Lock()
 			if id, ok := s.named[name]; ok {
@@ -412,7 +416,7 @@ func (c *sconn) serverOp(ctx context.Context, r *request) ([][]byte, error) {
 			}
 			s.mu.Unlock()
 		}
-		obj, err := newObject(ctx, c, kind, desc, r.args[3:])
+		obj, err := newObject(ctx, c, kind, desc, spec, r.args[3:])
 		if err != nil {
 			return nil, err
 		}
@@ -423,7 +427,7 @@ func (c *sconn) serverOp(ctx context.Context, r *request) ([][]byte, error) {
 		}
 		if name != "" {
 			if id, ok := s.named[name]; ok { // made meanwhile by another client
-				obj.kill()
+				go obj.kill() // it may give back references, which takes s.mu
 				c.addRefLocked(id)
 				return [][]byte{putU64(id)}, nil
 			}
