@@ -284,7 +284,9 @@ func (n *Namespace) nestRef() *ref {
 	}
 	return &n.ref
 }
-func (n *Namespace) adopt(c *client, id uint64, desc string) { plainNest(&n.ref, kindNamespace, c, id, desc) }
+func (n *Namespace) adopt(c *client, id uint64, desc string) {
+	plainNest(&n.ref, kindNamespace, c, id, desc)
+}
 
 func (*Lock) nestKind() (byte, string) { return kindLock, "" }
 func (l *Lock) nestRef() *ref {
@@ -342,7 +344,9 @@ func (b *Barrier) nestRef() *ref {
 	}
 	return &b.ref
 }
-func (b *Barrier) adopt(c *client, id uint64, desc string) { plainNest(&b.ref, kindBarrier, c, id, desc) }
+func (b *Barrier) adopt(c *client, id uint64, desc string) {
+	plainNest(&b.ref, kindBarrier, c, id, desc)
+}
 
 // An Object element holds objects of any registered type; the reference
 // handed out carries the type's name (TypeName).
