@@ -267,7 +267,7 @@ func (p *Process) spawn(ctx context.Context) (*boot.Child, error) {
 	}
 	c, err := spawnIn(ctx, boot.Config{Role: "process", Name: p.Name, Daemon: p.Daemon, Payload: payload, MaxMessageSize: limit, Files: append(wire.AllFiles(p.res.Res), crash)}, g)
 	// The child has its own copies now (or never will).
-	p.res.Close()
+	p.res.Finish(err == nil)
 	if err != nil {
 		crash.Close()
 		if g != nil {
@@ -639,12 +639,13 @@ func serveProcess(s *boot.Session) int {
 	if err != nil {
 		buf, fds = appendErrorFrame(buf[:0], name, err, reportLimit(limit)), nil
 	}
+	var werr error
 	if len(fds) > 0 {
-		wire.WriteFiles(s.Conn, buf, []wire.Attach{{At: off, Fds: fds}})
+		werr = wire.WriteFiles(s.Conn, buf, []wire.Attach{{At: off, Fds: fds}})
 	} else {
-		s.Conn.Write(buf)
+		_, werr = s.Conn.Write(buf)
 	}
-	out.Close()
+	out.Finish(err == nil && werr == nil) // the result, with its table, went to the parent
 	Finish()
 	if err != nil {
 		return 1

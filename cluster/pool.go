@@ -358,8 +358,9 @@ func (p *pool) Submit(ts ...*engine.Task) error {
 			// this guards the contract.
 			p.mu.Unlock()
 			for _, t := range ts {
-				for _, r := range t.Res {
-					if r.Owned { // Submit takes these over, failing or not
+				for i, r := range t.Res {
+					t.Res[i].Settle(false) // the resource hook: not delivered
+					if r.Owned {           // Submit takes these over, failing or not
 						for _, f := range r.Files {
 							f.Close()
 						}

@@ -607,7 +607,10 @@ func (w *childWorker) run(t childTask) {
 	} else {
 		w.scratch = w.appendResult(frame)
 	}
-	w.out.Close() // the kernel holds its own references to what went out
+	// The kernel holds its own references to what went out; a write that
+	// fails ends this process (sendWithFiles), so reaching here with hasRes
+	// means the result's resources were handed to the parent.
+	w.out.Finish(hasRes)
 	// Completion is published only once the result has left: written to the
 	// socket or to the shared area, where the parent finds it even if this
 	// process dies now. Until then the parent counts the task as running

@@ -55,9 +55,12 @@ type Pool struct {
 	spawnFails  int
 	wakeScratch []*worker
 	watches     map[context.Context]*ctxWatch
-	held        map[uint64]*held // resources of queued and running tasks (resources.go)
-	stopRelease func()
-	directs     int // callers reading a worker's stream themselves (Await)
+	held        map[uint64]*held       // resources of queued and running tasks (resources.go)
+	lateHooks   map[*Task][]func(bool) // hooks of settled tasks held back by a write (resources.go)
+	// initDelivered: a worker was started with the initializer's resources.
+	initDelivered atomic.Bool
+	stopRelease   func()
+	directs       int // callers reading a worker's stream themselves (Await)
 	// fresh is the Awaited task being dispatched by its own Submit, whose
 	// Await follows: the one task a parked worker may take as it is.
 	fresh *Task
@@ -157,28 +160,30 @@ func New(ctx context.Context, cfg Config) (*Pool, error) {
 // pool is closed or broken.
 func (p *Pool) Submit(ts ...*Task) error {
 	p.mu.Lock()
-	if p.closing {
+	if p.closing || p.broken != nil {
+		err := p.broken
+		if p.closing {
+			err = errs.ErrPoolClosed
+		}
 		p.mu.Unlock()
-		return errs.ErrPoolClosed
-	}
-	if p.broken != nil {
-		p.mu.Unlock()
-		return p.broken
+		// Refused: Submit takes over the resources all the same, and their
+		// hooks hear they were not delivered.
+		for _, t := range ts {
+			dropRes(t)
+		}
+		return err
 	}
 	for i, t := range ts {
 		if err := p.adoptLocked(t); err != nil {
+			var hs []hooks
 			for _, d := range ts[:i] {
-				p.releaseLocked(d)
+				hs = append(hs, p.releaseLocked(d))
 			}
 			for _, d := range ts[i+1:] {
-				for _, s := range d.Res {
-					if s.Owned {
-						closeFiles(s.Files)
-					}
-				}
-				d.Res = nil
+				dropRes(d)
 			}
 			p.mu.Unlock()
+			settleLate(hs)
 			return err
 		}
 	}

@@ -37,6 +37,18 @@ import (
 // answers the task with statusResend: the task runs again, its resources
 // sent afresh.
 
+// Each entry's hook (wire.Sent.Done) is settled once, at the task's final
+// outcome (after any retries), with delivered true if a frame carrying the
+// task was written to a worker at least once (Sched.Delivered). A write
+// under way at the outcome holds the hooks back until it ends (a frame is
+// being written with duplicates of the descriptors: it may yet deliver
+// them); Sched.Writing counts such writes. Hooks run outside p.mu where
+// the outcome allows (finish), since an exporter may act on them (an ipc
+// Conn sends its deferred close message).
+//
+// An initializer's hooks are settled when the pool releases its resources,
+// delivered if any worker was started with them.
+
 // cacheLimit bounds the resources a worker keeps besides its initializer's.
 const cacheLimit = 256
 
@@ -73,12 +85,13 @@ func (p *Pool) adoptLocked(t *Task) error {
 			var err error
 			if files, err = dupFiles(s.Files); err != nil {
 				for j := range t.Res[i:] {
+					t.Res[i+j].Settle(false)
 					if t.Res[i+j].Owned {
 						closeFiles(t.Res[i+j].Files)
 					}
 				}
 				t.Res = t.Res[:i]
-				p.releaseLocked(t)
+				p.releaseLocked(t).run()
 				return fmt.Errorf("multiproc: task %q: taking its resources' descriptors: %w", t.Fn.Name, err)
 			}
 		}
@@ -95,10 +108,74 @@ func (p *Pool) adoptLocked(t *Task) error {
 	return nil
 }
 
-// releaseLocked drops t's claim on its resources, at its final outcome.
-func (p *Pool) releaseLocked(t *Task) {
+// hooks are resource hooks to settle with delivered, once p.mu is released.
+type hooks struct {
+	fns       []func(bool)
+	delivered bool
+}
+
+func (h hooks) run() {
+	for _, f := range h.fns {
+		f(h.delivered)
+	}
+}
+
+// resWrite is a task whose frame in the write being built carries its
+// resources; carried is cleared if the frame went out as a stub after all.
+type resWrite struct {
+	t       *Task
+	carried bool
+}
+
+// notCarried records that t's frame in this write does not carry its
+// resources after all (it went out as a stub). w.writeMu is held.
+func (w *worker) notCarried(t *Task) {
+	for i := range w.wres {
+		if w.wres[i].t == t {
+			w.wres[i].carried = false
+		}
+	}
+}
+
+// wroteLocked ends a write for the tasks whose frames carried resources:
+// ok says it succeeded. It returns the hooks of those settled meanwhile,
+// whose last write this was.
+func (w *worker) wroteLocked(ok bool) []hooks {
+	p := w.p
+	var late []hooks
+	for _, r := range w.wres {
+		t := r.t
+		t.Sched.Writing--
+		if ok && r.carried {
+			t.Sched.Delivered = true
+		}
+		if fns := p.lateHooks[t]; fns != nil && t.Sched.Writing == 0 {
+			delete(p.lateHooks, t)
+			late = append(late, hooks{fns, t.Sched.Delivered})
+		}
+	}
+	clear(w.wres)
+	w.wres = w.wres[:0]
+	return late
+}
+
+func settleLate(late []hooks) {
+	for _, h := range late {
+		h.run()
+	}
+}
+
+// releaseLocked drops t's claim on its resources, at its final outcome,
+// and returns its hooks, for the caller to run once p.mu is released
+// (none while a write carrying t is under way: wroteLocked returns them).
+func (p *Pool) releaseLocked(t *Task) hooks {
+	var h hooks
 	for i := range t.Res {
 		s := &t.Res[i]
+		if s.Done != nil {
+			h.fns = append(h.fns, s.Done)
+			s.Done = nil
+		}
 		if s.ID == 0 {
 			if s.Owned {
 				closeFiles(s.Files)
@@ -112,6 +189,27 @@ func (p *Pool) releaseLocked(t *Task) {
 		s.Files = nil
 	}
 	t.Res = nil
+	h.delivered = t.Sched.Delivered
+	if h.fns != nil && t.Sched.Writing > 0 {
+		if p.lateHooks == nil {
+			p.lateHooks = map[*Task][]func(bool){}
+		}
+		p.lateHooks[t] = h.fns
+		return hooks{}
+	}
+	return h
+}
+
+// dropRes closes the owned descriptors of a task that was never adopted
+// and settles its hooks as not delivered.
+func dropRes(t *Task) {
+	for j := range t.Res {
+		t.Res[j].Settle(false)
+		if t.Res[j].Owned {
+			closeFiles(t.Res[j].Files)
+		}
+	}
+	t.Res = nil
 }
 
 // adoptInit takes the initializer's resources for the pool's life.
@@ -123,9 +221,10 @@ func (p *Pool) adoptInit() error {
 		if !s.Owned {
 			var err error
 			if files, err = dupFiles(s.Files); err != nil {
-				for _, r := range res[i:] {
-					if r.Owned {
-						closeFiles(r.Files)
+				for j := range res[i:] {
+					res[i+j].Settle(false)
+					if res[i+j].Owned {
+						closeFiles(res[i+j].Files)
 					}
 				}
 				p.cfg.InitRes = res[:i]
@@ -147,6 +246,7 @@ func (p *Pool) adoptInit() error {
 func (p *Pool) releaseInitLocked() {
 	for i := range p.cfg.InitRes {
 		s := &p.cfg.InitRes[i]
+		s.Settle(p.initDelivered.Load())
 		closeFiles(s.Files)
 		if s.ID != 0 {
 			delete(p.held, s.ID)

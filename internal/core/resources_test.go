@@ -420,3 +420,56 @@ func TestInitializerResources(t *testing.T) {
 		t.Fatalf("%d imports after a release, want 1", rep.Imports)
 	}
 }
+
+// hookRes is a per-task resource (ID 0, as a file) whose export carries a
+// Done hook that records each call.
+type hookRes struct {
+	f     *os.File
+	calls chan bool
+}
+
+func (r *hookRes) NeedsDescriptors() bool { return r.f != nil }
+
+func (r *hookRes) ExportResource(x *wire.Exported) error {
+	x.Files = []*os.File{r.f}
+	calls := r.calls
+	x.Done = func(delivered bool) { calls <- delivered }
+	return nil
+}
+
+func (r *hookRes) ImportResource(_ []byte, files []*os.File) error {
+	r.f = files[0]
+	return nil
+}
+
+var hookFn = mustAdd("core.test.hook", func(_ context.Context, r *hookRes) (int, error) {
+	r.f.Close()
+	return 1, nil
+})
+
+// TestResourceDoneHook: a task's resource hook is called once, at the
+// task's outcome, with delivered true once its frame went to a worker;
+// a task the pool refuses (closed) hears false.
+func TestResourceDoneHook(t *testing.T) {
+	p := newTestPool(t, Config{})
+	_, pw := newPipe(t)
+	h := &hookRes{f: pw, calls: make(chan bool, 4)}
+	b, res := encodeRes(t, h)
+	task := &Task{Fn: hookFn, Payload: b, Res: res}
+	run(t, p, task)
+	if got := <-h.calls; !got {
+		t.Fatal("hook of a delivered task: false")
+	}
+	b, res = encodeRes(t, h)
+	p.Close(context.Background())
+	refused := &Task{Fn: hookFn, Payload: b, Res: res, Ctx: context.Background(), Items: 1, Done: func(Result) {}}
+	if err := p.Submit(refused); err == nil {
+		t.Fatal("Submit to a closed pool succeeded")
+	}
+	if got := <-h.calls; got {
+		t.Fatal("hook of a refused task: true")
+	}
+	if len(h.calls) != 0 {
+		t.Fatalf("%d extra hook calls", len(h.calls))
+	}
+}

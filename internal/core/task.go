@@ -27,8 +27,9 @@ func (p *Pool) finish(t *Task, r Result) bool {
 	}
 	if len(t.Res) > 0 {
 		p.mu.Lock()
-		p.releaseLocked(t)
+		h := p.releaseLocked(t)
 		p.mu.Unlock()
+		h.run()
 	}
 	p.taskDone(t)
 	return true

@@ -72,6 +72,7 @@ type worker struct {
 	watt     []wire.Attach // descriptors of the batch, by stream offset (they are closed after the write)
 	wfail    []*Task       // tasks whose descriptors could not be duplicated
 	wfailErr []error
+	wres     []resWrite // tasks whose frames in this write carry resources
 
 	rd readerState // who reads the worker's stream (direct.go)
 
@@ -117,6 +118,9 @@ func (p *Pool) spawn(ctx context.Context) (*worker, error) {
 		wi.release()
 		words.Close()
 		return nil, err
+	}
+	if len(p.cfg.InitRes) > 0 {
+		p.initDelivered.Store(true)
 	}
 	w := &worker{
 		p: p, name: name, child: c, pid: c.Pid(), words: words, started: time.Now(),
@@ -418,6 +422,8 @@ func (w *worker) sendLocked() bool {
 			} else {
 				f |= flagRes
 				tabEnd = len(w.wtab)
+				t.Sched.Writing++ // its hooks wait for this write (resources.go)
+				w.wres = append(w.wres, resWrite{t: t, carried: true})
 			}
 		}
 		flags = append(flags, f)
@@ -477,14 +483,18 @@ func (w *worker) sendLocked() bool {
 	if len(w.wbuf) == 0 {
 		return true
 	}
-	if err := w.writeBatch(conn); err != nil {
-		// The reader sees the death and settles the tasks.
+	err := w.writeBatch(conn)
+	if err != nil || len(w.wres) > 0 {
 		p.mu.Lock()
-		w.killLocked()
+		late := w.wroteLocked(err == nil)
+		if err != nil {
+			// The reader sees the death and settles the tasks.
+			w.killLocked()
+		}
 		p.mu.Unlock()
-		return false
+		settleLate(late)
 	}
-	return true
+	return err == nil
 }
 
 // inlinePayload is the size up to which a payload is copied next to its
@@ -565,6 +575,7 @@ func (w *worker) appendTask(t *Task, flags byte, fds []int, tab []byte) {
 		closeAll(fds)
 		if flags&flagRes != 0 {
 			w.unsend(tab)
+			w.notCarried(t)
 		}
 		// No pool lock is held here, so the caller is answered at once; the
 		// stub's reply will find the task finished.

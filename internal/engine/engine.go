@@ -194,6 +194,12 @@ type Sched struct {
 	Cancelled  bool // settled as cancelled already
 	TimedOut   bool
 	CancelSent bool
+	// Delivered: a frame carrying the task's resources was written to a
+	// worker at least once; Writing counts the writes of such frames under
+	// way. Their hooks (wire.Sent.Done) are settled at the final outcome
+	// with Delivered, once no write is under way.
+	Delivered bool
+	Writing   int
 }
 
 // Finished reports whether the task has been settled.

@@ -386,6 +386,7 @@ func at(err error, part string) error {
 func (e *encoder) fail(err error, root string) error {
 	// Undo what this call added to the resource table.
 	for i := e.mark; i < len(e.out.Res); i++ {
+		e.out.Res[i].Settle(false)
 		if e.out.Res[i].Owned {
 			closeAll(e.out.Res[i].Files)
 		}
@@ -582,6 +583,10 @@ func (e *encoder) export(t reflect.Type, ex Exporter) error {
 		if x.Owned {
 			closeAll(x.Files)
 		}
+		if x.Done != nil {
+			x.Done(false)
+		}
+		*x = Exported{}
 		return &ResourceError{Type: t, Err: ErrNoTransport}
 	}
 	i := e.out.add(x)

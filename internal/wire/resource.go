@@ -68,6 +68,21 @@ type Exported struct {
 	// State is what the importer needs besides the descriptors (sizes,
 	// offsets, a type check). It is copied into the encoding.
 	State []byte
+	// Done, if set, is called exactly once by the transport when it is done
+	// with this export (the one hook for an exporter that must know the
+	// fate of what it exported): delivered is true if the bytes and
+	// descriptors were handed to a receiving process (written to its
+	// socket, or inherited at its start) at least once, false if they
+	// never were (encoding failed after the export, the task was refused,
+	// cancelled or settled before any frame carrying it was written, the
+	// write failed). A pool calls it at the task's final outcome, after
+	// any retries, not at the write; a process start once the child is
+	// started or failed to start. It may run on any goroutine, with the
+	// transport's locks held: it must not block nor call back into the
+	// transport. It is not called when ExportResource fails (the exporter
+	// cleans up then). Entries that share an ID in one message (see
+	// [Outgoing]) each get their own call.
+	Done func(delivered bool)
 }
 
 var lastID atomic.Uint64
@@ -160,6 +175,26 @@ type Sent struct {
 	ID    uint64
 	Files []*os.File
 	Owned bool // Files belong to the message: Close closes them
+	// Done is the exporter's hook (see [Exported]), nil if it has none:
+	// the transport calls it once, through Settle, when done with the
+	// entry.
+	Done func(delivered bool)
+}
+
+// Settle calls s.Done, if any, with delivered, and forgets it, so that a
+// second Settle does nothing. It does not touch the descriptors.
+func (s *Sent) Settle(delivered bool) {
+	if d := s.Done; d != nil {
+		s.Done = nil
+		d(delivered)
+	}
+}
+
+// Settle settles every entry of res (see [Sent.Settle]).
+func Settle(res []Sent, delivered bool) {
+	for i := range res {
+		res[i].Settle(delivered)
+	}
 }
 
 // Files counts the descriptors of all entries.
@@ -171,10 +206,19 @@ func (o *Outgoing) Files() int {
 	return n
 }
 
-// Close closes the descriptors the entries own and empties o. Call it when
-// the message will not be sent, or once its descriptors have been handed on.
-func (o *Outgoing) Close() {
+// Close is Finish(false): the message was not sent, or its entries' hooks
+// were settled already (a transport that handed the entries on settles
+// them itself).
+func (o *Outgoing) Close() { o.Finish(false) }
+
+// Finish settles every entry's hook not settled yet with delivered (see
+// [Exported.Done]), closes the descriptors the entries own and empties o.
+// Call it when the message will not be sent (false), or once it was
+// written to its receiver (true): the kernel holds its own references to
+// descriptors in flight.
+func (o *Outgoing) Finish(delivered bool) {
 	for i := range o.Res {
+		o.Res[i].Settle(delivered)
 		if o.Res[i].Owned {
 			for _, f := range o.Res[i].Files {
 				f.Close()
@@ -194,6 +238,16 @@ func (o *Outgoing) add(x *Exported) int {
 						f.Close()
 					}
 				}
+				if x.Done != nil {
+					// One entry carries both: each export still hears
+					// its fate once.
+					if prev := o.Res[i].Done; prev != nil {
+						next := x.Done
+						o.Res[i].Done = func(delivered bool) { prev(delivered); next(delivered) }
+					} else {
+						o.Res[i].Done = x.Done
+					}
+				}
 				return i
 			}
 		}
@@ -201,7 +255,7 @@ func (o *Outgoing) add(x *Exported) int {
 	if o.Res == nil {
 		o.Res = o.one[:0]
 	}
-	o.Res = append(o.Res, Sent{ID: x.ID, Files: x.Files, Owned: x.Owned})
+	o.Res = append(o.Res, Sent{ID: x.ID, Files: x.Files, Owned: x.Owned, Done: x.Done})
 	return len(o.Res) - 1
 }
 
