@@ -41,10 +41,6 @@ const (
 	HeartbeatMisses  = 3
 )
 
-// handoffTTL bounds how long a reference taken for a proxy in transit
-// (encoded into a task or process argument) waits for its receiver.
-const handoffTTL = 5 * time.Minute
-
 // server owns the objects and serves the connections.
 type server struct {
 	inst uint64 // instance id: part of every object id, new at every start
@@ -67,12 +63,6 @@ type entry struct {
 	desc  string // element types, for named objects' type checks
 	refs  int
 	named bool // lives until shutdown
-}
-
-type handoff struct {
-	obj     uint64
-	from    *sconn
-	expires time.Time
 }
 
 func newServer(raw bool, log *slog.Logger) *server {
@@ -120,6 +110,7 @@ func (s *server) close() {
 	}
 	objs := s.objs
 	s.objs = map[uint64]*entry{}
+	s.stopHandoffsLocked()
 	s.mu.Unlock()
 	for _, c := range cs {
 		c.conn.Close()
@@ -319,12 +310,7 @@ func (c *sconn) gone(error) {
 	}
 	s.mu.Lock()
 	delete(s.conns, c)
-	for t, h := range s.handoffs {
-		if h.from == c {
-			delete(s.handoffs, t)
-			refs[h.obj]++
-		}
-	}
+	s.dropHandoffsLocked(c, refs)
 	dead := s.dropRefsLocked(refs)
 	s.mu.Unlock()
 	for _, o := range dead {
@@ -473,31 +459,26 @@ func (c *sconn) serverOp(ctx context.Context, r *request) ([][]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		var b [8]byte
-		rand.Read(b[:])
-		tok := binary.LittleEndian.Uint64(b[:])
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		e := s.objs[id]
 		if e == nil {
 			return nil, fmt.Errorf("%w: object %d", ErrNoSuchObject, id)
 		}
-		now := time.Now()
-		for t, h := range s.handoffs { // expired hand-offs give their reference back
-			if now.After(h.expires) {
-				delete(s.handoffs, t)
-				if oe := s.objs[h.obj]; oe != nil {
-					oe.refs--
-					if oe.refs <= 0 && !oe.named {
-						delete(s.objs, h.obj)
-						go oe.obj.kill()
-					}
-				}
-			}
+		if s.closed {
+			return nil, ErrClosed // its timer would outlive the server
 		}
-		e.refs++
-		s.handoffs[tok] = &handoff{obj: id, from: c, expires: now.Add(handoffTTL)}
-		return [][]byte{putU64(tok)}, nil
+		return [][]byte{putU64(s.newHandoffLocked(c, id, e))}, nil
+	case opSettle: // see handoff.go
+		if len(r.args) != 2 || len(r.args[1]) != 1 {
+			return nil, errArgs(r)
+		}
+		tok, err := u64(r.args[0])
+		if err != nil {
+			return nil, err
+		}
+		c.settleHandoff(tok, r.args[1][0] == 1)
+		return nil, nil
 	case opClaim:
 		if len(r.args) != 2 {
 			return nil, errArgs(r)
@@ -516,9 +497,8 @@ func (c *sconn) serverOp(ctx context.Context, r *request) ([][]byte, error) {
 		if e == nil {
 			return nil, fmt.Errorf("%w: object %d", ErrNoSuchObject, id)
 		}
-		if h := s.handoffs[tok]; h != nil && h.obj == id {
+		if s.takeHandoffLocked(tok, id) {
 			// The hand-off's reference becomes this connection's.
-			delete(s.handoffs, tok)
 			e.refs--
 		}
 		// A token already claimed (a receiver that imports one encoding
