@@ -23,8 +23,9 @@ func codecFor[T any](raw bool) wire.Value[T] {
 	return gobValue[T]{}
 }
 
-// checkElem refuses element types that cannot be stored in a manager: a
-// chan, a func, or a resource (nested proxies are not supported yet).
+// checkElem refuses types that cannot be stored in a manager as data: a
+// chan, a func, or a resource. (A proxy type itself is stored as a
+// reference where checkValue allows it: see nested.go.)
 func checkElem[T any](what string) error {
 	t := reflect.TypeFor[T]()
 	res, err := wire.Check(t, what)
@@ -32,7 +33,7 @@ func checkElem[T any](what string) error {
 		return fmt.Errorf("manager: %s type %v: %w", what, t, err)
 	}
 	if res {
-		return fmt.Errorf("manager: %s type %v holds a resource (a proxy, a file, a shared object), which a manager cannot store: %w", what, t, ErrNotTransferable)
+		return fmt.Errorf("manager: %s type %v holds a resource (a proxy, a file, a shared object), which a manager cannot store as data (a proxy type itself, such as *manager.List[int], nests as a Dict's value, a List's, an Array's or a Queue's element, a Value or a Namespace attribute; not as a key, inside another type, or in an update function): %w", what, t, ErrNotTransferable)
 	}
 	return nil
 }

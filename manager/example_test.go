@@ -85,3 +85,26 @@ func ExampleCall() {
 	fmt.Println(b, err)
 	// Output: 100 manager: Call: account: overdrawn
 }
+
+// Nested proxies, as in Python ≥ 3.6: l = manager.list(); d =
+// manager.dict(); d['x'] = l; d['x'].append(1) changes l. Storing a
+// proxy stores a reference to its object; a proxy read back is a new
+// proxy (Close it) of the same object.
+func ExampleNewDict_nested() {
+	ctx := context.Background()
+	m, err := manager.Start(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer m.Shutdown(ctx)
+	l, _ := manager.NewList[int](ctx, m, nil)
+	d, _ := manager.NewDict[string, *manager.List[int]](ctx, m)
+	if err := d.Set(ctx, "x", l); err != nil {
+		log.Fatal(err)
+	}
+	x, _ := d.Get(ctx, "x")
+	x.Append(ctx, 1)
+	x.Close()
+	fmt.Println(l.All(ctx))
+	// Output: [1] <nil>
+}

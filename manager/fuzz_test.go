@@ -16,6 +16,10 @@ func seedRequests() [][]byte {
 		appendRequest(nil, 4, opDictIncr, 7, 1, 0, [][]byte{k, {numSigned}, putU64(1)}),
 		appendRequest(nil, 5, opQueueGet, 7, 1, 1000, [][]byte{{1}}),
 		appendRequest(nil, 6, opCall, 7, 1, 0, [][]byte{[]byte("Add"), {3, 4, 0, 10}}),
+		// A dict of List references (nested proxies): a create, a store.
+		appendRequest(nil, 7, opCreate, 0, 0, 0, [][]byte{{kindDict, kindList}, []byte("string→*manager.List[int]"), nil}),
+		appendRequest(nil, 8, opDictSet, 7, 6, 0, [][]byte{k, append(putU64(7), putU64(2)...)}),
+		appendRequest(nil, 9, opListAppend, 7, 7, 0, [][]byte{append(putU64(7), putU64(6)...), nil}),
 		{msgPing}, {msgCancel, 5}, {msgRequest, 0xff, 0xff},
 	}
 }
@@ -87,11 +91,20 @@ func FuzzServer(f *testing.F) {
 			}
 			c.call(ctx, opCreate, 0, init)
 		}
+		// Objects of references (nested proxies): a dict of lists, a list
+		// of dicts.
+		c.call(ctx, opCreate, 0, [][]byte{{kindDict, kindList}, []byte("string→*manager.List[int]"), nil})
+		c.call(ctx, opCreate, 0, [][]byte{{kindList, kindDict}, []byte("*manager.Dict[string,int]"), nil})
 		// The fuzzed message, with the real instance id patched in where
 		// a request carries one, so it reaches the objects.
 		if len(msg) > 0 && msg[0] == msgRequest {
 			var r request
 			if parseRequest(msg, &r) == nil && r.budget == 0 {
+				for i, a := range r.args {
+					if len(a) == refLen { // a reference: to this instance
+						r.args[i] = append(putU64(c.inst), a[8:]...)
+					}
+				}
 				r.budget = 100_000 // a blocking request ends within 100ms
 				msg = appendRequest(nil, r.id, r.op, c.inst, r.obj%8, r.budget, r.args)
 			}

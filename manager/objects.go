@@ -79,28 +79,45 @@ func (b *base) lock() error {
 
 func (b *base) connGone(*sconn) {}
 
-func newObject(ctx context.Context, c *sconn, kind byte, desc string, init [][]byte) (object, error) {
+// newObject makes an object of kind; spec, when not nil, says that its
+// elements are references (a Dict's values, a List's or an Array's
+// items, a Value, a Queue's items), and the references in init are taken.
+func newObject(ctx context.Context, c *sconn, kind byte, desc string, spec *elemSpec, init [][]byte) (object, error) {
 	raw := c.s.raw
+	h := holder{s: c.s, spec: spec}
+	switch kind {
+	case kindDict, kindList, kindArray, kindValue, kindQueue, kindJoinableQueue:
+	default:
+		if spec != nil {
+			return nil, fmt.Errorf("%w: a %s holds no elements", ErrTypeMismatch, kindName(kind))
+		}
+	}
 	switch kind {
 	case kindDict:
-		return &dictObj{raw: raw, m: map[string]*dent{}}, nil
-	case kindList:
-		return &listObj{raw: raw, items: cloneAll(init)}, nil
-	case kindArray:
-		return &listObj{raw: raw, items: cloneAll(init), fixed: true}, nil
+		return &dictObj{holder: h, raw: raw, m: map[string]*dent{}}, nil
+	case kindList, kindArray:
+		items := cloneAll(init)
+		if err := h.hold(items...); err != nil {
+			return nil, err
+		}
+		return &listObj{holder: h, raw: raw, items: items, fixed: kind == kindArray}, nil
 	case kindValue:
 		if len(init) != 1 {
 			return nil, fmt.Errorf("%w: a Value needs its initial value", wire.ErrCorrupt)
 		}
-		return &valueObj{raw: raw, v: bytes.Clone(init[0])}, nil
+		v := bytes.Clone(init[0])
+		if err := h.hold(v); err != nil {
+			return nil, err
+		}
+		return &valueObj{holder: h, raw: raw, v: v}, nil
 	case kindNamespace:
-		return &nsObj{m: map[string]nsval{}}, nil
+		return &nsObj{holder: h, m: map[string]nsval{}}, nil
 	case kindQueue, kindJoinableQueue:
 		n, err := initInt(init)
 		if err != nil {
 			return nil, err
 		}
-		return &queueObj{max: int(n)}, nil
+		return &queueObj{holder: h, max: int(n)}, nil
 	case kindLock, kindRLock:
 		return &lockObj{reentrant: kind == kindRLock}, nil
 	case kindSemaphore, kindBoundedSemaphore:
@@ -194,6 +211,7 @@ type dent struct {
 
 type dictObj struct {
 	base
+	holder
 	raw bool
 	m   map[string]*dent
 	seq uint64
@@ -211,8 +229,10 @@ func (d *dictObj) ordered() []string {
 	return ks
 }
 
+// set stores d[k] = v, giving back the reference an old value held.
 func (d *dictObj) set(k string, v []byte) {
 	if e := d.m[k]; e != nil {
+		d.release(e.v)
 		e.v = v
 		return
 	}
@@ -220,18 +240,37 @@ func (d *dictObj) set(k string, v []byte) {
 	d.m[k] = &dent{seq: d.seq, v: v}
 }
 
+func (d *dictObj) kill() {
+	d.mu.Lock()
+	var held [][]byte
+	if !d.dead && d.spec != nil {
+		for _, e := range d.m {
+			held = append(held, e.v)
+		}
+	}
+	d.dead = true
+	d.m = map[string]*dent{}
+	d.changed()
+	d.mu.Unlock()
+	d.killHeld(held)
+}
+
 func (d *dictObj) handle(ctx context.Context, c *sconn, r *request) ([][]byte, error) {
 	if err := d.lock(); err != nil {
 		return nil, err
 	}
-	defer d.mu.Unlock()
+	defer d.unlock(&d.mu)
 	a := r.args
 	switch r.op {
 	case opDictSet:
 		if err := want(r, 2); err != nil {
 			return nil, err
 		}
-		d.set(string(a[0]), bytes.Clone(a[1]))
+		v := bytes.Clone(a[1])
+		if err := d.hold(v); err != nil {
+			return nil, err
+		}
+		d.set(string(a[0]), v)
 		return nil, nil
 	case opDictGet, opDictPop:
 		if err := want(r, 1); err != nil {
@@ -241,26 +280,33 @@ func (d *dictObj) handle(ctx context.Context, c *sconn, r *request) ([][]byte, e
 		if e == nil {
 			return nil, ErrKeyNotFound
 		}
+		res, err := d.out1(c, e.v)
+		if err != nil {
+			return nil, err
+		}
 		if r.op == opDictPop {
 			delete(d.m, string(a[0]))
+			d.release(e.v) // the reader's lent reference keeps it
 		}
-		return [][]byte{e.v}, nil
+		return res, nil
 	case opDictGetOr:
 		if err := want(r, 2); err != nil {
 			return nil, err
 		}
 		if e := d.m[string(a[0])]; e != nil {
-			return [][]byte{e.v}, nil
+			return d.out1(c, e.v)
 		}
-		return [][]byte{a[1]}, nil
+		return d.out1(c, a[1])
 	case opDictDel:
 		if err := want(r, 1); err != nil {
 			return nil, err
 		}
-		if d.m[string(a[0])] == nil {
+		e := d.m[string(a[0])]
+		if e == nil {
 			return nil, ErrKeyNotFound
 		}
 		delete(d.m, string(a[0]))
+		d.release(e.v)
 		return nil, nil
 	case opDictHas:
 		if err := want(r, 1); err != nil {
@@ -282,22 +328,48 @@ func (d *dictObj) handle(ctx context.Context, c *sconn, r *request) ([][]byte, e
 				res = append(res, []byte(k), d.m[k].v)
 			}
 		}
+		if d.spec == nil || r.op == opDictKeys {
+			return res, nil
+		}
+		if r.op == opDictValues {
+			return d.out(c, res...)
+		}
+		vs := make([][]byte, len(ks))
+		for i := range ks {
+			vs[i] = res[2*i+1]
+		}
+		lent, err := d.out(c, vs...)
+		if err != nil {
+			return nil, err
+		}
+		for i := range ks {
+			res[2*i+1] = lent[i]
+		}
 		return res, nil
 	case opDictSetDefault:
 		if err := want(r, 2); err != nil {
 			return nil, err
 		}
 		if e := d.m[string(a[0])]; e != nil {
-			return [][]byte{e.v}, nil
+			return d.out1(c, e.v)
 		}
 		v := bytes.Clone(a[1])
+		if err := d.hold(v); err != nil {
+			return nil, err
+		}
 		d.set(string(a[0]), v)
-		return [][]byte{v}, nil
+		return d.out1(c, v)
 	case opDictClear:
+		for _, e := range d.m {
+			d.release(e.v)
+		}
 		clear(d.m)
 		return nil, nil
 	case opDictIncr:
 		if err := want(r, 3); err != nil {
+			return nil, err
+		}
+		if err := d.refuse(r); err != nil {
 			return nil, err
 		}
 		if len(a[1]) != 1 {
@@ -319,6 +391,9 @@ func (d *dictObj) handle(ctx context.Context, c *sconn, r *request) ([][]byte, e
 		if err := want(r, 2); err != nil {
 			return nil, err
 		}
+		if err := d.refuse(r); err != nil {
+			return nil, err
+		}
 		fn := lookupUpdate(string(a[1]))
 		if fn == nil {
 			return nil, fmt.Errorf("%w: update function %q", ErrNotRegistered, a[1])
@@ -338,8 +413,15 @@ func (d *dictObj) handle(ctx context.Context, c *sconn, r *request) ([][]byte, e
 		if len(a)%2 != 0 {
 			return nil, errArgs(r)
 		}
+		vs := make([][]byte, 0, len(a)/2)
+		for i := 1; i < len(a); i += 2 {
+			vs = append(vs, bytes.Clone(a[i]))
+		}
+		if err := d.hold(vs...); err != nil {
+			return nil, err
+		}
 		for i := 0; i < len(a); i += 2 {
-			d.set(string(a[i]), bytes.Clone(a[i+1]))
+			d.set(string(a[i]), vs[i/2])
 		}
 		return nil, nil
 	}
@@ -350,6 +432,7 @@ func (d *dictObj) handle(ctx context.Context, c *sconn, r *request) ([][]byte, e
 
 type listObj struct {
 	base
+	holder
 	raw   bool
 	fixed bool // an Array: no length changes
 	items [][]byte
@@ -376,11 +459,23 @@ func index(b []byte, n int, insert bool) (int, error) {
 	return i, nil
 }
 
+func (l *listObj) kill() {
+	l.mu.Lock()
+	var held [][]byte
+	if !l.dead {
+		held = l.items
+	}
+	l.dead, l.items = true, nil
+	l.changed()
+	l.mu.Unlock()
+	l.killHeld(held)
+}
+
 func (l *listObj) handle(ctx context.Context, c *sconn, r *request) ([][]byte, error) {
 	if err := l.lock(); err != nil {
 		return nil, err
 	}
-	defer l.mu.Unlock()
+	defer l.unlock(&l.mu)
 	k := kindList
 	if l.fixed {
 		k = kindArray
@@ -392,9 +487,11 @@ func (l *listObj) handle(ctx context.Context, c *sconn, r *request) ([][]byte, e
 	a := r.args
 	switch r.op {
 	case opListAppend, opListExtend:
-		for _, v := range a {
-			l.items = append(l.items, bytes.Clone(v))
+		vs := cloneAll(a)
+		if err := l.hold(vs...); err != nil {
+			return nil, err
 		}
+		l.items = append(l.items, vs...)
 		return nil, nil
 	case opListGet:
 		if err := want(r, 1); err != nil {
@@ -404,7 +501,7 @@ func (l *listObj) handle(ctx context.Context, c *sconn, r *request) ([][]byte, e
 		if err != nil {
 			return nil, err
 		}
-		return [][]byte{l.items[i]}, nil
+		return l.out1(c, l.items[i])
 	case opListSet:
 		if err := want(r, 2); err != nil {
 			return nil, err
@@ -413,12 +510,17 @@ func (l *listObj) handle(ctx context.Context, c *sconn, r *request) ([][]byte, e
 		if err != nil {
 			return nil, err
 		}
-		l.items[i] = bytes.Clone(a[1])
+		v := bytes.Clone(a[1])
+		if err := l.hold(v); err != nil {
+			return nil, err
+		}
+		l.release(l.items[i])
+		l.items[i] = v
 		return nil, nil
 	case opListLen:
 		return [][]byte{putU64(uint64(len(l.items)))}, nil
 	case opListAll:
-		return l.items, nil
+		return l.out(c, l.items...)
 	case opListSlice:
 		if err := want(r, 2); err != nil {
 			return nil, err
@@ -434,7 +536,7 @@ func (l *listObj) handle(ctx context.Context, c *sconn, r *request) ([][]byte, e
 		if to < from {
 			return nil, nil
 		}
-		return l.items[from:to], nil
+		return l.out(c, l.items[from:to]...)
 	case opListPop:
 		if err := want(r, 1); err != nil {
 			return nil, err
@@ -444,8 +546,13 @@ func (l *listObj) handle(ctx context.Context, c *sconn, r *request) ([][]byte, e
 			return nil, err
 		}
 		v := l.items[i]
+		res, err := l.out1(c, v)
+		if err != nil {
+			return nil, err
+		}
 		l.items = slices.Delete(l.items, i, i+1)
-		return [][]byte{v}, nil
+		l.release(v) // the reader's lent reference keeps it
+		return res, nil
 	case opListInsert:
 		if err := want(r, 2); err != nil {
 			return nil, err
@@ -454,9 +561,14 @@ func (l *listObj) handle(ctx context.Context, c *sconn, r *request) ([][]byte, e
 		if err != nil {
 			return nil, err
 		}
-		l.items = slices.Insert(l.items, i, bytes.Clone(a[1]))
+		v := bytes.Clone(a[1])
+		if err := l.hold(v); err != nil {
+			return nil, err
+		}
+		l.items = slices.Insert(l.items, i, v)
 		return nil, nil
 	case opListClear:
+		l.release(l.items...)
 		l.items = nil
 		return nil, nil
 	case opListRemove, opListIndex:
@@ -470,6 +582,7 @@ func (l *listObj) handle(ctx context.Context, c *sconn, r *request) ([][]byte, e
 		if r.op == opListIndex {
 			return [][]byte{putU64(uint64(i))}, nil
 		}
+		l.release(l.items[i])
 		l.items = slices.Delete(l.items, i, i+1)
 		return nil, nil
 	}
@@ -480,34 +593,54 @@ func (l *listObj) handle(ctx context.Context, c *sconn, r *request) ([][]byte, e
 
 type valueObj struct {
 	base
+	holder
 	raw bool
 	v   []byte
 }
 
 func (v *valueObj) blocks(*request) bool { return false }
 
+func (v *valueObj) kill() {
+	v.mu.Lock()
+	var held [][]byte
+	if !v.dead {
+		held = [][]byte{v.v}
+	}
+	v.dead, v.v = true, nil
+	v.changed()
+	v.mu.Unlock()
+	v.killHeld(held)
+}
+
 func (v *valueObj) handle(ctx context.Context, c *sconn, r *request) ([][]byte, error) {
 	if err := v.lock(); err != nil {
 		return nil, err
 	}
-	defer v.mu.Unlock()
+	defer v.unlock(&v.mu)
 	a := r.args
 	switch r.op {
 	case opValueGet:
-		return [][]byte{v.v}, nil
-	case opValueSet:
+		return v.out1(c, v.v)
+	case opValueSet, opValueSwap:
 		if err := want(r, 1); err != nil {
 			return nil, err
 		}
-		v.v = bytes.Clone(a[0])
-		return nil, nil
-	case opValueSwap:
-		if err := want(r, 1); err != nil {
+		nv := bytes.Clone(a[0])
+		if err := v.hold(nv); err != nil {
 			return nil, err
 		}
 		old := v.v
-		v.v = bytes.Clone(a[0])
-		return [][]byte{old}, nil
+		var res [][]byte
+		if r.op == opValueSwap {
+			var err error
+			if res, err = v.out1(c, old); err != nil {
+				v.release(nv)
+				return nil, err
+			}
+		}
+		v.v = nv
+		v.release(old)
+		return res, nil
 	case opValueCAS:
 		if err := want(r, 2); err != nil {
 			return nil, err
@@ -515,10 +648,18 @@ func (v *valueObj) handle(ctx context.Context, c *sconn, r *request) ([][]byte, 
 		if !bytes.Equal(v.v, a[0]) {
 			return boolRes(false), nil
 		}
-		v.v = bytes.Clone(a[1])
+		nv := bytes.Clone(a[1])
+		if err := v.hold(nv); err != nil {
+			return nil, err
+		}
+		v.release(v.v)
+		v.v = nv
 		return boolRes(true), nil
 	case opValueIncr:
 		if err := want(r, 2); err != nil {
+			return nil, err
+		}
+		if err := v.refuse(r); err != nil {
 			return nil, err
 		}
 		if len(a[0]) != 1 {
@@ -532,6 +673,9 @@ func (v *valueObj) handle(ctx context.Context, c *sconn, r *request) ([][]byte, 
 		return [][]byte{nv}, nil
 	case opValueUpdateFn:
 		if err := want(r, 1); err != nil {
+			return nil, err
+		}
+		if err := v.refuse(r); err != nil {
 			return nil, err
 		}
 		fn := lookupUpdate(string(a[0]))
@@ -551,13 +695,40 @@ func (v *valueObj) handle(ctx context.Context, c *sconn, r *request) ([][]byte, 
 // ---- Namespace ----
 
 type nsval struct {
-	typ string
-	v   []byte
+	typ  string
+	v    []byte
+	spec *elemSpec // the attribute holds a reference
 }
 
 type nsObj struct {
 	base
-	m map[string]nsval
+	holder // spec nil: each attribute has its own
+	m      map[string]nsval
+}
+
+func (n *nsObj) kill() {
+	n.mu.Lock()
+	var held [][]byte
+	if !n.dead {
+		for _, e := range n.m {
+			if e.spec != nil {
+				held = append(held, e.v)
+			}
+		}
+	}
+	n.dead, n.m = true, map[string]nsval{}
+	n.changed()
+	n.mu.Unlock()
+	for _, o := range n.s.release(held...) {
+		o.kill()
+	}
+}
+
+// drop gives back the reference attribute e held, if any.
+func (n *nsObj) dropAttr(e nsval) {
+	if e.spec != nil {
+		n.drop = append(n.drop, n.s.release(e.v)...)
+	}
 }
 
 func (n *nsObj) blocks(*request) bool { return false }
@@ -566,7 +737,7 @@ func (n *nsObj) handle(ctx context.Context, c *sconn, r *request) ([][]byte, err
 	if err := n.lock(); err != nil {
 		return nil, err
 	}
-	defer n.mu.Unlock()
+	defer n.unlock(&n.mu)
 	a := r.args
 	switch r.op {
 	case opNsGet:
@@ -580,20 +751,47 @@ func (n *nsObj) handle(ctx context.Context, c *sconn, r *request) ([][]byte, err
 		if e.typ != string(a[1]) {
 			return nil, fmt.Errorf("%w: attribute %q holds a %s, not a %s", ErrTypeMismatch, a[0], e.typ, a[1])
 		}
+		if e.spec != nil {
+			b, err := n.s.lend(c, e.spec, e.v)
+			if err != nil {
+				return nil, err
+			}
+			return [][]byte{b}, nil
+		}
 		return [][]byte{e.v}, nil
 	case opNsSet:
-		if err := want(r, 3); err != nil {
-			return nil, err
+		// name, type, value[, element spec: the value is a reference]
+		if len(a) != 3 && len(a) != 4 {
+			return nil, errArgs(r)
 		}
-		n.m[string(a[0])] = nsval{typ: string(a[1]), v: bytes.Clone(a[2])}
+		nv := nsval{typ: string(a[1]), v: bytes.Clone(a[2])}
+		if len(a) == 4 {
+			sp, err := parseSpec(a[3])
+			if err != nil {
+				return nil, err
+			}
+			if sp == nil {
+				return nil, errArgs(r)
+			}
+			if err := n.s.hold(sp, nv.v); err != nil {
+				return nil, err
+			}
+			nv.spec = sp
+		}
+		if old, ok := n.m[string(a[0])]; ok {
+			n.dropAttr(old)
+		}
+		n.m[string(a[0])] = nv
 		return nil, nil
 	case opNsDel:
 		if err := want(r, 1); err != nil {
 			return nil, err
 		}
-		if _, ok := n.m[string(a[0])]; !ok {
+		old, ok := n.m[string(a[0])]
+		if !ok {
 			return nil, fmt.Errorf("%w: attribute %q", ErrKeyNotFound, a[0])
 		}
+		n.dropAttr(old)
 		delete(n.m, string(a[0]))
 		return nil, nil
 	case opNsNames:
@@ -611,6 +809,7 @@ func (n *nsObj) handle(ctx context.Context, c *sconn, r *request) ([][]byte, err
 
 type queueObj struct {
 	base
+	holder
 	max        int // 0: unbounded
 	items      [][]byte
 	unfinished int
@@ -628,11 +827,23 @@ func (q *queueObj) blocks(r *request) bool {
 	return false
 }
 
+func (q *queueObj) kill() {
+	q.mu.Lock()
+	var held [][]byte
+	if !q.dead {
+		held = q.items
+	}
+	q.dead, q.items = true, nil
+	q.changed()
+	q.mu.Unlock()
+	q.killHeld(held)
+}
+
 func (q *queueObj) handle(ctx context.Context, c *sconn, r *request) ([][]byte, error) {
 	if err := q.lock(); err != nil {
 		return nil, err
 	}
-	defer q.mu.Unlock()
+	defer q.unlock(&q.mu)
 	a := r.args
 	switch r.op {
 	case opQueuePut:
@@ -647,7 +858,11 @@ func (q *queueObj) handle(ctx context.Context, c *sconn, r *request) ([][]byte, 
 				return nil, err
 			}
 		}
-		q.items = append(q.items, bytes.Clone(a[0]))
+		v := bytes.Clone(a[0])
+		if err := q.hold(v); err != nil {
+			return nil, err
+		}
+		q.items = append(q.items, v)
 		q.unfinished++
 		q.changed()
 		return nil, nil
@@ -664,10 +879,15 @@ func (q *queueObj) handle(ctx context.Context, c *sconn, r *request) ([][]byte, 
 			}
 		}
 		v := q.items[0]
+		res, err := q.out1(c, v)
+		if err != nil {
+			return nil, err
+		}
 		q.items[0] = nil
 		q.items = q.items[1:]
+		q.release(v) // the reader's lent reference keeps it
 		q.changed()
-		return [][]byte{v}, nil
+		return res, nil
 	case opQueueLen:
 		return [][]byte{putU64(uint64(len(q.items)))}, nil
 	case opQueueTaskDone:

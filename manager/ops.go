@@ -114,4 +114,7 @@ const (
 
 	// custom
 	opCall // method, args...
+
+	// server, added after the others so that no number changes
+	opSettle // args: hand-off token, delivered (1 byte) → nothing
 )

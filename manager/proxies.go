@@ -34,7 +34,7 @@ func (l *List[T]) ImportResource(state []byte, files []*os.File) error {
 	if err := l.ref.importFrom(state, files, kindList, typeName[T]()); err != nil {
 		return err
 	}
-	l.c = codecFor[T](l.ref.c.raw)
+	l.c = elemCodec[T](l.ref.c)
 	return nil
 }
 
@@ -181,7 +181,7 @@ func (a *Array[T]) ImportResource(state []byte, files []*os.File) error {
 	if err := a.ref.importFrom(state, files, kindArray, typeName[T]()); err != nil {
 		return err
 	}
-	a.c = codecFor[T](a.ref.c.raw)
+	a.c = elemCodec[T](a.ref.c)
 	return nil
 }
 
@@ -222,19 +222,20 @@ type Value[T any] struct {
 
 // NewValue creates a value on the manager's server, initially v.
 func NewValue[T any](ctx context.Context, m *Manager, v T, opts ...ObjectOption) (*Value[T], error) {
-	if err := checkElem[T]("value"); err != nil {
+	sp, err := checkValue[T]("value")
+	if err != nil {
 		return nil, err
 	}
 	if m == nil || m.c == nil {
 		return nil, ErrClosed
 	}
-	c := codecFor[T](m.c.raw)
+	c := elemCodec[T](m.c)
 	b, err := c.Append(nil, v)
 	if err != nil {
 		return nil, err
 	}
 	p := &Value[T]{}
-	if err := p.ref.create(ctx, m, kindValue, typeName[T](), opts, b); err != nil {
+	if err := p.ref.createOf(ctx, m, kindValue, sp, typeName[T](), opts, b); err != nil {
 		return nil, err
 	}
 	p.c = c
@@ -246,7 +247,7 @@ func (v *Value[T]) ImportResource(state []byte, files []*os.File) error {
 	if err := v.ref.importFrom(state, files, kindValue, typeName[T]()); err != nil {
 		return err
 	}
-	v.c = codecFor[T](v.ref.c.raw)
+	v.c = elemCodec[T](v.ref.c)
 	return nil
 }
 
@@ -336,17 +337,23 @@ func (n *Namespace) ImportResource(state []byte, files []*os.File) error {
 
 // SetAttr sets attribute name of ns to v (Python's ns.name = v).
 func SetAttr[T any](ctx context.Context, ns *Namespace, name string, v T) error {
-	if err := checkElem[T]("attribute"); err != nil {
+	sp, err := checkValue[T]("attribute")
+	if err != nil {
 		return err
 	}
 	if ns == nil || ns.ref.c == nil {
 		return ErrClosed
 	}
-	b, err := codecFor[T](ns.ref.c.raw).Append(nil, v)
+	b, err := elemCodec[T](ns.ref.c).Append(nil, v)
 	if err != nil {
 		return err
 	}
-	_, err = ns.call(ctx, opNsSet, []byte(name), []byte(typeName[T]()), b)
+	args := [][]byte{[]byte(name), []byte(typeName[T]()), b}
+	if sp != nil {
+		// The attribute is a reference: the spec tells the server so.
+		args = append(args, append([]byte{sp.kind}, sp.desc...))
+	}
+	_, err = ns.call(ctx, opNsSet, args...)
 	return err
 }
 
@@ -359,7 +366,7 @@ func GetAttr[T any](ctx context.Context, ns *Namespace, name string) (T, error) 
 		return zero, ErrClosed
 	}
 	b, err := one(ns.call(ctx, opNsGet, []byte(name), []byte(typeName[T]())))
-	return decodeOne(codecFor[T](ns.ref.c.raw), b, err)
+	return decodeOne(elemCodec[T](ns.ref.c), b, err)
 }
 
 // Delete removes an attribute, or returns an error matching ErrKeyNotFound.
@@ -403,16 +410,17 @@ func NewQueue[T any](ctx context.Context, m *Manager, maxsize int, opts ...Objec
 }
 
 func (q *Queue[T]) create(ctx context.Context, m *Manager, kind byte, maxsize int, opts []ObjectOption) error {
-	if err := checkElem[T]("item"); err != nil {
+	sp, err := checkValue[T]("item")
+	if err != nil {
 		return err
 	}
 	if maxsize < 0 {
 		return fmt.Errorf("manager: queue of maxsize %d", maxsize)
 	}
-	if err := q.ref.create(ctx, m, kind, typeName[T](), opts, putU64(uint64(maxsize))); err != nil {
+	if err := q.ref.createOf(ctx, m, kind, sp, typeName[T](), opts, putU64(uint64(maxsize))); err != nil {
 		return err
 	}
-	q.c = codecFor[T](m.c.raw)
+	q.c = elemCodec[T](m.c)
 	return nil
 }
 
@@ -421,7 +429,7 @@ func (q *Queue[T]) ImportResource(state []byte, files []*os.File) error {
 	if err := q.ref.importFrom(state, files, kindQueue, typeName[T]()); err != nil {
 		return err
 	}
-	q.c = codecFor[T](q.ref.c.raw)
+	q.c = elemCodec[T](q.ref.c)
 	return nil
 }
 
@@ -481,7 +489,7 @@ func (q *JoinableQueue[T]) ImportResource(state []byte, files []*os.File) error 
 	if err := q.ref.importFrom(state, files, kindJoinableQueue, typeName[T]()); err != nil {
 		return err
 	}
-	q.c = codecFor[T](q.ref.c.raw)
+	q.c = elemCodec[T](q.ref.c)
 	return nil
 }
 
@@ -501,18 +509,19 @@ func (q *JoinableQueue[T]) Join(ctx context.Context) error {
 // createSeq creates a List or an Array of items on m's server into r and
 // returns the element codec: the two differ only in their kind.
 func createSeq[T any](ctx context.Context, m *Manager, kind uint8, items []T, opts []ObjectOption, r *ref) (wire.Value[T], error) {
-	if err := checkElem[T]("element"); err != nil {
+	sp, err := checkValue[T]("element")
+	if err != nil {
 		return nil, err
 	}
 	if m == nil || m.c == nil {
 		return nil, ErrClosed
 	}
-	c := codecFor[T](m.c.raw)
+	c := elemCodec[T](m.c)
 	init, err := encodeAll(c, items)
 	if err != nil {
 		return nil, err
 	}
-	if err := r.create(ctx, m, kind, typeName[T](), opts, init...); err != nil {
+	if err := r.createOf(ctx, m, kind, sp, typeName[T](), opts, init...); err != nil {
 		return nil, err
 	}
 	return c, nil

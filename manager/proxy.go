@@ -67,6 +67,12 @@ func (r *ref) Close() error {
 
 // create makes the object on m's server and r its proxy.
 func (r *ref) create(ctx context.Context, m *Manager, kind byte, desc string, opts []ObjectOption, init ...[]byte) error {
+	return r.createOf(ctx, m, kind, nil, desc, opts, init...)
+}
+
+// createOf is create for an object whose elements are references to
+// objects of sp's kind (nested proxies) when sp is not nil.
+func (r *ref) createOf(ctx context.Context, m *Manager, kind byte, sp *elemSpec, desc string, opts []ObjectOption, init ...[]byte) error {
 	var cfg objConfig
 	for _, o := range opts {
 		if err := o(&cfg); err != nil {
@@ -76,7 +82,7 @@ func (r *ref) create(ctx context.Context, m *Manager, kind byte, desc string, op
 	if m == nil || m.c == nil {
 		return fmt.Errorf("manager: creating a %s: %w", kindName(kind), ErrClosed)
 	}
-	args := append([][]byte{{kind}, []byte(desc), []byte(cfg.name)}, init...)
+	args := append([][]byte{specArg(kind, sp), []byte(desc), []byte(cfg.name)}, init...)
 	res, err := m.c.call(ctx, opCreate, 0, args)
 	if err != nil {
 		return err
@@ -142,18 +148,19 @@ func NewDict[K comparable, V any](ctx context.Context, m *Manager, opts ...Objec
 	if err := checkElem[K]("key"); err != nil {
 		return nil, err
 	}
-	if err := checkElem[V]("value"); err != nil {
+	sp, err := checkValue[V]("value")
+	if err != nil {
 		return nil, err
 	}
 	d := &Dict[K, V]{}
-	if err := d.ref.create(ctx, m, kindDict, dictDesc[K, V](), opts); err != nil {
+	if err := d.ref.createOf(ctx, m, kindDict, sp, dictDesc[K, V](), opts); err != nil {
 		return nil, err
 	}
 	d.init()
 	return d, nil
 }
 
-func (d *Dict[K, V]) init() { d.kc, d.vc = codecFor[K](d.c.raw), codecFor[V](d.c.raw) }
+func (d *Dict[K, V]) init() { d.kc, d.vc = codecFor[K](d.c.raw), elemCodec[V](d.c) }
 
 // ImportResource makes d the receiving process's proxy of a Dict sent to
 // it (see the package documentation on passing proxies).

@@ -20,8 +20,9 @@ import (
 // proxy is in transit); the receiver connects to the same address (one
 // connection per process and address, shared by every proxy it receives)
 // and claims it, which makes it the receiver's own reference. A hand-off
-// nobody claims is released when the sender's connection ends, or after
-// handoffTTL.
+// nobody claims ends when the transport says the encoding never reached
+// a receiver, a while after it says it did, or when the sender's
+// connection ends (handoff.go has the whole rule).
 //
 // The authkey never travels in the encoding's bytes: it goes in a sealed
 // memfd, a descriptor beside them, so a transport that cannot carry
@@ -52,10 +53,12 @@ func (r *ref) ExportResource(x *wire.Exported) error {
 	}
 	f, err := memfd.New("multiproc-manager-key", int64(max(len(r.c.key), 1)))
 	if err != nil {
+		settleLater(r.c, tok, false) // no transport will: the export failed
 		return err
 	}
 	if _, err := f.WriteAt(r.c.key, 0); err != nil {
 		f.Close()
+		settleLater(r.c, tok, false)
 		return err
 	}
 	st := []byte{stateVersion, r.kind}
@@ -67,7 +70,10 @@ func (r *ref) ExportResource(x *wire.Exported) error {
 	st = binary.LittleEndian.AppendUint64(st, tok)
 	st = binary.AppendUvarint(st, uint64(len(r.c.key)))
 	st = binary.AppendUvarint(st, uint64(r.c.hb/time.Millisecond))
+	c := r.c
 	x.ID, x.Files, x.Owned, x.State = r.resID, []*os.File{f}, true, st
+	// The transport's word on this export ends the hand-off (handoff.go).
+	x.Done = func(delivered bool) { settleLater(c, tok, delivered) }
 	return nil
 }
 

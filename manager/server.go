@@ -41,10 +41,6 @@ const (
 	HeartbeatMisses  = 3
 )
 
-// handoffTTL bounds how long a reference taken for a proxy in transit
-// (encoded into a task or process argument) waits for its receiver.
-const handoffTTL = 5 * time.Minute
-
 // server owns the objects and serves the connections.
 type server struct {
 	inst uint64 // instance id: part of every object id, new at every start
@@ -67,12 +63,6 @@ type entry struct {
 	desc  string // element types, for named objects' type checks
 	refs  int
 	named bool // lives until shutdown
-}
-
-type handoff struct {
-	obj     uint64
-	from    *sconn
-	expires time.Time
 }
 
 func newServer(raw bool, log *slog.Logger) *server {
@@ -120,6 +110,7 @@ func (s *server) close() {
 	}
 	objs := s.objs
 	s.objs = map[uint64]*entry{}
+	s.stopHandoffsLocked()
 	s.mu.Unlock()
 	for _, c := range cs {
 		c.conn.Close()
@@ -332,12 +323,7 @@ func (c *sconn) gone(error) {
 	}
 	s.mu.Lock()
 	delete(s.conns, c)
-	for t, h := range s.handoffs {
-		if h.from == c {
-			delete(s.handoffs, t)
-			refs[h.obj]++
-		}
-	}
+	s.dropHandoffsLocked(c, refs)
 	dead := s.dropRefsLocked(refs)
 	s.mu.Unlock()
 	for _, o := range dead {
@@ -407,10 +393,14 @@ func (c *sconn) serverOp(ctx context.Context, r *request) ([][]byte, error) {
 		}
 		return [][]byte{putU64(s.inst), rb, putU64(uint64(time.Duration(c.hb.Load()) / time.Millisecond))}, nil
 	case opCreate:
-		if len(r.args) < 3 || len(r.args[0]) != 1 {
+		if len(r.args) < 3 || len(r.args[0]) < 1 {
 			return nil, errArgs(r)
 		}
 		kind, desc, name := r.args[0][0], string(r.args[1]), string(r.args[2])
+		spec, err := parseSpec(r.args[0][1:]) // elements that are references (nested proxies)
+		if err != nil {
+			return nil, err
+		}
 		if name != "" {
 			s.mu.Lock()
 			if id, ok := s.named[name]; ok {
@@ -425,7 +415,7 @@ func (c *sconn) serverOp(ctx context.Context, r *request) ([][]byte, error) {
 			}
 			s.mu.Unlock()
 		}
-		obj, err := newObject(ctx, c, kind, desc, r.args[3:])
+		obj, err := newObject(ctx, c, kind, desc, spec, r.args[3:])
 		if err != nil {
 			return nil, err
 		}
@@ -436,7 +426,7 @@ func (c *sconn) serverOp(ctx context.Context, r *request) ([][]byte, error) {
 		}
 		if name != "" {
 			if id, ok := s.named[name]; ok { // made meanwhile by another client
-				obj.kill()
+				go obj.kill() // it may give back references, which takes s.mu
 				c.addRefLocked(id)
 				return [][]byte{putU64(id)}, nil
 			}
@@ -482,31 +472,26 @@ func (c *sconn) serverOp(ctx context.Context, r *request) ([][]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		var b [8]byte
-		rand.Read(b[:])
-		tok := binary.LittleEndian.Uint64(b[:])
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		e := s.objs[id]
 		if e == nil {
 			return nil, fmt.Errorf("%w: object %d", ErrNoSuchObject, id)
 		}
-		now := time.Now()
-		for t, h := range s.handoffs { // expired hand-offs give their reference back
-			if now.After(h.expires) {
-				delete(s.handoffs, t)
-				if oe := s.objs[h.obj]; oe != nil {
-					oe.refs--
-					if oe.refs <= 0 && !oe.named {
-						delete(s.objs, h.obj)
-						go oe.obj.kill()
-					}
-				}
-			}
+		if s.closed {
+			return nil, ErrClosed // its timer would outlive the server
 		}
-		e.refs++
-		s.handoffs[tok] = &handoff{obj: id, from: c, expires: now.Add(handoffTTL)}
-		return [][]byte{putU64(tok)}, nil
+		return [][]byte{putU64(s.newHandoffLocked(c, id, e))}, nil
+	case opSettle: // see handoff.go
+		if len(r.args) != 2 || len(r.args[1]) != 1 {
+			return nil, errArgs(r)
+		}
+		tok, err := u64(r.args[0])
+		if err != nil {
+			return nil, err
+		}
+		c.settleHandoff(tok, r.args[1][0] == 1)
+		return nil, nil
 	case opClaim:
 		if len(r.args) != 2 {
 			return nil, errArgs(r)
@@ -525,9 +510,8 @@ func (c *sconn) serverOp(ctx context.Context, r *request) ([][]byte, error) {
 		if e == nil {
 			return nil, fmt.Errorf("%w: object %d", ErrNoSuchObject, id)
 		}
-		if h := s.handoffs[tok]; h != nil && h.obj == id {
+		if s.takeHandoffLocked(tok, id) {
 			// The hand-off's reference becomes this connection's.
-			delete(s.handoffs, tok)
 			e.refs--
 		}
 		// A token already claimed (a receiver that imports one encoding
