@@ -31,7 +31,7 @@ type promise[T any] struct {
 	// done is set, after val, err and cancelled are written, once the
 	// outcome is recorded: a load that sees it true may read them.
 	done atomic.Bool
-	mu   sync.Mutex // guards the fields below
+	mu   sync.Mutex    // guards the fields below
 	ch   chan struct{} // nil until a waiter asks; closed at settlement
 	val  T
 	err  error
