@@ -87,17 +87,20 @@
 // Close in the process that made a primitive releases it there: that
 // process unmaps the shared memory with the last primitive of its memfd
 // (using a primitive after Close is then a fatal fault, SIGSEGV, not a
-// panic), and pool workers forget their copy of the primitive object. They
-// do not give up the memory: a process that received a primitive keeps
-// that memfd's descriptor and mapping, and its lock words' robust-list
-// registrations, until it exits. This is once per memfd, not per
-// primitive, and it is what lets a pool task close what it was given
-// without breaking the copy its worker keeps for later tasks (Close on a
-// received primitive does nothing). The cost is a growth: a long-lived
-// worker given primitives from many memfds over its life holds one
-// descriptor and one 64 KiB mapping per memfd it ever saw, and past 2000
-// registered words it falls back to the slower death checks. Close never
-// releases a held lock.
+// panic), and pool workers drop their copy of the primitive. Every process
+// counts the primitives it holds per memfd, so a received primitive is
+// released the same way: Close on a copy received as a Process argument or
+// in a task's result releases that process's copy, and the memfd's
+// descriptor and mapping go with the last copy in that process. Its lock
+// words leave the process's robust list before the memory is unmapped (the
+// kernel walks that list at death). A lock this process still holds is not
+// unmapped under it: its copy is parked and released once it is unlocked.
+// A pool worker keeps the copy its first task imported for every later
+// task, so a task's own Close on it does nothing; the worker drops it when
+// the creator closes the primitive (or when the worker holds more than 256
+// resources, after which the next task that needs it receives it again).
+// So a long-lived worker holds descriptors and mappings only for the
+// primitives that are alive. Close never releases a held lock.
 //
 // # What this package does not do
 //
