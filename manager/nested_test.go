@@ -338,7 +338,7 @@ func TestNestedRefused(t *testing.T) {
 	if err := d.Set(ctx, "c", closed); !errors.Is(err, ErrClosed) {
 		t.Fatalf("storing a closed proxy: %v, want ErrClosed", err)
 	}
-	if _, err := d.Update(ctx, "k", UpdateFunc[*List[int]]{name: appendBang.name}); !errors.Is(err, ErrTypeMismatch) {
+	if _, err := d.Update(ctx, "k", UpdateFunc[*List[int]](appendBang)); !errors.Is(err, ErrTypeMismatch) {
 		t.Fatalf("Update on a dict of proxies: %v, want ErrTypeMismatch", err)
 	}
 
