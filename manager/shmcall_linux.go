@@ -343,6 +343,9 @@ func (c *client) fastWait(ctx context.Context, p *pendingCall) error {
 func (c *client) fastTake(p *pendingCall) {
 	f := c.fast
 	s := f.s
+	// The posted call's id, read while this call still holds the token:
+	// once the slot is free another call may post and overwrite f.id.
+	id := f.id
 	f.inMem.Add(1)
 	var resp response
 	var buf [8][]byte
@@ -356,8 +359,8 @@ func (c *client) fastTake(p *pendingCall) {
 	var res [][]byte
 	var rerr error
 	if err == nil {
-		if resp.id != f.id {
-			err = fmt.Errorf("manager: call slot answered call %d, not %d", resp.id, f.id)
+		if resp.id != id {
+			err = fmt.Errorf("manager: call slot answered call %d, not %d", resp.id, id)
 		} else if resp.status == statusOK {
 			res = copyFields(resp.res)
 		} else {
@@ -368,7 +371,7 @@ func (c *client) fastTake(p *pendingCall) {
 	<-f.token
 	c.mu.Lock()
 	if c.calls != nil {
-		delete(c.calls, f.id)
+		delete(c.calls, id)
 		c.mu.Unlock()
 	} else {
 		// The connection broke meanwhile and fail answered p: this
