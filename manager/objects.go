@@ -1302,9 +1302,11 @@ func (o *customObj) handle(ctx context.Context, c *sconn, r *request) ([][]byte,
 	}
 	o.cmu.Lock()
 	defer o.cmu.Unlock()
-	if o.dead {
-		return nil, ErrNoSuchObject
+	// dead is base.mu's (kill sets it under it, not under cmu).
+	if err := o.lock(); err != nil {
+		return nil, err
 	}
+	o.mu.Unlock()
 	out, err := o.call(ctx, string(r.args[0]), r.args[1:])
 	if err != nil {
 		return nil, err
