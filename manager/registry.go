@@ -121,9 +121,12 @@ type MethodDef[T any] struct {
 // that name runs fn on the server's object, with In decoded from the
 // call's arguments and Out encoded back. One argument decodes as In
 // itself; several decode as the fields of In, a struct with exactly that
-// many exported fields, in order. Arguments and results travel as
+// many exported fields, in order; no arguments are allowed only when In
+// is a struct without fields (struct{}). Too few or too many arguments,
+// or arguments that do not decode as their types, fail with ErrArgType
+// without running fn. Arguments and results travel as
 // self-describing gob values, so a client of another build can call the
-// method; arguments that do not decode as In give ErrArgType.
+// method.
 func Method[T, In, Out any](name string, fn func(ctx context.Context, obj *T, in In) (Out, error)) MethodDef[T] {
 	inT := reflect.TypeFor[In]()
 	return MethodDef[T]{name: name, in: inT, out: reflect.TypeFor[Out](), call: func(ctx context.Context, obj *T, args [][]byte) (res []byte, err error) {
@@ -134,6 +137,9 @@ func Method[T, In, Out any](name string, fn func(ctx context.Context, obj *T, in
 				return nil, fmt.Errorf("%w: method %q takes %v: %v", ErrArgType, name, inT, err)
 			}
 		case len(args) == 0:
+			if inT.Kind() != reflect.Struct || inT.NumField() != 0 {
+				return nil, fmt.Errorf("%w: method %q takes %v, called with no arguments", ErrArgType, name, inT)
+			}
 		default:
 			v := reflect.ValueOf(&in).Elem()
 			if inT.Kind() != reflect.Struct || inT.NumField() != len(args) {

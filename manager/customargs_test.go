@@ -1,0 +1,39 @@
+package manager
+
+import (
+	"errors"
+	"testing"
+)
+
+// TestCustomArgCount: a Call with too few or too many arguments fails
+// with ErrArgType and does not run the method.
+func TestCustomArgCount(t *testing.T) {
+	modes(t, func(t *testing.T, m *Manager) {
+		ctx := testCtx(t)
+		o, err := Create(ctx, m, counterType.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Call[int](ctx, o, "Add", 3); err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct {
+			method string
+			args   []any
+		}{
+			{"Add", nil},
+			{"Add", []any{1, 2}},
+			{"AddNote", nil},
+			{"AddNote", []any{1}},
+			{"AddNote", []any{1, "x", 3}},
+			{"Get", []any{1}},
+		} {
+			if _, err := Call[any](ctx, o, tc.method, tc.args...); !errors.Is(err, ErrArgType) {
+				t.Errorf("%s(%v) = %v, want ErrArgType", tc.method, tc.args, err)
+			}
+		}
+		if n, err := Call[int](ctx, o, "Get"); err != nil || n != 3 {
+			t.Fatalf("Get = %d, %v; want 3 (no failed call ran)", n, err)
+		}
+	})
+}
