@@ -1,7 +1,10 @@
 package manager
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -36,4 +39,23 @@ func TestCustomArgCount(t *testing.T) {
 			t.Fatalf("Get = %d, %v; want 3 (no failed call ran)", n, err)
 		}
 	})
+}
+
+type gobless struct{}
+
+// TestRegisterTypeRefusesGobless: a method whose argument or result type
+// gob cannot encode is refused at registration, naming the method.
+func TestRegisterTypeRefusesGobless(t *testing.T) {
+	ctor := func(context.Context) (*gobless, error) { return &gobless{}, nil }
+	for i, m := range []MethodDef[gobless]{
+		Method("In", func(ctx context.Context, o *gobless, c chan int) (int, error) { return 0, nil }),
+		Method("In", func(ctx context.Context, o *gobless, f []func()) (int, error) { return 0, nil }),
+		Method("In", func(ctx context.Context, o *gobless, f struct{ x int }) (int, error) { return 0, nil }),
+		Method("Out", func(ctx context.Context, o *gobless, _ struct{}) (map[string]chan int, error) { return nil, nil }),
+	} {
+		_, err := RegisterType(fmt.Sprintf("test.gobless%d", i), ctor, m)
+		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("method %q: its", m.name)) {
+			t.Errorf("RegisterType with method %s(%v) %v = %v, want an error naming the method", m.name, m.in, m.out, err)
+		}
+	}
 }
