@@ -37,7 +37,9 @@
 // with other processes. Compound operations run on the server under the
 // object's lock: Dict.Incr and Value.Incr for numbers, Dict.Update and
 // Value.Update with a function registered by [RegisterUpdate],
-// SetDefault, Pop, Swap, CompareAndSwap.
+// SetDefault, Pop, Swap, CompareAndSwap. Incr of an integer wraps
+// around at its type's width as Go's + does (in every encoding: an int8
+// 127 plus 1 is -128), and never stores a value its type cannot hold.
 //
 // # Fast path
 //

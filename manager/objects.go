@@ -372,7 +372,7 @@ func (d *dictObj) handle(ctx context.Context, c *sconn, r *request) ([][]byte, e
 		if err := d.refuse(r); err != nil {
 			return nil, err
 		}
-		if len(a[1]) != 1 {
+		if len(a[1]) != 1 && len(a[1]) != 2 {
 			return nil, errArgs(r)
 		}
 		e := d.m[string(a[0])]
@@ -381,7 +381,7 @@ func (d *dictObj) handle(ctx context.Context, c *sconn, r *request) ([][]byte, e
 			d.set(string(a[0]), v)
 			return [][]byte{v}, nil
 		}
-		nv, err := addNumbers(d.raw, a[1][0], e.v, a[2])
+		nv, err := addNumbers(d.raw, a[1], e.v, a[2])
 		if err != nil {
 			return nil, err
 		}
@@ -662,10 +662,10 @@ func (v *valueObj) handle(ctx context.Context, c *sconn, r *request) ([][]byte, 
 		if err := v.refuse(r); err != nil {
 			return nil, err
 		}
-		if len(a[0]) != 1 {
+		if len(a[0]) != 1 && len(a[0]) != 2 {
 			return nil, errArgs(r)
 		}
-		nv, err := addNumbers(v.raw, a[0][0], v.v, a[1])
+		nv, err := addNumbers(v.raw, a[0], v.v, a[1])
 		if err != nil {
 			return nil, err
 		}

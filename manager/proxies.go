@@ -292,17 +292,18 @@ func (v *Value[T]) CompareAndSwap(ctx context.Context, old, x T) (bool, error) {
 }
 
 // Incr adds delta on the server, atomically, and returns the sum. T must
-// be a number.
+// be a number. Integers wrap around at T's width as Go's + does, and
+// floats add at T's precision, whatever the connection's encoding.
 func (v *Value[T]) Incr(ctx context.Context, delta T) (T, error) {
-	nk := numKind[T]()
-	if nk == 0 {
+	nk := numArg[T]()
+	if nk == nil {
 		return delta, fmt.Errorf("%w: Incr of a %s, not a number", ErrTypeMismatch, typeName[T]())
 	}
 	db, err := v.c.Append(nil, delta)
 	if err != nil {
 		return delta, err
 	}
-	b, err := one(v.call(ctx, opValueIncr, []byte{nk}, db))
+	b, err := one(v.call(ctx, opValueIncr, nk, db))
 	return decodeOne(v.c, b, err)
 }
 

@@ -360,10 +360,12 @@ func (d *Dict[K, V]) SetMany(ctx context.Context, m map[K]V) error {
 
 // Incr adds delta to d[k] on the server, atomically, and returns the sum
 // (a missing key counts as zero): the safe form of Python's d[k] += 1,
-// which races through a proxy. V must be a number.
+// which races through a proxy. V must be a number. Integers wrap around
+// at V's width as Go's + does (an int8 127 plus 1 is -128), and floats
+// add at V's precision, whatever the connection's encoding.
 func (d *Dict[K, V]) Incr(ctx context.Context, k K, delta V) (V, error) {
-	nk := numKind[V]()
-	if nk == 0 {
+	nk := numArg[V]()
+	if nk == nil {
 		return delta, fmt.Errorf("%w: Incr of a %s, not a number", ErrTypeMismatch, typeName[V]())
 	}
 	kb, err := d.key(k)
@@ -374,7 +376,7 @@ func (d *Dict[K, V]) Incr(ctx context.Context, k K, delta V) (V, error) {
 	if err != nil {
 		return delta, err
 	}
-	return d.value(one(d.call(ctx, opDictIncr, kb, []byte{nk}, db)))
+	return d.value(one(d.call(ctx, opDictIncr, kb, nk, db)))
 }
 
 // Update replaces d[k] with fn(d[k], present) on the server, atomically,
