@@ -235,3 +235,15 @@ func addNumbers(raw bool, kindArg, cur, delta []byte) ([]byte, error) {
 	}
 	return nil, fmt.Errorf("%w: numeric kind %q", wire.ErrCorrupt, nk)
 }
+
+// errZeroProxy is the error of a call on a proxy that was never made by
+// a constructor nor imported (a zero value).
+var errZeroProxy = fmt.Errorf("manager: call on a zero or unimported proxy: %w", ErrClosed)
+
+// appendVal encodes v with c; a zero proxy has no codec (ErrClosed).
+func appendVal[T any](c wire.Value[T], v T) ([]byte, error) {
+	if c == nil {
+		return nil, errZeroProxy
+	}
+	return c.Append(nil, v)
+}

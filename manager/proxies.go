@@ -89,7 +89,7 @@ func (l *List[T]) Get(ctx context.Context, i int) (T, error) {
 
 // Set stores l[i] = v.
 func (l *List[T]) Set(ctx context.Context, i int, v T) error {
-	b, err := l.c.Append(nil, v)
+	b, err := appendVal(l.c, v)
 	if err != nil {
 		return err
 	}
@@ -120,7 +120,7 @@ func (l *List[T]) Pop(ctx context.Context, i int) (T, error) {
 
 // Insert inserts v before index i (clamped, as in Python).
 func (l *List[T]) Insert(ctx context.Context, i int, v T) error {
-	b, err := l.c.Append(nil, v)
+	b, err := appendVal(l.c, v)
 	if err != nil {
 		return err
 	}
@@ -137,7 +137,7 @@ func (l *List[T]) Clear(ctx context.Context) error {
 // Remove removes the first element equal to v (by encoding), or returns
 // an error matching ErrValueNotFound.
 func (l *List[T]) Remove(ctx context.Context, v T) error {
-	b, err := l.c.Append(nil, v)
+	b, err := appendVal(l.c, v)
 	if err != nil {
 		return err
 	}
@@ -148,7 +148,7 @@ func (l *List[T]) Remove(ctx context.Context, v T) error {
 // Index returns the index of the first element equal to v, or an error
 // matching ErrValueNotFound.
 func (l *List[T]) Index(ctx context.Context, v T) (int, error) {
-	b, err := l.c.Append(nil, v)
+	b, err := appendVal(l.c, v)
 	if err != nil {
 		return 0, err
 	}
@@ -193,7 +193,7 @@ func (a *Array[T]) Get(ctx context.Context, i int) (T, error) {
 
 // Set stores a[i] = v.
 func (a *Array[T]) Set(ctx context.Context, i int, v T) error {
-	b, err := a.c.Append(nil, v)
+	b, err := appendVal(a.c, v)
 	if err != nil {
 		return err
 	}
@@ -259,7 +259,7 @@ func (v *Value[T]) Get(ctx context.Context) (T, error) {
 
 // Set stores x.
 func (v *Value[T]) Set(ctx context.Context, x T) error {
-	b, err := v.c.Append(nil, x)
+	b, err := appendVal(v.c, x)
 	if err != nil {
 		return err
 	}
@@ -269,7 +269,7 @@ func (v *Value[T]) Set(ctx context.Context, x T) error {
 
 // Swap stores x and returns the previous value.
 func (v *Value[T]) Swap(ctx context.Context, x T) (T, error) {
-	b, err := v.c.Append(nil, x)
+	b, err := appendVal(v.c, x)
 	if err != nil {
 		return x, err
 	}
@@ -280,11 +280,11 @@ func (v *Value[T]) Swap(ctx context.Context, x T) (T, error) {
 // CompareAndSwap stores x if the value is old (compared by encoding) and
 // reports whether it did.
 func (v *Value[T]) CompareAndSwap(ctx context.Context, old, x T) (bool, error) {
-	ob, err := v.c.Append(nil, old)
+	ob, err := appendVal(v.c, old)
 	if err != nil {
 		return false, err
 	}
-	nb, err := v.c.Append(nil, x)
+	nb, err := appendVal(v.c, x)
 	if err != nil {
 		return false, err
 	}
@@ -299,7 +299,7 @@ func (v *Value[T]) Incr(ctx context.Context, delta T) (T, error) {
 	if nk == nil {
 		return delta, fmt.Errorf("%w: Incr of a %s, not a number", ErrTypeMismatch, typeName[T]())
 	}
-	db, err := v.c.Append(nil, delta)
+	db, err := appendVal(v.c, delta)
 	if err != nil {
 		return delta, err
 	}
@@ -435,7 +435,7 @@ func (q *Queue[T]) ImportResource(state []byte, files []*os.File) error {
 }
 
 func (q *Queue[T]) put(ctx context.Context, v T, try bool) error {
-	b, err := q.c.Append(nil, v)
+	b, err := appendVal(q.c, v)
 	if err != nil {
 		return err
 	}

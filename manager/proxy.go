@@ -172,7 +172,7 @@ func (d *Dict[K, V]) ImportResource(state []byte, files []*os.File) error {
 	return nil
 }
 
-func (d *Dict[K, V]) key(k K) ([]byte, error) { return d.kc.Append(nil, k) }
+func (d *Dict[K, V]) key(k K) ([]byte, error) { return appendVal(d.kc, k) }
 
 // Set stores d[k] = v.
 func (d *Dict[K, V]) Set(ctx context.Context, k K, v V) error {
@@ -180,7 +180,7 @@ func (d *Dict[K, V]) Set(ctx context.Context, k K, v V) error {
 	if err != nil {
 		return err
 	}
-	vb, err := d.vc.Append(nil, v)
+	vb, err := appendVal(d.vc, v)
 	if err != nil {
 		return err
 	}
@@ -212,7 +212,7 @@ func (d *Dict[K, V]) GetOr(ctx context.Context, k K, def V) (V, error) {
 	if err != nil {
 		return def, err
 	}
-	db, err := d.vc.Append(nil, def)
+	db, err := appendVal(d.vc, def)
 	if err != nil {
 		return def, err
 	}
@@ -235,7 +235,7 @@ func (d *Dict[K, V]) SetDefault(ctx context.Context, k K, v V) (V, error) {
 	if err != nil {
 		return v, err
 	}
-	vb, err := d.vc.Append(nil, v)
+	vb, err := appendVal(d.vc, v)
 	if err != nil {
 		return v, err
 	}
@@ -348,7 +348,7 @@ func (d *Dict[K, V]) SetMany(ctx context.Context, m map[K]V) error {
 		if err != nil {
 			return err
 		}
-		vb, err := d.vc.Append(nil, v)
+		vb, err := appendVal(d.vc, v)
 		if err != nil {
 			return err
 		}
@@ -372,7 +372,7 @@ func (d *Dict[K, V]) Incr(ctx context.Context, k K, delta V) (V, error) {
 	if err != nil {
 		return delta, err
 	}
-	db, err := d.vc.Append(nil, delta)
+	db, err := appendVal(d.vc, delta)
 	if err != nil {
 		return delta, err
 	}

@@ -335,10 +335,20 @@ func (c *Condition) Close() error {
 func (c *Condition) Locker() Locker { return c.pub }
 
 // Lock acquires the condition's lock.
-func (c *Condition) Lock(ctx context.Context) error { return c.l.Lock(ctx) }
+func (c *Condition) Lock(ctx context.Context) error {
+	if c.l == nil {
+		return errZeroProxy
+	}
+	return c.l.Lock(ctx)
+}
 
 // Unlock releases the condition's lock.
-func (c *Condition) Unlock() error { return c.l.Unlock() }
+func (c *Condition) Unlock() error {
+	if c.l == nil {
+		return errZeroProxy
+	}
+	return c.l.Unlock()
+}
 
 // Wait releases the lock, waits for a Notify or ctx's end, and takes the
 // lock back before returning, whatever ended the wait. ErrNotHeld if this
