@@ -764,7 +764,11 @@ func TestConnLost(t *testing.T) {
 	q, _ := NewQueue[int](ctx, m, 0)
 	got := make(chan error, 1)
 	go func() { _, err := q.Get(ctx); got <- err }()
-	time.Sleep(10 * time.Millisecond)
+	waitFor(t, 10*time.Second, "the Get to be in flight", func() bool {
+		m.c.mu.Lock()
+		defer m.c.mu.Unlock()
+		return len(m.c.calls) == 1
+	})
 	start := time.Now()
 	ms.s.close()
 	select {
