@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"github.com/multiproc-go/multiproc/ipc"
 	"slices"
 	"sync"
 
@@ -892,7 +893,7 @@ func (q *queueObj) handle(ctx context.Context, c *sconn, r *request) ([][]byte, 
 		return [][]byte{putU64(uint64(len(q.items)))}, nil
 	case opQueueTaskDone:
 		if q.unfinished == 0 {
-			return nil, fmt.Errorf("%w: TaskDone called more times than items were put", ErrOverReleased)
+			return nil, fmt.Errorf("%w (%w): TaskDone called more times than items were put", ErrOverReleased, ipc.ErrTaskDone)
 		}
 		q.unfinished--
 		if q.unfinished == 0 {

@@ -495,7 +495,9 @@ func (q *JoinableQueue[T]) ImportResource(state []byte, files []*os.File) error 
 }
 
 // TaskDone marks one item taken from the queue as done; more calls than
-// items put return an error matching ErrOverReleased (Python's ValueError).
+// items put return an error matching both ErrOverReleased (Python's
+// ValueError) and ipc.ErrTaskDone, so code written for an
+// ipc.JoinableQueue works with this proxy too.
 func (q *JoinableQueue[T]) TaskDone(ctx context.Context) error {
 	_, err := q.call(ctx, opQueueTaskDone)
 	return err
