@@ -59,3 +59,22 @@ func TestRegisterTypeRefusesGobless(t *testing.T) {
 		}
 	}
 }
+
+// TestCallErrorOp: a custom method's CallError names the type and method.
+func TestCallErrorOp(t *testing.T) {
+	modes(t, func(t *testing.T, m *Manager) {
+		ctx := testCtx(t)
+		o, err := Create(ctx, m, counterType.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = Call[int](ctx, o, "Add", 1000)
+		var ce *CallError
+		if !errors.As(err, &ce) {
+			t.Fatalf("Call error %v is not a *CallError", err)
+		}
+		if ce.Op != "test.Counter.Add" {
+			t.Fatalf("Call error %v: Op %q, want test.Counter.Add", err, ce.Op)
+		}
+	})
+}

@@ -471,6 +471,10 @@ func Call[Out any](ctx context.Context, o *Object, method string, args ...any) (
 	}
 	b, err := one(o.call(ctx, opCall, enc...))
 	if err != nil {
+		var ce *CallError
+		if errors.As(err, &ce) {
+			ce.Op = o.desc + "." + method // the server names every custom call "Call"
+		}
 		return out, err
 	}
 	if err := gobDecode(b, &out); err != nil {
