@@ -35,6 +35,12 @@
 // the remote error, so errors.Is and errors.As work as they do for the
 // root's pool tasks (registered sentinels and error types cross).
 //
+// A proxy is made by its constructor (NewDict, ...) or received from
+// another process; every method of a zero-value proxy (var d
+// manager.Dict[string, int]) or a closed one returns an error matching
+// [ErrClosed] (Close of one does nothing). A nil pointer to a proxy is
+// not a zero proxy: its methods panic, as a nil pointer's do.
+//
 // Python's d[k] += 1 through a proxy is a read and a write that race
 // with other processes. Compound operations run on the server under the
 // object's lock: Dict.Incr and Value.Incr for numbers, Dict.Update and

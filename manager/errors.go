@@ -79,6 +79,7 @@ var (
 	// The queues' sentinels, ipc's own values.
 	ErrFull  = ipc.ErrFull
 	ErrEmpty = ipc.ErrEmpty
-	// ErrClosed is returned by calls on a closed proxy or Manager.
+	// ErrClosed is returned by calls on a closed proxy or Manager, and on
+	// a zero-value proxy (one no constructor made nor import received).
 	ErrClosed = ipc.ErrClosed
 )
