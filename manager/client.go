@@ -235,7 +235,10 @@ func copyFields(fs [][]byte) [][]byte {
 // error matched (ErrKeyNotFound, ErrOwnerDead, ...) and errors.As finds
 // registered error types (a custom method's own errors).
 type CallError struct {
-	Op     string // the operation, as "Dict.Get" or the custom method's name
+	// Op is the operation: a built-in proxy's, as "Dict.Get", or a
+	// custom method's, as "pkg.Counter.Add" (the registered type's name
+	// and the method's).
+	Op     string
 	Remote *errs.RemoteError
 }
 

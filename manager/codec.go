@@ -113,6 +113,17 @@ const (
 	numFloat    = 'f'
 )
 
+// numArg is the kind argument of an Incr request: T's numeric kind and
+// its width in bits (a server of an earlier build reads the kind alone,
+// as 64 bits wide), or nil if T is not a number.
+func numArg[T any]() []byte {
+	nk := numKind[T]()
+	if nk == 0 {
+		return nil
+	}
+	return []byte{nk, byte(reflect.TypeFor[T]().Bits())}
+}
+
 // numKind returns T's numeric kind, or 0 if T is not a number.
 func numKind[T any]() byte {
 	switch reflect.TypeFor[T]().Kind() {
@@ -128,8 +139,25 @@ func numKind[T any]() byte {
 
 // addNumbers adds delta to cur, both encoded by a client of the object's
 // encoding (raw or gob) as numbers of kind nk, and returns the sum in the
-// same encoding. Integers wrap as Go's do.
-func addNumbers(raw bool, nk byte, cur, delta []byte) ([]byte, error) {
+// same encoding.
+//
+// Integers wrap around at their type's width, as Go's + does (bits is
+// the width, from the client's numArg; 64 when a client sent none), in
+// both encodings; floats are added at their type's precision.
+func addNumbers(raw bool, kindArg, cur, delta []byte) ([]byte, error) {
+	var nk byte
+	bits := 64
+	switch len(kindArg) {
+	case 1:
+		nk = kindArg[0]
+	case 2:
+		nk, bits = kindArg[0], int(kindArg[1])
+		if bits != 8 && bits != 16 && bits != 32 && bits != 64 {
+			return nil, fmt.Errorf("%w: a %d-bit number", wire.ErrCorrupt, bits)
+		}
+	default:
+		return nil, fmt.Errorf("%w: numeric kind of %d bytes", wire.ErrCorrupt, len(kindArg))
+	}
 	if raw {
 		if len(cur) != len(delta) {
 			return nil, fmt.Errorf("%w: increment of %d bytes on a value of %d", ErrTypeMismatch, len(delta), len(cur))
@@ -174,7 +202,11 @@ func addNumbers(raw bool, nk byte, cur, delta []byte) ([]byte, error) {
 		if err := gobDecode(delta, &b); err != nil {
 			return nil, fmt.Errorf("%w: increment: %v", ErrTypeMismatch, err)
 		}
-		return gobEncode(a + b)
+		sum := a + b
+		if bits < 64 {
+			sum = sum << (64 - bits) >> (64 - bits) // wrap, sign-extended
+		}
+		return gobEncode(sum)
 	case numUnsigned:
 		var a, b uint64
 		if err := gobDecode(cur, &a); err != nil {
@@ -183,7 +215,11 @@ func addNumbers(raw bool, nk byte, cur, delta []byte) ([]byte, error) {
 		if err := gobDecode(delta, &b); err != nil {
 			return nil, fmt.Errorf("%w: increment: %v", ErrTypeMismatch, err)
 		}
-		return gobEncode(a + b)
+		sum := a + b
+		if bits < 64 {
+			sum &= 1<<bits - 1 // wrap
+		}
+		return gobEncode(sum)
 	case numFloat:
 		var a, b float64
 		if err := gobDecode(cur, &a); err != nil {
@@ -192,7 +228,22 @@ func addNumbers(raw bool, nk byte, cur, delta []byte) ([]byte, error) {
 		if err := gobDecode(delta, &b); err != nil {
 			return nil, fmt.Errorf("%w: increment: %v", ErrTypeMismatch, err)
 		}
+		if bits == 32 {
+			return gobEncode(float64(float32(a) + float32(b)))
+		}
 		return gobEncode(a + b)
 	}
 	return nil, fmt.Errorf("%w: numeric kind %q", wire.ErrCorrupt, nk)
+}
+
+// errZeroProxy is the error of a call on a proxy that was never made by
+// a constructor nor imported (a zero value).
+var errZeroProxy = fmt.Errorf("manager: call on a zero or unimported proxy: %w", ErrClosed)
+
+// appendVal encodes v with c; a zero proxy has no codec (ErrClosed).
+func appendVal[T any](c wire.Value[T], v T) ([]byte, error) {
+	if c == nil {
+		return nil, errZeroProxy
+	}
+	return c.Append(nil, v)
 }

@@ -23,7 +23,9 @@
 // Every proxy method is one round trip to the server and takes a ctx
 // first; a call whose ctx ends is cancelled on the server too, and an
 // operation the server completed meanwhile is reported as completed (an
-// item taken from a queue is returned, never lost). Proxies return the
+// item taken from a queue is returned, never lost; waiting for the
+// server's word on the cancel makes a call return up to one second after
+// its ctx ended, see Faults). Proxies return the
 // sentinels of the local types: [ErrOwnerDead], [ErrNotHeld],
 // [ErrNotRecoverable], [ErrOverReleased], [ErrBrokenBarrier] (psync's
 // values) and [ErrFull], [ErrEmpty] (ipc's), plus [ErrKeyNotFound]
@@ -33,11 +35,19 @@
 // the remote error, so errors.Is and errors.As work as they do for the
 // root's pool tasks (registered sentinels and error types cross).
 //
+// A proxy is made by its constructor (NewDict, ...) or received from
+// another process; every method of a zero-value proxy (var d
+// manager.Dict[string, int]) or a closed one returns an error matching
+// [ErrClosed] (Close of one does nothing). A nil pointer to a proxy is
+// not a zero proxy: its methods panic, as a nil pointer's do.
+//
 // Python's d[k] += 1 through a proxy is a read and a write that race
 // with other processes. Compound operations run on the server under the
 // object's lock: Dict.Incr and Value.Incr for numbers, Dict.Update and
 // Value.Update with a function registered by [RegisterUpdate],
-// SetDefault, Pop, Swap, CompareAndSwap.
+// SetDefault, Pop, Swap, CompareAndSwap. Incr of an integer wraps
+// around at its type's width as Go's + does (in every encoding: an int8
+// 127 plus 1 is -128), and never stores a value its type cannot hold.
 //
 // # Fast path
 //
@@ -112,11 +122,21 @@
 //
 // A local manager's death is noticed at once (the socket's end): every
 // call in progress and every later call fails with ErrConnLost. Over TCP
-// a call ends at its ctx's deadline, and an idle connection whose peer
+// a call ends at most one second after its ctx's deadline (or
+// cancellation): it tells the server and waits up to a second for the
+// answer to that cancel, so an operation the server completed meanwhile
+// is reported as completed; over a link that stopped carrying anything
+// the whole second passes. An idle connection whose peer
 // vanished is noticed within HeartbeatMisses heartbeat intervals (see
 // [Heartbeat]; 6 s by default), by the client (calls fail with
 // ErrConnLost) and by the server (the client's references and holdings
 // are released). Reconnecting is explicit: Connect again.
+//
+// [Server.Close] waits for every request in progress, custom methods
+// included (their ctx is cancelled; one that ignores it holds Close up);
+// [Server.Shutdown] bounds that wait with its ctx, and
+// [Manager.Shutdown] of a local manager kills the manager process when
+// its ctx ends.
 //
 // # What this package does not do (yet)
 //

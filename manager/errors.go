@@ -60,6 +60,11 @@ var (
 	// ErrBuildMismatch is returned by Connect to a server that stores
 	// values in raw memory encodings (a local manager) from another build.
 	ErrBuildMismatch = errs.ErrBuildMismatch
+	// ErrTooLarge is returned by a call whose request or answer is over
+	// the connection's message size limit (MaxMessageSize): that call
+	// fails alone, nothing of it is sent, and the connection goes on. It
+	// is the root's multiproc.ErrTooLarge (ipc's too).
+	ErrTooLarge = errs.ErrTooLarge
 	// ErrResultType is returned by Call when the method's result does not
 	// decode as Out. It is the root's multiproc.ErrResultType.
 	ErrResultType = errs.ErrResultType
@@ -74,6 +79,7 @@ var (
 	// The queues' sentinels, ipc's own values.
 	ErrFull  = ipc.ErrFull
 	ErrEmpty = ipc.ErrEmpty
-	// ErrClosed is returned by calls on a closed proxy or Manager.
+	// ErrClosed is returned by calls on a closed proxy or Manager, and on
+	// a zero-value proxy (one no constructor made nor import received).
 	ErrClosed = ipc.ErrClosed
 )

@@ -83,7 +83,7 @@ func ExampleCall() {
 	_, err = acct.Deposit(ctx, -500)
 	b, _ := acct.Balance(ctx)
 	fmt.Println(b, err)
-	// Output: 100 manager: Call: account: overdrawn
+	// Output: 100 manager: example.Account.Deposit: account: overdrawn
 }
 
 // Nested proxies, as in Python ≥ 3.6: l = manager.list(); d =

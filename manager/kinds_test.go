@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/multiproc-go/multiproc/ipc"
 	"slices"
 	"strings"
 	"sync"
@@ -362,7 +363,8 @@ func TestQueue(t *testing.T) {
 		if err := <-joined; err != nil {
 			t.Fatal(err)
 		}
-		if err := jq.TaskDone(ctx); !errors.Is(err, ErrOverReleased) {
+		// Both: the same code works against ipc.JoinableQueue.
+		if err := jq.TaskDone(ctx); !errors.Is(err, ErrOverReleased) || !errors.Is(err, ipc.ErrTaskDone) {
 			t.Fatalf("extra TaskDone: %v", err)
 		}
 	})
@@ -764,7 +766,11 @@ func TestConnLost(t *testing.T) {
 	q, _ := NewQueue[int](ctx, m, 0)
 	got := make(chan error, 1)
 	go func() { _, err := q.Get(ctx); got <- err }()
-	time.Sleep(10 * time.Millisecond)
+	waitFor(t, 10*time.Second, "the Get to be in flight", func() bool {
+		m.c.mu.Lock()
+		defer m.c.mu.Unlock()
+		return len(m.c.calls) == 1
+	})
 	start := time.Now()
 	ms.s.close()
 	select {

@@ -142,11 +142,30 @@ func (srv *Server) Addr() net.Addr { return srv.ln.Addr() }
 func (srv *Server) Rejected() int64 { return srv.ln.Rejected() }
 
 // Close stops the server: it stops listening, drops every connection
-// (their calls fail with ErrConnLost) and releases every object.
+// (their calls fail with ErrConnLost) and releases every object. It
+// returns once every request in progress ended: a custom method still
+// running has its ctx cancelled and Close waits for it to return, so a
+// method that ignores its ctx holds Close up; Shutdown bounds the wait.
 func (srv *Server) Close() error {
 	srv.finish(nil)
 	srv.wg.Wait()
 	return srv.err
+}
+
+// Shutdown is Close bounded by ctx: if requests still run (custom
+// methods that do not return when their ctx is cancelled) when ctx ends,
+// it returns ctx's error without waiting for them; the server is stopped
+// all the same (nothing is accepted or answered), and what those
+// requests hold is released when they return.
+func (srv *Server) Shutdown(ctx context.Context) error {
+	done := make(chan error, 1)
+	go func() { done <- srv.Close() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Done is closed when the server stopped.

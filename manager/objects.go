@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"github.com/multiproc-go/multiproc/ipc"
 	"slices"
 	"sync"
 
@@ -372,7 +373,7 @@ func (d *dictObj) handle(ctx context.Context, c *sconn, r *request) ([][]byte, e
 		if err := d.refuse(r); err != nil {
 			return nil, err
 		}
-		if len(a[1]) != 1 {
+		if len(a[1]) != 1 && len(a[1]) != 2 {
 			return nil, errArgs(r)
 		}
 		e := d.m[string(a[0])]
@@ -381,7 +382,7 @@ func (d *dictObj) handle(ctx context.Context, c *sconn, r *request) ([][]byte, e
 			d.set(string(a[0]), v)
 			return [][]byte{v}, nil
 		}
-		nv, err := addNumbers(d.raw, a[1][0], e.v, a[2])
+		nv, err := addNumbers(d.raw, a[1], e.v, a[2])
 		if err != nil {
 			return nil, err
 		}
@@ -662,10 +663,10 @@ func (v *valueObj) handle(ctx context.Context, c *sconn, r *request) ([][]byte, 
 		if err := v.refuse(r); err != nil {
 			return nil, err
 		}
-		if len(a[0]) != 1 {
+		if len(a[0]) != 1 && len(a[0]) != 2 {
 			return nil, errArgs(r)
 		}
-		nv, err := addNumbers(v.raw, a[0][0], v.v, a[1])
+		nv, err := addNumbers(v.raw, a[0], v.v, a[1])
 		if err != nil {
 			return nil, err
 		}
@@ -892,7 +893,7 @@ func (q *queueObj) handle(ctx context.Context, c *sconn, r *request) ([][]byte, 
 		return [][]byte{putU64(uint64(len(q.items)))}, nil
 	case opQueueTaskDone:
 		if q.unfinished == 0 {
-			return nil, fmt.Errorf("%w: TaskDone called more times than items were put", ErrOverReleased)
+			return nil, fmt.Errorf("%w (%w): TaskDone called more times than items were put", ErrOverReleased, ipc.ErrTaskDone)
 		}
 		q.unfinished--
 		if q.unfinished == 0 {
@@ -1302,9 +1303,11 @@ func (o *customObj) handle(ctx context.Context, c *sconn, r *request) ([][]byte,
 	}
 	o.cmu.Lock()
 	defer o.cmu.Unlock()
-	if o.dead {
-		return nil, ErrNoSuchObject
+	// dead is base.mu's (kill sets it under it, not under cmu).
+	if err := o.lock(); err != nil {
+		return nil, err
 	}
+	o.mu.Unlock()
 	out, err := o.call(ctx, string(r.args[0]), r.args[1:])
 	if err != nil {
 		return nil, err

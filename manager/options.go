@@ -68,7 +68,12 @@ func Logger(l *slog.Logger) Option {
 
 // MaxMessageSize bounds every request and response (default
 // ipc.DefaultMaxMessageSize): a call whose arguments exceed it fails with
-// an error matching ErrTooLarge and sends nothing.
+// an error matching ErrTooLarge and sends nothing; a call whose answer
+// exceeds the server's limit fails with an error matching ErrTooLarge
+// (the answer is not sent). Either way only that call fails: the
+// connection serves later calls. A client's limit should be at least the
+// server's (a local manager uses one limit for both): an answer within
+// the server's limit but over the client's breaks the connection.
 func MaxMessageSize(n int64) Option {
 	return func(c *config) error {
 		if n <= 0 {

@@ -129,7 +129,11 @@ func TestLocalManagerDeath(t *testing.T) {
 	q, _ := NewQueue[int](ctx, m, 0)
 	blocked := make(chan error, 1)
 	go func() { _, err := q.Get(ctx); blocked <- err }()
-	time.Sleep(20 * time.Millisecond)
+	waitFor(t, 10*time.Second, "the Get to be in flight", func() bool {
+		m.c.mu.Lock()
+		defer m.c.mu.Unlock()
+		return len(m.c.calls) == 1
+	})
 	start := time.Now()
 	syscall.Kill(m.Pid(), syscall.SIGKILL)
 	select {

@@ -89,7 +89,7 @@ func (l *List[T]) Get(ctx context.Context, i int) (T, error) {
 
 // Set stores l[i] = v.
 func (l *List[T]) Set(ctx context.Context, i int, v T) error {
-	b, err := l.c.Append(nil, v)
+	b, err := appendVal(l.c, v)
 	if err != nil {
 		return err
 	}
@@ -120,7 +120,7 @@ func (l *List[T]) Pop(ctx context.Context, i int) (T, error) {
 
 // Insert inserts v before index i (clamped, as in Python).
 func (l *List[T]) Insert(ctx context.Context, i int, v T) error {
-	b, err := l.c.Append(nil, v)
+	b, err := appendVal(l.c, v)
 	if err != nil {
 		return err
 	}
@@ -137,7 +137,7 @@ func (l *List[T]) Clear(ctx context.Context) error {
 // Remove removes the first element equal to v (by encoding), or returns
 // an error matching ErrValueNotFound.
 func (l *List[T]) Remove(ctx context.Context, v T) error {
-	b, err := l.c.Append(nil, v)
+	b, err := appendVal(l.c, v)
 	if err != nil {
 		return err
 	}
@@ -148,7 +148,7 @@ func (l *List[T]) Remove(ctx context.Context, v T) error {
 // Index returns the index of the first element equal to v, or an error
 // matching ErrValueNotFound.
 func (l *List[T]) Index(ctx context.Context, v T) (int, error) {
-	b, err := l.c.Append(nil, v)
+	b, err := appendVal(l.c, v)
 	if err != nil {
 		return 0, err
 	}
@@ -193,7 +193,7 @@ func (a *Array[T]) Get(ctx context.Context, i int) (T, error) {
 
 // Set stores a[i] = v.
 func (a *Array[T]) Set(ctx context.Context, i int, v T) error {
-	b, err := a.c.Append(nil, v)
+	b, err := appendVal(a.c, v)
 	if err != nil {
 		return err
 	}
@@ -259,7 +259,7 @@ func (v *Value[T]) Get(ctx context.Context) (T, error) {
 
 // Set stores x.
 func (v *Value[T]) Set(ctx context.Context, x T) error {
-	b, err := v.c.Append(nil, x)
+	b, err := appendVal(v.c, x)
 	if err != nil {
 		return err
 	}
@@ -269,7 +269,7 @@ func (v *Value[T]) Set(ctx context.Context, x T) error {
 
 // Swap stores x and returns the previous value.
 func (v *Value[T]) Swap(ctx context.Context, x T) (T, error) {
-	b, err := v.c.Append(nil, x)
+	b, err := appendVal(v.c, x)
 	if err != nil {
 		return x, err
 	}
@@ -280,11 +280,11 @@ func (v *Value[T]) Swap(ctx context.Context, x T) (T, error) {
 // CompareAndSwap stores x if the value is old (compared by encoding) and
 // reports whether it did.
 func (v *Value[T]) CompareAndSwap(ctx context.Context, old, x T) (bool, error) {
-	ob, err := v.c.Append(nil, old)
+	ob, err := appendVal(v.c, old)
 	if err != nil {
 		return false, err
 	}
-	nb, err := v.c.Append(nil, x)
+	nb, err := appendVal(v.c, x)
 	if err != nil {
 		return false, err
 	}
@@ -292,17 +292,18 @@ func (v *Value[T]) CompareAndSwap(ctx context.Context, old, x T) (bool, error) {
 }
 
 // Incr adds delta on the server, atomically, and returns the sum. T must
-// be a number.
+// be a number. Integers wrap around at T's width as Go's + does, and
+// floats add at T's precision, whatever the connection's encoding.
 func (v *Value[T]) Incr(ctx context.Context, delta T) (T, error) {
-	nk := numKind[T]()
-	if nk == 0 {
+	nk := numArg[T]()
+	if nk == nil {
 		return delta, fmt.Errorf("%w: Incr of a %s, not a number", ErrTypeMismatch, typeName[T]())
 	}
-	db, err := v.c.Append(nil, delta)
+	db, err := appendVal(v.c, delta)
 	if err != nil {
 		return delta, err
 	}
-	b, err := one(v.call(ctx, opValueIncr, []byte{nk}, db))
+	b, err := one(v.call(ctx, opValueIncr, nk, db))
 	return decodeOne(v.c, b, err)
 }
 
@@ -434,7 +435,7 @@ func (q *Queue[T]) ImportResource(state []byte, files []*os.File) error {
 }
 
 func (q *Queue[T]) put(ctx context.Context, v T, try bool) error {
-	b, err := q.c.Append(nil, v)
+	b, err := appendVal(q.c, v)
 	if err != nil {
 		return err
 	}
@@ -494,7 +495,9 @@ func (q *JoinableQueue[T]) ImportResource(state []byte, files []*os.File) error 
 }
 
 // TaskDone marks one item taken from the queue as done; more calls than
-// items put return an error matching ErrOverReleased (Python's ValueError).
+// items put return an error matching both ErrOverReleased (Python's
+// ValueError) and ipc.ErrTaskDone, so code written for an
+// ipc.JoinableQueue works with this proxy too.
 func (q *JoinableQueue[T]) TaskDone(ctx context.Context) error {
 	_, err := q.call(ctx, opQueueTaskDone)
 	return err

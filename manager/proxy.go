@@ -172,7 +172,7 @@ func (d *Dict[K, V]) ImportResource(state []byte, files []*os.File) error {
 	return nil
 }
 
-func (d *Dict[K, V]) key(k K) ([]byte, error) { return d.kc.Append(nil, k) }
+func (d *Dict[K, V]) key(k K) ([]byte, error) { return appendVal(d.kc, k) }
 
 // Set stores d[k] = v.
 func (d *Dict[K, V]) Set(ctx context.Context, k K, v V) error {
@@ -180,7 +180,7 @@ func (d *Dict[K, V]) Set(ctx context.Context, k K, v V) error {
 	if err != nil {
 		return err
 	}
-	vb, err := d.vc.Append(nil, v)
+	vb, err := appendVal(d.vc, v)
 	if err != nil {
 		return err
 	}
@@ -212,7 +212,7 @@ func (d *Dict[K, V]) GetOr(ctx context.Context, k K, def V) (V, error) {
 	if err != nil {
 		return def, err
 	}
-	db, err := d.vc.Append(nil, def)
+	db, err := appendVal(d.vc, def)
 	if err != nil {
 		return def, err
 	}
@@ -235,7 +235,7 @@ func (d *Dict[K, V]) SetDefault(ctx context.Context, k K, v V) (V, error) {
 	if err != nil {
 		return v, err
 	}
-	vb, err := d.vc.Append(nil, v)
+	vb, err := appendVal(d.vc, v)
 	if err != nil {
 		return v, err
 	}
@@ -348,7 +348,7 @@ func (d *Dict[K, V]) SetMany(ctx context.Context, m map[K]V) error {
 		if err != nil {
 			return err
 		}
-		vb, err := d.vc.Append(nil, v)
+		vb, err := appendVal(d.vc, v)
 		if err != nil {
 			return err
 		}
@@ -360,21 +360,23 @@ func (d *Dict[K, V]) SetMany(ctx context.Context, m map[K]V) error {
 
 // Incr adds delta to d[k] on the server, atomically, and returns the sum
 // (a missing key counts as zero): the safe form of Python's d[k] += 1,
-// which races through a proxy. V must be a number.
+// which races through a proxy. V must be a number. Integers wrap around
+// at V's width as Go's + does (an int8 127 plus 1 is -128), and floats
+// add at V's precision, whatever the connection's encoding.
 func (d *Dict[K, V]) Incr(ctx context.Context, k K, delta V) (V, error) {
-	nk := numKind[V]()
-	if nk == 0 {
+	nk := numArg[V]()
+	if nk == nil {
 		return delta, fmt.Errorf("%w: Incr of a %s, not a number", ErrTypeMismatch, typeName[V]())
 	}
 	kb, err := d.key(k)
 	if err != nil {
 		return delta, err
 	}
-	db, err := d.vc.Append(nil, delta)
+	db, err := appendVal(d.vc, delta)
 	if err != nil {
 		return delta, err
 	}
-	return d.value(one(d.call(ctx, opDictIncr, kb, []byte{nk}, db)))
+	return d.value(one(d.call(ctx, opDictIncr, kb, nk, db)))
 }
 
 // Update replaces d[k] with fn(d[k], present) on the server, atomically,

@@ -2,7 +2,9 @@ package manager
 
 import (
 	"context"
+	"encoding/gob"
 	"fmt"
+	"io"
 	"reflect"
 	"runtime/debug"
 	"sync"
@@ -121,9 +123,12 @@ type MethodDef[T any] struct {
 // that name runs fn on the server's object, with In decoded from the
 // call's arguments and Out encoded back. One argument decodes as In
 // itself; several decode as the fields of In, a struct with exactly that
-// many exported fields, in order. Arguments and results travel as
+// many exported fields, in order; no arguments are allowed only when In
+// is a struct without fields (struct{}). Too few or too many arguments,
+// or arguments that do not decode as their types, fail with ErrArgType
+// without running fn. Arguments and results travel as
 // self-describing gob values, so a client of another build can call the
-// method; arguments that do not decode as In give ErrArgType.
+// method.
 func Method[T, In, Out any](name string, fn func(ctx context.Context, obj *T, in In) (Out, error)) MethodDef[T] {
 	inT := reflect.TypeFor[In]()
 	return MethodDef[T]{name: name, in: inT, out: reflect.TypeFor[Out](), call: func(ctx context.Context, obj *T, args [][]byte) (res []byte, err error) {
@@ -134,6 +139,9 @@ func Method[T, In, Out any](name string, fn func(ctx context.Context, obj *T, in
 				return nil, fmt.Errorf("%w: method %q takes %v: %v", ErrArgType, name, inT, err)
 			}
 		case len(args) == 0:
+			if inT.Kind() != reflect.Struct || inT.NumField() != 0 {
+				return nil, fmt.Errorf("%w: method %q takes %v, called with no arguments", ErrArgType, name, inT)
+			}
 		default:
 			v := reflect.ValueOf(&in).Elem()
 			if inT.Kind() != reflect.Struct || inT.NumField() != len(args) {
@@ -184,7 +192,11 @@ func (t Type[T]) Name() string { return t.name }
 // listed methods on it, one call at a time per object. Only registered
 // types can be created, and only their listed methods called. It fails
 // after Main (ErrLateRegistration), for a name already taken
-// (ErrDuplicate), or for two methods of one name.
+// (ErrDuplicate), for two methods of one name, or for a method whose
+// argument or result type gob cannot encode (a chan, a func, a struct
+// without exported fields, or a type holding one where gob does not skip
+// it): such a method could never be called, so the whole registration
+// is refused, naming the method.
 func RegisterType[T any](name string, ctor func(ctx context.Context) (*T, error), methods ...MethodDef[T]) (Type[T], error) {
 	if ctor == nil {
 		return Type[T]{}, fmt.Errorf("manager: RegisterType(%q) with a nil constructor", name)
@@ -198,6 +210,14 @@ func RegisterType[T any](name string, ctor func(ctx context.Context) (*T, error)
 		}
 		if byName[m.name] != nil {
 			return Type[T]{}, fmt.Errorf("%w: RegisterType(%q): method %q listed twice", errs.ErrDuplicate, name, m.name)
+		}
+		for _, t := range []struct {
+			what string
+			t    reflect.Type
+		}{{"argument", m.in}, {"result", m.out}} {
+			if err := gobCheck(t.t); err != nil {
+				return Type[T]{}, fmt.Errorf("manager: RegisterType(%q): method %q: its %s type %v cannot travel as a gob value: %w", name, m.name, t.what, t.t, err)
+			}
 		}
 		byName[m.name] = m
 		sigs = append(sigs, methodSig{m.name, m.in.String(), m.out.String()})
@@ -239,6 +259,12 @@ func MustRegisterType[T any](name string, ctor func(ctx context.Context) (*T, er
 		panic(err)
 	}
 	return t
+}
+
+// gobCheck reports whether gob can encode values of t (it compiles the
+// type's encoder by encoding a zero value).
+func gobCheck(t reflect.Type) error {
+	return gob.NewEncoder(io.Discard).Encode(reflect.New(t).Interface())
 }
 
 func lookupType(name string) *customType {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -264,14 +265,28 @@ func (c *sconn) answer(id uint64, op byte, res [][]byte, err error, fast bool) {
 		b = appendErrHeader(b, id)
 		return errs.AppendError(b, opName(op), os.Getpid(), err, false, "")
 	}
+	// An answer over the message size limit was not sent (nothing of it
+	// reached the connection): the call fails alone, with ErrTooLarge,
+	// and the connection goes on.
+	tooLarge := func(serr error) func([]byte) []byte {
+		return func(b []byte) []byte {
+			b = appendErrHeader(b, id)
+			return errs.AppendError(b, opName(op), os.Getpid(), fmt.Errorf("manager: %s: answer not sent: %w", opName(op), serr), false, "")
+		}
+	}
 	if fast {
-		c.fastAnswer(build)
+		c.fastAnswer(build, tooLarge)
 		return
 	}
-	c.send(build)
+	if serr := c.send(build); errors.Is(serr, ErrTooLarge) {
+		c.send(tooLarge(serr))
+	}
 }
 
-func (c *sconn) send(build func([]byte) []byte) {
+// send sends one message. A message over the size limit is not sent and
+// its error returned (the connection is unharmed); any other error closes
+// the connection.
+func (c *sconn) send(build func([]byte) []byte) error {
 	c.wmu.Lock()
 	c.wbuf = build(c.wbuf[:0])
 	err := c.conn.SendMsg(c.wbuf)
@@ -280,9 +295,10 @@ func (c *sconn) send(build func([]byte) []byte) {
 	}
 	c.wmu.Unlock()
 	c.lastSend.Store(time.Now().UnixNano())
-	if err != nil {
+	if err != nil && !errors.Is(err, ErrTooLarge) {
 		c.conn.Close() // the read loop ends and cleans up
 	}
+	return err
 }
 
 // watch drops a connection that sent nothing for HeartbeatMisses

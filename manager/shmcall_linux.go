@@ -3,6 +3,7 @@ package manager
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"os"
 	"runtime"
@@ -570,7 +571,7 @@ func (c *sconn) fastSleep(fs *fastServer, posted func() bool) {
 // response area if it fits and the client still waits there, else on
 // the socket, before freeing the slot (the client may post again once it
 // is free, and the socket's copy is made from the area).
-func (c *sconn) fastAnswer(build func([]byte) []byte) {
+func (c *sconn) fastAnswer(build func([]byte) []byte, tooLarge func(error) func([]byte) []byte) {
 	c.mu.Lock()
 	fs := c.fast
 	c.mu.Unlock()
@@ -589,7 +590,9 @@ func (c *sconn) fastAnswer(build func([]byte) []byte) {
 			return
 		}
 	}
-	c.send(func(dst []byte) []byte { return append(dst, b...) })
+	if err := c.send(func(dst []byte) []byte { return append(dst, b...) }); errors.Is(err, ErrTooLarge) {
+		c.send(tooLarge(err))
+	}
 	atomic.StoreUint32(s.state, slotFree)
 	if atomic.LoadUint32(s.cliW) != 0 {
 		futex.Wake(s.state, 0)

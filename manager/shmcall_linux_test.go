@@ -14,17 +14,6 @@ import (
 	"github.com/multiproc-go/multiproc"
 )
 
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(time.Millisecond) // polling a condition, not synchronising
-	}
-}
-
 func setFutexWait(t *testing.T, d time.Duration) {
 	old := fastFutexWait.Swap(int64(d))
 	t.Cleanup(func() { fastFutexWait.Store(old) })

@@ -35,4 +35,6 @@ func (c *sconn) fastOp(r *request) ([][]byte, error) {
 func (c *sconn) fastWake()  {}
 func (c *sconn) closeFast() {}
 
-func (c *sconn) fastAnswer(build func([]byte) []byte) { c.send(build) }
+func (c *sconn) fastAnswer(build func([]byte) []byte, _ func(error) func([]byte) []byte) {
+	c.send(build)
+}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+
+	"github.com/multiproc-go/multiproc/internal/wire"
 )
 
 // Locker is what a Lock, an RLock and a Condition proxy have in common
@@ -207,10 +209,16 @@ func (e *Event) Wait(ctx context.Context) error { _, err := e.call(ctx, opEventW
 
 // Condition is a proxy of a condition variable on the server over a Lock
 // or RLock proxy (a new RLock when none is given, as in Python).
+//
+// A Condition passes to other processes (a Process or pool task argument
+// or result) as the other proxies do; the receiver's Condition comes with
+// its own proxy of the lock (a *Lock or *RLock, as the sender's), which
+// its Close closes too.
 type Condition struct {
 	ref
-	l   *lockCore
-	pub Locker
+	l        *lockCore
+	pub      Locker
+	ownsLock bool // the lock proxy was imported with the condition: Close closes it
 }
 
 // NewCondition creates a condition over l (an RLock of its own if nil).
@@ -242,14 +250,105 @@ func NewCondition(ctx context.Context, m *Manager, l Locker, opts ...ObjectOptio
 	return c, nil
 }
 
+// ExportResource describes the condition and its lock to another process
+// (two hand-off references, one per object).
+func (c *Condition) ExportResource(x *wire.Exported) error {
+	if c.l == nil {
+		return fmt.Errorf("manager: sending a closed or zero condition proxy: %w", ErrClosed)
+	}
+	if err := c.ref.ExportResource(x); err != nil {
+		return err
+	}
+	var lx wire.Exported
+	if err := c.l.ref.ExportResource(&lx); err != nil {
+		for _, f := range x.Files {
+			f.Close()
+		}
+		x.Done(false)
+		return err
+	}
+	st := wire.AppendBytes(nil, x.State)
+	st = wire.AppendBytes(st, lx.State)
+	x.State = st
+	x.Files = append(x.Files, lx.Files...)
+	cdone, ldone := x.Done, lx.Done
+	x.Done = func(delivered bool) { cdone(delivered); ldone(delivered) }
+	return nil
+}
+
+// ImportResource makes c the receiving process's proxy of a Condition
+// sent to it, with a proxy of its lock of its own.
+func (c *Condition) ImportResource(state []byte, files []*os.File) error {
+	d := wire.NewBuf(state)
+	cst, lst := d.Bytes(), d.Bytes()
+	if d.Err() != nil || len(d.Rest()) != 0 || len(files) != 2 {
+		for _, f := range files {
+			f.Close()
+		}
+		return fmt.Errorf("%w: condition proxy state (%d descriptors)", wire.ErrCorrupt, len(files))
+	}
+	le, err := parseState(lst)
+	if err != nil {
+		files[0].Close()
+		files[1].Close()
+		return err
+	}
+	var lk *lockCore
+	var pub Locker
+	switch le.kind {
+	case kindLock:
+		l := &Lock{}
+		lk, pub = &l.lockCore, l
+	case kindRLock:
+		l := &RLock{}
+		lk, pub = &l.lockCore, l
+	default:
+		files[0].Close()
+		files[1].Close()
+		return fmt.Errorf("%w: a condition over a %s", ErrTypeMismatch, kindName(le.kind))
+	}
+	if err := lk.importFrom(lst, files[1:], le.kind, ""); err != nil {
+		files[0].Close()
+		return err
+	}
+	if err := c.importFrom(cst, files[:1], kindCondition, ""); err != nil {
+		lk.Close()
+		return err
+	}
+	c.l, c.pub, c.ownsLock = lk, pub, true
+	return nil
+}
+
+// Close releases the proxy (and, in a process that received the
+// condition, its proxy of the lock). Further calls fail with ErrClosed.
+func (c *Condition) Close() error {
+	err := c.ref.Close()
+	if c.ownsLock && c.l != nil {
+		if lerr := c.l.Close(); err == nil {
+			err = lerr
+		}
+	}
+	return err
+}
+
 // Locker returns the condition's lock (a *Lock or *RLock).
 func (c *Condition) Locker() Locker { return c.pub }
 
 // Lock acquires the condition's lock.
-func (c *Condition) Lock(ctx context.Context) error { return c.l.Lock(ctx) }
+func (c *Condition) Lock(ctx context.Context) error {
+	if c.l == nil {
+		return errZeroProxy
+	}
+	return c.l.Lock(ctx)
+}
 
 // Unlock releases the condition's lock.
-func (c *Condition) Unlock() error { return c.l.Unlock() }
+func (c *Condition) Unlock() error {
+	if c.l == nil {
+		return errZeroProxy
+	}
+	return c.l.Unlock()
+}
 
 // Wait releases the lock, waits for a Notify or ctx's end, and takes the
 // lock back before returning, whatever ended the wait. ErrNotHeld if this
@@ -372,6 +471,10 @@ func Call[Out any](ctx context.Context, o *Object, method string, args ...any) (
 	}
 	b, err := one(o.call(ctx, opCall, enc...))
 	if err != nil {
+		var ce *CallError
+		if errors.As(err, &ce) {
+			ce.Op = o.desc + "." + method // the server names every custom call "Call"
+		}
 		return out, err
 	}
 	if err := gobDecode(b, &out); err != nil {
