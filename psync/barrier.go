@@ -51,12 +51,12 @@ type Barrier struct {
 	hb         futex.HB
 }
 
-// NewBarrier returns a barrier for parties parties (1 ≤ parties ≤
-// MaxParties; others panic). Off Linux it returns an error matching
-// errors.ErrUnsupported.
+// NewBarrier returns a barrier for parties parties. Parties outside 1 to
+// [MaxParties] return an error matching [ErrInvalidArgument]. Off Linux it
+// returns an error matching errors.ErrUnsupported.
 func NewBarrier(parties int) (*Barrier, error) {
 	if parties < 1 || parties > MaxParties {
-		panic(fmt.Sprintf("psync: NewBarrier(%d): parties out of range", parties))
+		return nil, fmt.Errorf("psync: NewBarrier(%d): parties out of range: %w", parties, ErrInvalidArgument)
 	}
 	b := &Barrier{}
 	p, err := b.create(kindBarrier, barArrived+parties*8)
