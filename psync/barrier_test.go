@@ -72,6 +72,29 @@ func TestBarrierPartyDeath(t *testing.T) {
 	}
 }
 
+// TestBarrierPartyDeathOtherProcesses: with 4 parties, a killed child
+// breaks the barrier for a waiter in another child as well as in this
+// process (each watches the victim itself).
+func TestBarrierPartyDeathOtherProcesses(t *testing.T) {
+	ctx := testCtx(t)
+	b := must(psync.NewBarrier(4))
+	defer b.Close()
+	victim := start(t, multiproc.NewProcess(barrierParty, b))
+	testutil.WaitFor(t, time.Minute, func() bool { return b.NWaiting() == 1 }, "the victim never arrived")
+	survivor := start(t, multiproc.NewProcess(barrierParty, b))
+	testutil.WaitFor(t, time.Minute, func() bool { return b.NWaiting() == 2 }, "the survivor never arrived")
+	got := make(chan error, 1)
+	go func() { _, err := b.Wait(ctx); got <- err }()
+	testutil.WaitFor(t, time.Minute, func() bool { return b.NWaiting() == 3 }, "the goroutine never arrived")
+	victim.Kill()
+	if err := <-got; !errors.Is(err, psync.ErrBrokenBarrier) {
+		t.Fatalf("Wait here = %v, want ErrBrokenBarrier", err)
+	}
+	if err := survivor.Join(ctx); !errors.Is(err, psync.ErrBrokenBarrier) {
+		t.Fatalf("the surviving child's Wait = %v, want ErrBrokenBarrier", err)
+	}
+}
+
 func TestBarrierAbortAndTimeout(t *testing.T) {
 	ctx := testCtx(t)
 	b := must(psync.NewBarrier(2))
