@@ -33,8 +33,10 @@ const (
 // The barrier breaks (every waiter, and every later Wait until
 // [Barrier.Reset], returns [ErrBrokenBarrier]) on [Barrier.Abort], on Reset
 // while parties wait, when a waiter's ctx ends (as a timeout does in
-// Python), and when a process dies while one of its parties waits (seen
-// within 50 ms). A party that dies before arriving leaves the others
+// Python), and when a process dies while one of its parties waits: a
+// waiting process watches the others' through pidfds and learns of the
+// death within about a millisecond on a quiet machine, and within 100 ms
+// (a timed check) when it cannot watch them. A party that dies before arriving leaves the others
 // waiting until their ctx ends, which breaks it, as in Python.
 //
 // Make one with [NewBarrier]; it travels to other processes as a resource
@@ -49,12 +51,12 @@ type Barrier struct {
 	hb         futex.HB
 }
 
-// NewBarrier returns a barrier for parties parties (1 ≤ parties ≤
-// MaxParties; others panic). Off Linux it returns an error matching
-// errors.ErrUnsupported.
+// NewBarrier returns a barrier for parties parties. Parties outside 1 to
+// [MaxParties] return an error matching [ErrInvalidArgument]. Off Linux it
+// returns an error matching errors.ErrUnsupported.
 func NewBarrier(parties int) (*Barrier, error) {
 	if parties < 1 || parties > MaxParties {
-		panic(fmt.Sprintf("psync: NewBarrier(%d): parties out of range", parties))
+		return nil, fmt.Errorf("psync: NewBarrier(%d): parties out of range: %w", parties, ErrInvalidArgument)
 	}
 	b := &Barrier{}
 	p, err := b.create(kindBarrier, barArrived+parties*8)
@@ -133,11 +135,13 @@ func (b *Barrier) Wait(ctx context.Context) (int, error) {
 	}
 	b.m.Unlock()
 	first := true
+	var ws watches
+	defer ws.close()
 	err := b.gate.Wait(ctx, b.gen, b.nwait, func() (uint32, bool, error) {
 		if atomic.LoadUint32(b.gen) != g {
 			return 0, true, nil
 		}
-		if !first && b.deadParty() {
+		if !first && b.deadParty(&ws) {
 			if err := b.lockState(context.Background()); err != nil {
 				return 0, true, err
 			}
@@ -176,17 +180,67 @@ func (b *Barrier) endedBroken(g uint32) bool {
 	return atomic.LoadUint32(u32(b.p, barRing))&(1<<(g%32)) != 0
 }
 
-// deadParty reports whether a party of the current round has died.
-func (b *Barrier) deadParty() bool {
+// deadParty reports whether a party of the current round has died. The
+// caller is the gate holder: it watches each other process with a party in
+// the round through a pidfd (at most maxWatches of them) whose exit wakes
+// the generation word, so a death is seen within about a millisecond; a
+// party it cannot watch is seen by the timed check, every [futex.Chunk].
+func (b *Barrier) deadParty(ws *watches) bool {
 	spid, _ := futex.Self()
 	n := min(int(atomic.LoadUint32(u32(b.p, barCount))), b.parties)
 	for i := range n {
 		v := atomic.LoadUint64(b.arrived(i))
-		if v != 0 && uint32(v) != spid && !futex.Alive(uint32(v), uint32(v>>32)) {
+		if v == 0 || uint32(v) == spid {
+			continue
+		}
+		if ws.dead(uint32(v), uint32(v>>32), b.gen) {
 			return true
 		}
 	}
 	return false
+}
+
+// maxWatches bounds the pidfds one waiting process holds for a Barrier
+// round; parties beyond it are checked every [futex.Chunk].
+const maxWatches = 64
+
+// watches are one Barrier.Wait's pidfd watches on the other parties'
+// processes, by pid and start-time tag.
+type watches struct{ ws []*futex.Watch }
+
+// dead reports whether process pid (start-time tag) has died, watching it
+// so that its exit wakes word when it can.
+func (s *watches) dead(pid, tag uint32, word *uint32) bool {
+	for _, w := range s.ws {
+		if w.Pid == pid && w.Tag == tag {
+			if w.Dead() {
+				return true
+			}
+			if w.Polled() {
+				return false // the pidfd reports the exit
+			}
+			return !futex.Alive(pid, tag)
+		}
+	}
+	if len(s.ws) < maxWatches {
+		w, err := futex.NewWatch(pid, tag, func() { futex.Wake(word, 0) })
+		if err == nil {
+			s.ws = append(s.ws, w)
+			if w.Dead() {
+				return true
+			}
+			if w.Polled() {
+				return false
+			}
+		}
+	}
+	return !futex.Alive(pid, tag)
+}
+
+func (s *watches) close() {
+	for _, w := range s.ws {
+		w.Close()
+	}
 }
 
 // Abort breaks the barrier: waiters return [ErrBrokenBarrier], and so does

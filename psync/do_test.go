@@ -2,6 +2,7 @@ package psync_test
 
 import (
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/multiproc-go/multiproc"
@@ -61,5 +62,38 @@ func TestDoRepairInsideF(t *testing.T) {
 	}
 	if err := l.Do(ctx, func() {}); err != nil {
 		t.Fatalf("Do after the repair = %v, want nil", err)
+	}
+}
+
+// TestDoRecover: f learns that the holder died, its nil marks the lock
+// consistent; an f that fails after a death leaves the lock not
+// recoverable; without a death f is told false and its error is returned.
+func TestDoRecover(t *testing.T) {
+	ctx := testCtx(t)
+	l := must(psync.NewLock())
+	defer l.Close()
+	errRepair := errors.New("cannot repair")
+	var told []bool
+	if err := l.DoRecover(ctx, func(dead bool) error { told = append(told, dead); return errRepair }); err != errRepair {
+		t.Fatalf("DoRecover with f failing, no death = %v, want f's error", err)
+	}
+	join(t, start(t, multiproc.NewProcess(lockAndExit, l)))
+	if err := l.DoRecover(ctx, func(dead bool) error { told = append(told, dead); return nil }); err != nil {
+		t.Fatalf("DoRecover repairing a death = %v, want nil", err)
+	}
+	if err := l.DoRecover(ctx, func(dead bool) error { told = append(told, dead); return nil }); err != nil {
+		t.Fatalf("DoRecover after the repair = %v, want nil", err)
+	}
+	if want := []bool{false, true, false}; !slices.Equal(told, want) {
+		t.Fatalf("f was told %v, want %v", told, want)
+	}
+	join(t, start(t, multiproc.NewProcess(lockAndExit, l)))
+	err := l.DoRecover(ctx, func(dead bool) error { return errRepair })
+	if !errors.Is(err, errRepair) || !errors.Is(err, psync.ErrOwnerDead) {
+		t.Fatalf("DoRecover failing to repair = %v, want f's error and ErrOwnerDead", err)
+	}
+	ran := false
+	if err := l.DoRecover(ctx, func(bool) error { ran = true; return nil }); !errors.Is(err, psync.ErrNotRecoverable) || ran {
+		t.Fatalf("DoRecover after an unrepaired death = %v (f ran: %v), want ErrNotRecoverable", err, ran)
 	}
 }

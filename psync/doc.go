@@ -35,7 +35,8 @@
 // dead process's units, the Acquire that receives one returning
 // ErrOwnerDead. A [Semaphore] (any process may release it) tracks no
 // holders: a dead holder's units are lost. A party that dies while in
-// [Barrier.Wait] breaks the barrier; a [Condition] waiter that died does
+// [Barrier.Wait] breaks the barrier (seen through a pidfd watch, else a
+// timed check within 100 ms); a [Condition] waiter that died does
 // not consume a Notify. An [Event] has no owner.
 //
 // # Ownership and misuse

@@ -39,6 +39,10 @@ var (
 	// already has MaxConditionWaiters waiters, and by Acquire of a
 	// BoundedSemaphore held by MaxHolders processes already.
 	ErrTooManyWaiters = errs.RegisterSentinel(errors.New("psync: too many waiters"))
+	// ErrInvalidArgument is returned (wrapped, naming the argument) by
+	// NewSemaphore and NewBoundedSemaphore for a value outside 0 to
+	// math.MaxInt32, and by NewBarrier for parties outside 1 to MaxParties.
+	ErrInvalidArgument = errs.RegisterSentinel(errors.New("psync: invalid argument"))
 )
 
 // errUnsupported is what constructors return off Linux.

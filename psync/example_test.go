@@ -26,6 +26,34 @@ func ExampleLock() {
 	// Output: 1 multiproc: lock not held by this process
 }
 
+// DoRecover tells f whether the previous holder died inside its critical
+// section; f repairs what the lock guards, and its nil result marks the
+// lock consistent.
+func ExampleLock_DoRecover() {
+	lock, err := psync.NewLock()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer lock.Close()
+	ctx := context.Background()
+	total, parts := 0, []int{}
+	err = lock.DoRecover(ctx, func(ownerDead bool) error {
+		if ownerDead {
+			// A holder died between appending a part and adding it to
+			// total: recompute total from the parts.
+			total = 0
+			for _, p := range parts {
+				total += p
+			}
+		}
+		parts = append(parts, 5)
+		total += 5
+		return nil
+	})
+	fmt.Println(total, err)
+	// Output: 5 <nil>
+}
+
 // A holder's death: the next Lock returns ErrOwnerDead, holding the lock.
 func ExampleLock_ownerDead() {
 	lock, err := psync.NewLock()

@@ -137,10 +137,9 @@ func (l *Lock) HolderDied() bool { return l.m.HolderDied() }
 // call [Lock.MarkConsistent] itself. Otherwise Do's Unlock makes the lock
 // not recoverable and every later Lock and Do returns [ErrNotRecoverable];
 // nothing can repair it after Do has returned. f is not told that the
-// holder died (it is a func()), so either make f check and repair the
-// state every time and call MarkConsistent (nil when there was nothing to
-// mark), or, when the repair depends on knowing, call Lock, check for
-// ErrOwnerDead, repair, MarkConsistent and Unlock yourself.
+// holder died (it is a func()); when the repair depends on knowing, use
+// [Lock.DoRecover], whose f is told and whose nil result marks the lock
+// consistent.
 //
 // Do also returns Unlock's error (joined with ErrOwnerDead when both
 // happen; errors.Is sees each), for example [ErrNotHeld] when f unlocked
@@ -151,6 +150,56 @@ func (l *Lock) Do(ctx context.Context, f func()) error {
 		return err
 	}
 	return runLocked(err, f, l.Unlock)
+}
+
+// DoRecover runs f holding the lock, telling f whether the previous holder
+// died holding it: ownerDead is true when Lock returned [ErrOwnerDead], so
+// what the lock guards may be inconsistent and f should repair it. When f
+// returns nil after ownerDead, DoRecover calls [Lock.MarkConsistent] before
+// it unlocks, and the lock stays usable. When f returns an error (or
+// panics) after ownerDead, the state is taken as not repaired: DoRecover
+// unlocks without MarkConsistent, so the lock becomes not recoverable and
+// every later acquisition returns [ErrNotRecoverable] (POSIX's rule for an
+// unrepaired robust mutex); f must not call MarkConsistent or Unlock
+// itself.
+//
+// DoRecover returns nil when f returned nil (a death f repaired is not an
+// error); else f's error, joined with [ErrOwnerDead] when f was told of a
+// death it did not repair; joined with MarkConsistent's and Unlock's errors
+// when they fail (errors.Is sees each). When the lock cannot be taken
+// (ctx ended, [ErrNotRecoverable]) f does not run and that error is
+// returned. If f panics, the lock is unlocked and the panic goes on.
+func (l *Lock) DoRecover(ctx context.Context, f func(ownerDead bool) error) error {
+	return doRecover(ctx, l.Lock, l.MarkConsistent, l.Unlock, f)
+}
+
+// doRecover is DoRecover over any robust lock's Lock, MarkConsistent and
+// Unlock.
+func doRecover(ctx context.Context, lock func(context.Context) error, mark, unlock func() error, f func(ownerDead bool) error) (rerr error) {
+	err := lock(ctx)
+	if err != nil && err != ErrOwnerDead {
+		return err
+	}
+	dead := err == ErrOwnerDead
+	repaired := false
+	defer func() {
+		var merr error
+		if dead && repaired {
+			merr = mark()
+		}
+		if uerr := unlock(); merr != nil || uerr != nil {
+			rerr = errors.Join(rerr, merr, uerr)
+		}
+	}()
+	ferr := f(dead)
+	if ferr == nil {
+		repaired = true
+		return nil
+	}
+	if dead {
+		return errors.Join(ferr, ErrOwnerDead)
+	}
+	return ferr
 }
 
 // runLocked runs f and then unlock (also when f panics), returning err
@@ -335,6 +384,13 @@ func (r *RLock) Unlock() error {
 
 // MarkConsistent is [Lock.MarkConsistent].
 func (r *RLock) MarkConsistent() error { return r.m.MarkConsistent() }
+
+// DoRecover is [Lock.DoRecover] for the RLock: f runs holding it (one
+// level), is told whether the previous holder died, and a nil from f after
+// a death marks the lock consistent before it is released.
+func (r *RLock) DoRecover(ctx context.Context, f func(ownerDead bool) error) error {
+	return doRecover(ctx, r.Lock, r.MarkConsistent, r.Unlock, f)
+}
 
 // Holder is [Lock.Holder].
 func (r *RLock) Holder() int { return r.m.Holder() }

@@ -343,7 +343,7 @@ func TestErrorsCrossProcesses(t *testing.T) {
 		t.Fatalf("a child's Unlock of the parent's lock: %v, want ErrNotHeld", err)
 	}
 	_, err = multiproc.Apply(ctx, pool, sentinelFn, 0)
-	for _, want := range []error{psync.ErrOverReleased, psync.ErrBrokenBarrier, psync.ErrNotRecoverable, psync.ErrTooManyWaiters, psync.ErrOwnerDead} {
+	for _, want := range []error{psync.ErrOverReleased, psync.ErrBrokenBarrier, psync.ErrNotRecoverable, psync.ErrTooManyWaiters, psync.ErrOwnerDead, psync.ErrInvalidArgument} {
 		if !errors.Is(err, want) {
 			t.Errorf("remote error %v does not match %v", err, want)
 		}
@@ -351,7 +351,7 @@ func TestErrorsCrossProcesses(t *testing.T) {
 }
 
 var sentinelFn = multiproc.Register("psync.test.sentinels", func(ctx context.Context, _ int) (int, error) {
-	return 0, errors.Join(psync.ErrOverReleased, psync.ErrBrokenBarrier, psync.ErrNotRecoverable, psync.ErrTooManyWaiters, psync.ErrOwnerDead)
+	return 0, errors.Join(psync.ErrOverReleased, psync.ErrBrokenBarrier, psync.ErrNotRecoverable, psync.ErrTooManyWaiters, psync.ErrOwnerDead, psync.ErrInvalidArgument)
 })
 
 // TestKillHolder is the done-means test on this (cgo-linked) test binary.

@@ -307,3 +307,21 @@ func TestDoForms(t *testing.T) {
 	}
 	c.Unlock()
 }
+
+// TestConstructorsRejectBadArguments: out-of-range arguments return
+// ErrInvalidArgument (they panicked before).
+func TestConstructorsRejectBadArguments(t *testing.T) {
+	for name, err := range map[string]error{
+		"NewSemaphore(-1)":         second(psync.NewSemaphore(-1)),
+		"NewSemaphore(1<<31)":      second(psync.NewSemaphore(1 << 31)),
+		"NewBoundedSemaphore(-1)":  second(psync.NewBoundedSemaphore(-1)),
+		"NewBarrier(0)":            second(psync.NewBarrier(0)),
+		"NewBarrier(MaxParties+1)": second(psync.NewBarrier(psync.MaxParties + 1)),
+	} {
+		if !errors.Is(err, psync.ErrInvalidArgument) {
+			t.Errorf("%s = %v, want ErrInvalidArgument", name, err)
+		}
+	}
+}
+
+func second[T any](_ T, err error) error { return err }

@@ -43,12 +43,12 @@ type Semaphore struct {
 	hb           futex.HB
 }
 
-// NewSemaphore returns a semaphore with value units (value ≥ 0; a negative
-// value panics). Off Linux it returns an error matching
-// errors.ErrUnsupported.
+// NewSemaphore returns a semaphore with value units. A value outside 0 to
+// math.MaxInt32 returns an error matching [ErrInvalidArgument]. Off Linux
+// it returns an error matching errors.ErrUnsupported.
 func NewSemaphore(value int) (*Semaphore, error) {
 	if value < 0 || value > math.MaxInt32 {
-		panic(fmt.Sprintf("psync: NewSemaphore(%d): value out of range", value))
+		return nil, fmt.Errorf("psync: NewSemaphore(%d): value out of range: %w", value, ErrInvalidArgument)
 	}
 	s := &Semaphore{}
 	p, err := s.create(kindSemaphore, semSize)
@@ -173,10 +173,12 @@ type BoundedSemaphore struct {
 }
 
 // NewBoundedSemaphore returns a semaphore with value units, which is also
-// the most it can hold (value ≥ 0; a negative value panics).
+// the most it can hold. A value outside 0 to math.MaxInt32 returns an
+// error matching [ErrInvalidArgument]. Off Linux it returns an error
+// matching errors.ErrUnsupported.
 func NewBoundedSemaphore(value int) (*BoundedSemaphore, error) {
 	if value < 0 || value > math.MaxInt32 {
-		panic(fmt.Sprintf("psync: NewBoundedSemaphore(%d): value out of range", value))
+		return nil, fmt.Errorf("psync: NewBoundedSemaphore(%d): value out of range: %w", value, ErrInvalidArgument)
 	}
 	s := &BoundedSemaphore{}
 	p, err := s.create(kindBounded, bsemSize)
