@@ -55,7 +55,11 @@
 // (Python's maxsize); Put blocks and TryPut returns ErrFull when either bound is reached,
 // and an item that could never fit fails with ErrTooLarge. Close closes the queue for every
 // process (Put fails with ErrClosed; Get drains what is left, then returns ErrClosed);
-// Release drops only this process's handle (Python's per-process close()). Queues are
+// Release drops only this process's handle (Python's per-process close()); after it,
+// every call on that handle, Close and Release included, fails with ErrClosed and
+// Closed reports true. Each item costs a 16-byte header plus its encoding rounded up
+// to 16 bytes of the byte capacity. A Put that gives up because ctx ended on a full
+// queue returns an error matching both ctx's error and ErrFull. Queues are
 // resources: pass *Queue[T] to a Process or a pool task, at any depth in its argument.
 //
 // A process killed at any moment, inside Put or Get included, never leaves a queue unusable:
