@@ -20,7 +20,9 @@
 // they hold a shared key (CPython's HMAC challenge, in both directions,
 // with SHA-256; the key never travels) and exchange build ids before
 // [Listener.Accept] or Dial returns, so nothing a stranger sends is ever
-// decoded. With the [Python] option the same calls talk to CPython's
+// decoded. A Conn made with the [TLS] option cannot be handed to another
+// process (its session lives in this one): passing it fails with an error
+// matching multiproc.ErrNotTransferable. With the [Python] option the same calls talk to CPython's
 // multiprocessing.connection Listener and Client (byte messages).
 //
 // Messages are either bytes ([Conn.SendBytes], [Conn.RecvBytes],
