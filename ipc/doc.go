@@ -20,7 +20,9 @@
 // they hold a shared key (CPython's HMAC challenge, in both directions,
 // with SHA-256; the key never travels) and exchange build ids before
 // [Listener.Accept] or Dial returns, so nothing a stranger sends is ever
-// decoded. With the [Python] option the same calls talk to CPython's
+// decoded. A Conn made with the [TLS] option cannot be handed to another
+// process (its session lives in this one): passing it fails with an error
+// matching multiproc.ErrNotTransferable. With the [Python] option the same calls talk to CPython's
 // multiprocessing.connection Listener and Client (byte messages).
 //
 // Messages are either bytes ([Conn.SendBytes], [Conn.RecvBytes],
@@ -55,7 +57,11 @@
 // (Python's maxsize); Put blocks and TryPut returns ErrFull when either bound is reached,
 // and an item that could never fit fails with ErrTooLarge. Close closes the queue for every
 // process (Put fails with ErrClosed; Get drains what is left, then returns ErrClosed);
-// Release drops only this process's handle (Python's per-process close()). Queues are
+// Release drops only this process's handle (Python's per-process close()); after it,
+// every call on that handle, Close and Release included, fails with ErrClosed and
+// Closed reports true. Each item costs a 16-byte header plus its encoding rounded up
+// to 16 bytes of the byte capacity. A Put that gives up because ctx ended on a full
+// queue returns an error matching both ctx's error and ErrFull. Queues are
 // resources: pass *Queue[T] to a Process or a pool task, at any depth in its argument.
 //
 // A process killed at any moment, inside Put or Get included, never leaves a queue unusable:

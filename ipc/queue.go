@@ -2,6 +2,7 @@ package ipc
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"reflect"
@@ -13,8 +14,12 @@ import (
 
 // DefaultByteCapacity is the byte capacity of a queue made without
 // [ByteCapacity]: 4 MiB of shared memory, reserved when the queue is made.
-// Each item takes its encoding plus a 16-byte header, rounded up to 16
-// bytes: about 87,000 items of (int, "hello", float64).
+// Each item takes a 16-byte record header plus its encoding padded to a
+// multiple of 16 bytes (qRecSize in queue_ring.go): a 1-byte item takes
+// 32 bytes, so 128 fit in 4 KiB; an (int, "hello", float64) struct takes
+// 48, about 87,000 in the default capacity. A record never wraps around
+// the end of the ring, so up to one record's size there may be unusable
+// at a time.
 const DefaultByteCapacity = 4 << 20
 
 // A QueueOption configures a queue at creation ([NewQueue],
@@ -46,10 +51,11 @@ func MaxItems(n int) QueueOption {
 
 // ByteCapacity sets the bytes of shared memory that hold the queue's items
 // ([DefaultByteCapacity] without it), rounded up to the page size; from
-// 4 KiB to 1 GiB. The memory is reserved when the queue is made. Put blocks
-// (TryPut returns [ErrFull]) while an item does not fit, and an item that
-// could never fit (its encoding plus 16 bytes over the capacity) fails Put
-// with [ErrTooLarge].
+// 4 KiB to 1 GiB. The memory is reserved when the queue is made. Each item
+// costs 16 bytes of header plus its encoding rounded up to 16 bytes (see
+// [DefaultByteCapacity]). Put blocks (TryPut returns [ErrFull]) while an
+// item does not fit, and an item that could never fit (16 + its encoding
+// rounded up to 16 over the capacity) fails Put with [ErrTooLarge].
 func ByteCapacity(n int) QueueOption {
 	return func(c *queueConfig) error {
 		if n < qMinCapacity || n > qMaxCapacity {
@@ -125,6 +131,11 @@ func (q *queue[T]) put(ctx context.Context, v T, block bool) error {
 	b, err := q.codec.Append((*bp)[:0], v)
 	if err != nil {
 		q.bufs.Put(bp)
+		if errors.Is(err, wire.ErrNoTransport) {
+			// The codec's message speaks of engines; say what a queue
+			// user can do about it.
+			return fmt.Errorf("ipc: Put: a %s holds a file, connection or other descriptor-backed resource, which a queue cannot carry (items are bytes in shared memory); pass it as a Process or pool task argument instead: %w", typeName[T](), err)
+		}
 		return fmt.Errorf("ipc: Put: cannot encode the %s: %w", typeName[T](), err)
 	}
 	err = q.c.put(ctx, b, block)
@@ -163,12 +174,20 @@ func (q *queue[T]) get(ctx context.Context, block bool) (T, error) {
 // exported struct field included, which the codec would otherwise drop)
 // Put fails with an error wrapping a *wire.TypeError that names the field;
 // a descriptor-backed resource such as an *os.File, which shared memory
-// cannot carry, fails with an error matching wire.ErrNoTransport. It returns nil once v is in the queue, where every
-// process's Get can take it.
+// cannot carry, fails with an error matching multiproc.ErrNotTransferable
+// (pass such resources as Process or task arguments). A value in an
+// interface-typed position (a Queue[any], an interface field) travels with
+// encoding/gob, so every concrete type it may hold must be passed to
+// gob.Register, in every process, before multiproc.Main (in an init
+// function or a package-level var); otherwise Put fails with an error
+// naming the unregistered type. It returns nil once v is in the queue,
+// where every process's Get can take it.
 //
 // Errors: [ErrTooLarge] (v could never fit in the byte capacity),
 // [ErrClosed] (the queue was closed by any process, or this handle
-// released), or an error wrapping ctx.Err().
+// released), or, when ctx ends first, an error wrapping ctx.Err(); if the
+// queue was still full then, the error also matches [ErrFull] and its
+// message says which bound (MaxItems or the byte capacity) held Put back.
 func (q *queue[T]) Put(ctx context.Context, v T) error { return q.put(ctx, v, true) }
 
 // TryPut is Put without waiting (Python's put_nowait): [ErrFull] when the
@@ -197,18 +216,25 @@ func (q *queue[T]) TryGet() (T, error) { return q.get(context.Background(), fals
 // items whose Put is copying them in. It may be stale as soon as it returns.
 func (q *queue[T]) Len() int { return q.c.length() }
 
-// Closed reports whether any process has closed the queue.
+// Closed reports whether this handle can no longer put: true once any
+// process has closed the queue (Close), and true once this process has
+// released this handle (Release), since every call on a released handle
+// fails with [ErrClosed]. A closed queue may still hold items for Get;
+// Closed says nothing about other processes' handles.
 func (q *queue[T]) Closed() bool { return q.c.closed() }
 
 // Close closes the queue for every process that has it: later Puts fail
 // with [ErrClosed], and Get returns the items that remain and then
 // ErrClosed. Waiting Puts and Gets are woken. It does not free anything
-// (see Release) and is idempotent.
+// (see Release). Closing a closed queue (by this or another process)
+// returns nil; Close on a handle this process released (or a zero queue)
+// returns an error matching [ErrClosed], as a second os.File.Close does.
 func (q *queue[T]) Close() error { return q.c.close() }
 
 // Release drops this process's handle, Python's per-process close():
 // blocked calls on it return [ErrClosed], and every later call on it
-// returns ErrClosed; other processes keep their handles, and the queue
+// (Close and a second Release included) returns an error matching
+// ErrClosed, Len returns 0 and Closed true; other processes keep their handles, and the queue
 // lives while any process has it. In the process that made the queue it
 // also unmaps the shared memory and makes the pool workers that keep a
 // copy (it was a task's argument) drop it once the tasks using it are
@@ -223,7 +249,7 @@ func (q *queue[T]) Release() error { return q.c.release() }
 // worker calls it when it stops keeping the queue (the creator released
 // it, or the worker's resource cache is full). It is not Close, which
 // would close the queue for every process.
-func (q *queue[T]) DropKept() { q.Release() }
+func (q *queue[T]) DropKept() { _ = q.Release() }
 
 // NeedsDescriptors reports whether the queue can travel (wire.Resource):
 // true until the creator's Release.

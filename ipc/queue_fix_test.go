@@ -165,7 +165,7 @@ var qPoolFds = multiproc.Register("ipc_test.pool_fds", func(ctx context.Context,
 	return [2]int{len(fds), bytes.Count(maps, []byte("multiproc-queue"))}, nil
 })
 
-// A pool worker drops a queue when its creator releases it: 60 fresh
+// A pool worker drops a queue when its creator releases it: 200 fresh
 // queues through one worker leave its descriptors and queue mappings flat
 // (they grew by one each before).
 func TestQueuePoolWorkerDropsReleased(t *testing.T) {
@@ -176,7 +176,7 @@ func TestQueuePoolWorkerDropsReleased(t *testing.T) {
 	}
 	defer p.Close()
 	var first, last [2]int
-	for i := range 60 {
+	for i := range 200 {
 		q := qmust(ipc.NewQueue[int]())
 		got, err := multiproc.Apply(ctx, p, qPoolFds, q)
 		if err != nil {
@@ -201,6 +201,6 @@ func TestQueuePoolWorkerDropsReleased(t *testing.T) {
 	// one, whose evict may come after this task; slack for the runtime's
 	// own descriptors.
 	if last[1] > 2 || last[0] > first[0]+3 {
-		t.Fatalf("worker after 60 queues: %d fds, %d queue mappings; after 2: %d fds, %d mappings", last[0], last[1], first[0], first[1])
+		t.Fatalf("worker after 200 queues: %d fds, %d queue mappings; after 2: %d fds, %d mappings", last[0], last[1], first[0], first[1])
 	}
 }

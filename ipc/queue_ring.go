@@ -726,6 +726,14 @@ func (c *qcore) put(ctx context.Context, src []byte, block bool) error {
 			return s, r != qFullItems && r != qFullSpace, nil
 		})
 		if err != nil {
+			// Say why Put was waiting: the error matches both ctx's error
+			// and ErrFull when the queue was still full at the last try.
+			switch r {
+			case qFullItems:
+				return fmt.Errorf("ipc: Put: %w, waited while the queue held %d items (MaxItems: %w)", qCtxErr(ctx, err), c.max, ErrFull)
+			case qFullSpace:
+				return fmt.Errorf("ipc: Put: %w, waited while the queue had no room for %d bytes (ByteCapacity %d: %w)", qCtxErr(ctx, err), len(src), c.cap, ErrFull)
+			}
 			return fmt.Errorf("ipc: Put: %w", qCtxErr(ctx, err))
 		}
 	}
@@ -840,7 +848,7 @@ func (c *qcore) get(ctx context.Context, block bool, use func([]byte) error) err
 // close closes the queue for every process.
 func (c *qcore) close() error {
 	if !c.enter() {
-		return nil
+		return fmt.Errorf("ipc: Close: %w: queue released by this process (or a zero queue)", ErrClosed)
 	}
 	defer c.exit()
 	if err := c.lock(context.Background()); err != nil {
@@ -874,7 +882,7 @@ func (c *qcore) length() int {
 // handle unmaps the shared mapping when it is the last one on it.
 func (c *qcore) release() error {
 	if c == nil || !c.released.CompareAndSwap(false, true) {
-		return nil
+		return fmt.Errorf("ipc: Release: %w: queue already released by this process (or a zero queue)", ErrClosed)
 	}
 	c.wakeAll()
 	c.rw.Lock()
