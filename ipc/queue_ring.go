@@ -730,9 +730,9 @@ func (c *qcore) put(ctx context.Context, src []byte, block bool) error {
 			// and ErrFull when the queue was still full at the last try.
 			switch r {
 			case qFullItems:
-				return fmt.Errorf("ipc: Put: %w, waited while the queue held %d items (MaxItems: %w)", qCtxErr(ctx, err), c.max, ErrFull)
+				return fmt.Errorf("ipc: Put: %w while the queue was full: %w, it held its MaxItems (%d)", qCtxErr(ctx, err), ErrFull, c.max)
 			case qFullSpace:
-				return fmt.Errorf("ipc: Put: %w, waited while the queue had no room for %d bytes (ByteCapacity %d: %w)", qCtxErr(ctx, err), len(src), c.cap, ErrFull)
+				return fmt.Errorf("ipc: Put: %w while the queue was full: %w, no room for %d bytes in its ByteCapacity (%d)", qCtxErr(ctx, err), ErrFull, len(src), c.cap)
 			}
 			return fmt.Errorf("ipc: Put: %w", qCtxErr(ctx, err))
 		}

@@ -154,7 +154,7 @@ func Method[T, In, Out any](name string, fn func(ctx context.Context, obj *T, in
 				}
 				p := reflect.New(f.Type())
 				if err := gobDecode(a, p.Interface()); err != nil {
-					return nil, fmt.Errorf("%w: method %q: argument %d is not a %v: %v", ErrArgType, name, i, f.Type(), err)
+					return nil, fmt.Errorf("%w: method %q: argument %d does not decode as %v: %v", ErrArgType, name, i, f.Type(), err)
 				}
 				f.Set(p.Elem())
 			}

@@ -271,7 +271,7 @@ func (c *sconn) answer(id uint64, op byte, res [][]byte, err error, fast bool) {
 	tooLarge := func(serr error) func([]byte) []byte {
 		return func(b []byte) []byte {
 			b = appendErrHeader(b, id)
-			return errs.AppendError(b, opName(op), os.Getpid(), fmt.Errorf("manager: %s: answer not sent: %w", opName(op), serr), false, "")
+			return errs.AppendError(b, opName(op), os.Getpid(), fmt.Errorf("answer not sent: %w", serr), false, "")
 		}
 	}
 	if fast {
