@@ -265,22 +265,25 @@ func (c *sconn) answer(id uint64, op byte, res [][]byte, err error, fast bool) {
 		b = appendErrHeader(b, id)
 		return errs.AppendError(b, opName(op), os.Getpid(), err, false, "")
 	}
-	// An answer over the message size limit was not sent (nothing of it
-	// reached the connection): the call fails alone, with ErrTooLarge,
-	// and the connection goes on.
-	tooLarge := func(serr error) func([]byte) []byte {
-		return func(b []byte) []byte {
-			b = appendErrHeader(b, id)
-			return errs.AppendError(b, opName(op), os.Getpid(), fmt.Errorf("answer not sent: %w", serr), false, "")
-		}
-	}
 	if fast {
-		c.fastAnswer(build, tooLarge)
+		c.fastAnswer(build, id, op)
 		return
 	}
 	if serr := c.send(build); errors.Is(serr, ErrTooLarge) {
-		c.send(tooLarge(serr))
+		c.sendTooLarge(id, op, serr)
 	}
+}
+
+// sendTooLarge answers call id with serr, the error of sending its answer,
+// which was over the message size limit and not sent (nothing of it
+// reached the connection): the call fails alone, with ErrTooLarge, and the
+// connection goes on. It is a method, not a closure made in answer, so that
+// the common path allocates nothing for it.
+func (c *sconn) sendTooLarge(id uint64, op byte, serr error) {
+	c.send(func(b []byte) []byte {
+		b = appendErrHeader(b, id)
+		return errs.AppendError(b, opName(op), os.Getpid(), fmt.Errorf("answer not sent: %w", serr), false, "")
+	})
 }
 
 // send sends one message. A message over the size limit is not sent and

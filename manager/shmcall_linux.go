@@ -571,7 +571,7 @@ func (c *sconn) fastSleep(fs *fastServer, posted func() bool) {
 // response area if it fits and the client still waits there, else on
 // the socket, before freeing the slot (the client may post again once it
 // is free, and the socket's copy is made from the area).
-func (c *sconn) fastAnswer(build func([]byte) []byte, tooLarge func(error) func([]byte) []byte) {
+func (c *sconn) fastAnswer(build func([]byte) []byte, id uint64, op byte) {
 	c.mu.Lock()
 	fs := c.fast
 	c.mu.Unlock()
@@ -591,7 +591,7 @@ func (c *sconn) fastAnswer(build func([]byte) []byte, tooLarge func(error) func(
 		}
 	}
 	if err := c.send(func(dst []byte) []byte { return append(dst, b...) }); errors.Is(err, ErrTooLarge) {
-		c.send(tooLarge(err))
+		c.sendTooLarge(id, op, err)
 	}
 	atomic.StoreUint32(s.state, slotFree)
 	if atomic.LoadUint32(s.cliW) != 0 {

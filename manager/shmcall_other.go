@@ -35,6 +35,6 @@ func (c *sconn) fastOp(r *request) ([][]byte, error) {
 func (c *sconn) fastWake()  {}
 func (c *sconn) closeFast() {}
 
-func (c *sconn) fastAnswer(build func([]byte) []byte, _ func(error) func([]byte) []byte) {
+func (c *sconn) fastAnswer(build func([]byte) []byte, _ uint64, _ byte) {
 	c.send(build)
 }

@@ -35,9 +35,11 @@ const (
 // while parties wait, when a waiter's ctx ends (as a timeout does in
 // Python), and when a process dies while one of its parties waits: a
 // waiting process watches the others' through pidfds and learns of the
-// death within about a millisecond on a quiet machine, and within 100 ms
-// (a timed check) when it cannot watch them. A party that dies before arriving leaves the others
-// waiting until their ctx ends, which breaks it, as in Python.
+// death within a few milliseconds (2–3 ms measured on a quiet machine,
+// most of it the kernel's report of the exit), and within 100 ms (a timed
+// check) when it cannot watch them. A party that dies before arriving
+// leaves the others waiting until their ctx ends, which breaks it, as in
+// Python.
 //
 // Make one with [NewBarrier]; it travels to other processes as a resource
 // and is safe for concurrent use.
@@ -183,7 +185,7 @@ func (b *Barrier) endedBroken(g uint32) bool {
 // deadParty reports whether a party of the current round has died. The
 // caller is the gate holder: it watches each other process with a party in
 // the round through a pidfd (at most maxWatches of them) whose exit wakes
-// the generation word, so a death is seen within about a millisecond; a
+// the generation word, so a death is seen within a few milliseconds; a
 // party it cannot watch is seen by the timed check, every [futex.Chunk].
 func (b *Barrier) deadParty(ws *watches) bool {
 	spid, _ := futex.Self()
