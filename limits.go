@@ -40,9 +40,13 @@ type Limits struct {
 	// CPUTime limits the CPU time each task may use (user plus system, all
 	// the worker's threads), rounded up to whole seconds, the kernel's
 	// unit: a task gets between CPUTime and CPUTime+1s. A task past it
-	// kills its worker (SIGXCPU through the soft RLIMIT_CPU, set before
-	// each task) and fails with an error matching [ErrCPULimit]; the
-	// worker is replaced.
+	// kills its worker and fails with an error matching [ErrCPULimit];
+	// the worker is replaced. The kernel does the killing (SIGXCPU through
+	// the soft RLIMIT_CPU, set before each task and lifted after it, with
+	// the signal's default action restored and core dumps off), so it
+	// works whatever the task does, even when it never yields the CPU. A
+	// worker with CPUTime owns SIGXCPU: a signal.Notify for it in a task
+	// (or for every signal) turns the limit off until the next task.
 	CPUTime time.Duration
 	// CPUTimeTotal is a lifetime backstop: the worker's hard RLIMIT_CPU
 	// (at least one second, not below CPUTime). The pool recycles a worker

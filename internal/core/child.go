@@ -247,9 +247,10 @@ func (w *childWorker) read() {
 }
 
 // next returns the next frame from the pool. It waits in the net
-// package's poller and reads with non-blocking raw system calls
-// (Reader.TryNext): an idle worker's system monitor thread sleeps deeply,
-// and a read through the scheduler would wake it for every task.
+// package's poller and reads without blocking (Reader.TryNext), through
+// the scheduler: that read is what wakes the runtime's system monitor,
+// asleep while the worker was idle, so that a long task is preempted like
+// any goroutine (see wire's recvmsgNow).
 func (w *childWorker) next() (kind byte, payload []byte, err error) {
 	rc, err := w.s.Conn.SyscallConn()
 	if err != nil {
@@ -721,9 +722,10 @@ func (w *childWorker) flushLocked() {
 }
 
 func (w *childWorker) write(b []byte) {
-	// A raw write first (see next: no system call through the scheduler,
-	// which would wake the system monitor); what the socket does not take
-	// goes through the connection, which waits for room.
+	// A raw write first (no system call through the scheduler: the read
+	// of the task already woke the system monitor, see next); what the
+	// socket does not take goes through the connection, which waits for
+	// room.
 	b = b[writeNow(w.s.Conn, b):]
 	if len(b) == 0 {
 		return

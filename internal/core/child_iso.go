@@ -89,8 +89,10 @@ func startIso(in isoStart, files []*os.File) (*childIso, error) {
 	ci := &childIso{total: spec.CPUTimeTotal > 0}
 	var err error
 	ci.guard, err = isolate.NewCPUGuard(spec, func() {
-		// The running task crossed its allowance; a goroutine cannot be
-		// stopped from outside, so the worker goes, saying why.
+		// Only where the kernel cannot end the worker itself (see
+		// isolate.CPUGuard): the running task crossed its allowance; a
+		// goroutine cannot be stopped from outside, so the worker goes,
+		// saying why.
 		recordExit(exitCPULimit, 2)
 		fmt.Fprintf(os.Stderr, "multiproc: worker %d: the task exceeded its CPU time limit (%v)\n", os.Getpid(), spec.CPUTime)
 		os.Exit(2)

@@ -53,7 +53,8 @@ func (k *directWaker) wait(rc syscall.RawConn) (readable bool, err error) {
 func pending(rc syscall.RawConn) bool {
 	waiting := true
 	rc.Control(func(fd uintptr) {
-		// Raw: it cannot block, and skips the scheduler (see wire's
+		// Raw: it cannot block, and skips the scheduler's bookkeeping
+		// (the caller's next read goes through it, see wire's
 		// recvmsgNow).
 		var b [1]byte
 		_, _, e := unix.RawSyscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1,

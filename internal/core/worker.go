@@ -646,7 +646,7 @@ func (w *worker) writeBatch(c *net.UnixConn) error {
 }
 
 // writeBufs writes bufs in order: first with raw system calls, which skip
-// the scheduler (see wire's recvmsgNow), as far as the socket takes them at
+// the scheduler's bookkeeping, as far as the socket takes them at
 // once; the rest through c, which waits for room in the poller, or, with
 // the stream parked (c nil), blocked in the kernel on this thread.
 func (w *worker) writeBufs(c *net.UnixConn, bufs [][]byte) error {

@@ -112,16 +112,36 @@ func applyOpenFiles(n uint64) error {
 // RLIMIT_CPU counts a process's whole life, and a lowered hard limit
 // cannot be raised again, so before each task [CPUGuard.Begin] sets the
 // soft limit to the CPU used so far plus the allowance (at most the hard
-// limit). The kernel sends SIGXCPU when the soft limit is crossed; Go
-// ignores it unless asked, so the guard asks. A SIGXCPU during a task calls
-// onLimit (which records the reason and exits: a goroutine cannot be
-// stopped from outside); one between tasks (the worker's own bookkeeping
-// crossed a limit set for a task that ended) raises the soft limit back.
+// limit), and [CPUGuard.End] lifts it back to the hard limit, so that the
+// worker's own bookkeeping between tasks is never limited.
+//
+// The kernel does the stopping: the guard restores SIGXCPU's default
+// action (terminate) beneath the Go runtime, with core dumps off, so a
+// task past its allowance ends its process at once and the parent sees
+// the signal. Nothing in the process has to run for that. A guard that
+// waited for the signal on a goroutine (as it did before) hung: in a
+// worker with GOMAXPROCS=1 a spinning task holds the only P, and the
+// runtime preempts it only through its system monitor, which sleeps for
+// up to a minute while the process looks idle and is woken by system
+// calls made through the scheduler (TestIsolationCPULimit hung in 2 runs
+// of 10 that way). Begin restores the default action before every task,
+// so a signal.Notify for SIGXCPU in user code (or for every signal)
+// disables the limit for at most the task that made it.
+//
+// Where the default action cannot be restored beneath the runtime (see
+// sigdfl_other.go), the guard falls back to asking Go for SIGXCPU and
+// calls onLimit on a goroutine during a task; that needs the scheduler to
+// run it.
 //
 // Begin and End are called by the one goroutine that runs tasks.
 type CPUGuard struct {
-	allow   uint64 // seconds per task
-	hard    uint64 // the hard limit, seconds (RLIM_INFINITY for none)
+	allow uint64 // seconds per task
+	hard  uint64 // the hard limit, seconds (RLIM_INFINITY for none)
+	// kernel: SIGXCPU's default action ends the process; otherwise the
+	// fallback below runs.
+	kernel bool
+
+	// The fallback's state.
 	running atomic.Bool
 	mu      sync.Mutex // serialises setrlimit and running between Begin/End and the signal goroutine
 	stop    chan struct{}
@@ -129,8 +149,9 @@ type CPUGuard struct {
 	sig     chan os.Signal
 }
 
-// NewCPUGuard starts a guard for s (nil if s has no CPUTime). onLimit runs
-// on the guard's goroutine when a task crosses its allowance.
+// NewCPUGuard starts a guard for s (nil if s has no CPUTime). onLimit is
+// called, on the guard's goroutine, only where the kernel cannot end the
+// process itself (see [CPUGuard]); it must end the process.
 func NewCPUGuard(s Spec, onLimit func()) (*CPUGuard, error) {
 	if s.CPUTime <= 0 {
 		return nil, nil
@@ -139,7 +160,23 @@ func NewCPUGuard(s Spec, onLimit func()) (*CPUGuard, error) {
 	if err := unix.Getrlimit(unix.RLIMIT_CPU, &rl); err != nil {
 		return nil, &LimitError{Field: "CPUTime", Problem: "reading RLIMIT_CPU", Err: err}
 	}
-	g := &CPUGuard{allow: s.CPUSeconds(), hard: rl.Max, stop: make(chan struct{}), done: make(chan struct{}), sig: make(chan os.Signal, 1)}
+	g := &CPUGuard{allow: s.CPUSeconds(), hard: rl.Max}
+	if canDefaultAction {
+		// SIGXCPU's default action also dumps core: a worker's image
+		// written to disk on every limit crossing would be slow and
+		// unwanted. Only the soft limit is lowered, so user code may
+		// raise it back if it wants cores.
+		var core unix.Rlimit
+		if err := unix.Getrlimit(unix.RLIMIT_CORE, &core); err != nil {
+			return nil, &LimitError{Field: "CPUTime", Problem: "reading RLIMIT_CORE", Err: err}
+		}
+		if err := unix.Setrlimit(unix.RLIMIT_CORE, &unix.Rlimit{Cur: 0, Max: core.Max}); err != nil {
+			return nil, &LimitError{Field: "CPUTime", Problem: "turning core dumps off (SIGXCPU's default action dumps core)", Err: err}
+		}
+		g.kernel = true
+		return g, nil
+	}
+	g.stop, g.done, g.sig = make(chan struct{}), make(chan struct{}), make(chan os.Signal, 1)
 	signal.Notify(g.sig, syscall.SIGXCPU)
 	go func() {
 		defer close(g.done)
@@ -150,9 +187,7 @@ func NewCPUGuard(s Spec, onLimit func()) (*CPUGuard, error) {
 				// loaded machine), after Begin armed the next task: the
 				// between-tasks reset below must then not lift the new
 				// task's limit, so running is read and the limit reset
-				// under mu, which Begin holds while it arms. (It used to
-				// read running outside the lock: a Begin in between was
-				// undone, leaving the task with no limit.)
+				// under mu, which Begin holds while it arms.
 				g.mu.Lock()
 				if g.running.Load() {
 					g.mu.Unlock()
@@ -182,12 +217,17 @@ func Used() time.Duration {
 }
 
 // Begin arms the allowance for the task about to run and returns the CPU
-// used so far.
+// used so far. Three system calls, none through the scheduler.
 func (g *CPUGuard) Begin() time.Duration {
 	used := Used()
 	soft := uint64((used+time.Second-1)/time.Second) + g.allow
 	if g.hard != unix.RLIM_INFINITY {
 		soft = min(soft, g.hard)
+	}
+	if g.kernel {
+		defaultAction(syscall.SIGXCPU)
+		unix.Setrlimit(unix.RLIMIT_CPU, &unix.Rlimit{Cur: soft, Max: g.hard})
+		return used
 	}
 	g.mu.Lock()
 	unix.Setrlimit(unix.RLIMIT_CPU, &unix.Rlimit{Cur: soft, Max: g.hard})
@@ -196,16 +236,27 @@ func (g *CPUGuard) Begin() time.Duration {
 	return used
 }
 
-// End marks the task over; a SIGXCPU from now on is not the task's.
+// End marks the task over and lifts the soft limit to the hard one: from
+// now on nothing is the task's. A task that crossed its allowance just
+// before End may still be ended by it (it did use the allowance).
 func (g *CPUGuard) End() {
+	if g.kernel {
+		unix.Setrlimit(unix.RLIMIT_CPU, &unix.Rlimit{Cur: g.hard, Max: g.hard})
+		return
+	}
 	g.mu.Lock()
 	g.running.Store(false)
 	g.mu.Unlock()
 }
 
-// Close stops the guard's goroutine and its signal delivery.
+// Close stops the guard's goroutine and its signal delivery (the
+// fallback's); a kernel guard leaves the limit lifted, as End does.
 func (g *CPUGuard) Close() {
 	if g == nil {
+		return
+	}
+	if g.kernel {
+		g.End()
 		return
 	}
 	signal.Stop(g.sig)

@@ -10,9 +10,10 @@
 // is placed in a cgroup from outside.
 //
 // The per-task CPU limit is a [CPUGuard]: before each task the worker sets
-// its soft RLIMIT_CPU to the CPU it has used plus the task's allowance; the
-// kernel sends SIGXCPU when it is crossed, which Go ignores unless asked,
-// so the guard asks for it and reports it.
+// its soft RLIMIT_CPU to the CPU it has used plus the task's allowance and
+// lifts it after the task; SIGXCPU's default action, restored beneath the
+// Go runtime (which otherwise ignores the signal), lets the kernel end the
+// worker the moment the allowance is crossed, whatever the task is doing.
 //
 // [Classify] reads a dead child's crash report (written through
 // runtime/debug.SetCrashOutput to a descriptor its parent owns, see

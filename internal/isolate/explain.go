@@ -23,7 +23,9 @@ type Facts struct {
 	Runs string
 	// LibraryExit: the child recorded an exit of the library's own (its
 	// codes, 2 and 3, collide with users'); CPULimitExit: it recorded
-	// that a task crossed its CPU allowance. A Process records neither.
+	// that a task crossed its CPU allowance (only where the CPUGuard falls
+	// back to a goroutine; elsewhere the kernel ends the worker with
+	// SIGXCPU). A Process records neither.
 	LibraryExit, CPULimitExit bool
 	// Stopped is who sent the signal, if the parent itself did ("the
 	// pool", "Process.Terminate or Kill"); empty if not.
@@ -77,8 +79,11 @@ func Explain(f Facts) (errs.DeathCause, string) {
 		return errs.CauseCgoFault, "a fault in C code called through cgo: " + Headline(f.Report)
 	case crash == Fatal:
 		return errs.CauseFatal, "Go runtime fatal error: " + Headline(f.Report)
-	case f.Sig == syscall.SIGXCPU && f.Runs == "target" && l.CPUTime > 0:
-		// A Process's CPUTime covers its whole target (DieOf(SIGXCPU)).
+	case f.Sig == syscall.SIGXCPU && l.CPUTime > 0:
+		// SIGXCPU's default action, restored by the CPUGuard: the soft
+		// limit armed for the task (a Process: its whole target) was
+		// crossed. A lifetime limit alone sets soft = hard, where the
+		// kernel sends SIGKILL instead.
 		return errs.CauseCPULimit, fmt.Sprintf("the %s used more than its %v of CPU time", f.Runs, l.CPUTime)
 	case f.Sig == syscall.SIGXCPU || (f.Sig == syscall.SIGKILL && l.CPUTimeTotal > 0 && f.CPUUsed+time.Second >= l.CPUTimeTotal):
 		return errs.CauseCPULimit, fmt.Sprintf("it reached its lifetime CPU limit of %v", l.CPUTimeTotal)

@@ -3,6 +3,7 @@ package isolate
 import (
 	"errors"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -100,5 +101,26 @@ func TestExplainCapturedOOM(t *testing.T) {
 	cause, why := Explain(f)
 	if cause != errs.CauseOutOfMemory || !strings.Contains(why, "62914560 bytes into the output capture") {
 		t.Errorf("Explain = %v, %q; want out of memory naming the captured bytes", cause, why)
+	}
+}
+
+// TestExplainCPULimitSignals: the kernel ends a task past its CPUTime with
+// SIGXCPU (a pool worker's as well as a Process's target), and a child
+// that reached CPUTimeTotal alone with SIGKILL; each reason names the limit
+// that was crossed.
+func TestExplainCPULimitSignals(t *testing.T) {
+	for _, c := range []struct {
+		f    Facts
+		want string
+	}{
+		{Facts{Sig: syscall.SIGXCPU, Runs: "task", Limits: Spec{CPUTime: time.Second}}, "the task used more than its 1s of CPU time"},
+		{Facts{Sig: syscall.SIGXCPU, Runs: "target", Limits: Spec{CPUTime: 2 * time.Second}}, "the target used more than its 2s of CPU time"},
+		{Facts{Sig: syscall.SIGXCPU, Runs: "task", Limits: Spec{CPUTime: time.Second, CPUTimeTotal: time.Minute}}, "the task used more than its 1s of CPU time"},
+		{Facts{Sig: syscall.SIGKILL, Runs: "task", Limits: Spec{CPUTimeTotal: 3 * time.Second}, CPUUsed: 3 * time.Second}, "lifetime CPU limit of 3s"},
+	} {
+		cause, why := Explain(c.f)
+		if cause != errs.CauseCPULimit || !strings.Contains(why, c.want) {
+			t.Errorf("Explain(%+v) = %v, %q; want the CPU limit, %q", c.f, cause, why, c.want)
+		}
 	}
 }

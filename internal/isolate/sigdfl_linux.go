@@ -16,6 +16,10 @@ type sigaction struct {
 	mask     uint64
 }
 
+// canDefaultAction: defaultAction works here, so the kernel itself ends
+// a process whose task crosses its CPU allowance (see CPUGuard).
+const canDefaultAction = true
+
 // defaultAction restores sig's default action (SIG_DFL) beneath the Go
 // runtime, which installs its own handler for every signal.
 func defaultAction(sig syscall.Signal) {

@@ -5,13 +5,19 @@ import (
 	"unsafe"
 )
 
-// recvmsgNow is one non-blocking recvmsg on fd, made as a raw system call:
-// it cannot block (the descriptor is non-blocking), so it need not tell
-// the Go scheduler, and skipping that matters on the latency path. An idle
-// Go process puts its system monitor thread into a deep sleep, and the
-// first system call through the scheduler wakes it again: a second thread
-// woken for every task that arrives at an idle worker, besides the one
-// that reads it. The kernel installs received descriptors close-on-exec
+// recvmsgNow is one non-blocking recvmsg on fd. It goes through the Go
+// scheduler (syscall.Syscall, not RawSyscall) although it cannot block:
+// that entry is what wakes the runtime's system monitor from the deep
+// sleep it enters while a process looks idle, and the monitor is what
+// preempts a goroutine that runs for long. A worker (GOMAXPROCS=1 by
+// default) read its tasks with raw calls only, so a task that arrived at
+// an idle worker and spun kept the only P for up to a minute: nothing else
+// in the worker ran, the CPU guard's goroutine included
+// (TestWorkerPreemptsAfterIdle). The raw call was meant to spare that
+// wake-up on the latency path; an A/B of apply_latency with mpbench found
+// no cost (-no-python -reps 7, two rounds, raw 55.1 and 49.7 us/call,
+// through the scheduler 48.3 and 48.8; noise is larger than any
+// difference). The kernel installs received descriptors close-on-exec
 // (MSG_CMSG_CLOEXEC), as the net package asks.
 func recvmsgNow(fd int, p, oob []byte) (n, oobn, flags int, err error) {
 	var iov syscall.Iovec
@@ -26,7 +32,7 @@ func recvmsgNow(fd int, p, oob []byte) (n, oobn, flags int, err error) {
 		msg.Control = &oob[0]
 		msg.SetControllen(len(oob))
 	}
-	r, _, e := syscall.RawSyscall(syscall.SYS_RECVMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)), syscall.MSG_CMSG_CLOEXEC|syscall.MSG_DONTWAIT)
+	r, _, e := syscall.Syscall(syscall.SYS_RECVMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)), syscall.MSG_CMSG_CLOEXEC|syscall.MSG_DONTWAIT)
 	if e != 0 {
 		return 0, 0, 0, e
 	}
