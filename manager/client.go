@@ -36,6 +36,10 @@ type client struct {
 	calls map[uint64]*pendingCall
 	next  uint64
 	err   error // why the connection broke; nil while it works
+	// abandoned holds the acquires that gave up after their cancel
+	// grace, by id: when the server's answer comes late and says the
+	// lock or unit was granted, the client gives it back (see undo).
+	abandoned map[uint64]uint64 // id → object
 
 	// token is held (a value sent into it) by the one goroutine that
 	// reads the connection: a caller waiting for its answer reads it
@@ -161,7 +165,16 @@ func (c *client) readOne(ctx context.Context) error {
 	delete(c.calls, resp.id)
 	c.mu.Unlock()
 	if p == nil {
-		return nil // a call that gave up after its cancel grace
+		// A call that gave up after its cancel grace: an acquire the
+		// server granted meanwhile is given back.
+		c.mu.Lock()
+		obj, ok := c.abandoned[resp.id]
+		delete(c.abandoned, resp.id)
+		c.mu.Unlock()
+		if ok {
+			c.undoAcquire(obj, resp)
+		}
+		return nil
 	}
 	if resp.status == statusOK {
 		p.res = copyFields(resp.res)
@@ -358,11 +371,47 @@ func (c *client) call(ctx context.Context, op byte, obj uint64, args [][]byte) (
 		c.mu.Lock()
 		if c.calls != nil {
 			delete(c.calls, id) // the reader drops the late answer; p is not reused
+			if op == opAcquire {
+				if c.abandoned == nil {
+					c.abandoned = map[uint64]uint64{}
+				}
+				c.abandoned[id] = obj
+			}
 		}
 		c.mu.Unlock()
 		return nil, fmt.Errorf("manager: %s: %w", opName(op), ctx.Err())
 	}
 }
+
+// undoAcquire gives back what a late answer to an abandoned acquire of
+// obj granted: its caller already returned ctx's error, so a lock held or
+// a unit taken would otherwise stay with this connection, which lives on,
+// and every other process would wait for it forever. A grant from a dead
+// holder (ErrOwnerDead) is released too: nobody repaired the state, so the
+// lock becomes not recoverable, as when any holder unlocks without
+// MarkConsistent — a clear error for the next acquirer instead of a hang.
+// The release runs on its own goroutine (the reader must go on reading).
+func (c *client) undoAcquire(obj uint64, resp *response) {
+	granted := false
+	if resp.status == statusOK {
+		granted, _ = oneBool(resp.res, nil)
+	} else {
+		granted = errors.Is(remoteErr(resp.envelope), ErrOwnerDead)
+	}
+	if !granted {
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), undoTimeout)
+		defer cancel()
+		c.call(ctx, opRelease1, obj, nil)
+	}()
+}
+
+// undoTimeout bounds the release of a late grant; a connection that
+// cannot carry it within this is failing anyway, and its end releases
+// everything it held.
+const undoTimeout = 30 * time.Second
 
 func (p *pendingCall) finish() ([][]byte, error) {
 	res, err := p.res, p.err

@@ -23,9 +23,9 @@
 // Every proxy method is one round trip to the server and takes a ctx
 // first; a call whose ctx ends is cancelled on the server too, and an
 // operation the server completed meanwhile is reported as completed (an
-// item taken from a queue is returned, never lost; waiting for the
+// item taken from a queue is returned, not lost; waiting for the
 // server's word on the cancel makes a call return up to one second after
-// its ctx ended, see Faults). Proxies return the
+// its ctx ended; see Faults for a link that stalls longer). Proxies return the
 // sentinels of the local types: [ErrOwnerDead], [ErrNotHeld],
 // [ErrNotRecoverable], [ErrOverReleased], [ErrBrokenBarrier] (psync's
 // values) and [ErrFull], [ErrEmpty] (ipc's), plus [ErrKeyNotFound]
@@ -126,7 +126,13 @@
 // cancellation): it tells the server and waits up to a second for the
 // answer to that cancel, so an operation the server completed meanwhile
 // is reported as completed; over a link that stopped carrying anything
-// the whole second passes. An idle connection whose peer
+// the whole second passes. When the server's answer arrives after that
+// second (a link that stalled and recovered), a Lock, RLock or semaphore
+// acquire it granted is given back at once, so the lock is not left held
+// by a caller that was told it failed (from a dead holder, the release
+// makes the lock not recoverable, as any unlock without MarkConsistent
+// does); a queue item a Get took in that window is lost, the one item,
+// as with a consumer killed mid-Get. An idle connection whose peer
 // vanished is noticed within HeartbeatMisses heartbeat intervals (see
 // [Heartbeat]; 6 s by default), by the client (calls fail with
 // ErrConnLost) and by the server (the client's references and holdings
