@@ -66,7 +66,9 @@ func LegacyMD5() Option {
 
 // TLS runs the connection over TLS with cfg (a server configuration for
 // Listen, a client one for Dial); the key handshake then runs inside TLS.
-// A TLS Conn cannot be passed to another process.
+// A TLS Conn cannot be passed to another process: a Process or task
+// argument holding one fails to start with an error matching
+// multiproc.ErrNotTransferable (the TLS session lives in this process).
 func TLS(cfg *tls.Config) Option {
 	return func(c *config) error {
 		if cfg == nil {

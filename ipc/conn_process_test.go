@@ -2,8 +2,11 @@ package ipc_test
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"io"
+	"strings"
 	"testing"
 
 	"github.com/multiproc-go/multiproc"
@@ -168,4 +171,51 @@ func TestSendToKilledPeer(t *testing.T) {
 	if !errors.Is(err, ipc.ErrPeerDied) {
 		t.Fatalf("sending to a killed peer: %v, want ErrPeerDied", err)
 	}
+}
+
+// TestTLSConnToProcess: a TLS Conn as a Process argument fails Start with
+// an error matching ErrNotTransferable that says why, and starts nothing.
+func TestTLSConnToProcess(t *testing.T) {
+	cert := selfSigned(t)
+	pool := x509.NewCertPool()
+	pool.AddCert(cert.Leaf)
+	srv := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13}
+	cli := &tls.Config{RootCAs: pool, ServerName: "ipc.test", MinVersion: tls.VersionTLS13}
+	key := []byte("k")
+	l, err := ipc.Listen("tcp", "127.0.0.1:0", key, ipc.TLS(srv), ipc.Logger(discard()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ctx := testCtx(t)
+	accepted := make(chan struct{})
+	go func() {
+		defer close(accepted)
+		if c, err := l.Accept(ctx); err == nil {
+			c.RecvBytes(ctx)
+			c.Close()
+		}
+	}()
+	c, err := ipc.Dial(ctx, "tcp", l.Addr().String(), key, ipc.TLS(cli))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := multiproc.NewProcess(echo, c)
+	err = p.Start(ctx)
+	if err == nil {
+		p.Kill()
+		p.Join(ctx)
+		t.Fatal("a Process started with a TLS Conn argument")
+	}
+	if !errors.Is(err, multiproc.ErrNotTransferable) || !strings.Contains(err.Error(), "TLS") || strings.Contains(err.Error(), "engine") {
+		t.Fatalf("Start: %v; want ErrNotTransferable saying the Conn uses TLS", err)
+	}
+	t.Logf("Start: %v", err)
+	p.Close()
+	// The Conn still works here.
+	if err := c.SendBytes(ctx, []byte("x")); err != nil {
+		t.Fatalf("the Conn after the refused Start: %v", err)
+	}
+	c.Close()
+	<-accepted
 }

@@ -43,9 +43,16 @@ const (
 	flagPeerClosed
 )
 
-// ErrNotTransferable is the error (wrapped) of passing a Conn that cannot
-// travel to another process; it is multiproc.ErrNotTransferable.
-var errNotTransferable = wire.ErrNoTransport
+// notTransferable is why a Conn cannot travel to another process. It
+// matches multiproc.ErrNotTransferable (wire.ErrNoTransport), whose own
+// text speaks of engines; this one says what a Conn user can do.
+type notTransferable struct{ why string }
+
+func (e *notTransferable) Error() string {
+	return "ipc: a Conn cannot be passed to another process: " + e.why
+}
+
+func (e *notTransferable) Unwrap() error { return wire.ErrNoTransport }
 
 // NeedsDescriptors reports whether c has a socket to pass: true until
 // Close.
@@ -63,14 +70,14 @@ func (c *Conn) ExportResource(x *wire.Exported) error {
 		return fmt.Errorf("%w: passing a closed Conn", ErrClosed)
 	}
 	if c.cfg.tls || c.rc == nil {
-		return fmt.Errorf("%w: a TLS Conn cannot be passed to another process (its session lives in this one)", errNotTransferable)
+		return &notTransferable{"it uses TLS, whose session lives in this process (give the child the address and key to Dial instead)"}
 	}
 	if !c.r.mu.tryLock() {
-		return fmt.Errorf("%w: a Conn cannot be passed while a receive on it is in progress", errNotTransferable)
+		return &notTransferable{"a receive on it is in progress"}
 	}
 	defer c.r.mu.unlock()
 	if n := c.r.buffered(); n > 0 {
-		return fmt.Errorf("%w: the Conn has %d received bytes not yet read (receive them first)", errNotTransferable, n)
+		return &notTransferable{fmt.Sprintf("it has %d received bytes not yet read (receive them first)", n)}
 	}
 	if c.r.err != nil && !c.r.peerClosed.Load() {
 		return fmt.Errorf("ipc: passing a broken Conn: %w", c.r.err)
