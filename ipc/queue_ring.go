@@ -463,11 +463,20 @@ func (c *qcore) reserve(n int) (uint64, qres) {
 		return 0, qFullItems
 	}
 	need := qRecSize(uint32(n))
-	head, rd, tail := c.reclaim(), atomic.LoadUint64(c.u64(qOffRd)), atomic.LoadUint64(c.u64(qOffTail))
+	rd, tail := atomic.LoadUint64(c.u64(qOffRd)), atomic.LoadUint64(c.u64(qOffTail))
 	off := tail % c.cap
 	var pad uint64
 	if off+need > c.cap {
 		pad = c.cap - off
+	}
+	// Reclaim finished records first without asking whether a READING
+	// record's consumer lives: in a stream the consumer is usually still
+	// decoding the record just behind, and the check (a lock and a clock
+	// read) cost a fifth of Put. Only when the record does not fit is a
+	// READING record at head worth the check.
+	head := c.reclaim(false)
+	if head != tail && tail+pad+need-head > c.cap {
+		head = c.reclaim(true)
 	}
 	if head == tail {
 		// Empty: a pad to the end is reclaimed at once, so any record up
@@ -508,8 +517,9 @@ func (c *qcore) writePad(pos, size uint64) {
 }
 
 // reclaim advances head over finished records and returns it (lock held).
-// A READING record whose consumer died is reclaimed (its item is lost).
-func (c *qcore) reclaim() uint64 {
+// With probe, a READING record whose consumer died is reclaimed (its item
+// is lost); without, reclaim stops at any READING record.
+func (c *qcore) reclaim(probe bool) uint64 {
 	head, rd := atomic.LoadUint64(c.u64(qOffHead)), atomic.LoadUint64(c.u64(qOffRd))
 	start := head
 	for head < rd {
@@ -523,7 +533,7 @@ func (c *qcore) reclaim() uint64 {
 			head += s
 			continue
 		case qReading:
-			if c.stuckW.stuck(head, atomic.LoadUint64(ow)) {
+			if probe && c.stuckW.stuck(head, atomic.LoadUint64(ow)) {
 				atomic.StoreUint32(st, qDone)
 				head += s
 				continue
@@ -538,19 +548,22 @@ func (c *qcore) reclaim() uint64 {
 }
 
 // claim takes the item at rd for this process (lock held): it returns the
-// record's position, stamped READING.
-func (c *qcore) claim() (uint64, qres) {
-	rd, tail := atomic.LoadUint64(c.u64(qOffRd)), atomic.LoadUint64(c.u64(qOffTail))
-	defer func(start uint64) {
-		if rd != start {
-			atomic.StoreUint64(c.u64(qOffRd), rd)
-		}
-	}(rd)
+// record's position, stamped READING. With probe, a WRITING record that
+// has blocked this handle for qStuckAfter and whose producer died is
+// skipped; without, claim reports qBlocked at once (a Get's first tries,
+// made before it waits: a live producer is usually copying that record
+// in, and the check costs a lock and a clock read).
+func (c *qcore) claim(probe bool) (uint64, qres) {
+	start, tail := atomic.LoadUint64(c.u64(qOffRd)), atomic.LoadUint64(c.u64(qOffTail))
+	rd := start
+	r := qEmpty
+walk:
 	for rd < tail {
 		st, _, ow := c.rec(rd)
 		s := c.size(rd)
 		if s == 0 || rd+s > tail {
-			return 0, qBlocked // not a record: corrupt memory
+			r = qBlocked // not a record: corrupt memory
+			break
 		}
 		switch atomic.LoadUint32(st) {
 		case qPad, qDead:
@@ -567,26 +580,30 @@ func (c *qcore) claim() (uint64, qres) {
 			pos := rd
 			atomic.StoreUint64(ow, c.self)
 			atomic.StoreUint32(st, qReading)
-			rd += s
-			atomic.StoreUint64(c.u64(qOffRd), rd)
+			atomic.StoreUint64(c.u64(qOffRd), rd+s)
 			atomic.AddUint64(c.u64(qOffCount), ^uint64(0))
 			return pos, qOK
 		case qWriting:
-			if !c.stuckR.stuck(rd, atomic.LoadUint64(ow)) {
-				return 0, qBlocked
+			if !probe || !c.stuckR.stuck(rd, atomic.LoadUint64(ow)) {
+				r = qBlocked
+				break walk
 			}
 			atomic.StoreUint32(st, qDead)
 			atomic.AddUint64(c.u64(qOffCount), ^uint64(0))
 			rd += s
 			c.wakeDone()
 		default:
-			return 0, qBlocked // not a record: corrupt memory; repair cannot help
+			r = qBlocked // not a record: corrupt memory; repair cannot help
+			break walk
 		}
 	}
-	if atomic.LoadUint32(c.u32(qOffClosed)) != 0 {
+	if rd != start {
+		atomic.StoreUint64(c.u64(qOffRd), rd)
+	}
+	if r == qEmpty && atomic.LoadUint32(c.u32(qOffClosed)) != 0 {
 		return 0, qClosedR
 	}
-	return 0, qEmpty
+	return 0, r
 }
 
 // repair restores the ring's invariants after a process died holding the
@@ -755,28 +772,57 @@ func (c *qcore) put(ctx context.Context, src []byte, block bool) error {
 	return nil
 }
 
-// spinItems waits a little for an item to appear, without a system call:
-// a producer on the other CPU usually publishes the next item within the
-// microseconds that a sleep and a wake would cost (a FUTEX_WAKE per item is
-// what a consumer faster than its producer would otherwise cost the
-// producer: measured here, it cut a 1→1 stream to a tenth). It gives up
-// after qSpin, and yields the P to other goroutines between checks.
-func (c *qcore) spinItems() bool {
-	var start time.Time
-	for i := 0; ; i++ {
-		if atomic.LoadUint64(c.u64(qOffCount)) != 0 || atomic.LoadUint32(c.u32(qOffClosed)) != 0 {
-			return true
-		}
-		if i%64 == 63 {
-			if start.IsZero() {
-				start = time.Now()
-			} else if time.Since(start) > qSpin {
+// spinItems waits a little for an item to be claimable, without the lock
+// or a system call: a producer on the other CPU usually publishes the next
+// item within the microseconds that a sleep and a wake would cost (a
+// FUTEX_WAKE per item is what a consumer faster than its producer would
+// otherwise cost the producer: measured here, it cut a 1→1 stream to a
+// tenth). It watches the record at rd, not only the count: the count
+// includes a record its producer is still copying in, and a consumer that
+// took the lock to find it WRITING, then slept, paid a sleep and a wake for
+// an item a few hundred nanoseconds away. It gives up once sp has spun for
+// qSpin (over all the calls of one Get), and yields the P to other
+// goroutines between checks.
+func (c *qcore) spinItems(sp *qspin) bool {
+	for {
+		// The budget is checked before the condition: a condition that
+		// holds while claims keep failing (a closed queue whose next
+		// record is still WRITING) must not spin forever.
+		sp.i++
+		if sp.i%64 == 0 {
+			if sp.start.IsZero() {
+				sp.start = time.Now()
+			} else if time.Since(sp.start) > qSpin {
 				return false
 			}
 			runtime.Gosched()
 		}
+		if c.claimable() {
+			return true
+		}
 		qPause()
 	}
+}
+
+// qspin is the state of one Get's spin.
+type qspin struct {
+	i     int
+	start time.Time
+}
+
+// claimable reports, without the lock, whether a claim may now succeed:
+// the queue is closed, or it holds an item and the record at rd is not
+// being written. The loads race with the lock holder's stores; a wrong
+// answer costs one claim (or one more spin), nothing else.
+func (c *qcore) claimable() bool {
+	if atomic.LoadUint32(c.u32(qOffClosed)) != 0 {
+		return true
+	}
+	if atomic.LoadUint64(c.u64(qOffCount)) == 0 {
+		return false
+	}
+	st, _, _ := c.rec(atomic.LoadUint64(c.u64(qOffRd)))
+	return atomic.LoadUint32(st) != qWriting
 }
 
 // qSpin bounds a consumer's spin before it sleeps.
@@ -793,7 +839,11 @@ func (c *qcore) get(ctx context.Context, block bool, use func([]byte) error) err
 	}
 	defer c.exit()
 	var pos uint64
-	try := func() (qres, error) {
+	// try claims an item; probe as for claim. A blocking Get probes a
+	// record stuck in WRITING only once it waits (qStuckAfter is far
+	// longer than its spin); TryGet probes at once, so that repeated
+	// TryGets skip a dead producer's record too.
+	try := func(probe bool) (qres, error) {
 		if c.released.Load() {
 			return qReleasedR, nil
 		}
@@ -801,25 +851,27 @@ func (c *qcore) get(ctx context.Context, block bool, use func([]byte) error) err
 			return 0, err
 		}
 		var r qres
-		pos, r = c.claim()
+		pos, r = c.claim(probe)
 		c.unlock()
 		return r, nil
 	}
-	r, err := try()
+	r, err := try(!block)
 	if err != nil {
 		return err
 	}
-	if (r == qEmpty || r == qBlocked) && block && c.spinItems() {
-		r, err = try()
-		if err != nil {
-			return err
+	if block {
+		var sp qspin
+		for (r == qEmpty || r == qBlocked) && c.spinItems(&sp) {
+			if r, err = try(false); err != nil {
+				return err
+			}
 		}
 	}
 	if (r == qEmpty || r == qBlocked) && block {
 		err = c.items.Wait(ctx, c.u32(qOffItemSeq), c.u32(qOffItemWait), func() (uint32, bool, error) {
 			s := c.arm(qOffItemSeq)
 			var err error
-			r, err = try()
+			r, err = try(true)
 			if err != nil {
 				return 0, true, err
 			}
