@@ -170,6 +170,7 @@ type qcore struct {
 	hdr      unsafe.Pointer
 	data     []byte
 	cap      uint64
+	mask     uint64 // cap-1 when cap is a power of two, else 0
 	max      uint64
 	kind     uint32
 	mu       *futex.Mutex
@@ -258,6 +259,9 @@ func qWrap(m *qmap, kind uint32, typeName string) *qcore {
 		items: futex.NewGate(), space: futex.NewGate(), done: futex.NewGate(),
 	}
 	c.cap = *c.u64(qOffCap)
+	if c.cap&(c.cap-1) == 0 {
+		c.mask = c.cap - 1
+	}
 	c.max = *c.u64(qOffMax)
 	c.mu = futex.MutexAt(unsafe.Add(hdr, qOffMutex))
 	c.state = qMakeState(kind, c.cap, typeName)
@@ -418,8 +422,19 @@ func (c *qcore) unlock() { c.mu.Unlock() }
 
 // rec returns the header words of the record at pos.
 func (c *qcore) rec(pos uint64) (state *uint32, ln *uint32, owner *uint64) {
-	p := unsafe.Pointer(&c.data[pos%c.cap])
+	p := unsafe.Pointer(&c.data[c.off(pos)])
 	return (*uint32)(p), (*uint32)(unsafe.Add(p, 4)), (*uint64)(unsafe.Add(p, 8))
+}
+
+// off returns the offset in the data area of position pos. A capacity that
+// is a power of two (the default) takes a mask, not a division: a Put and
+// a Get compute some ten offsets, and a 64-bit division costs tens of
+// cycles.
+func (c *qcore) off(pos uint64) uint64 {
+	if c.mask != 0 {
+		return pos & c.mask
+	}
+	return pos % c.cap
 }
 
 func qRecSize(n uint32) uint64 { return qRecHdr + (uint64(n)+qAlign-1)&^(qAlign-1) }
@@ -429,7 +444,7 @@ func qRecSize(n uint32) uint64 { return qRecHdr + (uint64(n)+qAlign-1)&^(qAlign-
 func (c *qcore) size(pos uint64) uint64 {
 	_, ln, _ := c.rec(pos)
 	s := qRecSize(atomic.LoadUint32(ln))
-	if s > c.cap-pos%c.cap {
+	if s > c.cap-c.off(pos) {
 		return 0
 	}
 	return s
@@ -464,17 +479,22 @@ func (c *qcore) reserve(n int) (uint64, qres) {
 	}
 	need := qRecSize(uint32(n))
 	rd, tail := atomic.LoadUint64(c.u64(qOffRd)), atomic.LoadUint64(c.u64(qOffTail))
-	off := tail % c.cap
+	off := c.off(tail)
 	var pad uint64
 	if off+need > c.cap {
 		pad = c.cap - off
 	}
-	// Reclaim finished records first without asking whether a READING
-	// record's consumer lives: in a stream the consumer is usually still
-	// decoding the record just behind, and the check (a lock and a clock
-	// read) cost a fifth of Put. Only when the record does not fit is a
-	// READING record at head worth the check.
-	head := c.reclaim(false)
+	// Consumers advance head as they claim (claim), over records whose
+	// lines are in their caches; a producer reclaims only when the record
+	// does not fit, since reading the state of a record that a consumer
+	// on the other CPU has just written costs a cache miss under the lock.
+	// First without asking whether a READING record's consumer lives (a
+	// lock and a clock read; in a stream the consumer is usually still
+	// decoding the record just behind), then with.
+	head := atomic.LoadUint64(c.u64(qOffHead))
+	if head != tail && tail+pad+need-head > c.cap {
+		head = c.reclaim(false)
+	}
 	if head != tail && tail+pad+need-head > c.cap {
 		head = c.reclaim(true)
 	}
@@ -554,6 +574,10 @@ func (c *qcore) reclaim(probe bool) uint64 {
 // made before it waits: a live producer is usually copying that record
 // in, and the check costs a lock and a clock read).
 func (c *qcore) claim(probe bool) (uint64, qres) {
+	// Advance head over finished records here rather than in Put: this
+	// consumer has usually just finished the record at head itself, so
+	// its state is in this CPU's cache (see reserve).
+	c.reclaim(false)
 	start, tail := atomic.LoadUint64(c.u64(qOffRd)), atomic.LoadUint64(c.u64(qOffTail))
 	rd := start
 	r := qEmpty
@@ -657,7 +681,7 @@ func (c *qcore) reset(tail uint64) {
 // payload returns the payload of the record at pos.
 func (c *qcore) payload(pos uint64) []byte {
 	_, ln, _ := c.rec(pos)
-	off := pos%c.cap + qRecHdr
+	off := c.off(pos) + qRecHdr
 	return c.data[off : off+uint64(atomic.LoadUint32(ln))]
 }
 
