@@ -813,24 +813,46 @@ func (c *qcore) spinItems(sp *qspin) bool {
 		// holds while claims keep failing (a closed queue whose next
 		// record is still WRITING) must not spin forever.
 		sp.i++
-		if sp.i%64 == 0 {
+		if sp.i%64 == 1 {
 			if sp.start.IsZero() {
 				sp.start = time.Now()
 			} else if time.Since(sp.start) > qSpin {
 				return false
 			}
-			runtime.Gosched()
-		}
-		if c.claimable() {
-			return true
+			if sp.i > 1 {
+				runtime.Gosched()
+			}
+			sp.rd = atomic.LoadUint64(c.u64(qOffRd))
+			if c.claimable() {
+				return true
+			}
+		} else if st := c.recState(sp.rd); st != qWriting && st != qDone {
+			// Between the checks of the header words, the spin watches
+			// only the state of the record at rd, a line of the data
+			// area that the producer writes once per item: polling the
+			// lock's line, which the lock holder is writing, made every
+			// lock holder's stores miss. The record's state before the
+			// producer reserves it is whatever the last round of the
+			// ring left there (usually DONE); any other value is a
+			// reason to look at the header words.
+			if c.claimable() {
+				return true
+			}
 		}
 		qPause()
 	}
 }
 
+// recState loads the state word of the record at pos.
+func (c *qcore) recState(pos uint64) uint32 {
+	st, _, _ := c.rec(pos)
+	return atomic.LoadUint32(st)
+}
+
 // qspin is the state of one Get's spin.
 type qspin struct {
 	i     int
+	rd    uint64 // the rd last read
 	start time.Time
 }
 
@@ -879,9 +901,15 @@ func (c *qcore) get(ctx context.Context, block bool, use func([]byte) error) err
 		c.unlock()
 		return r, nil
 	}
-	r, err := try(!block)
-	if err != nil {
-		return err
+	// A blocking Get that sees no item (the header words, read without
+	// the lock) spins before it tries: taking the lock to find the queue
+	// empty costs the producer a miss on the lock's line.
+	r := qEmpty
+	var err error
+	if !block || atomic.LoadUint64(c.u64(qOffCount)) != 0 || atomic.LoadUint32(c.u32(qOffClosed)) != 0 {
+		if r, err = try(!block); err != nil {
+			return err
+		}
 	}
 	if block {
 		var sp qspin
