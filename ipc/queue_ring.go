@@ -731,9 +731,16 @@ func (c *qcore) wakeAll() {
 
 // put copies src into the queue as one item: TryPut when block is false.
 func (c *qcore) put(ctx context.Context, src []byte, block bool) error {
-	if qRecSize(uint32(min(len(src), 1<<31))) > c.cap || len(src) > 1<<31 {
+	return c.putWith(ctx, len(src), block, func(dst []byte) { copy(dst, src) })
+}
+
+// putWith adds an item of n bytes, which write stores into dst (len n, in
+// shared memory) once the room is reserved: put, or a Put that encodes
+// straight into the ring.
+func (c *qcore) putWith(ctx context.Context, n int, block bool, write func(dst []byte)) error {
+	if qRecSize(uint32(min(n, 1<<31))) > c.cap || n > 1<<31 {
 		return fmt.Errorf("%w: item of %d bytes (%d with its record header) exceeds the queue's byte capacity %d (ByteCapacity)",
-			ErrTooLarge, len(src), qRecSize(uint32(min(len(src), 1<<31))), c.cap)
+			ErrTooLarge, n, qRecSize(uint32(min(n, 1<<31))), c.cap)
 	}
 	if !c.enter() {
 		return fmt.Errorf("%w: queue released by this process", ErrClosed)
@@ -748,7 +755,7 @@ func (c *qcore) put(ctx context.Context, src []byte, block bool) error {
 			return 0, err
 		}
 		var r qres
-		pos, r = c.reserve(len(src))
+		pos, r = c.reserve(n)
 		c.unlock()
 		return r, nil
 	}
@@ -773,7 +780,7 @@ func (c *qcore) put(ctx context.Context, src []byte, block bool) error {
 			case qFullItems:
 				return fmt.Errorf("ipc: Put: %w while the queue was full: %w, it held its MaxItems (%d)", qCtxErr(ctx, err), ErrFull, c.max)
 			case qFullSpace:
-				return fmt.Errorf("ipc: Put: %w while the queue was full: %w, no room for %d bytes in its ByteCapacity (%d)", qCtxErr(ctx, err), ErrFull, len(src), c.cap)
+				return fmt.Errorf("ipc: Put: %w while the queue was full: %w, no room for %d bytes in its ByteCapacity (%d)", qCtxErr(ctx, err), ErrFull, n, c.cap)
 			}
 			return fmt.Errorf("ipc: Put: %w", qCtxErr(ctx, err))
 		}
@@ -782,13 +789,13 @@ func (c *qcore) put(ctx context.Context, src []byte, block bool) error {
 	case qFullItems:
 		return fmt.Errorf("%w: %d items (MaxItems)", ErrFull, c.max)
 	case qFullSpace:
-		return fmt.Errorf("%w: no room for %d bytes in the queue's %d (ByteCapacity)", ErrFull, len(src), c.cap)
+		return fmt.Errorf("%w: no room for %d bytes in the queue's %d (ByteCapacity)", ErrFull, n, c.cap)
 	case qClosedR:
 		return fmt.Errorf("%w: Put on a closed queue", ErrClosed)
 	case qReleasedR:
 		return fmt.Errorf("%w: queue released by this process", ErrClosed)
 	}
-	copy(c.payload(pos), src)
+	write(c.payload(pos))
 	c.m.hb.Release()
 	st, _, _ := c.rec(pos)
 	atomic.StoreUint32(st, qReady)
