@@ -130,12 +130,13 @@ func (q *queue[T]) put(ctx context.Context, v T, block bool) error {
 		return q.c.put(ctx, unsafe.Slice(unsafe.StringData(*p), len(*p)), block)
 	}
 	if q.sizer != nil {
-		return q.c.putWith(ctx, q.sizer.Size(v), block, func(dst []byte) {
+		return q.c.putWith(ctx, q.sizer.Size(v), block, func(dst []byte) bool {
 			// Append fills dst's length exactly (Size's contract), so it
-			// writes in place; the codec cannot fail for such a type.
-			if b, err := q.codec.Append(dst[:0:len(dst)], v); err != nil || len(b) != len(dst) || (len(b) > 0 && &b[0] != &dst[0]) {
-				panic(fmt.Sprintf("ipc: Put: the %s codec's Size and Append disagree", typeName[T]()))
-			}
+			// writes in place; the codec cannot fail for such a type. A
+			// capacity of len(dst) keeps a broken contract from writing
+			// past the record; putWith then skips it.
+			b, err := q.codec.Append(dst[:0:len(dst)], v)
+			return err == nil && len(b) == len(dst) && (len(b) == 0 || &b[0] == &dst[0])
 		})
 	}
 	bp, _ := q.bufs.Get().(*[]byte)

@@ -731,13 +731,16 @@ func (c *qcore) wakeAll() {
 
 // put copies src into the queue as one item: TryPut when block is false.
 func (c *qcore) put(ctx context.Context, src []byte, block bool) error {
-	return c.putWith(ctx, len(src), block, func(dst []byte) { copy(dst, src) })
+	return c.putWith(ctx, len(src), block, func(dst []byte) bool { copy(dst, src); return true })
 }
 
 // putWith adds an item of n bytes, which write stores into dst (len n, in
 // shared memory) once the room is reserved: put, or a Put that encodes
-// straight into the ring.
-func (c *qcore) putWith(ctx context.Context, n int, block bool, write func(dst []byte)) error {
+// straight into the ring. write returns false when it could not fill dst
+// exactly (an encoder that broke its size contract): the record is then
+// skipped (DEAD) rather than left WRITING under a live owner, where it
+// would block every consumer, and Put fails with errPutAborted.
+func (c *qcore) putWith(ctx context.Context, n int, block bool, write func(dst []byte) bool) error {
 	if qRecSize(uint32(min(n, 1<<31))) > c.cap || n > 1<<31 {
 		return fmt.Errorf("%w: item of %d bytes (%d with its record header) exceeds the queue's byte capacity %d (ByteCapacity)",
 			ErrTooLarge, n, qRecSize(uint32(min(n, 1<<31))), c.cap)
@@ -795,12 +798,36 @@ func (c *qcore) putWith(ctx context.Context, n int, block bool, write func(dst [
 	case qReleasedR:
 		return fmt.Errorf("%w: queue released by this process", ErrClosed)
 	}
-	write(c.payload(pos))
+	if !write(c.payload(pos)) {
+		c.abort(pos)
+		return errPutAborted
+	}
 	c.m.hb.Release()
 	st, _, _ := c.rec(pos)
 	atomic.StoreUint32(st, qReady)
 	c.wakeItems()
 	return nil
+}
+
+// errPutAborted is Put's error when its encoder did not fill the room
+// it had reserved (see putWith): a bug in the codec, reported instead of
+// leaving the queue blocked.
+var errPutAborted = errors.New("ipc: Put: internal error: the encoder did not fill the room it reserved (the item was not added)")
+
+// abort marks the record at pos, reserved by this process and not yet
+// READY, as skipped, under the lock (the count is the lock's), and wakes
+// whoever waits for it.
+func (c *qcore) abort(pos uint64) {
+	if c.lock(context.Background()) != nil {
+		return // not recoverable: memory written by a stranger
+	}
+	st, _, _ := c.rec(pos)
+	atomic.StoreUint32(st, qDead)
+	atomic.AddUint64(c.u64(qOffCount), ^uint64(0))
+	c.unlock()
+	c.wakeItems()
+	c.wakeSpace()
+	c.wakeDone()
 }
 
 // spinItems waits a little for an item to be claimable, without the lock
