@@ -71,6 +71,10 @@ func ByteCapacity(n int) QueueOption {
 type queue[T any] struct {
 	c     *qcore
 	codec wire.Value[T]
+	// sizer is codec when it can tell an encoding's length without
+	// encoding (the record codec): Put then encodes straight into the
+	// room it reserved in shared memory, with no scratch buffer.
+	sizer interface{ Size(T) int }
 	bufs  sync.Pool // *[]byte encoding scratch
 	// typeErr is wire.Check's verdict on T, a *wire.TypeError when T holds
 	// a chan, a func or an unsafe.Pointer that the codec would drop (gob
@@ -80,6 +84,7 @@ type queue[T any] struct {
 
 func (q *queue[T]) setCodec() {
 	q.codec = wire.For[T]()
+	q.sizer, _ = q.codec.(interface{ Size(T) int })
 	if _, err := wire.Check(reflect.TypeFor[T](), typeName[T]()); err != nil {
 		q.typeErr = err
 	}
@@ -123,6 +128,16 @@ func (q *queue[T]) put(ctx context.Context, v T, block bool) error {
 		return q.c.put(ctx, *p, block)
 	case *string:
 		return q.c.put(ctx, unsafe.Slice(unsafe.StringData(*p), len(*p)), block)
+	}
+	if q.sizer != nil {
+		return q.c.putWith(ctx, q.sizer.Size(v), block, func(dst []byte) bool {
+			// Append fills dst's length exactly (Size's contract), so it
+			// writes in place; the codec cannot fail for such a type. A
+			// capacity of len(dst) keeps a broken contract from writing
+			// past the record; putWith then skips it.
+			b, err := q.codec.Append(dst[:0:len(dst)], v)
+			return err == nil && len(b) == len(dst) && (len(b) == 0 || &b[0] == &dst[0])
+		})
 	}
 	bp, _ := q.bufs.Get().(*[]byte)
 	if bp == nil {

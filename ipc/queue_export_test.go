@@ -28,3 +28,9 @@ func DieHoldingQueueLock[T any](q *Queue[T], stage int) error {
 
 // QueueSleepers returns how many processes' Gets sleep on q's items word.
 func QueueSleepers[T any](q *Queue[T]) uint32 { return atomic.LoadUint32(q.c.u32(qOffItemWait)) }
+
+// PutBroken adds an item of n bytes whose writer fails, as an encoder that
+// broke its size contract would (see putWith).
+func PutBroken[T any](ctx context.Context, q *JoinableQueue[T], n int) error {
+	return q.c.putWith(ctx, n, true, func([]byte) bool { return false })
+}

@@ -61,11 +61,11 @@ func FuzzQueueRing(f *testing.F) {
 		}
 		check("repair")
 		for range 4 {
-			if pos, res := c.claim(); res == qOK {
+			if pos, res := c.claim(true); res == qOK {
 				_ = c.payload(pos)
 			}
 			check("claim")
-			c.reclaim()
+			c.reclaim(true)
 			check("reclaim")
 			c.reserve(100)
 			check("reserve")

@@ -123,3 +123,33 @@ func TestQueueInterfaceNeedsRegistration(t *testing.T) {
 		t.Fatalf("Put of an unregistered type: %v, want an error naming gob.Register", err)
 	}
 }
+
+// TestQueueAbortedPutSkipped: a Put whose in-place encoding fails returns
+// an error and leaves no record behind that would block consumers (it was
+// a panic that left the record WRITING under a live owner).
+func TestQueueAbortedPutSkipped(t *testing.T) {
+	ctx := qctx(t)
+	q := qmust(ipc.NewJoinableQueue[qitem]())
+	defer q.Release()
+	if err := ipc.PutBroken(ctx, q, 40); err == nil {
+		t.Fatal("a broken Put returned nil")
+	}
+	if n := q.Len(); n != 0 {
+		t.Fatalf("Len after the aborted Put = %d, want 0", n)
+	}
+	if err := q.Put(ctx, qitem{I: 7, S: "hello", F: 3.14}); err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	v, err := q.Get(short)
+	if err != nil || v.I != 7 {
+		t.Fatalf("Get after the aborted Put: %+v, %v", v, err)
+	}
+	if err := q.TaskDone(); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Join(short); err != nil {
+		t.Fatalf("Join counts the aborted item: %v", err)
+	}
+}

@@ -170,6 +170,7 @@ type qcore struct {
 	hdr      unsafe.Pointer
 	data     []byte
 	cap      uint64
+	mask     uint64 // cap-1 when cap is a power of two, else 0
 	max      uint64
 	kind     uint32
 	mu       *futex.Mutex
@@ -258,6 +259,9 @@ func qWrap(m *qmap, kind uint32, typeName string) *qcore {
 		items: futex.NewGate(), space: futex.NewGate(), done: futex.NewGate(),
 	}
 	c.cap = *c.u64(qOffCap)
+	if c.cap&(c.cap-1) == 0 {
+		c.mask = c.cap - 1
+	}
 	c.max = *c.u64(qOffMax)
 	c.mu = futex.MutexAt(unsafe.Add(hdr, qOffMutex))
 	c.state = qMakeState(kind, c.cap, typeName)
@@ -418,8 +422,19 @@ func (c *qcore) unlock() { c.mu.Unlock() }
 
 // rec returns the header words of the record at pos.
 func (c *qcore) rec(pos uint64) (state *uint32, ln *uint32, owner *uint64) {
-	p := unsafe.Pointer(&c.data[pos%c.cap])
+	p := unsafe.Pointer(&c.data[c.off(pos)])
 	return (*uint32)(p), (*uint32)(unsafe.Add(p, 4)), (*uint64)(unsafe.Add(p, 8))
+}
+
+// off returns the offset in the data area of position pos. A capacity that
+// is a power of two (the default) takes a mask, not a division: a Put and
+// a Get compute some ten offsets, and a 64-bit division costs tens of
+// cycles.
+func (c *qcore) off(pos uint64) uint64 {
+	if c.mask != 0 {
+		return pos & c.mask
+	}
+	return pos % c.cap
 }
 
 func qRecSize(n uint32) uint64 { return qRecHdr + (uint64(n)+qAlign-1)&^(qAlign-1) }
@@ -429,7 +444,7 @@ func qRecSize(n uint32) uint64 { return qRecHdr + (uint64(n)+qAlign-1)&^(qAlign-
 func (c *qcore) size(pos uint64) uint64 {
 	_, ln, _ := c.rec(pos)
 	s := qRecSize(atomic.LoadUint32(ln))
-	if s > c.cap-pos%c.cap {
+	if s > c.cap-c.off(pos) {
 		return 0
 	}
 	return s
@@ -463,11 +478,25 @@ func (c *qcore) reserve(n int) (uint64, qres) {
 		return 0, qFullItems
 	}
 	need := qRecSize(uint32(n))
-	head, rd, tail := c.reclaim(), atomic.LoadUint64(c.u64(qOffRd)), atomic.LoadUint64(c.u64(qOffTail))
-	off := tail % c.cap
+	rd, tail := atomic.LoadUint64(c.u64(qOffRd)), atomic.LoadUint64(c.u64(qOffTail))
+	off := c.off(tail)
 	var pad uint64
 	if off+need > c.cap {
 		pad = c.cap - off
+	}
+	// Consumers advance head as they claim (claim), over records whose
+	// lines are in their caches; a producer reclaims only when the record
+	// does not fit, since reading the state of a record that a consumer
+	// on the other CPU has just written costs a cache miss under the lock.
+	// First without asking whether a READING record's consumer lives (a
+	// lock and a clock read; in a stream the consumer is usually still
+	// decoding the record just behind), then with.
+	head := atomic.LoadUint64(c.u64(qOffHead))
+	if head != tail && tail+pad+need-head > c.cap {
+		head = c.reclaim(false)
+	}
+	if head != tail && tail+pad+need-head > c.cap {
+		head = c.reclaim(true)
 	}
 	if head == tail {
 		// Empty: a pad to the end is reclaimed at once, so any record up
@@ -508,8 +537,9 @@ func (c *qcore) writePad(pos, size uint64) {
 }
 
 // reclaim advances head over finished records and returns it (lock held).
-// A READING record whose consumer died is reclaimed (its item is lost).
-func (c *qcore) reclaim() uint64 {
+// With probe, a READING record whose consumer died is reclaimed (its item
+// is lost); without, reclaim stops at any READING record.
+func (c *qcore) reclaim(probe bool) uint64 {
 	head, rd := atomic.LoadUint64(c.u64(qOffHead)), atomic.LoadUint64(c.u64(qOffRd))
 	start := head
 	for head < rd {
@@ -523,7 +553,7 @@ func (c *qcore) reclaim() uint64 {
 			head += s
 			continue
 		case qReading:
-			if c.stuckW.stuck(head, atomic.LoadUint64(ow)) {
+			if probe && c.stuckW.stuck(head, atomic.LoadUint64(ow)) {
 				atomic.StoreUint32(st, qDone)
 				head += s
 				continue
@@ -538,19 +568,26 @@ func (c *qcore) reclaim() uint64 {
 }
 
 // claim takes the item at rd for this process (lock held): it returns the
-// record's position, stamped READING.
-func (c *qcore) claim() (uint64, qres) {
-	rd, tail := atomic.LoadUint64(c.u64(qOffRd)), atomic.LoadUint64(c.u64(qOffTail))
-	defer func(start uint64) {
-		if rd != start {
-			atomic.StoreUint64(c.u64(qOffRd), rd)
-		}
-	}(rd)
+// record's position, stamped READING. With probe, a WRITING record that
+// has blocked this handle for qStuckAfter and whose producer died is
+// skipped; without, claim reports qBlocked at once (a Get's first tries,
+// made before it waits: a live producer is usually copying that record
+// in, and the check costs a lock and a clock read).
+func (c *qcore) claim(probe bool) (uint64, qres) {
+	// Advance head over finished records here rather than in Put: this
+	// consumer has usually just finished the record at head itself, so
+	// its state is in this CPU's cache (see reserve).
+	c.reclaim(false)
+	start, tail := atomic.LoadUint64(c.u64(qOffRd)), atomic.LoadUint64(c.u64(qOffTail))
+	rd := start
+	r := qEmpty
+walk:
 	for rd < tail {
 		st, _, ow := c.rec(rd)
 		s := c.size(rd)
 		if s == 0 || rd+s > tail {
-			return 0, qBlocked // not a record: corrupt memory
+			r = qBlocked // not a record: corrupt memory
+			break
 		}
 		switch atomic.LoadUint32(st) {
 		case qPad, qDead:
@@ -567,26 +604,30 @@ func (c *qcore) claim() (uint64, qres) {
 			pos := rd
 			atomic.StoreUint64(ow, c.self)
 			atomic.StoreUint32(st, qReading)
-			rd += s
-			atomic.StoreUint64(c.u64(qOffRd), rd)
+			atomic.StoreUint64(c.u64(qOffRd), rd+s)
 			atomic.AddUint64(c.u64(qOffCount), ^uint64(0))
 			return pos, qOK
 		case qWriting:
-			if !c.stuckR.stuck(rd, atomic.LoadUint64(ow)) {
-				return 0, qBlocked
+			if !probe || !c.stuckR.stuck(rd, atomic.LoadUint64(ow)) {
+				r = qBlocked
+				break walk
 			}
 			atomic.StoreUint32(st, qDead)
 			atomic.AddUint64(c.u64(qOffCount), ^uint64(0))
 			rd += s
 			c.wakeDone()
 		default:
-			return 0, qBlocked // not a record: corrupt memory; repair cannot help
+			r = qBlocked // not a record: corrupt memory; repair cannot help
+			break walk
 		}
 	}
-	if atomic.LoadUint32(c.u32(qOffClosed)) != 0 {
+	if rd != start {
+		atomic.StoreUint64(c.u64(qOffRd), rd)
+	}
+	if r == qEmpty && atomic.LoadUint32(c.u32(qOffClosed)) != 0 {
 		return 0, qClosedR
 	}
-	return 0, qEmpty
+	return 0, r
 }
 
 // repair restores the ring's invariants after a process died holding the
@@ -640,7 +681,7 @@ func (c *qcore) reset(tail uint64) {
 // payload returns the payload of the record at pos.
 func (c *qcore) payload(pos uint64) []byte {
 	_, ln, _ := c.rec(pos)
-	off := pos%c.cap + qRecHdr
+	off := c.off(pos) + qRecHdr
 	return c.data[off : off+uint64(atomic.LoadUint32(ln))]
 }
 
@@ -690,9 +731,19 @@ func (c *qcore) wakeAll() {
 
 // put copies src into the queue as one item: TryPut when block is false.
 func (c *qcore) put(ctx context.Context, src []byte, block bool) error {
-	if qRecSize(uint32(min(len(src), 1<<31))) > c.cap || len(src) > 1<<31 {
+	return c.putWith(ctx, len(src), block, func(dst []byte) bool { copy(dst, src); return true })
+}
+
+// putWith adds an item of n bytes, which write stores into dst (len n, in
+// shared memory) once the room is reserved: put, or a Put that encodes
+// straight into the ring. write returns false when it could not fill dst
+// exactly (an encoder that broke its size contract): the record is then
+// skipped (DEAD) rather than left WRITING under a live owner, where it
+// would block every consumer, and Put fails with errPutAborted.
+func (c *qcore) putWith(ctx context.Context, n int, block bool, write func(dst []byte) bool) error {
+	if qRecSize(uint32(min(n, 1<<31))) > c.cap || n > 1<<31 {
 		return fmt.Errorf("%w: item of %d bytes (%d with its record header) exceeds the queue's byte capacity %d (ByteCapacity)",
-			ErrTooLarge, len(src), qRecSize(uint32(min(len(src), 1<<31))), c.cap)
+			ErrTooLarge, n, qRecSize(uint32(min(n, 1<<31))), c.cap)
 	}
 	if !c.enter() {
 		return fmt.Errorf("%w: queue released by this process", ErrClosed)
@@ -707,7 +758,7 @@ func (c *qcore) put(ctx context.Context, src []byte, block bool) error {
 			return 0, err
 		}
 		var r qres
-		pos, r = c.reserve(len(src))
+		pos, r = c.reserve(n)
 		c.unlock()
 		return r, nil
 	}
@@ -732,7 +783,7 @@ func (c *qcore) put(ctx context.Context, src []byte, block bool) error {
 			case qFullItems:
 				return fmt.Errorf("ipc: Put: %w while the queue was full: %w, it held its MaxItems (%d)", qCtxErr(ctx, err), ErrFull, c.max)
 			case qFullSpace:
-				return fmt.Errorf("ipc: Put: %w while the queue was full: %w, no room for %d bytes in its ByteCapacity (%d)", qCtxErr(ctx, err), ErrFull, len(src), c.cap)
+				return fmt.Errorf("ipc: Put: %w while the queue was full: %w, no room for %d bytes in its ByteCapacity (%d)", qCtxErr(ctx, err), ErrFull, n, c.cap)
 			}
 			return fmt.Errorf("ipc: Put: %w", qCtxErr(ctx, err))
 		}
@@ -741,13 +792,16 @@ func (c *qcore) put(ctx context.Context, src []byte, block bool) error {
 	case qFullItems:
 		return fmt.Errorf("%w: %d items (MaxItems)", ErrFull, c.max)
 	case qFullSpace:
-		return fmt.Errorf("%w: no room for %d bytes in the queue's %d (ByteCapacity)", ErrFull, len(src), c.cap)
+		return fmt.Errorf("%w: no room for %d bytes in the queue's %d (ByteCapacity)", ErrFull, n, c.cap)
 	case qClosedR:
 		return fmt.Errorf("%w: Put on a closed queue", ErrClosed)
 	case qReleasedR:
 		return fmt.Errorf("%w: queue released by this process", ErrClosed)
 	}
-	copy(c.payload(pos), src)
+	if !write(c.payload(pos)) {
+		c.abort(pos)
+		return errPutAborted
+	}
 	c.m.hb.Release()
 	st, _, _ := c.rec(pos)
 	atomic.StoreUint32(st, qReady)
@@ -755,28 +809,100 @@ func (c *qcore) put(ctx context.Context, src []byte, block bool) error {
 	return nil
 }
 
-// spinItems waits a little for an item to appear, without a system call:
-// a producer on the other CPU usually publishes the next item within the
-// microseconds that a sleep and a wake would cost (a FUTEX_WAKE per item is
-// what a consumer faster than its producer would otherwise cost the
-// producer: measured here, it cut a 1→1 stream to a tenth). It gives up
-// after qSpin, and yields the P to other goroutines between checks.
-func (c *qcore) spinItems() bool {
-	var start time.Time
-	for i := 0; ; i++ {
-		if atomic.LoadUint64(c.u64(qOffCount)) != 0 || atomic.LoadUint32(c.u32(qOffClosed)) != 0 {
-			return true
-		}
-		if i%64 == 63 {
-			if start.IsZero() {
-				start = time.Now()
-			} else if time.Since(start) > qSpin {
+// errPutAborted is Put's error when its encoder did not fill the room
+// it had reserved (see putWith): a bug in the codec, reported instead of
+// leaving the queue blocked.
+var errPutAborted = errors.New("ipc: Put: internal error: the encoder did not fill the room it reserved (the item was not added)")
+
+// abort marks the record at pos, reserved by this process and not yet
+// READY, as skipped, under the lock (the count is the lock's), and wakes
+// whoever waits for it.
+func (c *qcore) abort(pos uint64) {
+	if c.lock(context.Background()) != nil {
+		return // not recoverable: memory written by a stranger
+	}
+	st, _, _ := c.rec(pos)
+	atomic.StoreUint32(st, qDead)
+	atomic.AddUint64(c.u64(qOffCount), ^uint64(0))
+	c.unlock()
+	c.wakeItems()
+	c.wakeSpace()
+	c.wakeDone()
+}
+
+// spinItems waits a little for an item to be claimable, without the lock
+// or a system call: a producer on the other CPU usually publishes the next
+// item within the microseconds that a sleep and a wake would cost (a
+// FUTEX_WAKE per item is what a consumer faster than its producer would
+// otherwise cost the producer: measured here, it cut a 1→1 stream to a
+// tenth). It watches the record at rd, not only the count: the count
+// includes a record its producer is still copying in, and a consumer that
+// took the lock to find it WRITING, then slept, paid a sleep and a wake for
+// an item a few hundred nanoseconds away. It gives up once sp has spun for
+// qSpin (over all the calls of one Get), and yields the P to other
+// goroutines between checks.
+func (c *qcore) spinItems(sp *qspin) bool {
+	for {
+		// The budget is checked before the condition: a condition that
+		// holds while claims keep failing (a closed queue whose next
+		// record is still WRITING) must not spin forever.
+		sp.i++
+		if sp.i%64 == 1 {
+			if sp.start.IsZero() {
+				sp.start = time.Now()
+			} else if time.Since(sp.start) > qSpin {
 				return false
 			}
-			runtime.Gosched()
+			if sp.i > 1 {
+				runtime.Gosched()
+			}
+			sp.rd = atomic.LoadUint64(c.u64(qOffRd))
+			if c.claimable() {
+				return true
+			}
+		} else if st := c.recState(sp.rd); st != qWriting && st != qDone {
+			// Between the checks of the header words, the spin watches
+			// only the state of the record at rd, a line of the data
+			// area that the producer writes once per item: polling the
+			// lock's line, which the lock holder is writing, made every
+			// lock holder's stores miss. The record's state before the
+			// producer reserves it is whatever the last round of the
+			// ring left there (usually DONE); any other value is a
+			// reason to look at the header words.
+			if c.claimable() {
+				return true
+			}
 		}
 		qPause()
 	}
+}
+
+// recState loads the state word of the record at pos.
+func (c *qcore) recState(pos uint64) uint32 {
+	st, _, _ := c.rec(pos)
+	return atomic.LoadUint32(st)
+}
+
+// qspin is the state of one Get's spin.
+type qspin struct {
+	i     int
+	rd    uint64 // the rd last read
+	start time.Time
+}
+
+// claimable reports, without the lock, whether a claim may now succeed:
+// the queue is closed, or it holds an item and the record at rd is not
+// being written. The loads race with the lock holder's stores; a wrong
+// answer costs one claim (or one more spin), nothing else.
+func (c *qcore) claimable() bool {
+	if atomic.LoadUint32(c.u32(qOffClosed)) != 0 {
+		return true
+	}
+	if atomic.LoadUint64(c.u64(qOffCount)) == 0 {
+		return false
+	}
+	st, _, _ := c.rec(atomic.LoadUint64(c.u64(qOffRd)))
+	return atomic.LoadUint32(st) != qWriting
 }
 
 // qSpin bounds a consumer's spin before it sleeps.
@@ -793,7 +919,11 @@ func (c *qcore) get(ctx context.Context, block bool, use func([]byte) error) err
 	}
 	defer c.exit()
 	var pos uint64
-	try := func() (qres, error) {
+	// try claims an item; probe as for claim. A blocking Get probes a
+	// record stuck in WRITING only once it waits (qStuckAfter is far
+	// longer than its spin); TryGet probes at once, so that repeated
+	// TryGets skip a dead producer's record too.
+	try := func(probe bool) (qres, error) {
 		if c.released.Load() {
 			return qReleasedR, nil
 		}
@@ -801,25 +931,33 @@ func (c *qcore) get(ctx context.Context, block bool, use func([]byte) error) err
 			return 0, err
 		}
 		var r qres
-		pos, r = c.claim()
+		pos, r = c.claim(probe)
 		c.unlock()
 		return r, nil
 	}
-	r, err := try()
-	if err != nil {
-		return err
-	}
-	if (r == qEmpty || r == qBlocked) && block && c.spinItems() {
-		r, err = try()
-		if err != nil {
+	// A blocking Get that sees no item (the header words, read without
+	// the lock) spins before it tries: taking the lock to find the queue
+	// empty costs the producer a miss on the lock's line.
+	r := qEmpty
+	var err error
+	if !block || atomic.LoadUint64(c.u64(qOffCount)) != 0 || atomic.LoadUint32(c.u32(qOffClosed)) != 0 {
+		if r, err = try(!block); err != nil {
 			return err
+		}
+	}
+	if block {
+		var sp qspin
+		for (r == qEmpty || r == qBlocked) && c.spinItems(&sp) {
+			if r, err = try(false); err != nil {
+				return err
+			}
 		}
 	}
 	if (r == qEmpty || r == qBlocked) && block {
 		err = c.items.Wait(ctx, c.u32(qOffItemSeq), c.u32(qOffItemWait), func() (uint32, bool, error) {
 			s := c.arm(qOffItemSeq)
 			var err error
-			r, err = try()
+			r, err = try(true)
 			if err != nil {
 				return 0, true, err
 			}

@@ -3,6 +3,7 @@ package wire
 import (
 	"encoding/binary"
 	"fmt"
+	"math/bits"
 	"reflect"
 	"slices"
 	"unsafe"
@@ -305,3 +306,35 @@ func (p *recordPlan) fill(v unsafe.Pointer, src, buf []byte) (n, used int) {
 	}
 	return n, used
 }
+
+// Size returns the length of v's encoding by Append, without encoding it:
+// a caller that must reserve the room first (a queue's Put, in shared
+// memory) appends into exactly that room, with no scratch buffer.
+func (c recordCodec[T]) Size(v T) int { return c.p.size(unsafe.Pointer(&v)) }
+
+// size is the length of append's encoding of the record at v.
+func (p *recordPlan) size(v unsafe.Pointer) int {
+	n := 0
+	for i := range p.ops {
+		op := &p.ops[i]
+		f := unsafe.Add(v, op.off)
+		switch op.kind {
+		case opFixed:
+			n += int(op.size)
+		case opString:
+			l := uint64(len(*(*string)(f)))
+			n += uvarintLen(l) + int(l)
+		case opBytes:
+			b := *(*[]byte)(f)
+			if b == nil {
+				n++
+				continue
+			}
+			n += uvarintLen(uint64(len(b))+1) + len(b)
+		}
+	}
+	return n
+}
+
+// uvarintLen is the length of binary.AppendUvarint's encoding of x.
+func uvarintLen(x uint64) int { return (bits.Len64(x|1) + 6) / 7 }

@@ -86,6 +86,10 @@ func recordRoundTrip[T any](t *testing.T, vs []T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// Size is what a queue's Put reserves before it appends in place.
+		if n := c.(interface{ Size(T) int }).Size(v); n != len(b)-len("prefix") {
+			t.Fatalf("value %d: Size %d, want the %d bytes Append wrote", i, n, len(b)-len("prefix"))
+		}
 		got, err := c.Decode(b[len("prefix"):])
 		if err != nil {
 			t.Fatalf("value %d: %v", i, err)
