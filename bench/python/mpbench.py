@@ -131,6 +131,17 @@ def vm_rss_mb(pid):
     raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
+def private_mb(pid):
+    # Private_Clean + Private_Dirty of /proc/PID/smaps_rollup: the pages only this process
+    # maps (its unique set), which RSS mixes with pages shared with the parent and siblings.
+    total = 0
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            if line.startswith(("Private_Clean:", "Private_Dirty:")):
+                total += int(line.split()[1])
+    return total * 1024 / 1e6
+
+
 # ---- rows: name -> (unit, higher_is_better, fn(ctx, scale) -> one sample) ----
 
 ROWS = {}
@@ -286,6 +297,17 @@ def pool_worker_rss(ctx, scale):
     finally:
         closing(pool)
     return sum(rss) / len(rss)
+
+
+@row("pool_worker_private", "MB")
+def pool_worker_private(ctx, scale):
+    # The same workers' private memory (Private_Clean + Private_Dirty, smaps_rollup).
+    pool = ready_pool(ctx)
+    try:
+        mb = [private_mb(p.pid) for p in pool._pool]
+    finally:
+        closing(pool)
+    return sum(mb) / len(mb)
 
 
 def suicide(_):

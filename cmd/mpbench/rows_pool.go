@@ -169,6 +169,16 @@ func init() {
 			Doc:    "VmRSS (/proc/PID/status) of an idle Pool(2) worker that has run a task, mean of the 2",
 			Go:     poolWorkerRSS,
 			Python: PyRow{Name: "pool_worker_rss"},
+			Note: "pool_worker_rss counts every page a worker maps, shared ones included: a Go worker's " +
+				"binary text and rodata (shared with the parent and the other workers, file-backed) and a " +
+				"forked CPython worker's pages still shared copy-on-write with its parent. " +
+				"pool_worker_private counts only the pages no other process maps.",
+		},
+		Row{
+			Name: "pool_worker_private", Unit: "MB",
+			Doc:    "Private_Clean + Private_Dirty (/proc/PID/smaps_rollup) of the same idle Pool(2) workers, mean of the 2",
+			Go:     poolWorkerPrivate,
+			Python: PyRow{Name: "pool_worker_private"},
 		},
 	)
 }
@@ -506,6 +516,63 @@ func poolWorkerRSS(ctx context.Context, env *Env) (mb float64, err error) {
 		sum += rss
 	}
 	return sum / float64(len(ws)), nil
+}
+
+func poolWorkerPrivate(ctx context.Context, env *Env) (mb float64, err error) {
+	p, err := readyPool(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer closePool(p, &err)
+	ws := p.Stats().PerWorker
+	if len(ws) == 0 {
+		return 0, fmt.Errorf("mpbench: pool reports no workers")
+	}
+	var sum float64
+	for _, w := range ws {
+		kb, err := privateKB(w.Pid)
+		if err != nil {
+			return 0, err
+		}
+		sum += float64(kb) * 1024 / 1e6
+	}
+	return sum / float64(len(ws)), nil
+}
+
+// privateKB sums the Private_Clean and Private_Dirty lines of
+// /proc/PID/smaps_rollup (kB).
+func privateKB(pid int) (uint64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+	if err != nil {
+		return 0, fmt.Errorf("mpbench: worker private memory: %w", err)
+	}
+	var total uint64
+	found := 0
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		line := sc.Bytes()
+		rest, ok := bytes.CutPrefix(line, []byte("Private_Clean:"))
+		if !ok {
+			rest, ok = bytes.CutPrefix(line, []byte("Private_Dirty:"))
+		}
+		if !ok {
+			continue
+		}
+		f := bytes.Fields(rest)
+		if len(f) != 2 || string(f[1]) != "kB" {
+			return 0, fmt.Errorf("mpbench: worker private memory: unexpected line %q", line)
+		}
+		kb, err := strconv.ParseUint(string(f[0]), 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("mpbench: worker private memory: %w", err)
+		}
+		total += kb
+		found++
+	}
+	if found != 2 {
+		return 0, fmt.Errorf("mpbench: worker private memory: %d of the 2 Private lines in smaps_rollup of %d", found, pid)
+	}
+	return total, nil
 }
 
 // vmRSS returns the VmRSS line of /proc/PID/status in MB. Where there is no /proc the
