@@ -359,6 +359,16 @@ func (c *client) call(ctx context.Context, op byte, obj uint64, args [][]byte) (
 	// completed stays completed.
 	c.send(func(b []byte) []byte { return binary.AppendUvarint(append(b, msgCancel), id) })
 	gctx, cancel := context.WithTimeout(context.Background(), cancelGrace)
+	if op == opCondWait {
+		// The server answers a cancelled Condition.Wait only once it has
+		// the lock back (Wait returns holding it, whatever ended the
+		// wait, as psync's does), which may take as long as another
+		// holder keeps it: wait for that answer, or the connection's end,
+		// not the grace (a Wait that gave up returned without the lock,
+		// and the lock was later retaken for a caller that had gone).
+		cancel()
+		gctx, cancel = context.WithCancel(context.Background())
+	}
 	defer cancel()
 	switch c.wait(gctx, p) {
 	case nil:

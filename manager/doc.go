@@ -126,8 +126,10 @@
 // cancellation): it tells the server and waits up to a second for the
 // answer to that cancel, so an operation the server completed meanwhile
 // is reported as completed; over a link that stopped carrying anything
-// the whole second passes. When the server's answer arrives after that
-// second (a link that stalled and recovered), a Lock, RLock or semaphore
+// the whole second passes (Condition.Wait excepted: it returns holding
+// the lock, so it waits for the server to take it back). When the
+// server's answer arrives after that second (a link that stalled and
+// recovered), a Lock, RLock or semaphore
 // acquire it granted is given back at once, so the lock is not left held
 // by a caller that was told it failed (from a dead holder, the release
 // makes the lock not recoverable, as any unlock without MarkConsistent

@@ -129,7 +129,9 @@ func TestRemoteLateGrantReleased(t *testing.T) {
 	}
 	dl.hold()
 	before := dl.up.Load()
-	short, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	// Long enough for the acquire and lh's Unlock to reach the server on a
+	// loaded machine: the grant must happen before a gives up.
+	short, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	errc := make(chan error, 1)
 	go func() { errc <- la.Lock(short) }()
@@ -140,6 +142,11 @@ func TestRemoteLateGrantReleased(t *testing.T) {
 	if err := <-errc; !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Lock over the stalled link: %v, want the deadline", err)
 	}
+	// The precondition: the server granted a's acquire (so the lock is
+	// held by a's connection), rather than cancelling it.
+	if got, err := lh.TryLock(); err != nil || got {
+		t.Fatalf("TryLock before the late answer = %v, %v: the server did not grant a's acquire before it gave up, so this run tests nothing", got, err)
+	}
 	dl.release()
 	lctx, lcancel := context.WithTimeout(ctx, 20*time.Second)
 	defer lcancel()
@@ -149,4 +156,65 @@ func TestRemoteLateGrantReleased(t *testing.T) {
 	if err := lh.Unlock(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestRemoteConditionWaitRetakesLock: a Condition.Wait whose ctx ends while
+// another client holds the lock for longer than the cancel grace returns
+// holding the lock, as it promises (it used to give up after the grace and
+// return without it: the caller's Unlock failed with ErrNotHeld, and the
+// server later retook the lock for a connection whose caller had gone).
+func TestRemoteConditionWaitRetakesLock(t *testing.T) {
+	srv, _ := serveTCP(t)
+	ctx := testCtx(t)
+	h := connect(t, srv.Addr().String())
+	a := connect(t, srv.Addr().String())
+	lh, err := NewLock(ctx, h, Named("cl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	la, err := NewLock(ctx, a, Named("cl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := NewCondition(ctx, a, la, Named("cc"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ca.Lock(ctx); err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() { errc <- ca.Wait(short) }()
+	if err := lh.Lock(ctx); err != nil { // granted once a's Wait released it
+		t.Fatal(err)
+	}
+	// Hold it well past a's deadline and the grace, unless a's Wait
+	// returns first (the old behaviour: without the lock).
+	var werr error
+	returnedEarly := false
+	select {
+	case werr = <-errc:
+		returnedEarly = true
+	case <-time.After(300*time.Millisecond + cancelGrace + 2*time.Second):
+	}
+	if err := lh.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+	if returnedEarly {
+		t.Fatalf("Wait returned (%v) while another client held the lock", werr)
+	}
+	if werr = <-errc; !errors.Is(werr, context.DeadlineExceeded) {
+		t.Fatalf("Wait: %v, want the deadline", werr)
+	}
+	if err := ca.Unlock(); err != nil {
+		t.Fatalf("Unlock after Wait: %v (Wait must return holding the lock)", err)
+	}
+	lctx, lcancel := context.WithTimeout(ctx, 20*time.Second)
+	defer lcancel()
+	if err := lh.Lock(lctx); err != nil {
+		t.Fatalf("the lock is not free after a's Unlock: %v", err)
+	}
+	lh.Unlock()
 }

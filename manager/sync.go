@@ -351,8 +351,11 @@ func (c *Condition) Unlock() error {
 }
 
 // Wait releases the lock, waits for a Notify or ctx's end, and takes the
-// lock back before returning, whatever ended the wait. ErrNotHeld if this
-// process does not hold the lock.
+// lock back before returning, whatever ended the wait: a Wait whose ctx
+// ended returns its error only once the lock is free to take back, which
+// may be after the ctx's deadline (the one-second cancel grace of other
+// calls does not apply), or with ErrConnLost if the connection ends.
+// ErrNotHeld if this process does not hold the lock.
 func (c *Condition) Wait(ctx context.Context) error { _, err := c.call(ctx, opCondWait); return err }
 
 // WaitFor waits until pred() is true, holding the lock when it checks.
