@@ -45,8 +45,10 @@ type Limits struct {
 	// the soft RLIMIT_CPU, set before each task and lifted after it, with
 	// the signal's default action restored and core dumps off), so it
 	// works whatever the task does, even when it never yields the CPU. A
-	// worker with CPUTime owns SIGXCPU: a signal.Notify for it in a task
-	// (or for every signal) turns the limit off until the next task.
+	// worker with CPUTime owns SIGXCPU: signal.Ignore(SIGXCPU) in a task
+	// (or Ignore then Notify) turns the limit off until the next task
+	// begins; signal.Notify alone leaves it on (measured: the worker is
+	// still killed, and the channel gets nothing).
 	CPUTime time.Duration
 	// CPUTimeTotal is a lifetime backstop: the worker's hard RLIMIT_CPU
 	// (at least one second, not below CPUTime). The pool recycles a worker

@@ -353,7 +353,8 @@ func (p *Process) wait(c *boot.Child) {
 		// What the child sent is the failure, whatever its exit code.
 		err = fmt.Errorf("multiproc: reading the result of %s (pid %d): %w", p.Name, p.pid, readErr)
 	case code != 0:
-		err = p.deathError(code, sig)
+		ps := c.Cmd.ProcessState
+		err = p.deathError(code, sig, ps.UserTime()+ps.SystemTime())
 	case readErr != nil:
 		err = fmt.Errorf("multiproc: reading the result of %s (pid %d): %w", p.Name, p.pid, readErr)
 	}

@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/multiproc-go/multiproc/internal/boot"
 	"github.com/multiproc-go/multiproc/internal/cgroup"
@@ -94,10 +95,11 @@ const reportMax = 64 << 10
 // counters, its crash report and its exit status. A Process keeps no exit
 // record, so an exit of the library's own with a non-zero code (none after
 // the target started, but a corrupt start payload's) would read as
-// os.Exit. Call it after the child was reaped and before its group is
-// removed.
-func (p *Process) deathError(code int, sig syscall.Signal) *ExitError {
-	f := isolate.Facts{Code: code, Sig: sig, Runs: "target", Limits: p.Limits.spec(), Report: isolate.Head(p.crash, reportMax)}
+// os.Exit. cpu is the CPU time the kernel reported at the reap (a death
+// at the hard RLIMIT_CPU is a SIGKILL, told from another by it). Call it
+// after the child was reaped and before its group is removed.
+func (p *Process) deathError(code int, sig syscall.Signal, cpu time.Duration) *ExitError {
+	f := isolate.Facts{Code: code, Sig: sig, Runs: "target", Limits: p.Limits.spec(), Report: isolate.Head(p.crash, reportMax), CPUUsed: cpu}
 	switch {
 	case p.daemonEnd.Load():
 		f.Stopped = "Finish, ending a daemonic process with its parent"

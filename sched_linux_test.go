@@ -124,3 +124,20 @@ func TestIsolationCPULimitNoPreemption(t *testing.T) {
 	}
 	mustServe(t, p)
 }
+
+// TestIsolationCPULimitAtTotal: a task whose allowance is capped by the
+// worker's lifetime limit (CPUTime = CPUTimeTotal) dies of the kernel's
+// SIGKILL at the hard limit, before the worker could publish its CPU use;
+// the parent tells it from an outside kill by the CPU time the reap
+// reports (it read "killed by signal 9 from outside": ErrKilled).
+func TestIsolationCPULimitAtTotal(t *testing.T) {
+	p := newPool(t, 1, multiproc.WorkerLimits(multiproc.Limits{CPUTime: 2 * time.Second, CPUTimeTotal: 2 * time.Second}))
+	ctx, cancel := context.WithTimeout(ctxT(t), 40*time.Second)
+	defer cancel()
+	_, err := multiproc.Apply(ctx, p, isoSpin, struct{}{})
+	ee := deathOf(t, err, multiproc.ErrCPULimit)
+	if !strings.Contains(ee.Reason, "lifetime CPU limit of 2s") {
+		t.Errorf("reason %q does not name the lifetime limit", ee.Reason)
+	}
+	mustServe(t, p)
+}

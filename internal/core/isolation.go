@@ -204,14 +204,16 @@ type death struct {
 
 // explain works out why w died, from its exit status (code, sig), its
 // exit record, its cgroup's counters, its crash report and its captured
-// output (isolate.Explain, shared with Process). Call it after the worker
-// was reaped and before its shared page is unmapped.
-func (w *worker) explain(code int, sig syscall.Signal, killedByPool bool) death {
+// output (isolate.Explain, shared with Process). cpu is the CPU time the
+// kernel reported at the reap (it covers the task that was running, which
+// the published wordCPU does not). Call it after the worker was reaped and
+// before its shared page is unmapped.
+func (w *worker) explain(code int, sig syscall.Signal, killedByPool bool, cpu time.Duration) death {
 	var d death
 	rec := w.words.Load(wordExit)
 	f := isolate.Facts{
 		Code: code, Sig: sig, Runs: "task", Limits: w.p.cfg.Limits,
-		CPUUsed: time.Duration(w.words.Load(wordCPU)),
+		CPUUsed: max(time.Duration(w.words.Load(wordCPU)), cpu),
 	}
 	if rec&exitRecorded != 0 {
 		f.CPULimitExit = (rec>>32)&0x7fffffff == exitCPULimit

@@ -1074,7 +1074,8 @@ func (p *Pool) workerExited(w *worker) {
 	p.mu.Lock()
 	killed := w.poolKilled || p.terminated
 	p.mu.Unlock()
-	why := w.explain(code, sig, killed)
+	ps := w.child.Cmd.ProcessState
+	why := w.explain(code, sig, killed, ps.UserTime()+ps.SystemTime())
 	p.recoverResults(w)
 	w.words.Close()
 	w.iso.release()

@@ -125,8 +125,11 @@ func applyOpenFiles(n uint64) error {
 // up to a minute while the process looks idle and is woken by system
 // calls made through the scheduler (TestIsolationCPULimit hung in 2 runs
 // of 10 that way). Begin restores the default action before every task,
-// so a signal.Notify for SIGXCPU in user code (or for every signal)
-// disables the limit for at most the task that made it.
+// so a signal.Ignore(SIGXCPU) in user code (which sets SIG_IGN; a later
+// Notify then installs the runtime's handler again) disables the limit
+// for at most the task that made it. signal.Notify alone does not touch
+// the action: the runtime reinstalls its handler only for a signal it
+// had stopped handling.
 //
 // Where the default action cannot be restored beneath the runtime (see
 // sigdfl_other.go), the guard falls back to asking Go for SIGXCPU and
