@@ -43,8 +43,10 @@ type Limits struct {
 	// kills its worker and fails with an error matching [ErrCPULimit];
 	// the worker is replaced. The kernel does the killing (SIGXCPU through
 	// the soft RLIMIT_CPU, set before each task and lifted after it, with
-	// the signal's default action restored and core dumps off), so it
-	// works whatever the task does, even when it never yields the CPU. A
+	// the signal's default action restored and the soft core-dump limit
+	// at 0 for the worker's life), so on Linux it works whatever the task
+	// does, even when it never yields the CPU (elsewhere a goroutine
+	// receives the signal and needs the scheduler to run). A
 	// worker with CPUTime owns SIGXCPU: signal.Ignore(SIGXCPU) in a task
 	// (or Ignore then Notify) turns the limit off until the next task
 	// begins; signal.Notify alone leaves it on (measured: the worker is

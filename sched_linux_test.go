@@ -2,6 +2,8 @@ package multiproc_test
 
 import (
 	"context"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -54,6 +56,9 @@ func waitMonitorAsleep(t *testing.T, ctx context.Context, pid int) {
 		clean := true
 		for _, e := range ents {
 			b, err := os.ReadFile(filepath.Join(dir, e.Name(), "syscall"))
+			if errors.Is(err, fs.ErrPermission) {
+				t.Skipf("cannot read %s (ptrace policy): %v", dir, err)
+			}
 			if err != nil {
 				continue // a thread that ended
 			}

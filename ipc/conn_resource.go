@@ -69,8 +69,11 @@ func (c *Conn) ExportResource(x *wire.Exported) error {
 	if c.closed.Load() {
 		return fmt.Errorf("%w: passing a closed Conn", ErrClosed)
 	}
-	if c.cfg.tls || c.rc == nil {
+	if c.cfg.tls {
 		return &notTransferable{"it uses TLS, whose session lives in this process (give the child the address and key to Dial instead)"}
+	}
+	if c.rc == nil {
+		return &notTransferable{"it has no socket descriptor to pass"}
 	}
 	if !c.r.mu.tryLock() {
 		return &notTransferable{"a receive on it is in progress"}

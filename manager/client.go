@@ -370,16 +370,10 @@ func (c *client) call(ctx context.Context, op byte, obj uint64, args [][]byte) (
 		gctx, cancel = context.WithCancel(context.Background())
 	}
 	defer cancel()
-	switch c.wait(gctx, p) {
-	case nil:
-		res, err := p.finish()
-		if err != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
-			return nil, fmt.Errorf("manager: %s: %w", opName(op), ctx.Err())
-		}
-		return res, err
-	default:
+	answered := c.wait(gctx, p) == nil
+	if !answered {
 		c.mu.Lock()
-		if c.calls != nil {
+		if c.calls[id] == p {
 			delete(c.calls, id) // the reader drops the late answer; p is not reused
 			if op == opAcquire {
 				if c.abandoned == nil {
@@ -387,10 +381,25 @@ func (c *client) call(ctx context.Context, op byte, obj uint64, args [][]byte) (
 				}
 				c.abandoned[id] = obj
 			}
+		} else {
+			// Answered (or failed with the connection) between the
+			// grace's end and this lock: whoever took p from calls
+			// signals it, and its answer counts, a grant included.
+			answered = true
 		}
 		c.mu.Unlock()
+		if answered {
+			<-p.done
+		}
+	}
+	if !answered {
 		return nil, fmt.Errorf("manager: %s: %w", opName(op), ctx.Err())
 	}
+	res, err := p.finish()
+	if err != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+		return nil, fmt.Errorf("manager: %s: %w", opName(op), ctx.Err())
+	}
+	return res, err
 }
 
 // undoAcquire gives back what a late answer to an abandoned acquire of
