@@ -4,7 +4,7 @@
 # non-zero (one side of a row failed: mpbench still prints the table) is reported and the next
 # run goes on, so one failing side does not lose the other runs.
 go build -o /tmp/mpb-hot ./cmd/mpbench || exit 1
-ROWS='^(apply_latency|apply_latency.loaded|pool_map_trivial|pool_map_trivial.chunk_10000|executor_map|apply_async_throughput|executor_submit_throughput|seed_primes|pool_worker_rss|limit.socketpair_pingpong)$'
+ROWS='^(apply_latency|apply_latency.loaded|pool_map_trivial|pool_map_trivial.chunk_10000|executor_map|apply_async_throughput|executor_submit_throughput|seed_primes|pool_worker_rss|pool_worker_private|limit.socketpair_pingpong)$'
 status=0
 for run in 1 2 3; do
   echo "### Run $run"

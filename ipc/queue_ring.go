@@ -33,7 +33,9 @@ import (
 // with the lock released, and stores READY. A consumer claims the first
 // item at rd under the lock (stamped READING with its identity), decodes it
 // straight from shared memory with the lock released, and stores DONE.
-// Producers reclaim DONE records at head when they need room. So the lock
+// Consumers advance head over DONE records as they claim; a producer
+// reclaims (and checks a READING record's owner) only when its record does
+// not fit. So the lock
 // is held for a few stores per item, and large items are copied in by a
 // producer and out by a consumer at the same time.
 //
