@@ -2,8 +2,6 @@ package ipc_test
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"io"
 	"strings"
@@ -176,11 +174,7 @@ func TestSendToKilledPeer(t *testing.T) {
 // TestTLSConnToProcess: a TLS Conn as a Process argument fails Start with
 // an error matching ErrNotTransferable that says why, and starts nothing.
 func TestTLSConnToProcess(t *testing.T) {
-	cert := selfSigned(t)
-	pool := x509.NewCertPool()
-	pool.AddCert(cert.Leaf)
-	srv := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13}
-	cli := &tls.Config{RootCAs: pool, ServerName: "ipc.test", MinVersion: tls.VersionTLS13}
+	srv, cli := tlsConfigs(t)
 	key := []byte("k")
 	l, err := ipc.Listen("tcp", "127.0.0.1:0", key, ipc.TLS(srv), ipc.Logger(discard()))
 	if err != nil {

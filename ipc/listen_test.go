@@ -180,12 +180,20 @@ func TestOptionsConflict(t *testing.T) {
 	}
 }
 
-func TestTLS(t *testing.T) {
+// tlsConfigs returns a server and a client configuration over a fresh
+// self-signed certificate for "ipc.test".
+func tlsConfigs(t *testing.T) (srv, cli *tls.Config) {
+	t.Helper()
 	cert := selfSigned(t)
 	pool := x509.NewCertPool()
 	pool.AddCert(cert.Leaf)
-	srv := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13}
-	cli := &tls.Config{RootCAs: pool, ServerName: "ipc.test", MinVersion: tls.VersionTLS13}
+	srv = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13}
+	cli = &tls.Config{RootCAs: pool, ServerName: "ipc.test", MinVersion: tls.VersionTLS13}
+	return srv, cli
+}
+
+func TestTLS(t *testing.T) {
+	srv, cli := tlsConfigs(t)
 	key := []byte("k")
 	l, err := ipc.Listen("tcp", "127.0.0.1:0", key, ipc.TLS(srv), ipc.Logger(discard()))
 	if err != nil {

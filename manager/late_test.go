@@ -3,107 +3,9 @@ package manager
 import (
 	"context"
 	"errors"
-	"net"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 )
-
-// delayer forwards one TCP connection to target; while held, what the
-// server sends is kept back (a link that stalls, then recovers: TCP
-// delays bytes, it does not lose them) and delivered in order on release.
-type delayer struct {
-	ln   net.Listener
-	up   atomic.Int64 // bytes forwarded client → server
-	mu   sync.Mutex
-	held bool
-	pend []byte
-	down net.Conn // the client's side, written under mu
-	wg   sync.WaitGroup
-	done chan struct{}
-}
-
-func newDelayer(t *testing.T, target string) *delayer {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := &delayer{ln: ln, done: make(chan struct{})}
-	var conns []net.Conn
-	var cmu sync.Mutex
-	d.wg.Add(1)
-	go func() {
-		defer d.wg.Done()
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		s, err := net.Dial("tcp", target)
-		if err != nil {
-			c.Close()
-			return
-		}
-		cmu.Lock()
-		conns = append(conns, c, s)
-		cmu.Unlock()
-		d.mu.Lock()
-		d.down = c
-		d.mu.Unlock()
-		d.wg.Add(2)
-		go func() { // client → server, counted
-			defer d.wg.Done()
-			buf := make([]byte, 32<<10)
-			for {
-				n, err := c.Read(buf)
-				if err != nil {
-					return
-				}
-				s.Write(buf[:n])
-				d.up.Add(int64(n))
-			}
-		}()
-		go func() { // server → client, held back on demand
-			defer d.wg.Done()
-			buf := make([]byte, 32<<10)
-			for {
-				n, err := s.Read(buf)
-				if err != nil {
-					return
-				}
-				d.mu.Lock()
-				if d.held {
-					d.pend = append(d.pend, buf[:n]...)
-				} else {
-					c.Write(buf[:n])
-				}
-				d.mu.Unlock()
-			}
-		}()
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		cmu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		cmu.Unlock()
-		d.wg.Wait()
-	})
-	return d
-}
-
-func (d *delayer) hold() { d.mu.Lock(); d.held = true; d.mu.Unlock() }
-
-func (d *delayer) release() {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.held = false
-	if len(d.pend) > 0 && d.down != nil {
-		d.down.Write(d.pend)
-	}
-	d.pend = nil
-}
 
 // TestRemoteLateGrantReleased: a Lock that gave up after its cancel grace
 // (the link stalled) but that the server granted meanwhile is given back
@@ -112,7 +14,7 @@ func (d *delayer) release() {
 // dropped and every later Lock of that lock waited forever.
 func TestRemoteLateGrantReleased(t *testing.T) {
 	srv, _ := serveTCP(t)
-	dl := newDelayer(t, srv.Addr().String())
+	dl := newFreezer(t, srv.Addr().String())
 	ctx := testCtx(t)
 	h := connect(t, srv.Addr().String())
 	a := connect(t, dl.ln.Addr().String())

@@ -115,14 +115,20 @@ func TestRemoteWrongKeyAndGarbage(t *testing.T) {
 	}
 }
 
-// freezer forwards TCP bytes to target until frozen, then drops them
-// silently: a link that died without a FIN.
+// freezer forwards TCP connections to target. frozen drops the bytes of
+// both directions silently (a link that died without a FIN). hold keeps
+// back what the server sends, delivered in order by release (a link that
+// stalls, then recovers: TCP delays bytes, it does not lose them). up
+// counts the bytes forwarded client → server.
 type freezer struct {
 	ln     net.Listener
 	frozen atomic.Bool
+	up     atomic.Int64
 	wg     sync.WaitGroup
-	mu     sync.Mutex
+	mu     sync.Mutex // conns, held, and the writes to clients
 	conns  []net.Conn
+	held   bool
+	pend   map[net.Conn][]byte // held bytes per client connection
 }
 
 func newFreezer(t *testing.T, target string) *freezer {
@@ -130,7 +136,7 @@ func newFreezer(t *testing.T, target string) *freezer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &freezer{ln: ln}
+	f := &freezer{ln: ln, pend: map[net.Conn][]byte{}}
 	f.wg.Add(1)
 	go func() {
 		defer f.wg.Done()
@@ -147,22 +153,9 @@ func newFreezer(t *testing.T, target string) *freezer {
 			f.mu.Lock()
 			f.conns = append(f.conns, c, s)
 			f.mu.Unlock()
-			for _, p := range [][2]net.Conn{{c, s}, {s, c}} {
-				f.wg.Add(1)
-				go func(from, to net.Conn) {
-					defer f.wg.Done()
-					buf := make([]byte, 32<<10)
-					for {
-						n, err := from.Read(buf)
-						if err != nil {
-							return
-						}
-						if !f.frozen.Load() {
-							to.Write(buf[:n])
-						}
-					}
-				}(p[0], p[1])
-			}
+			f.wg.Add(2)
+			go f.pipe(c, s, false)
+			go f.pipe(s, c, true)
 		}
 	}()
 	t.Cleanup(func() {
@@ -175,6 +168,45 @@ func newFreezer(t *testing.T, target string) *freezer {
 		f.wg.Wait()
 	})
 	return f
+}
+
+// pipe copies from → to; down is the server → client direction.
+func (f *freezer) pipe(from, to net.Conn, down bool) {
+	defer f.wg.Done()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := from.Read(buf)
+		if err != nil {
+			return
+		}
+		if f.frozen.Load() {
+			continue
+		}
+		if !down {
+			to.Write(buf[:n])
+			f.up.Add(int64(n))
+			continue
+		}
+		f.mu.Lock()
+		if f.held {
+			f.pend[to] = append(f.pend[to], buf[:n]...)
+		} else {
+			to.Write(buf[:n])
+		}
+		f.mu.Unlock()
+	}
+}
+
+func (f *freezer) hold() { f.mu.Lock(); f.held = true; f.mu.Unlock() }
+
+func (f *freezer) release() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.held = false
+	for c, b := range f.pend {
+		c.Write(b)
+		delete(f.pend, c)
+	}
 }
 
 func TestRemoteHeartbeatLoss(t *testing.T) {

@@ -497,28 +497,20 @@ func seedPrimesLimit(ctx context.Context, env *Env) (float64, error) {
 
 // poolWorkerRSS measures the resident memory of an idle Pool(2) worker that has run a
 // task, mean over the workers, in MB (1e6 bytes).
-func poolWorkerRSS(ctx context.Context, env *Env) (mb float64, err error) {
-	p, err := readyPool(ctx)
-	if err != nil {
-		return 0, err
-	}
-	defer closePool(p, &err)
-	ws := p.Stats().PerWorker
-	if len(ws) == 0 {
-		return 0, fmt.Errorf("mpbench: pool reports no workers")
-	}
-	var sum float64
-	for _, w := range ws {
-		rss, err := vmRSS(w.Pid)
-		if err != nil {
-			return 0, err
-		}
-		sum += rss
-	}
-	return sum / float64(len(ws)), nil
+func poolWorkerRSS(ctx context.Context, env *Env) (float64, error) {
+	return meanOverWorkers(ctx, vmRSS)
 }
 
-func poolWorkerPrivate(ctx context.Context, env *Env) (mb float64, err error) {
+// poolWorkerPrivate measures the same workers' private memory (see privateKB), in MB.
+func poolWorkerPrivate(ctx context.Context, env *Env) (float64, error) {
+	return meanOverWorkers(ctx, func(pid int) (float64, error) {
+		kb, err := privateKB(pid)
+		return float64(kb) * 1024 / 1e6, err
+	})
+}
+
+// meanOverWorkers is the mean of measure over the workers of a ready Pool(2).
+func meanOverWorkers(ctx context.Context, measure func(pid int) (float64, error)) (mean float64, err error) {
 	p, err := readyPool(ctx)
 	if err != nil {
 		return 0, err
@@ -530,11 +522,11 @@ func poolWorkerPrivate(ctx context.Context, env *Env) (mb float64, err error) {
 	}
 	var sum float64
 	for _, w := range ws {
-		kb, err := privateKB(w.Pid)
+		v, err := measure(w.Pid)
 		if err != nil {
 			return 0, err
 		}
-		sum += float64(kb) * 1024 / 1e6
+		sum += v
 	}
 	return sum / float64(len(ws)), nil
 }
