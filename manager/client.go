@@ -38,7 +38,7 @@ type client struct {
 	err   error // why the connection broke; nil while it works
 	// abandoned holds the acquires that gave up after their cancel
 	// grace, by id: when the server's answer comes late and says the
-	// lock or unit was granted, the client gives it back (see undo).
+	// lock or unit was granted, the client gives it back (undoAcquire).
 	abandoned map[uint64]uint64 // id → object
 
 	// token is held (a value sent into it) by the one goroutine that
