@@ -171,8 +171,9 @@ func TestSendToKilledPeer(t *testing.T) {
 	}
 }
 
-// TestTLSConnToProcess: a TLS Conn as a Process argument fails Start with
-// an error matching ErrNotTransferable that says why, and starts nothing.
+// TestTLSConnToProcess: a TLS Conn cannot be exported, and as a Process
+// argument fails Start with an error matching ErrNotTransferable that says
+// why, and starts nothing.
 func TestTLSConnToProcess(t *testing.T) {
 	srv, cli := tlsConfigs(t)
 	key := []byte("k")
@@ -193,6 +194,9 @@ func TestTLSConnToProcess(t *testing.T) {
 	c, err := ipc.Dial(ctx, "tcp", l.Addr().String(), key, ipc.TLS(cli))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if err := exportErr(c); !errors.Is(err, errNotTransferable) {
+		t.Fatalf("exporting a TLS Conn: %v", err)
 	}
 	p := multiproc.NewProcess(echo, c)
 	err = p.Start(ctx)

@@ -205,22 +205,8 @@ func TestTLS(t *testing.T) {
 	if _, err := ipc.Dial(testCtx(t), "tcp", l.Addr().String(), key, ipc.HandshakeTimeout(2*time.Second)); err == nil {
 		t.Fatal("a plain client got through a TLS listener")
 	}
-	// A TLS Conn cannot be passed to another process.
-	ctx := testCtx(t)
-	go func() {
-		if c, err := l.Accept(ctx); err == nil {
-			c.RecvBytes(ctx)
-			c.Close()
-		}
-	}()
-	c, err := ipc.Dial(ctx, "tcp", l.Addr().String(), key, ipc.TLS(cli))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if err := exportErr(c); !errors.Is(err, errNotTransferable) {
-		t.Fatalf("passing a TLS Conn: %v", err)
-	}
+	// That a TLS Conn cannot be passed to another process is
+	// TestTLSConnToProcess.
 }
 
 func selfSigned(t *testing.T) tls.Certificate {

@@ -287,27 +287,27 @@ def seed_primes(ctx, scale):
     return perf() - t0
 
 
-@row("pool_worker_rss", "MB")
-def pool_worker_rss(ctx, scale):
-    # Resident memory of an idle worker (mean over the pool's workers) once each has run a
-    # task. Pool keeps its workers in the private _pool list; there is no public accessor.
+def mean_over_workers(ctx, measure):
+    # measure(pid) of each idle worker of a ready pool (each has run a task), mean. Pool
+    # keeps its workers in the private _pool list; there is no public accessor.
     pool = ready_pool(ctx)
     try:
-        rss = [vm_rss_mb(p.pid) for p in pool._pool]
+        values = [measure(p.pid) for p in pool._pool]
     finally:
         closing(pool)
-    return sum(rss) / len(rss)
+    return sum(values) / len(values)
+
+
+@row("pool_worker_rss", "MB")
+def pool_worker_rss(ctx, scale):
+    # Resident memory of an idle worker.
+    return mean_over_workers(ctx, vm_rss_mb)
 
 
 @row("pool_worker_private", "MB")
 def pool_worker_private(ctx, scale):
     # The same workers' private memory (Private_Clean + Private_Dirty, smaps_rollup).
-    pool = ready_pool(ctx)
-    try:
-        mb = [private_mb(p.pid) for p in pool._pool]
-    finally:
-        closing(pool)
-    return sum(mb) / len(mb)
+    return mean_over_workers(ctx, private_mb)
 
 
 def suicide(_):
