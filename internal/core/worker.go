@@ -32,6 +32,7 @@ type worker struct {
 
 	// Protected by p.mu.
 	assigned    []*Task  // in the order sent; assigned[0] is (or will be) running
+	aheadBytes  int      // the payload bytes of assigned (see aheadBytesMax)
 	unsent      int      // the last unsent tasks of assigned are not yet written
 	done        uint64   // results received: ordinal of assigned[0] is done+1
 	given       int      // tasks ever assigned
@@ -837,6 +838,7 @@ func (p *Pool) acceptResult(w *worker, payload []byte, files []*os.File) (t *Tas
 		// descriptors were lost on the way). Forget what the worker holds,
 		// bar its initializer's, and run the task again, its resources
 		// sent afresh. Not an attempt: nothing ran.
+		w.aheadBytes -= len(t.Payload)
 		w.assigned[0] = nil
 		w.assigned = w.assigned[1:]
 		w.done++
@@ -867,6 +869,7 @@ func (p *Pool) acceptResult(w *worker, payload []byte, files []*os.File) (t *Tas
 			expired = p.expireLocked(t)
 		}
 	}
+	w.aheadBytes -= len(t.Payload)
 	w.assigned[0] = nil
 	w.assigned = w.assigned[1:]
 	w.done++
@@ -1150,7 +1153,7 @@ func (p *Pool) workerExited(w *worker) {
 			requeue = append(requeue, t)
 		}
 	}
-	w.assigned, w.unsent = nil, 0
+	w.assigned, w.unsent, w.aheadBytes = nil, 0, 0
 	p.queue.pushFront(requeue)
 	if !running && !w.retiring && !p.terminated {
 		p.noteFailureLocked()
