@@ -796,6 +796,15 @@ func (p *Pool) refill() {
 	}
 }
 
+// popHeadLocked removes the task a result answered, assigned[0], keeping
+// the worker's byte count and result ordinal with it.
+func (w *worker) popHeadLocked() {
+	w.aheadBytes -= len(w.assigned[0].Payload)
+	w.assigned[0] = nil
+	w.assigned = w.assigned[1:]
+	w.done++
+}
+
 // acceptResult matches a result frame with the task it answers and updates
 // the pool. ok is false if the frame is bad (the worker is being killed),
 // answers a task that was cancelled (its canceller answers it), or came
@@ -838,10 +847,7 @@ func (p *Pool) acceptResult(w *worker, payload []byte, files []*os.File) (t *Tas
 		// descriptors were lost on the way). Forget what the worker holds,
 		// bar its initializer's, and run the task again, its resources
 		// sent afresh. Not an attempt: nothing ran.
-		w.aheadBytes -= len(t.Payload)
-		w.assigned[0] = nil
-		w.assigned = w.assigned[1:]
-		w.done++
+		w.popHeadLocked()
 		for id, c := range w.cache {
 			if !c.pinned {
 				delete(w.cache, id)
@@ -869,10 +875,7 @@ func (p *Pool) acceptResult(w *worker, payload []byte, files []*os.File) (t *Tas
 			expired = p.expireLocked(t)
 		}
 	}
-	w.aheadBytes -= len(t.Payload)
-	w.assigned[0] = nil
-	w.assigned = w.assigned[1:]
-	w.done++
+	w.popHeadLocked()
 	w.busy += dur
 	w.tasks++
 	if status != statusCancelled {
