@@ -72,7 +72,7 @@ func BenchmarkMap(b *testing.B) {
 					items[i] = i
 				}
 				out, err := multiproc.Map(ctx, p, square, items, opts...)
-				if err != nil || len(out) != n || out[n-1] != (n-1)*(n-1) {
+				if last := n - 1; err != nil || len(out) != n || out[n-1] != last*last {
 					b.Fatalf("Map: %d results, %v", len(out), err)
 				}
 				b.StopTimer()

@@ -62,7 +62,8 @@ var (
 	})
 	isoExit  = multiproc.Register("iso.exit", multiproc.Plain(func(code int) int { os.Exit(code); return 0 }))
 	isoFault = multiproc.Register("iso.fault", multiproc.Plain(func(struct{}) int {
-		*(*int)(unsafe.Add(unsafe.Pointer(nil), 0xdead0000)) = 1
+		addr := uintptr(0xdead0000) // a variable: the constant does not fit a 32-bit int
+		*(*int)(unsafe.Add(unsafe.Pointer(nil), addr)) = 1
 		return 0
 	}))
 	isoGoPanic = multiproc.Register("iso.gopanic", func(ctx context.Context, _ struct{}) (int, error) {

@@ -3,6 +3,7 @@ package multiproc_test
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -33,7 +34,14 @@ func TestInvalidPoolArguments(t *testing.T) {
 		{"nil ProgressTo", 1, []multiproc.PoolOption{multiproc.ProgressTo(nil)}, "ProgressTo(nil)"},
 		{"nil Logger", 1, []multiproc.PoolOption{multiproc.Logger(nil)}, "Logger(nil)"},
 		{"zero MaxMessageSize", 1, []multiproc.PoolOption{multiproc.MaxMessageSize(0)}, "MaxMessageSize(0)"},
-		{"MaxMessageSize over the header", 1, []multiproc.PoolOption{multiproc.MaxMessageSize(1 << 33)}, "MaxMessageSize(8589934592)"},
+	}
+	if over := int64(1) << 33; strconv.IntSize == 64 { // a 32-bit int cannot say more than the header
+		cases = append(cases, struct {
+			name string
+			n    int
+			opts []multiproc.PoolOption
+			want string
+		}{"MaxMessageSize over the header", 1, []multiproc.PoolOption{multiproc.MaxMessageSize(int(over))}, "MaxMessageSize(8589934592)"})
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -51,11 +51,11 @@ func TestQueueKillProducer(t *testing.T) {
 				return
 			}
 			mu.Lock()
-			id := v.I >> 32
+			id := v.I >> itemIDShift
 			if id < 0 || id > kills || v.S != "hello" || v.F != 3.14 {
 				t.Errorf("corrupt item %+v", v)
 			} else {
-				got[id] = append(got[id], v.I&(1<<32-1))
+				got[id] = append(got[id], v.I&(1<<itemIDShift-1))
 			}
 			mu.Unlock()
 			received.Add(1)

@@ -743,9 +743,10 @@ func (c *qcore) put(ctx context.Context, src []byte, block bool) error {
 // skipped (DEAD) rather than left WRITING under a live owner, where it
 // would block every consumer, and Put fails with errPutAborted.
 func (c *qcore) putWith(ctx context.Context, n int, block bool, write func(dst []byte) bool) error {
-	if qRecSize(uint32(min(n, 1<<31))) > c.cap || n > 1<<31 {
+	// In uint64: 1<<31 does not fit a 32-bit int.
+	if qRecSize(uint32(min(uint64(n), 1<<31))) > c.cap || uint64(n) > 1<<31 {
 		return fmt.Errorf("%w: item of %d bytes (%d with its record header) exceeds the queue's byte capacity %d (ByteCapacity)",
-			ErrTooLarge, n, qRecSize(uint32(min(n, 1<<31))), c.cap)
+			ErrTooLarge, n, qRecSize(uint32(min(uint64(n), 1<<31))), c.cap)
 	}
 	if !c.enter() {
 		return fmt.Errorf("%w: queue released by this process", ErrClosed)

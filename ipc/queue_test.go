@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"sort"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -174,7 +176,7 @@ func TestQueueUnencodable(t *testing.T) {
 // TestQueueOptions: invalid options are refused; SimpleQueue has no
 // MaxItems.
 func TestQueueOptions(t *testing.T) {
-	for _, o := range []ipc.QueueOption{ipc.MaxItems(0), ipc.ByteCapacity(10), ipc.ByteCapacity(2 << 30)} {
+	for _, o := range []ipc.QueueOption{ipc.MaxItems(0), ipc.ByteCapacity(10), ipc.ByteCapacity(int(min(int64(2)<<30, math.MaxInt)))} {
 		if q, err := ipc.NewQueue[int](o); err == nil {
 			q.Release()
 			t.Error("bad option accepted")
@@ -332,6 +334,10 @@ func splitLines(s string) []string {
 
 // Cross-process helpers.
 
+// itemIDShift places a producer's id above its items' sequence numbers in
+// qitem.I: 56 bits of sequence on 64-bit platforms, 24 on 32-bit ones.
+const itemIDShift = strconv.IntSize - 8
+
 type prodJob struct {
 	Q    *ipc.Queue[qitem]
 	ID   int
@@ -341,7 +347,7 @@ type prodJob struct {
 
 var qProducer = multiproc.Register("ipc_test.producer", multiproc.NoResult(func(ctx context.Context, j prodJob) error {
 	for i := j.From; j.N == 0 || i < j.From+j.N; i++ {
-		if err := j.Q.Put(ctx, qitem{I: j.ID<<32 | i, S: "hello", F: 3.14}); err != nil {
+		if err := j.Q.Put(ctx, qitem{I: j.ID<<itemIDShift | i, S: "hello", F: 3.14}); err != nil {
 			return err
 		}
 	}
@@ -405,8 +411,8 @@ func TestQueueProcesses(t *testing.T) {
 	i := 0
 	for id := range 3 {
 		for k := range per {
-			if all[i] != id<<32|k {
-				t.Fatalf("item %d: %x, want %x", i, all[i], id<<32|k)
+			if all[i] != id<<itemIDShift|k {
+				t.Fatalf("item %d: %x, want %x", i, all[i], id<<itemIDShift|k)
 			}
 			i++
 		}

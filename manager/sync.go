@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 
 	"github.com/multiproc-go/multiproc/internal/wire"
@@ -375,7 +376,11 @@ func (c *Condition) Notify(ctx context.Context, n int) error {
 }
 
 // NotifyAll wakes every waiter.
-func (c *Condition) NotifyAll(ctx context.Context) error { return c.Notify(ctx, 1<<62) }
+func (c *Condition) NotifyAll(ctx context.Context) error {
+	// The server counts in uint64 on every platform: the largest means all.
+	_, err := c.call(ctx, opCondNotify, putU64(math.MaxUint64))
+	return err
+}
 
 // Barrier is a proxy of a barrier for a number of parties on the server
 // (psync.Barrier's contract: Abort, Reset while parties wait, a waiting

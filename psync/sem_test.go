@@ -311,9 +311,10 @@ func TestDoForms(t *testing.T) {
 // TestConstructorsRejectBadArguments: out-of-range arguments return
 // ErrInvalidArgument (they panicked before).
 func TestConstructorsRejectBadArguments(t *testing.T) {
+	big := int64(1) << 31
 	for name, err := range map[string]error{
 		"NewSemaphore(-1)":         second(psync.NewSemaphore(-1)),
-		"NewSemaphore(1<<31)":      second(psync.NewSemaphore(1 << 31)),
+		"NewSemaphore(1<<31)":      second(psync.NewSemaphore(int(big))), // negative on 32 bits: refused too
 		"NewBoundedSemaphore(-1)":  second(psync.NewBoundedSemaphore(-1)),
 		"NewBarrier(0)":            second(psync.NewBarrier(0)),
 		"NewBarrier(MaxParties+1)": second(psync.NewBarrier(psync.MaxParties + 1)),

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -349,7 +350,12 @@ func TestMessageLimit(t *testing.T) {
 		t.Errorf("child's limit with MaxMessageSize 0 = %d, want %d", got, wire.DefaultMaxFrame)
 	}
 
-	for _, bad := range []int{-1, MaxLimit + 1} {
+	bads := []int{-1}
+	if strconv.IntSize == 64 { // a 32-bit int cannot exceed MaxLimit
+		limit := int64(MaxLimit)
+		bads = append(bads, int(limit+1))
+	}
+	for _, bad := range bads {
 		if _, err := Spawn(spawnCtx(t), Config{Role: "digest", MaxMessageSize: bad}); err == nil || !strings.Contains(err.Error(), "MaxMessageSize") {
 			t.Errorf("Spawn with MaxMessageSize %d = %v, want an error naming MaxMessageSize", bad, err)
 		}

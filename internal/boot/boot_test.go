@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"math"
 	"os"
 	"os/exec"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -153,7 +155,7 @@ func TestCanSpawn(t *testing.T) {
 
 func TestStartMsgRoundTrip(t *testing.T) {
 	m := StartMsg{BuildID: "abc", Role: "process", Name: "Process-1", Daemon: true, ParentPid: os.Getpid(), ParentName: "MainProcess",
-		MaxMessageSize: MaxLimit, Files: 2, Payload: []byte{1, 2, 3}}
+		MaxMessageSize: int(min(int64(MaxLimit), math.MaxInt)), Files: 2, Payload: []byte{1, 2, 3}}
 	got, err := decodeStart(m.append(nil))
 	if err != nil {
 		t.Fatal(err)
@@ -163,7 +165,11 @@ func TestStartMsgRoundTrip(t *testing.T) {
 		got.Files != m.Files || !bytes.Equal(got.Payload, m.Payload) {
 		t.Errorf("decodeStart(append(m)) = %+v, want %+v", got, m)
 	}
-	for _, limit := range []int{0, MaxLimit + 1} {
+	limits := []int{0}
+	if over := int64(MaxLimit) + 1; strconv.IntSize == 64 {
+		limits = append(limits, int(over))
+	}
+	for _, limit := range limits {
 		bad := m
 		bad.MaxMessageSize = limit
 		if _, err := decodeStart(bad.append(nil)); !errors.Is(err, wire.ErrCorrupt) {

@@ -295,12 +295,16 @@ func unreserve(slot int) {
 	}
 }
 
+// mmapFixed maps one page at addr, which lies in the reserved region.
+// Through unix.MmapPtr, not a raw SYS_MMAP: 32-bit Linux has only mmap2,
+// whose offset counts pages, and MmapPtr picks the right call.
 func mmapFixed(addr uintptr, prot, flags, fd int, off int64) (uintptr, error) {
-	r, _, e := unix.Syscall6(unix.SYS_MMAP, addr, pageSize, uintptr(prot), uintptr(flags|unix.MAP_FIXED), uintptr(fd), uintptr(off))
-	if e != 0 {
-		return 0, os.NewSyscallError("mmap", e)
+	p := unsafe.Add(robust.base, addr-uintptr(robust.base)) // addr, as a pointer vet accepts
+	r, err := unix.MmapPtr(fd, off, p, pageSize, prot, flags|unix.MAP_FIXED)
+	if err != nil {
+		return 0, os.NewSyscallError("mmap", err)
 	}
-	return r, nil
+	return uintptr(r), nil
 }
 
 // robustSelf returns the dedicated thread's word (0 when there is none).

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/gob"
 	"errors"
+	"math"
 	"reflect"
 	"testing"
 
@@ -67,7 +68,7 @@ func TestRecordChosen(t *testing.T) {
 
 func TestRecordRoundTrip(t *testing.T) {
 	t.Run("item", func(t *testing.T) {
-		recordRoundTrip(t, []item{{1, "hello", 3.14}, {}, {-1 << 62, "ünïcode and a longer string than one byte of length can announce, " + string(bytes.Repeat([]byte("x"), 200)), -0.5}})
+		recordRoundTrip(t, []item{{1, "hello", 3.14}, {}, {math.MinInt / 2, "ünïcode and a longer string than one byte of length can announce, " + string(bytes.Repeat([]byte("x"), 200)), -0.5}})
 	})
 	t.Run("mixed", func(t *testing.T) {
 		recordRoundTrip(t, []mixed{

@@ -3,6 +3,8 @@ package wire
 import (
 	"syscall"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // recvmsgNow is one non-blocking recvmsg on fd. It goes through the Go
@@ -32,7 +34,10 @@ func recvmsgNow(fd int, p, oob []byte) (n, oobn, flags int, err error) {
 		msg.Control = &oob[0]
 		msg.SetControllen(len(oob))
 	}
-	r, _, e := syscall.Syscall(syscall.SYS_RECVMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)), syscall.MSG_CMSG_CLOEXEC|syscall.MSG_DONTWAIT)
+	// unix's number, not syscall's: linux/386's syscall package knows
+	// recvmsg only through socketcall, while the kernel (4.3 and later)
+	// has the direct call on every architecture.
+	r, _, e := syscall.Syscall(unix.SYS_RECVMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)), syscall.MSG_CMSG_CLOEXEC|syscall.MSG_DONTWAIT)
 	if e != 0 {
 		return 0, 0, 0, e
 	}
