@@ -16,12 +16,13 @@ import (
 // not a panic and not silently accepted.
 func TestInvalidPoolArguments(t *testing.T) {
 	ctx := ctxT(t)
-	cases := []struct {
+	type invalidCase struct {
 		name string
 		n    int
 		opts []multiproc.PoolOption
 		want string
-	}{
+	}
+	cases := []invalidCase{
 		{"negative size", -1, nil, "pool size -1"},
 		{"negative MaxTasksPerChild", 1, []multiproc.PoolOption{multiproc.MaxTasksPerChild(-1)}, "MaxTasksPerChild(-1)"},
 		{"negative MaxAge", 1, []multiproc.PoolOption{multiproc.MaxAge(-time.Second)}, "MaxAge(-1s)"},
@@ -36,12 +37,7 @@ func TestInvalidPoolArguments(t *testing.T) {
 		{"zero MaxMessageSize", 1, []multiproc.PoolOption{multiproc.MaxMessageSize(0)}, "MaxMessageSize(0)"},
 	}
 	if over := int64(1) << 33; strconv.IntSize == 64 { // a 32-bit int cannot say more than the header
-		cases = append(cases, struct {
-			name string
-			n    int
-			opts []multiproc.PoolOption
-			want string
-		}{"MaxMessageSize over the header", 1, []multiproc.PoolOption{multiproc.MaxMessageSize(int(over))}, "MaxMessageSize(8589934592)"})
+		cases = append(cases, invalidCase{"MaxMessageSize over the header", 1, []multiproc.PoolOption{multiproc.MaxMessageSize(int(over))}, "MaxMessageSize(8589934592)"})
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
