@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/multiproc-go/multiproc/internal/boot"
@@ -342,7 +343,24 @@ func getPayload() []byte { return payloads.Get() }
 func putPayload(b []byte) { payloads.Put(b) }
 
 func (w *childWorker) execute() {
+	var (
+		spin   spinPolicy
+		idle   time.Time // when the worker ran out of tasks; zero while it has some
+		rc     syscall.RawConn
+		noTask = func() bool { return len(w.tasks) > 0 }
+	)
+	if spinReads {
+		if c, err := w.s.Conn.SyscallConn(); err == nil {
+			rc = c
+		} else {
+			spin.long = true // never polls
+		}
+	}
 	for t := range w.tasks {
+		if !idle.IsZero() {
+			spin.saw(time.Since(idle))
+			idle = time.Time{}
+		}
 		if t.wake {
 			w.applyEvicts(w.lastRun)
 			continue
@@ -354,6 +372,15 @@ func (w *childWorker) execute() {
 		putPayload(t.payload)
 		if len(w.tasks) == 0 {
 			w.flush()
+			// Out of tasks: poll for the next one before sleeping when it
+			// pays (spin.go). The read loop takes what arrived once this
+			// goroutine blocks on w.tasks. A task the read loop queued
+			// meanwhile (it runs beside this goroutine when GOMAXPROCS > 1)
+			// counts as an arrival.
+			idle = time.Now()
+			if spin.poll() {
+				spin.polled(spinPending(rc, idle, noTask) || noTask())
+			}
 		}
 	}
 	w.flush()

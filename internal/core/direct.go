@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"syscall"
+	"time"
 )
 
 // Who reads a worker's stream.
@@ -60,6 +61,7 @@ type readerState struct {
 	sleeping bool         // the direct reader is blocked in poll: wake it through waker
 	waker    *directWaker // wakes a direct reader blocked in poll (made on first use)
 	sleeps   int          // times a direct reader blocked in poll (for tests)
+	spin     spinPolicy   // whether a direct reader polls before it sleeps (its owner's only)
 	exited   bool         // the stream ended and workerExited ran or runs
 
 	parked bool          // nobody watches the socket; the read loop waits on unpark
@@ -352,10 +354,24 @@ func (p *Pool) Await(ctx context.Context, t *Task) {
 	// buffered already is handled first, and the reply of a task just
 	// written is never there yet.
 	readable := false
+	stopSpin := func() bool { return t.Finished() || ctx.Err() != nil }
 	for {
 		if readable || w.child.Reader.BufferedFrame() {
 			if alive = w.pump(t); !alive {
 				break
+			}
+		}
+		// Poll before sleeping when it pays (spin.go). A wait is timed
+		// from here to the moment it ends.
+		waitStart := time.Now()
+		if w.rd.spin.poll() && !stopSpin() {
+			readable = spinPending(w.rawConn(), waitStart, stopSpin)
+			if readable || !stopSpin() {
+				w.rd.spin.polled(readable)
+			}
+			if readable {
+				w.rd.spin.saw(time.Since(waitStart))
+				continue
 			}
 		}
 		p.mu.Lock()
@@ -374,6 +390,7 @@ func (p *Pool) Await(ctx context.Context, t *Task) {
 		// someone else: a cancel, a timeout, Terminate; or ctx ended).
 		var err error
 		readable, err = wk.wait(w.rawConn())
+		w.rd.spin.saw(time.Since(waitStart))
 		p.mu.Lock()
 		w.rd.sleeping = false
 		p.mu.Unlock()

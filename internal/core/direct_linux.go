@@ -15,6 +15,9 @@ import (
 // directReads: a caller may read its worker's replies itself (Await).
 const directReads = true
 
+// spinReads: waiters for a reply or a task may poll before they sleep (spin.go).
+const spinReads = true
+
 // directWaker is an eventfd that a direct reader polls beside its worker's
 // socket, so that a cancel, a timeout or its context ending can wake it.
 type directWaker struct{ fd int }

@@ -13,6 +13,9 @@ import (
 // worker's stream is never parked.
 const directReads = false
 
+// spinReads: nobody polls before sleeping here (spin.go).
+const spinReads = false
+
 type directWaker struct{}
 
 func newDirectWaker() (*directWaker, error) { return nil, errors.ErrUnsupported }
