@@ -351,9 +351,7 @@ func (w *childWorker) execute() {
 	)
 	if spinReads {
 		if c, err := w.s.Conn.SyscallConn(); err == nil {
-			rc = c
-		} else {
-			spin.long = true // never polls
+			rc = c // nil otherwise: never polls
 		}
 	}
 	for t := range w.tasks {
@@ -378,7 +376,7 @@ func (w *childWorker) execute() {
 			// meanwhile (it runs beside this goroutine when GOMAXPROCS > 1)
 			// counts as an arrival.
 			idle = time.Now()
-			if spin.poll() {
+			if rc != nil && spin.poll() {
 				spin.polled(spinPending(rc, idle, noTask) || noTask())
 			}
 		}

@@ -364,7 +364,9 @@ func (p *Pool) Await(ctx context.Context, t *Task) {
 		// Poll before sleeping when it pays (spin.go). A wait is timed
 		// from here to the moment it ends.
 		waitStart := time.Now()
-		if w.rd.spin.poll() && !stopSpin() {
+		// stopSpin first: a settled task's last pass must not use up
+		// the policy's back-off or a probe.
+		if !stopSpin() && w.rd.spin.poll() {
 			readable = spinPending(w.rawConn(), waitStart, stopSpin)
 			if readable || !stopSpin() {
 				w.rd.spin.polled(readable)

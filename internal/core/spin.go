@@ -2,6 +2,8 @@ package core
 
 import (
 	"bytes"
+	"errors"
+	"io/fs"
 	"os"
 	"runtime"
 	"strconv"
@@ -25,7 +27,9 @@ import (
 // reply (Await) and an idle worker waiting for its next task poll for up
 // to spinWindow, and only when three things hold:
 //   - the machine has a CPU to spare (loadProbe: no more runnable tasks
-//     than CPUs), so that the poller takes no CPU anyone else wants;
+//     than CPUs), so that the poller takes no CPU another process wants
+//     (it does hold its P: in a process with fewer Ps than busy
+//     goroutines, the others wait up to spinWindow);
 //   - the previous wait was itself no longer than spinWindow (a long task
 //     makes its caller's waits long: polling would only burn CPU);
 //   - the last polls did not fail: a poll that gives up makes the next 1,
@@ -99,12 +103,18 @@ var machineLoad loadProbe
 // the CPUs this process may use. The reader counts itself. Without
 // /proc/loadavg no CPU is ever spare, so nobody polls.
 type loadProbe struct {
-	next atomic.Int64 // UnixNano from which the reading is stale; -1: no /proc/loadavg
+	next atomic.Int64 // probeClock from which the reading is stale; -1: no /proc/loadavg
 	ok   atomic.Bool  // the last reading: a CPU is spare
 }
 
+// probeEpoch makes probeClock monotonic: a step of the wall clock must
+// not freeze a reading.
+var probeEpoch = time.Now()
+
+func probeClock() int64 { return int64(time.Since(probeEpoch)) }
+
 func (l *loadProbe) spare() bool {
-	now := time.Now().UnixNano()
+	now := probeClock()
 	next := l.next.Load()
 	if next < 0 || now < next || !l.next.CompareAndSwap(next, now+int64(loadProbeEvery)) {
 		return next >= 0 && l.ok.Load()
@@ -114,8 +124,10 @@ func (l *loadProbe) spare() bool {
 	b, err := os.ReadFile("/proc/loadavg")
 	running, ok := parseRunnable(b)
 	if err != nil || !ok {
-		l.next.Store(-1)
 		l.ok.Store(false)
+		if errors.Is(err, fs.ErrNotExist) || err == nil {
+			l.next.Store(-1) // no such file, or not its format: never again
+		} // otherwise (out of descriptors, say) try again once the reading is stale
 		return false
 	}
 	spare := running <= runtime.NumCPU()
