@@ -3,6 +3,7 @@
 package core
 
 import (
+	"math"
 	"net"
 	"os"
 	"syscall"
@@ -136,5 +137,35 @@ func TestSpinPending(t *testing.T) {
 	b.Close()
 	if !spinPending(rc, time.Now(), never) {
 		t.Fatal("the end of the stream not reported")
+	}
+}
+
+// TestAwaitPollingModes runs the Await and parked-stream tests with the
+// caller's polling forced on (the load probe says a CPU is always spare)
+// and forced off, so that both paths are covered whatever CI's load: a
+// cancel, a timeout, a worker's death and concurrent callers must come out
+// the same either way. (Workers read their own probe, in their process.)
+func TestAwaitPollingModes(t *testing.T) {
+	if !spinReads {
+		t.Skip("no polling on this platform")
+	}
+	tests := map[string]func(*testing.T){
+		"ReadsReply": TestAwaitReadsReply, "Cancel": TestAwaitCancel, "OwnContext": TestAwaitOwnContext,
+		"Timeout": TestAwaitTimeout, "WorkerDeath": TestAwaitWorkerDeath, "Concurrent": TestAwaitConcurrent,
+		"Parked": TestParkedStream, "ParkedCancel": TestParkedCancel, "ParkedTimeout": TestParkedTimeout,
+		"ParkedWorkerDeath": TestParkedWorkerDeath,
+	}
+	for mode, next := range map[string]int64{"polling": math.MaxInt64, "sleeping": -1} {
+		t.Run(mode, func(t *testing.T) {
+			machineLoad.next.Store(next)
+			machineLoad.ok.Store(next > 0)
+			t.Cleanup(func() { machineLoad.ok.Store(false); machineLoad.next.Store(0) })
+			if got := machineLoad.spare(); got != (next > 0) {
+				t.Fatalf("forced probe says spare = %v", got)
+			}
+			for name, f := range tests {
+				t.Run(name, f)
+			}
+		})
 	}
 }
