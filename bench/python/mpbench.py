@@ -21,6 +21,7 @@ seed_primes include it.
 """
 
 import argparse
+import gc
 import json
 import multiprocessing
 import os
@@ -366,7 +367,12 @@ def main():
 
     unit, higher, fn = ROWS[args.row]
     fn(ctx, SCALE * WARMUP_FRACTION)
-    samples = [fn(ctx, SCALE) for _ in range(args.reps)]
+    samples = []
+    for _ in range(args.reps):
+        # Each sample starts after a full collection, as the Go side's start after
+        # runtime.GC(): neither side's samples inherit the last one's garbage.
+        gc.collect()
+        samples.append(fn(ctx, SCALE))
     print(json.dumps({
         "name": args.row,
         "unit": unit,

@@ -227,6 +227,11 @@ func measureGo(ctx context.Context, cfg *config, env *Env, f SampleFunc) (*float
 	defer cancel()
 	samples := make([]float64, 0, cfg.reps)
 	for i := -1; i < cfg.reps; i++ { // i == -1 is the warm-up
+		// Each sample starts on a collected heap, as testing.B's runs do (and the CPython
+		// side's samples after gc.collect()): otherwise the last sample's garbage is still
+		// uncollected when this one allocates, so a large allocation (a map's 8 MB of items)
+		// takes fresh pages, and a first-touch fault costs ~10 µs a page here.
+		runtime.GC()
 		v, err := f(ctx, env)
 		if err == nil && ctx.Err() != nil {
 			err = fmt.Errorf("mpbench: row exceeded -timeout %v: %w", cfg.timeout, ctx.Err())
