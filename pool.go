@@ -13,6 +13,7 @@ import (
 	eng "github.com/multiproc-go/multiproc/internal/engine"
 	"github.com/multiproc-go/multiproc/internal/errs"
 	"github.com/multiproc-go/multiproc/internal/logs"
+	"github.com/multiproc-go/multiproc/internal/pages"
 	"github.com/multiproc-go/multiproc/internal/registry"
 	"github.com/multiproc-go/multiproc/internal/wire"
 )
@@ -356,7 +357,9 @@ func MapAsync[In, Out any](ctx context.Context, w Workers, f Func[In, Out], item
 		cs = defaultChunksize(n, e.size)
 	}
 	out := make([]Out, n)
-	prefault(out)
+	// Written through once: populated in bulk, not faulted in a page at a
+	// time (see internal/pages).
+	pages.Populate(out)
 	mctx, cancel := context.WithCancel(ctx)
 	bar := e.progress.start(f.e.Name, n)
 	nchunks := (n + cs - 1) / cs

@@ -15,6 +15,7 @@ import (
 	"github.com/multiproc-go/multiproc/internal/boot"
 	"github.com/multiproc-go/multiproc/internal/bufcache"
 	"github.com/multiproc-go/multiproc/internal/errs"
+	"github.com/multiproc-go/multiproc/internal/pages"
 	"github.com/multiproc-go/multiproc/internal/registry"
 	"github.com/multiproc-go/multiproc/internal/shmword"
 	"github.com/multiproc-go/multiproc/internal/wire"
@@ -328,7 +329,15 @@ func parseTask(fns map[uint64]*registry.Entry, payload []byte, files []*os.File,
 		return t, fmt.Errorf("multiproc: corrupt task frame: function ref %d was never defined: %w", ref, wire.ErrCorrupt)
 	}
 	t.flags = flags
-	t.payload = append(getPayload(), d.Rest()...)
+	rest, buf := d.Rest(), getPayload()
+	if cap(buf) < len(rest) {
+		// A new buffer, written through by the copy: populated in bulk
+		// (internal/pages). make's memory is 8-byte aligned, as a raw
+		// chunk's arguments need (registry's CallChunk views them).
+		buf = make([]byte, 0, len(rest))
+		pages.Populate(buf[:len(rest)])
+	}
+	t.payload = append(buf, rest...)
 	return t, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/multiproc-go/multiproc/internal/pages"
 	"io"
 	"net"
 	"os"
@@ -319,6 +320,7 @@ func (r *Reader) fill() error {
 			}
 		}
 		nb := make([]byte, need)
+		pages.Populate(nb) // the frame will fill it: see internal/pages
 		copy(nb, r.buf[:r.w0])
 		r.buf = nb
 	} else if len(r.buf) > 4<<20 && r.w0 < 64<<10 {
