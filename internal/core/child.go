@@ -330,10 +330,11 @@ func parseTask(fns map[uint64]*registry.Entry, payload []byte, files []*os.File,
 	}
 	t.flags = flags
 	rest, buf := d.Rest(), getPayload()
-	if cap(buf) < len(rest) {
-		// A new buffer, written through by the copy: populated in bulk
-		// (internal/pages). make's memory is 8-byte aligned, as a raw
-		// chunk's arguments need (registry's CallChunk views them).
+	if cap(buf) < len(rest) && len(rest) >= pages.Min {
+		// A new large buffer, written through by the copy: populated in
+		// bulk (internal/pages). A large allocation starts on a page, so
+		// a raw chunk's arguments stay aligned for registry's CallChunk to
+		// view them in place; smaller ones grow through append, as before.
 		buf = make([]byte, 0, len(rest))
 		pages.Populate(buf[:len(rest)])
 	}
