@@ -1,7 +1,6 @@
 package pages
 
 import (
-	"slices"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -36,16 +35,4 @@ func Populate[T any](s []T) {
 		defer unix.Syscall(unix.SYS_MADVISE, hs, he-hs, unix.MADV_NOHUGEPAGE)
 	}
 	unix.Syscall(unix.SYS_MADVISE, start, end-start, unix.MADV_POPULATE_WRITE)
-}
-
-// Grow is slices.Grow for a buffer about to be written through: when it
-// has to reallocate, the part beyond len(b) that n bytes will fill is
-// populated (see Populate).
-func Grow(b []byte, n int) []byte {
-	if n <= cap(b)-len(b) {
-		return b
-	}
-	b = slices.Grow(b, n)
-	Populate(b[len(b) : len(b)+n])
-	return b
 }

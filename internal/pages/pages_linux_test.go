@@ -83,17 +83,3 @@ func TestPopulateKeepsBytes(t *testing.T) {
 	Populate([]byte(nil))
 	Populate([]struct{}{{}, {}})
 }
-
-func TestGrow(t *testing.T) {
-	b := []byte("head")
-	g := Grow(b, 1<<20)
-	if string(g) != "head" || cap(g)-len(g) < 1<<20 {
-		t.Fatalf("Grow: len %d cap %d %q", len(g), cap(g), g[:min(len(g), 8)])
-	}
-	if h := Grow(g, 10); &h[0] != &g[0] {
-		t.Fatal("Grow reallocated a buffer that had room")
-	}
-	if n := Grow(nil, 0); n != nil {
-		t.Fatalf("Grow(nil, 0) = %v", n)
-	}
-}

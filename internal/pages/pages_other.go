@@ -2,14 +2,9 @@
 
 package pages
 
-import "slices"
-
 // Min is the size from which Populate would make its system call.
 const Min = 64 << 10
 
 // Populate does nothing here: populating pages in bulk is Linux's
 // MADV_POPULATE_WRITE.
 func Populate[T any]([]T) {}
-
-// Grow is slices.Grow.
-func Grow(b []byte, n int) []byte { return slices.Grow(b, n) }

@@ -17,7 +17,6 @@ import (
 	"sync/atomic"
 
 	"github.com/multiproc-go/multiproc/internal/errs"
-	"github.com/multiproc-go/multiproc/internal/pages"
 	"github.com/multiproc-go/multiproc/internal/wire"
 )
 
@@ -214,19 +213,11 @@ func Add[In, Out any](name string, fn func(context.Context, In) (Out, error)) (*
 			}
 		}
 		ys := slices.Grow(sc.ys[:0], len(xs))
-		if cap(ys) != cap(sc.ys) {
-			pages.Populate(ys[:len(xs)]) // new, and written through: see internal/pages
-		}
 		defer func() {
 			if r := recover(); r != nil {
 				err = &PanicError{Value: r, Stack: string(debug.Stack())}
 			}
 			sc.ys = ys
-			if raw, ok := out.(wire.RawSlice[Out]); ok {
-				// The frame grows once, by what the results take, and a
-				// new one is populated in bulk (internal/pages).
-				dst = pages.Grow(dst, 8+len(raw.SliceBytes(ys[:n])))
-			}
 			var eerr error
 			res, eerr = wire.AppendSliceOut(out, dst, ys[:n], wire.OutgoingFrom(ctx))
 			if eerr != nil {
