@@ -127,6 +127,12 @@ type host struct {
 
 	created time.Time        // when the tasks stream was created, as last seen
 	status  chan nats.Status // connection events: lost, back
+	// recovered is the connection's reconnect count (nats.Conn's
+	// Statistics.Reconnects) as of the last recover that succeeded: while
+	// the count is ahead of it, the host is connected again but has not
+	// yet decided which held tasks were superseded while it was away, so
+	// it publishes no result (see publish).
+	recovered uint64
 
 	acks chan hostAck
 	stop chan struct{}
@@ -362,6 +368,10 @@ func (h *host) recoverLoop() {
 // adopted by it). The tasks it held for longer than their AckWait while
 // it was away have been given to another host: they are superseded.
 func (h *host) recover(away time.Duration) error {
+	// Read first: a reconnection after this point needs a recover of its
+	// own. nats.go counts a reconnection before it reports the connection
+	// as connected, so publish never sees a connected, uncounted one.
+	n := h.nc.Stats().Reconnects
 	ctx, cancel := context.WithTimeout(h.base, 30*time.Second)
 	defer cancel()
 	storage := jetstream.MemoryStorage
@@ -386,6 +396,7 @@ func (h *host) recover(away time.Duration) error {
 			hd.superseded = true
 		}
 	}
+	h.recovered = n
 	if created != h.created {
 		h.created = created
 		for _, hd := range h.held {
@@ -393,6 +404,12 @@ func (h *host) recover(away time.Duration) error {
 		}
 	}
 	return nil
+}
+
+func (h *host) recoveredCount() uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.recovered
 }
 
 // settle acknowledges hd's message with op unless it is stale or
@@ -682,7 +699,12 @@ func (h *host) publish(hd *held) {
 		h.drop(hd) // its redelivery's result counts
 		return
 	}
-	if !h.nc.IsConnected() {
+	// Connected again but not yet recovered: whether the task was
+	// superseded while the host was away is not decided, and a result
+	// published now could be a late duplicate reaching the server after
+	// its pool has gone (left there until the results' TTL). Wait for
+	// recover, as for the connection.
+	if !h.nc.IsConnected() || h.nc.Stats().Reconnects != h.recoveredCount() {
 		h.publishFailed(hd, nats.ErrDisconnected)
 		return
 	}
