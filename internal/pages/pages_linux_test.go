@@ -2,6 +2,10 @@ package pages
 
 import (
 	"bytes"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"unsafe"
 
@@ -56,18 +60,87 @@ func TestPopulateSmallIsNoCall(t *testing.T) {
 	}
 }
 
-func TestPopulateKeepsBytes(t *testing.T) {
-	// Unaligned both ends, inside a larger slice whose ends hold data too:
-	// the rounded-out range takes in neighbours' bytes and must not change
-	// any.
-	buf := make([]byte, 3<<20)
-	for i := range buf {
-		buf[i] = byte(i*7 + 1)
+// TestPopulateHugeSpan covers the huge-page branch: a mapping of 4 MiB
+// plus a page holds at least one whole 2 MiB-aligned span wherever it
+// lands. Every page is resident after Populate whatever the THP mode; in
+// "madvise" mode (hugeAdvised) the span is populated as huge pages and
+// left marked MADV_NOHUGEPAGE, which smaps reports as the "nh" flag.
+func TestPopulateHugeSpan(t *testing.T) {
+	if !supported() {
+		t.Skip("this kernel has no MADV_POPULATE_WRITE (Linux 5.14)")
 	}
-	want := bytes.Clone(buf)
-	Populate(buf[123 : len(buf)-77])
-	Populate(buf[1:])
-	if !bytes.Equal(buf, want) {
+	size := 2*huge + unix.Getpagesize()
+	b := mmap(t, size)
+	Populate(b)
+	if n, want := resident(t, b), size/unix.Getpagesize(); n != want {
+		t.Fatalf("%d of %d pages resident after Populate", n, want)
+	}
+	marked, huges := vmaFlags(t, b)
+	if marked != hugeAdvised() {
+		t.Fatalf("a part of the mapping marked MADV_NOHUGEPAGE: %v; want %v (THP in madvise mode with 2 MiB pages)", marked, hugeAdvised())
+	}
+	t.Logf("THP madvise mode: %v; AnonHugePages in the mapping: %d kB", hugeAdvised(), huges)
+}
+
+// vmaFlags reports whether a mapping within b has the "nh" flag
+// (MADV_NOHUGEPAGE) in /proc/self/smaps, and the kB of huge pages in them.
+func vmaFlags(t *testing.T, b []byte) (nh bool, hugeKB int) {
+	t.Helper()
+	smaps, err := os.ReadFile("/proc/self/smaps")
+	if err != nil {
+		t.Skipf("no smaps: %v", err)
+	}
+	lo := uint64(uintptr(unsafe.Pointer(&b[0])))
+	hi := lo + uint64(len(b))
+	in := false
+	for _, line := range strings.Split(string(smaps), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		if a, z, ok := strings.Cut(f[0], "-"); ok && !strings.HasSuffix(f[0], ":") {
+			s, err1 := strconv.ParseUint(a, 16, 64)
+			e, err2 := strconv.ParseUint(z, 16, 64)
+			in = err1 == nil && err2 == nil && s >= lo && e <= hi
+			continue
+		}
+		if !in {
+			continue
+		}
+		switch f[0] {
+		case "VmFlags:":
+			nh = nh || slices.Contains(f[1:], "nh")
+		case "AnonHugePages:":
+			kb, _ := strconv.Atoi(f[1])
+			hugeKB += kb
+		}
+	}
+	return nh, hugeKB
+}
+
+func TestPopulateKeepsBytes(t *testing.T) {
+	if !supported() {
+		t.Skip("this kernel has no MADV_POPULATE_WRITE (Linux 5.14)")
+	}
+	// A sparse mapping: some pages written, the others never touched.
+	// Populating unaligned ranges (rounded out to whole pages, taking in
+	// neighbours' bytes) must keep the written bytes and leave the others
+	// zero.
+	page := unix.Getpagesize()
+	b := mmap(t, 3*huge)
+	want := make([]byte, len(b))
+	for off := 0; off < len(b); off += 5 * page {
+		for i := off; i < off+page; i++ {
+			b[i] = byte(i*7 + 1)
+			want[i] = b[i]
+		}
+	}
+	Populate(b[123 : len(b)-77])
+	Populate(b[1:])
+	if n, all := resident(t, b), len(b)/page; n != all {
+		t.Fatalf("%d of %d pages resident after Populate", n, all)
+	}
+	if !bytes.Equal(b, want) {
 		t.Fatal("Populate changed bytes")
 	}
 	ints := make([]int64, 1<<18)

@@ -12,11 +12,11 @@ import (
 	"os"
 	"reflect"
 	"runtime/debug"
-	"slices"
 	"sync"
 	"sync/atomic"
 
 	"github.com/multiproc-go/multiproc/internal/errs"
+	"github.com/multiproc-go/multiproc/internal/pages"
 	"github.com/multiproc-go/multiproc/internal/wire"
 )
 
@@ -212,12 +212,23 @@ func Add[In, Out any](name string, fn func(context.Context, In) (Out, error)) (*
 				return dst, 0, fmt.Errorf("multiproc: %q: decoding arguments: %w", name, err)
 			}
 		}
-		ys := slices.Grow(sc.ys[:0], len(xs))
+		ys := sc.ys[:0]
+		if cap(ys) < len(xs) {
+			// make, not slices.Grow: Grow zeroes (and so faults in) the new
+			// memory, make does not on a fresh span, and a large new
+			// buffer about to be written through is populated in bulk
+			// (internal/pages).
+			ys = make([]Out, 0, len(xs))
+			pages.Populate(ys[:len(xs)])
+		}
 		defer func() {
 			if r := recover(); r != nil {
 				err = &PanicError{Value: r, Stack: string(debug.Stack())}
 			}
 			sc.ys = ys
+			if raw, isRaw := out.(wire.RawSlice[Out]); isRaw {
+				dst = growPopulated(dst, len(raw.SliceBytes(ys[:n]))+8)
+			}
 			var eerr error
 			res, eerr = wire.AppendSliceOut(out, dst, ys[:n], wire.OutgoingFrom(ctx))
 			if eerr != nil {
@@ -239,6 +250,20 @@ func Add[In, Out any](name string, fn func(context.Context, In) (Out, error)) (*
 	}
 	funcs[name] = e
 	return e, nil
+}
+
+// growPopulated returns dst with room for n more bytes. A large new buffer
+// is made, populated (internal/pages) and the old bytes copied in, instead
+// of growing through append, whose fresh pages would be faulted in one at
+// a time by the write that follows.
+func growPopulated(dst []byte, n int) []byte {
+	if cap(dst)-len(dst) >= n || n < pages.Min {
+		return dst
+	}
+	nd := make([]byte, len(dst), len(dst)+n)
+	pages.Populate(nd[:len(dst)+n])
+	copy(nd, dst)
+	return nd
 }
 
 // AddType registers the Runner type T (used through *T) under name. It

@@ -56,6 +56,12 @@ func TestCallChunk(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := wire.For[int]()
+	// Large enough (over internal/pages' Min) for the result buffers to be
+	// made and populated rather than grown by append.
+	large := make([]int, 40000)
+	for i := range large {
+		large[i] = 2 * i
+	}
 	for _, tc := range []struct {
 		name    string
 		in      []int
@@ -65,6 +71,7 @@ func TestCallChunk(t *testing.T) {
 		{"all ok", []int{2, 4, 6}, 3, func(err error) bool { return err == nil }},
 		{"error at 2", []int{2, 4, 5, 8}, 2, func(err error) bool { return errors.Is(err, errOdd) }},
 		{"panic at 1", []int{2, -2, 4}, 1, func(err error) bool { var pe *PanicError; return errors.As(err, &pe) && pe.Stack != "" }},
+		{"large", large, len(large), func(err error) bool { return err == nil }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args, _ := c.AppendSlice(nil, tc.in)

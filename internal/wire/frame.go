@@ -312,15 +312,16 @@ func (r *Reader) fill() error {
 		r.r0 = 0
 	}
 	if r.w0 == len(r.buf) {
-		need := len(r.buf) * 2
+		need, want := len(r.buf)*2, r.w0
 		if r.w0 >= HeaderSize {
-			want := HeaderSize + int(binary.LittleEndian.Uint32(r.buf))
-			if want > need {
-				need = want
-			}
+			want = HeaderSize + int(binary.LittleEndian.Uint32(r.buf))
+			need = max(need, want)
 		}
 		nb := make([]byte, need)
-		pages.Populate(nb) // the frame will fill it: see internal/pages
+		// The frame will fill its part of it, which is populated in bulk
+		// (see internal/pages); the rest is touched only if later frames
+		// need it.
+		pages.Populate(nb[:min(want, need)])
 		copy(nb, r.buf[:r.w0])
 		r.buf = nb
 	} else if len(r.buf) > 4<<20 && r.w0 < 64<<10 {
