@@ -1,6 +1,7 @@
 package manager
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -36,10 +37,11 @@ type client struct {
 	calls map[uint64]*pendingCall
 	next  uint64
 	err   error // why the connection broke; nil while it works
-	// abandoned holds the acquires that gave up after their cancel
-	// grace, by id: when the server's answer comes late and says the
-	// lock or unit was granted, the client gives it back (undoAcquire).
-	abandoned map[uint64]uint64 // id → object
+	// abandoned holds the acquires and queue Gets that gave up after
+	// their cancel grace, by id: when the server's answer comes late and
+	// says the lock or unit was granted, or the item taken, the client
+	// gives it back (undoLate).
+	abandoned map[uint64]abandonedCall
 
 	// token is held (a value sent into it) by the one goroutine that
 	// reads the connection: a caller waiting for its answer reads it
@@ -168,11 +170,11 @@ func (c *client) readOne(ctx context.Context) error {
 		// A call that gave up after its cancel grace: an acquire the
 		// server granted meanwhile is given back.
 		c.mu.Lock()
-		obj, ok := c.abandoned[resp.id]
+		ab, ok := c.abandoned[resp.id]
 		delete(c.abandoned, resp.id)
 		c.mu.Unlock()
 		if ok {
-			c.undoAcquire(obj, resp)
+			c.undoLate(ab, resp)
 		}
 		return nil
 	}
@@ -375,11 +377,11 @@ func (c *client) call(ctx context.Context, op byte, obj uint64, args [][]byte) (
 		c.mu.Lock()
 		if c.calls[id] == p {
 			delete(c.calls, id) // the reader drops the late answer; p is not reused
-			if op == opAcquire {
+			if op == opAcquire || op == opQueueGet {
 				if c.abandoned == nil {
-					c.abandoned = map[uint64]uint64{}
+					c.abandoned = map[uint64]abandonedCall{}
 				}
-				c.abandoned[id] = obj
+				c.abandoned[id] = abandonedCall{obj: obj, op: op}
 			}
 		} else {
 			// Answered (or failed with the connection) between the
@@ -402,29 +404,51 @@ func (c *client) call(ctx context.Context, op byte, obj uint64, args [][]byte) (
 	return res, err
 }
 
-// undoAcquire gives back what a late answer to an abandoned acquire of
-// obj granted: its caller already returned ctx's error, so a lock held or
-// a unit taken would otherwise stay with this connection, which lives on,
-// and every other process would wait for it forever. A grant from a dead
+// abandonedCall is a call whose caller gave up after its cancel grace.
+type abandonedCall struct {
+	obj uint64
+	op  byte
+}
+
+// undoLate gives back what a late answer to an abandoned call of ab.obj
+// granted: its caller already returned ctx's error, so what the server
+// did for it would otherwise stay done for nobody. A lock held or a unit
+// taken would stay with this connection, which lives on, and every other
+// process would wait for it forever: it is released. A grant from a dead
 // holder (ErrOwnerDead) is released too: nobody repaired the state, so the
 // lock becomes not recoverable, as when any holder unlocks without
 // MarkConsistent — a clear error for the next acquirer instead of a hang.
-// The release runs on its own goroutine (the reader must go on reading).
-func (c *client) undoAcquire(obj uint64, resp *response) {
-	granted := false
-	if resp.status == statusOK {
-		granted, _ = oneBool(resp.res, nil)
-	} else {
-		granted = errors.Is(remoteErr(resp.envelope), ErrOwnerDead)
+// A queue item a Get took would be lost: it goes back to the front of the
+// queue (opQueueUnget), where it was. The undo runs on its own goroutine
+// (the reader must go on reading).
+func (c *client) undoLate(ab abandonedCall, resp *response) {
+	switch ab.op {
+	case opAcquire:
+		granted := false
+		if resp.status == statusOK {
+			granted, _ = oneBool(resp.res, nil)
+		} else {
+			granted = errors.Is(remoteErr(resp.envelope), ErrOwnerDead)
+		}
+		if !granted {
+			return
+		}
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), undoTimeout)
+			defer cancel()
+			c.call(ctx, opRelease1, ab.obj, nil)
+		}()
+	case opQueueGet:
+		if resp.status != statusOK || len(resp.res) != 1 {
+			return // nothing was taken
+		}
+		item := bytes.Clone(resp.res[0]) // resp's buffers are the reader's
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), undoTimeout)
+			defer cancel()
+			c.call(ctx, opQueueUnget, ab.obj, [][]byte{item})
+		}()
 	}
-	if !granted {
-		return
-	}
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), undoTimeout)
-		defer cancel()
-		c.call(ctx, opRelease1, obj, nil)
-	}()
 }
 
 // undoTimeout bounds the release of a late grant; a connection that

@@ -133,8 +133,10 @@
 // acquire it granted is given back at once, so the lock is not left held
 // by a caller that was told it failed (from a dead holder, the release
 // makes the lock not recoverable, as any unlock without MarkConsistent
-// does); a queue item a Get took in that window is lost, the one item,
-// as with a consumer killed mid-Get. An idle connection whose peer
+// does), and a queue item a Get took is put back at the front of the
+// queue, where it was (a JoinableQueue's unfinished count is unchanged).
+// Only if the connection breaks before the late answer arrives is that
+// item lost, the one item, as with a consumer killed mid-Get. An idle connection whose peer
 // vanished is noticed within HeartbeatMisses heartbeat intervals (see
 // [Heartbeat]; 6 s by default), by the client (calls fail with
 // ErrConnLost) and by the server (the client's references and holdings

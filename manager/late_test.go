@@ -3,6 +3,7 @@ package manager
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 )
@@ -119,4 +120,146 @@ func TestRemoteConditionWaitRetakesLock(t *testing.T) {
 		t.Fatalf("the lock is not free after a's Unlock: %v", err)
 	}
 	lh.Unlock()
+}
+
+// TestRemoteLateQueueGetPutBack: a queue Get that gave up after its
+// cancel grace (the link stalled) but that the server answered meanwhile,
+// with an item, puts that item back at the front of the queue when the
+// late answer arrives. Before, the item was lost. The unfinished count of
+// a JoinableQueue is left as the Get left it: one TaskDone per Put still
+// ends Join.
+func TestRemoteLateQueueGetPutBack(t *testing.T) {
+	srv, _ := serveTCP(t)
+	dl := newFreezer(t, srv.Addr().String())
+	ctx := testCtx(t)
+	h := connect(t, srv.Addr().String())
+	a := connect(t, dl.ln.Addr().String())
+	qh, err := NewJoinableQueue[int](ctx, h, 0, Named("lateq"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	qa, err := NewJoinableQueue[int](ctx, a, 0, Named("lateq"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dl.hold()
+	before := dl.up.Load()
+	short, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() {
+		v, err := qa.Get(short)
+		if err == nil {
+			err = fmt.Errorf("got %d", v)
+		}
+		errc <- err
+	}()
+	waitFor(t, 20*time.Second, "the Get to reach the server", func() bool { return dl.up.Load() > before })
+	if err := qh.Put(ctx, 7); err != nil { // the server gives it to a's Get; the answer is held back
+		t.Fatal(err)
+	}
+	if err := <-errc; !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Get over the stalled link: %v, want the deadline", err)
+	}
+	// The precondition: the server handed the item to a's Get rather than
+	// cancelling it.
+	if n, err := qh.Len(ctx); err != nil || n != 0 {
+		t.Fatalf("Len before the late answer = %d, %v: the server did not answer a's Get before it gave up, so this run tests nothing", n, err)
+	}
+	if err := qh.Put(ctx, 8); err != nil {
+		t.Fatal(err)
+	}
+	dl.release()
+	waitFor(t, 20*time.Second, "the late item to be put back", func() bool {
+		n, err := qh.Len(ctx)
+		return err == nil && n == 2
+	})
+	gctx, gcancel := context.WithTimeout(ctx, 20*time.Second)
+	defer gcancel()
+	for _, want := range []int{7, 8} { // 7 back at the front, where it was
+		v, err := qh.Get(gctx)
+		if err != nil || v != want {
+			t.Fatalf("Get after the late answer = %d, %v; want %d (the late item put back first)", v, err, want)
+		}
+		if err := qh.TaskDone(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := qh.Join(gctx); err != nil {
+		t.Fatalf("Join after a TaskDone per Put: %v", err)
+	}
+}
+
+// TestRemoteLateQueueGetPutBackProxy is TestRemoteLateQueueGetPutBack for
+// a queue of proxies: the item put back is the same object, usable, and
+// the references balance: once the queue and every proxy are closed the
+// server holds no object but the named queue, which lives until shutdown
+// (the abandoned Get's lent reference went back with the item, not left
+// on its connection).
+func TestRemoteLateQueueGetPutBackProxy(t *testing.T) {
+	srv, _ := serveTCP(t)
+	dl := newFreezer(t, srv.Addr().String())
+	ctx := testCtx(t)
+	h := connect(t, srv.Addr().String())
+	a := connect(t, dl.ln.Addr().String())
+	qh, err := NewQueue[*Dict[string, int]](ctx, h, 0, Named("lateqp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	qa, err := NewQueue[*Dict[string, int]](ctx, a, 0, Named("lateqp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := NewDict[string, int](ctx, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Set(ctx, "k", 5); err != nil {
+		t.Fatal(err)
+	}
+	dl.hold()
+	before := dl.up.Load()
+	short, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() {
+		_, err := qa.Get(short)
+		errc <- err
+	}()
+	waitFor(t, 20*time.Second, "the Get to reach the server", func() bool { return dl.up.Load() > before })
+	if err := qh.Put(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	d.Close() // the queue's (and then the late Get's) references keep it
+	if err := <-errc; !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Get over the stalled link: %v, want the deadline", err)
+	}
+	if n, err := qh.Len(ctx); err != nil || n != 0 {
+		t.Fatalf("Len before the late answer = %d, %v: the server did not answer a's Get before it gave up, so this run tests nothing", n, err)
+	}
+	dl.release()
+	waitFor(t, 20*time.Second, "the late item to be put back", func() bool {
+		n, err := qh.Len(ctx)
+		return err == nil && n == 1
+	})
+	got, err := qh.Get(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := got.Get(ctx, "k"); err != nil || v != 5 {
+		t.Fatalf("the put-back dict's k = %d, %v; want 5", v, err)
+	}
+	got.Close()
+	qh.Close()
+	qa.Close()
+	waitFor(t, 20*time.Second, "the server to drop the dict", func() bool {
+		srv.s.mu.Lock()
+		defer srv.s.mu.Unlock()
+		for _, e := range srv.s.objs {
+			if !e.named {
+				return false
+			}
+		}
+		return true
+	})
 }

@@ -889,6 +889,33 @@ func (q *queueObj) handle(ctx context.Context, c *sconn, r *request) ([][]byte, 
 		q.release(v) // the reader's lent reference keeps it
 		q.changed()
 		return res, nil
+	case opQueueUnget:
+		// At the front, where the Get took it, even if the queue has
+		// filled meanwhile (it was counted there before); the unfinished
+		// count is untouched, as the Get left it.
+		if err := want(r, 1); err != nil {
+			return nil, err
+		}
+		v, lent := a[0], false
+		if q.spec != nil && len(v) > 0 {
+			// A lent reference (stored form and description; a nil one is
+			// empty): the queue takes its own reference again and c's
+			// lent one goes.
+			if len(v) < refLen {
+				return nil, errArgs(r)
+			}
+			v, lent = v[:refLen], true
+		}
+		v = bytes.Clone(v)
+		if err := q.hold(v); err != nil {
+			return nil, err
+		}
+		if lent {
+			q.unlend(c, a[0])
+		}
+		q.items = slices.Insert(q.items, 0, v)
+		q.changed()
+		return nil, nil
 	case opQueueLen:
 		return [][]byte{putU64(uint64(len(q.items)))}, nil
 	case opQueueTaskDone:

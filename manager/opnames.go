@@ -19,7 +19,7 @@ var opNames = map[byte]string{
 	opCondWait: "Condition.Wait", opCondNotify: "Condition.Notify",
 	opEventSet: "Event.Set", opEventClear: "Event.Clear", opEventIsSet: "Event.IsSet", opEventWait: "Event.Wait",
 	opBarrierWait: "Barrier.Wait", opBarrierAbort: "Barrier.Abort", opBarrierReset: "Barrier.Reset", opBarrierInfo: "Barrier.Info",
-	opCall: "Call", opSettle: "settle",
+	opCall: "Call", opSettle: "settle", opQueueUnget: "Queue.Unget",
 }
 
 func opName(op byte) string {

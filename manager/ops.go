@@ -117,4 +117,8 @@ const (
 
 	// server, added after the others so that no number changes
 	opSettle // args: hand-off token, delivered (1 byte) → nothing
+	// opQueueUnget puts an item a Get took back at the queue's front: a
+	// client's undo of a Get whose answer came after its caller gave up
+	// (client.undoLate). args: the item as the Get handed it out.
+	opQueueUnget
 )
