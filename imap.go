@@ -68,10 +68,15 @@ func imap[In, Out any](ctx context.Context, e *engine, f Func[In, Out], seq iter
 			notify   = make(chan struct{}, 1)
 			pending  int // submitted, not yet yielded
 		)
+		// credits bound the chunks submitted and not yet yielded to
+		// prefetch: the feeder takes one before a submit, drain gives it
+		// back when it yields the chunk's slot.
+		credits := make(chan struct{}, prefetch)
 		// Buffers are recycled within the call: a chunk's encoded items
-		// go back to chunkBufs once its worker answered, and the slice its
-		// results were decoded into once they have been yielded, so a long
-		// imap allocates per chunk only its slot and task.
+		// go back to chunkBufs once its worker answered, its input slice
+		// is the feeder's next chunk once encoded, and the slice its
+		// results were decoded into goes back once they have been yielded,
+		// so a long imap allocates per chunk only its slot and task.
 		var (
 			valsMu   sync.Mutex
 			freeVals [][]Out
@@ -177,6 +182,7 @@ func imap[In, Out any](ctx context.Context, e *engine, f Func[In, Out], seq iter
 					}
 					putVals(s.vals)
 					s.vals = nil
+					<-credits // taken by the feeder for this slot
 					if s.err != nil {
 						yield(zero, s.err)
 						return false
@@ -195,12 +201,11 @@ func imap[In, Out any](ctx context.Context, e *engine, f Func[In, Out], seq iter
 		}
 		// The input is read on a goroutine of its own, so that results are
 		// yielded while the input waits for its next item (a slow generator,
-		// a network stream; Python's imap has a thread for it too). It hands
-		// over whole chunks and stops at its next item once the call ends.
-		chunks := make(chan []In)
-		// Chunks come back from submit once encoded, for the feeder to
-		// fill again.
-		spare := make(chan []In, 2)
+		// a network stream; Python's imap has a thread for it too). It
+		// submits each whole chunk itself, once it has a credit (a hand-off
+		// to this goroutine to submit cost a goroutine switch per chunk),
+		// and stops at its next item once the call ends.
+		errc := make(chan error, 1) // the feeder's submit error, if any
 		fed := make(chan struct{})
 		// On return, stop the feeder and wait for it, so that seq never runs
 		// after Imap returns (the caller may read what seq touched).
@@ -210,70 +215,62 @@ func imap[In, Out any](ctx context.Context, e *engine, f Func[In, Out], seq iter
 		}()
 		go func() {
 			defer close(fed)
-			defer close(chunks)
 			// Checked per item: an atomic load, where ictx.Err takes the
 			// context's lock.
 			var ended atomic.Bool
 			stop := context.AfterFunc(ictx, func() { ended.Store(true) })
 			defer stop()
 			chunk := make([]In, 0, cs)
+			send := func() bool {
+				select {
+				case credits <- struct{}{}:
+				case <-ictx.Done():
+					return false
+				}
+				err := submit(chunk)
+				// Encoded: its items need not stay alive, and the slice is
+				// the next chunk's.
+				clear(chunk)
+				chunk = chunk[:0]
+				if err != nil {
+					errc <- err
+					return false
+				}
+				return true
+			}
 			for x := range seq {
 				if ended.Load() {
 					return
 				}
 				chunk = append(chunk, x)
-				if len(chunk) < cs {
-					continue
-				}
-				select {
-				case chunks <- chunk:
-				case <-ictx.Done():
+				if len(chunk) == cs && !send() {
 					return
 				}
-				select {
-				case chunk = <-spare:
-				default:
-					chunk = make([]In, 0, cs)
-				}
 			}
-			if len(chunk) > 0 {
-				select {
-				case chunks <- chunk:
-				case <-ictx.Done():
-				}
+			if len(chunk) > 0 && !ended.Load() {
+				send()
 			}
 		}()
-		in := chunks
-		for in != nil || pendingNow(&mu, &pending) > 0 {
+		feeding := fed
+		for {
 			if !drain(false) {
 				return
 			}
-			n := pendingNow(&mu, &pending)
-			if in == nil && n == 0 {
+			if feeding == nil && pendingNow(&mu, &pending) == 0 {
 				break // drain yielded the last results: nothing to wait for
 			}
-			// Take more input only while fewer than prefetch chunks are in
-			// flight: a nil channel blocks, so the select then waits for
-			// results alone.
-			var accept chan []In
-			if n < prefetch {
-				accept = in
-			}
 			select {
-			case chunk, ok := <-accept:
-				if !ok {
-					in = nil
-					continue
-				}
-				if err := submit(chunk); err != nil {
+			case <-feeding:
+				feeding = nil
+				select {
+				case err := <-errc:
 					yield(zero, err)
 					return
-				}
-				clear(chunk) // encoded: its items need not stay alive
-				select {
-				case spare <- chunk[:0]:
 				default:
 				}
+			case err := <-errc:
+				yield(zero, err)
+				return
 			case <-notify:
 			case <-ctx.Done():
 				yield(zero, fmt.Errorf("multiproc: imap of %q: %w", f.e.Name, ctx.Err()))

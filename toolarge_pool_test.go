@@ -45,3 +45,52 @@ func TestResultTooLarge(t *testing.T) {
 		t.Fatalf("Died %d, Restarts %d; want 0 (the worker must live)", s.Died, s.Restarts)
 	}
 }
+
+// poolLen returns len(s).
+var poolLen = multiproc.Register("test.poolLen", multiproc.Plain(func(s string) int { return len(s) }))
+
+// TestImapArgumentTooLarge: Imap's feeder submits chunks itself; an
+// argument over MaxMessageSize in a later chunk ends the loop with
+// ErrTooLarge naming the function, after no more than the results of the
+// chunks before it, and the input is not read further.
+func TestImapArgumentTooLarge(t *testing.T) {
+	const limit = 4096
+	p := newPool(t, 1, multiproc.MaxMessageSize(limit))
+	ctx := ctxT(t)
+	read := 0
+	seq := func(yield func(string) bool) {
+		for i := 0; i < 1000; i++ {
+			read++
+			s := "x"
+			if i == 5 {
+				s = strings.Repeat("y", 2*limit)
+			}
+			if !yield(s) {
+				return
+			}
+		}
+	}
+	var got []int
+	var gotErr error
+	for v, err := range multiproc.Imap(ctx, p, poolLen, seq) {
+		if err != nil {
+			gotErr = err
+			break
+		}
+		got = append(got, v)
+	}
+	if !errors.Is(gotErr, errs.ErrTooLarge) || !strings.Contains(gotErr.Error(), "test.poolLen") {
+		t.Fatalf("error %v; want ErrTooLarge naming test.poolLen", gotErr)
+	}
+	if len(got) > 5 {
+		t.Fatalf("yielded %d results; at most the 5 before the large item", len(got))
+	}
+	for _, v := range got {
+		if v != 1 {
+			t.Fatalf("results %v; want 1s", got)
+		}
+	}
+	if read > 6 {
+		t.Fatalf("read %d items; the input should stop at the large one (6)", read)
+	}
+}
