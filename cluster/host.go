@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -128,11 +129,12 @@ type host struct {
 	created time.Time        // when the tasks stream was created, as last seen
 	status  chan nats.Status // connection events: lost, back
 	// recovered is the connection's reconnect count (nats.Conn's
-	// Statistics.Reconnects) as of the last recover that succeeded: while
-	// the count is ahead of it, the host is connected again but has not
-	// yet decided which held tasks were superseded while it was away, so
-	// it publishes no result (see publish).
-	recovered uint64
+	// Statistics.Reconnects) as of statusLoop's last decision about
+	// superseded tasks: while the count is ahead of it, the host is
+	// connected again but has not yet decided which held tasks were
+	// superseded while it was away, so it publishes no result (publish).
+	recovered  uint64
+	recoverSig chan struct{} // statusLoop → recoverLoop: run recover
 
 	acks chan hostAck
 	stop chan struct{}
@@ -294,7 +296,10 @@ func (h *host) start(ctx context.Context, url string) error {
 	if err := h.register(ctx); err != nil {
 		return err
 	}
-	h.wg.Add(5)
+	h.recovered = h.nc.Stats().Reconnects
+	h.recoverSig = make(chan struct{}, 1)
+	h.wg.Add(6)
+	go h.statusLoop()
 	go h.recoverLoop()
 	go h.beatLoop()
 	go h.progressLoop()
@@ -320,10 +325,39 @@ func (h *host) consumer(ctx context.Context) (jetstream.Consumer, error) {
 	return c, nil
 }
 
-// recoverLoop runs recover each time the connection comes back.
-func (h *host) recoverLoop() {
+// statusLoop follows the connection: when it is back, it decides at once
+// (no request to the server needed) which held tasks were superseded
+// while the host was away, which opens the result gate (see publish), and
+// then has recoverLoop run recover. It also looks at the connection every
+// retryPause, since nats.go drops status events its channel has no room
+// for: a reconnection it was not told of is handled as one, and if the
+// loss itself went unseen, how long the host was away is unknown, so
+// every held task counts as superseded (its result is dropped and the
+// task runs again elsewhere, which is safe; publishing it might not be).
+func (h *host) statusLoop() {
 	defer h.wg.Done()
 	var down time.Time // since when the connection is lost
+	tick := time.NewTicker(retryPause)
+	defer tick.Stop()
+	back := func(n uint64) {
+		away := time.Duration(math.MaxInt64)
+		if !down.IsZero() {
+			away = time.Since(down)
+		}
+		down = time.Time{}
+		h.mu.Lock()
+		for _, hd := range h.held {
+			if away >= hd.ackWait {
+				hd.superseded = true
+			}
+		}
+		h.recovered = n
+		h.mu.Unlock()
+		select {
+		case h.recoverSig <- struct{}{}:
+		default:
+		}
+	}
 	for {
 		select {
 		case <-h.stop:
@@ -338,13 +372,36 @@ func (h *host) recoverLoop() {
 				}
 				continue
 			}
+			// Read before deciding: a reconnection after this read is
+			// handled on its own event (or tick). nats.go counts a
+			// reconnection before it reports the connection as connected.
+			back(h.nc.Stats().Reconnects)
+		case <-tick.C:
+			if !h.nc.IsConnected() {
+				if down.IsZero() {
+					down = time.Now() // its event was dropped
+				}
+				continue
+			}
+			if n := h.nc.Stats().Reconnects; n != h.recoveredCount() {
+				back(n)
+			}
 		}
-		var away time.Duration
-		if !down.IsZero() {
-			away, down = time.Since(down), time.Time{}
+	}
+}
+
+// recoverLoop runs recover each time statusLoop saw the connection come
+// back, until it succeeds or the connection is lost again.
+func (h *host) recoverLoop() {
+	defer h.wg.Done()
+	for {
+		select {
+		case <-h.stop:
+			return
+		case <-h.recoverSig:
 		}
 		for h.nc.IsConnected() {
-			err := h.recover(away)
+			err := h.recover()
 			if err == nil {
 				break
 			}
@@ -365,13 +422,9 @@ func (h *host) recoverLoop() {
 // messages in the new stream, so they are never acknowledged; the tasks
 // go on, their results are still published (the pools publish their
 // unsettled tasks again, and a redelivery of one that runs here is
-// adopted by it). The tasks it held for longer than their AckWait while
-// it was away have been given to another host: they are superseded.
-func (h *host) recover(away time.Duration) error {
-	// Read first: a reconnection after this point needs a recover of its
-	// own. nats.go counts a reconnection before it reports the connection
-	// as connected, so publish never sees a connected, uncounted one.
-	n := h.nc.Stats().Reconnects
+// adopted by it). (The tasks it held for longer than their AckWait while
+// it was away were marked superseded by statusLoop already.)
+func (h *host) recover() error {
 	ctx, cancel := context.WithTimeout(h.base, 30*time.Second)
 	defer cancel()
 	storage := jetstream.MemoryStorage
@@ -391,12 +444,6 @@ func (h *host) recover(away time.Duration) error {
 	created := in.tasks.CachedInfo().Created
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for _, hd := range h.held {
-		if away >= hd.ackWait {
-			hd.superseded = true
-		}
-	}
-	h.recovered = n
 	if created != h.created {
 		h.created = created
 		for _, hd := range h.held {
@@ -411,6 +458,10 @@ func (h *host) recoveredCount() uint64 {
 	defer h.mu.Unlock()
 	return h.recovered
 }
+
+// gated reports whether the connection came back after statusLoop's last
+// decision about superseded tasks: no result goes out until it decides.
+func (h *host) gated() bool { return h.nc.Stats().Reconnects != h.recoveredCount() }
 
 // settle acknowledges hd's message with op unless it is stale or
 // superseded (the message is another delivery's now).
@@ -704,8 +755,12 @@ func (h *host) publish(hd *held) {
 	// published now could be a late duplicate reaching the server after
 	// its pool has gone (left there until the results' TTL). Wait for
 	// recover, as for the connection.
-	if !h.nc.IsConnected() || h.nc.Stats().Reconnects != h.recoveredCount() {
+	if !h.nc.IsConnected() {
 		h.publishFailed(hd, nats.ErrDisconnected)
+		return
+	}
+	if h.gated() {
+		h.retryLater(hd) // not a failed try: statusLoop decides within retryPause
 		return
 	}
 	if r.Outcome == engine.Cancelled {
@@ -736,6 +791,13 @@ func (h *host) publish(hd *held) {
 			return
 		}
 		rec.Data, rec.Blob = nil, name
+	}
+	if h.gated() {
+		// Lost and back while the blob was stored: the decision is anew.
+		// (The blob stays until the pool's purge of its objects, or is
+		// overwritten by the next try's.)
+		h.retryLater(hd)
+		return
 	}
 	f, err := h.js.PublishMsgAsync(&nats.Msg{Subject: "$KV." + resultsBucket + "." + hd.key, Data: rec.append(nil)}, jetstream.WithStallWait(time.Minute))
 	if err != nil {
@@ -794,6 +856,11 @@ func (h *host) publishFailed(hd *held, err error) {
 		h.drop(hd)
 		return
 	}
+	h.retryLater(hd)
+}
+
+// retryLater publishes hd's result again after retryPause.
+func (h *host) retryLater(hd *held) {
 	time.AfterFunc(retryPause, func() {
 		h.mu.Lock()
 		h.out = append(h.out, hd)
