@@ -135,8 +135,13 @@
 // makes the lock not recoverable, as any unlock without MarkConsistent
 // does), and a queue item a Get took is put back at the front of the
 // queue, where it was (a JoinableQueue's unfinished count is unchanged).
-// Only if the connection breaks before the late answer arrives is that
-// item lost, the one item, as with a consumer killed mid-Get. An idle connection whose peer
+// Only if the connection breaks before the late answer arrives (or the
+// queue is gone when the item comes back) is that item lost, the one
+// item, as with a consumer killed mid-Get. Other late answers are not
+// undone: a List or Dict Pop's item and a Value.Swap's old value are
+// lost, a Put, Set or Barrier.Wait took effect although its caller was
+// told it failed (a retry repeats it), and a proxy a late answer carried
+// keeps its object alive until the connection closes. An idle connection whose peer
 // vanished is noticed within HeartbeatMisses heartbeat intervals (see
 // [Heartbeat]; 6 s by default), by the client (calls fail with
 // ErrConnLost) and by the server (the client's references and holdings

@@ -2,6 +2,7 @@ package manager
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"testing"
@@ -262,4 +263,50 @@ func TestRemoteLateQueueGetPutBackProxy(t *testing.T) {
 		}
 		return true
 	})
+}
+
+// TestQueueUngetRefusesUnlentReference: Queue.Unget is the client's undo
+// of a late Get; on a queue of proxies it is refused for a reference this
+// connection was not lent (a forged or buggy one), which would otherwise
+// be stored without a reference of its own and could die in the queue.
+func TestQueueUngetRefusesUnlentReference(t *testing.T) {
+	srv, _ := serveTCP(t)
+	ctx := testCtx(t)
+	h := connect(t, srv.Addr().String())
+	q, err := NewQueue[*Dict[string, int]](ctx, h, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := NewDict[string, int](ctx, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Another connection's dict: it exists, but this connection holds no
+	// reference to it.
+	other, err := NewDict[string, int](ctx, connect(t, srv.Addr().String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Stored forms (server instance, id) of objects this connection holds
+	// no reference to: that one and one that does not exist.
+	for _, id := range []uint64{other.id, d.id + 1000} {
+		forged := make([]byte, refLen)
+		binary.LittleEndian.PutUint64(forged, srv.s.inst)
+		binary.LittleEndian.PutUint64(forged[8:], id)
+		if _, err := q.call(ctx, opQueueUnget, forged); !errors.Is(err, ErrNoSuchObject) {
+			t.Fatalf("Unget of unlent object %d: %v, want ErrNoSuchObject", id, err)
+		}
+	}
+	if n, err := q.Len(ctx); err != nil || n != 0 {
+		t.Fatalf("Len after refused Ungets = %d, %v; want 0", n, err)
+	}
+	if err := q.Put(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	got, err := q.Get(ctx)
+	if err != nil || got.id != d.id {
+		t.Fatalf("Get = %v, %v; want d", got, err)
+	}
+	got.Close()
+	d.Close()
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"github.com/multiproc-go/multiproc/ipc"
 	"slices"
@@ -905,6 +906,16 @@ func (q *queueObj) handle(ctx context.Context, c *sconn, r *request) ([][]byte, 
 				return nil, errArgs(r)
 			}
 			v, lent = v[:refLen], true
+			// Only a reference lent to c goes back: one c never got
+			// would be stored without a reference of its own, and the
+			// queue would hold an object that can die under it.
+			id := binary.LittleEndian.Uint64(v[8:])
+			c.mu.Lock()
+			held := c.refs[id] > 0
+			c.mu.Unlock()
+			if !held {
+				return nil, fmt.Errorf("%w: Queue.Unget of object %d, which this connection was not lent", ErrNoSuchObject, id)
+			}
 		}
 		v = bytes.Clone(v)
 		if err := q.hold(v); err != nil {
